@@ -1,0 +1,38 @@
+// The `cellseg` command line. Each subcommand lives in pipeline/commands/<name>.ts and exports a
+// `register(program)` function; this file only wires them together and turns UserErrors (bad
+// input, no GPU) into a one-paragraph message and a non-zero exit code, without a stack trace.
+import { Command } from 'commander';
+import { GpuUnavailableError } from '../core/device';
+import { UserError } from '../core/errors';
+import * as doctor from './commands/doctor';
+import * as run from './commands/run';
+
+const program = new Command();
+program
+  .name('cellseg')
+  .description('cellgpu: CenterMask2 cell instance segmentation on WebGPU')
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: true });
+
+for (const mod of [doctor, run]) mod.register(program);
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof UserError) {
+      console.error(`cellseg: ${err.message}`);
+      return err.exitCode;
+    }
+    if (err instanceof GpuUnavailableError) {
+      console.error(`cellseg: ${err.message}`);
+      return 3;
+    }
+    throw err;
+  }
+}
+
+const code = await main(process.argv);
+// Dawn keeps handles alive; exit explicitly once the command is done.
+process.exit(code);
