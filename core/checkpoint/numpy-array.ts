@@ -1,0 +1,114 @@
+// numpy arrays as pickle rebuilds them, without numpy: `_reconstruct` makes an empty array whose
+// BUILD state (version, shape, dtype, fortran_order, raw bytes) fills it; protocol 5 uses
+// `_frombuffer(buffer, dtype, shape, order)` instead; `dtype(code, align, copy)` plus its BUILD
+// state gives the element type and byte order. The result is a C-order little-endian HostTensor.
+import { halfBitsToFloat } from './f16';
+import { hostTensor, typedArrayFromBytes, numel, type DType, type HostTensor } from './host-tensor';
+import type { PyStateful } from './pickle';
+
+const CODES: Record<string, DType> = {
+  f2: 'F16', f4: 'F32', f8: 'F64', i1: 'I8', u1: 'U8', i4: 'I32', i8: 'I64', b1: 'BOOL',
+};
+const ITEM_BYTES: Record<DType, number> = { F16: 2, F32: 4, F64: 8, I8: 1, U8: 1, I32: 4, I64: 8, BOOL: 1 };
+
+export class NumpyDType implements PyStateful {
+  readonly dtype: DType;
+  /** '<' little, '>' big, '|' not applicable, '=' native (little on every host we run on). */
+  byteOrder = '=';
+
+  constructor(readonly code: string) {
+    const c = code.replace(/^[<>|=]/, '');
+    const d = CODES[c];
+    if (!d) throw new Error(`numpy dtype '${code}' is not supported (expected float16/32/64, int8/32/64, uint8 or bool)`);
+    this.dtype = d;
+    if (/^[<>|=]/.test(code)) this.byteOrder = code[0]!;
+  }
+
+  setState(state: unknown): void {
+    // (version, byteorder, subarray, names, fields, elsize, alignment, flags)
+    if (!Array.isArray(state) || typeof state[1] !== 'string') throw new Error('unexpected numpy dtype state');
+    if (state[2] !== null || state[3] !== null) throw new Error('structured / sub-array numpy dtypes are not supported');
+    this.byteOrder = state[1];
+  }
+}
+
+/** What `numpy.core.multiarray._reconstruct` returns; BUILD fills `tensor`. */
+export class NumpyArray implements PyStateful {
+  tensor: HostTensor | undefined;
+
+  setState(state: unknown): void {
+    if (!Array.isArray(state)) throw new Error('unexpected numpy array state');
+    // Version 1 states have a leading version number; very old ones do not.
+    const [shape, dtype, fortran, raw] = state.length === 5 ? state.slice(1) : state;
+    if (!(dtype instanceof NumpyDType)) throw new Error('numpy array state has no dtype');
+    if (Array.isArray(raw)) throw new Error('numpy object arrays are not supported');
+    this.tensor = arrayFromBytes(toBytes(raw), dtype, checkShape(shape), fortran === true || fortran === 1);
+  }
+}
+
+/** numpy.core.numeric._frombuffer(buffer, dtype, shape, order), protocol 5's array pickle. */
+export function ndarrayFromBuffer(args: unknown[]): HostTensor {
+  const [buf, dtype, shape, order] = args;
+  if (!(dtype instanceof NumpyDType)) throw new Error('_frombuffer without a numpy dtype');
+  return arrayFromBytes(toBytes(buf), dtype, checkShape(shape), order === 'F');
+}
+
+/** numpy.core.multiarray.scalar(dtype, bytes): a numpy scalar such as np.float32(2.5). */
+export function numpyScalar(args: unknown[]): number | bigint | boolean {
+  const [dtype, raw] = args;
+  if (!(dtype instanceof NumpyDType)) throw new Error('scalar without a numpy dtype');
+  const t = arrayFromBytes(toBytes(raw), dtype, [], false);
+  const v = t.data[0]!;
+  return t.dtype === 'BOOL' ? v !== 0 : t.dtype === 'F16' ? halfBitsToFloat(v as number) : v;
+}
+
+/** Python-2 pickles hand numpy its bytes as a latin-1 str; protocol 3+ as bytes. */
+function toBytes(raw: unknown): Uint8Array {
+  if (raw instanceof Uint8Array) return raw;
+  if (typeof raw === 'string') return Uint8Array.from(Buffer.from(raw, 'latin1'));
+  throw new Error('numpy array data is neither bytes nor a latin-1 string');
+}
+
+function checkShape(shape: unknown): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new Error(`bad numpy shape ${String(shape)}`);
+  }
+  return shape as number[];
+}
+
+function arrayFromBytes(bytes: Uint8Array, dt: NumpyDType, shape: number[], fortran: boolean): HostTensor {
+  const size = ITEM_BYTES[dt.dtype];
+  const n = numel(shape);
+  if (bytes.byteLength !== n * size) {
+    throw new Error(`numpy ${dt.code} array of shape [${shape}] needs ${n * size} bytes, got ${bytes.byteLength}`);
+  }
+  let b = bytes.slice();
+  if (dt.byteOrder === '>' && size > 1) {
+    for (let i = 0; i < b.length; i += size) b.subarray(i, i + size).reverse();
+  }
+  if (fortran && shape.length > 1) b = fortranToC(b, shape, size);
+  return hostTensor(dt.dtype, shape, typedArrayFromBytes(dt.dtype, b));
+}
+
+/** Reorders column-major element bytes into row-major order. */
+function fortranToC(src: Uint8Array, shape: number[], size: number): Uint8Array {
+  const out = new Uint8Array(src.length);
+  const fStride: number[] = [];
+  let s = 1;
+  for (const d of shape) {
+    fStride.push(s);
+    s *= d;
+  }
+  const idx = new Array<number>(shape.length).fill(0);
+  const n = numel(shape);
+  for (let c = 0; c < n; c++) {
+    let f = 0;
+    for (let k = 0; k < shape.length; k++) f += idx[k]! * fStride[k]!;
+    out.set(src.subarray(f * size, f * size + size), c * size);
+    for (let k = shape.length - 1; k >= 0; k--) {
+      if (++idx[k]! < shape[k]!) break;
+      idx[k] = 0;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+// torch tensors as torch.save pickles them: a typed storage (raw bytes, found through a
+// persistent id) plus `_rebuild_tensor_v2(storage, offset, size, stride, ...)`. Several tensors
+// may view one storage at different offsets and strides, and in the legacy format the storage
+// bytes come after the pickle, so a rebuild only records the view; `materialize` later copies it
+// out as a contiguous HostTensor.
+import { hostTensor, numel, type DType, type HostTensor } from './host-tensor';
+
+/** Storage element types: our dtypes plus two that are widened losslessly on the way out. */
+export type StorageDType = DType | 'BF16' | 'I16';
+
+export const STORAGE_TYPES: Record<string, StorageDType> = {
+  FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16',
+  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8',
+  ByteStorage: 'U8', BoolStorage: 'BOOL',
+};
+
+export const STORAGE_ITEM_BYTES: Record<StorageDType, number> = {
+  F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+const ARRAYS = {
+  F32: Float32Array, F64: Float64Array, F16: Uint16Array, BF16: Uint16Array, I64: BigInt64Array,
+  I32: Int32Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
+} as const;
+
+type StorageArray = InstanceType<(typeof ARRAYS)[StorageDType]>;
+
+export class TorchStorage {
+  private bytes: Uint8Array | undefined;
+  private array: StorageArray | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly dtype: StorageDType,
+    /** Element count from the persistent id. */
+    readonly numel: number,
+  ) {}
+
+  get loaded(): boolean {
+    return this.bytes !== undefined;
+  }
+
+  setBytes(bytes: Uint8Array): void {
+    const want = this.numel * STORAGE_ITEM_BYTES[this.dtype];
+    if (bytes.byteLength !== want) {
+      throw new Error(`storage ${this.key}: ${this.dtype} x ${this.numel} needs ${want} bytes, found ${bytes.byteLength}`);
+    }
+    this.bytes = bytes;
+    this.array = undefined;
+  }
+
+  /** The storage as a typed array of its element type (copied once, so it is aligned). */
+  elements(): StorageArray {
+    if (!this.bytes) throw new Error(`storage ${this.key} has no data`);
+    if (!this.array) this.array = new ARRAYS[this.dtype](this.bytes.slice().buffer) as StorageArray;
+    return this.array;
+  }
+
+  /** A sub-range view (legacy format `view_metadata`), sharing this storage's bytes. */
+  view(key: string, offset: number, size: number): TorchStorage {
+    const v = new TorchStorage(key, this.dtype, size);
+    const parent = this;
+    const item = STORAGE_ITEM_BYTES[this.dtype];
+    // Resolved lazily: the parent's bytes may not be read yet.
+    Object.defineProperty(v, 'bytes', {
+      get: () => {
+        const b = (parent as unknown as { bytes?: Uint8Array }).bytes;
+        if (b && (offset + size) * item > b.byteLength) throw new Error(`storage view ${key} runs past storage ${parent.key}`);
+        return b?.subarray(offset * item, (offset + size) * item);
+      },
+    });
+    return v;
+  }
+}
+
+export class TorchTensorRef {
+  constructor(
+    readonly storage: TorchStorage,
+    readonly offset: number,
+    readonly size: number[],
+    readonly stride: number[],
+  ) {}
+
+  /** A contiguous copy of the view (BF16 widened to F32, I16 to I32). */
+  materialize(): HostTensor {
+    const { storage, offset, size, stride } = this;
+    const n = numel(size);
+    const src = storage.elements();
+    if (n > 0) {
+      let last = offset;
+      for (let k = 0; k < size.length; k++) last += (size[k]! - 1) * stride[k]!;
+      if (offset < 0 || last >= src.length) {
+        throw new Error(`tensor view (offset ${offset}, size [${size}], stride [${stride}]) reaches element ${last} of a ${src.length}-element storage`);
+      }
+    }
+    const out = new ARRAYS[storage.dtype](n) as StorageArray;
+    if (isContiguous(size, stride)) {
+      out.set(src.subarray(offset, offset + n) as never);
+    } else {
+      // Walk the index space in C order with an odometer over the strides.
+      const idx = new Array<number>(size.length).fill(0);
+      let at = offset;
+      for (let i = 0; i < n; i++) {
+        out[i] = src[at]!;
+        for (let k = size.length - 1; k >= 0; k--) {
+          at += stride[k]!;
+          if (++idx[k]! < size[k]!) break;
+          at -= stride[k]! * size[k]!;
+          idx[k] = 0;
+        }
+      }
+    }
+    if (storage.dtype === 'BF16') {
+      const f = new Float32Array(n);
+      const bits = new Uint32Array(f.buffer);
+      for (let i = 0; i < n; i++) bits[i] = (out as Uint16Array)[i]! << 16;
+      return hostTensor('F32', size, f);
+    }
+    if (storage.dtype === 'I16') return hostTensor('I32', size, Int32Array.from(out as Int16Array));
+    return hostTensor(storage.dtype, size, out as never);
+  }
+}
+
+function isContiguous(size: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let k = size.length - 1; k >= 0; k--) {
+    if (size[k] !== 1 && stride[k] !== expect) return false;
+    expect *= size[k]!;
+  }
+  return true;
+}
+
+function intList(v: unknown, what: string): number[] {
+  if (!Array.isArray(v) || !v.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${what} must be a tuple of non-negative ints`);
+  return v as number[];
+}
+
+/** torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata]) and the older _rebuild_tensor. */
+export function rebuildTensor(args: unknown[]): TorchTensorRef {
+  const [storage, offset, size, stride] = args;
+  if (!(storage instanceof TorchStorage)) throw new Error('the first argument is not a storage');
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error('storage_offset must be a non-negative int');
+  const sz = intList(size, 'size');
+  const st = intList(stride, 'stride');
+  if (sz.length !== st.length) throw new Error(`size [${sz}] and stride [${st}] differ in length`);
+  return new TorchTensorRef(storage, offset as number, sz, st);
+}
+
+/** torch._utils._rebuild_parameter(data, requires_grad, hooks): a Parameter is its data here. */
+export function rebuildParameter(args: unknown[]): unknown {
+  if (!(args[0] instanceof TorchTensorRef)) throw new Error('the parameter data is not a tensor');
+  return args[0];
+}

@@ -1,0 +1,23 @@
+// The public API of the engine: `import * as cg from './core'`.
+export { init, rt, Params, type Runtime, type KernelDef } from './runtime';
+export { getGpu, type Gpu } from './device';
+export type { DType } from './dtype';
+export {
+  Tensor,
+  empty,
+  fromArray,
+  full,
+  zeros,
+  ones,
+  arange,
+  rand,
+  randn,
+  scope,
+  scopeAsync,
+  memory,
+  contiguousCopy,
+} from './tensor';
+export { backward, noGrad, isGradEnabled, record, type GradNode } from './autograd';
+export * from './ops/elementwise';
+export * from './ops/view';
+export * from './ops/reduce';

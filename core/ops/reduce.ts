@@ -1,0 +1,118 @@
+// Reductions over any set of axes: sum, mean, max, min, prod (values), plus var/std built from
+// them. The reduced axes are permuted last; the kernel reduces contiguous rows.
+import { record } from '../autograd';
+import { type DType, isFloat } from '../dtype';
+import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
+import { launchRowReduce, type ReduceOp } from '../../kernels/reduce';
+import { numelOf } from '../../kernels/elementwise/map';
+import { expand, installSumToShape, reshape } from './view';
+import { eq, mul, mulScalar, sub, div, square, sqrt } from './elementwise';
+
+export interface ReduceOptions {
+  keepdim?: boolean;
+}
+
+function normAxes(t: Tensor, axes: number | readonly number[] | undefined): number[] {
+  if (axes === undefined) return t.shape.map((_, i) => i);
+  const list = typeof axes === 'number' ? [axes] : [...axes];
+  const d = [...new Set(list.map((a) => normDim(a, t.ndim)))].sort((a, b) => a - b);
+  return d;
+}
+
+function keptShape(t: Tensor, axes: number[], keepdim: boolean): number[] {
+  return keepdim ? t.shape.map((n, i) => (axes.includes(i) ? 1 : n)) : t.shape.filter((_, i) => !axes.includes(i));
+}
+
+/** Forward without autograd: reduce `axes` of `t` with `op`, result of dtype `outType`. */
+function reduceRaw(op: ReduceOp, t: Tensor, axes: number[], keepdim: boolean, outType: DType, scale = 1): Tensor {
+  const keptDims = t.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const perm = [...keptDims, ...axes];
+  const rows = numelOf(keptDims.map((i) => t.shape[i]!));
+  const len = numelOf(axes.map((i) => t.shape[i]!));
+  const permuted = t.viewAs(perm.map((i) => t.shape[i]!), perm.map((i) => t.strides[i]!), t.offset);
+  const src = permuted.isContiguous() ? permuted : contiguousCopy(permuted);
+  const out = empty(keptShape(t, axes, keepdim), outType);
+  if (rows > 0) {
+    if (len === 0) throw new Error(`${op}: reduction over an empty dimension of [${t.shape}]`);
+    launchRowReduce(op, src.buffer, src.offset, t.dtype, out.buffer, outType, rows, len, scale);
+  }
+  if (src !== permuted) src.dispose();
+  permuted.dispose();
+  return out;
+}
+
+function sumDtype(d: DType): DType {
+  return isFloat(d) ? 'f32' : d === 'bool' ? 'i32' : d;
+}
+
+export function sum(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}): Tensor {
+  const ax = normAxes(t, axes);
+  const keepdim = opts.keepdim ?? false;
+  const out = reduceRaw('sum', t, ax, keepdim, sumDtype(t.dtype));
+  return record(out, 'sum', [t], (g) => [expand(reshape(g, keptShape(t, ax, true)), t.shape)]);
+}
+
+export function mean(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}): Tensor {
+  if (!isFloat(t.dtype)) throw new Error(`mean: needs a float tensor, got ${t.dtype}`);
+  const ax = normAxes(t, axes);
+  const keepdim = opts.keepdim ?? false;
+  const n = numelOf(ax.map((i) => t.shape[i]!));
+  const out = reduceRaw('sum', t, ax, keepdim, 'f32', 1 / n);
+  return record(out, 'mean', [t], (g) => [mulScalar(expand(reshape(g, keptShape(t, ax, true)), t.shape), 1 / n)]);
+}
+
+export function prod(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}): Tensor {
+  const ax = normAxes(t, axes);
+  const keepdim = opts.keepdim ?? false;
+  const out = reduceRaw('prod', t, ax, keepdim, sumDtype(t.dtype));
+  // d prod / d x_i = prod / x_i (inputs with zeros get NaN/inf here, unlike PyTorch's special case)
+  return record(out, 'prod', [t], (g) => {
+    const shape = keptShape(t, ax, true);
+    return [div(mul(expand(reshape(g, shape), t.shape), expand(reshape(out, shape), t.shape)), t)];
+  });
+}
+
+function extremum(op: 'max' | 'min', t: Tensor, axes: number | readonly number[] | undefined, opts: ReduceOptions): Tensor {
+  const ax = normAxes(t, axes);
+  const keepdim = opts.keepdim ?? false;
+  const out = reduceRaw(op, t, ax, keepdim, t.dtype);
+  // The gradient is shared equally among tied maxima (PyTorch's amax/amin rule).
+  return record(out, op, [t], (g) => {
+    const shape = keptShape(t, ax, true);
+    const mask = eq(t, expand(reshape(out, shape), t.shape));
+    const count = reduceRaw('sum', mask, ax, true, 'f32');
+    const share = div(reshape(g, shape), count);
+    return [mul(expand(share, t.shape), mask)];
+  });
+}
+
+export const max = (t: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}) => extremum('max', t, axes, opts);
+export const min = (t: Tensor, axes?: number | readonly number[], opts: ReduceOptions = {}) => extremum('min', t, axes, opts);
+
+/** Variance (unbiased by default, like torch.var). */
+export function variance(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions & { unbiased?: boolean } = {}): Tensor {
+  const ax = normAxes(t, axes);
+  const n = numelOf(ax.map((i) => t.shape[i]!));
+  const m = mean(t, ax, { keepdim: true });
+  const d = sub(t, m);
+  const s = sum(square(d), ax, { keepdim: opts.keepdim ?? false });
+  return mulScalar(s, 1 / Math.max(1, (opts.unbiased ?? true) ? n - 1 : n));
+}
+
+export function std(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions & { unbiased?: boolean } = {}): Tensor {
+  return sqrt(variance(t, axes, opts));
+}
+
+/** Sum a broadcast gradient back to `shape`. */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((n, i) => n === shape[i])) return g;
+  const off = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < off || (shape[i - off] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const s = axes.length ? sum(g, axes, { keepdim: true }) : g;
+  return reshape(s, shape);
+}
+installSumToShape(sumToShape);
+

@@ -1,0 +1,96 @@
+// Pooled GPU buffers. A buffer is keyed by (size class, usage). A released buffer goes to a
+// pending list and becomes reusable only after the commands that used it were submitted: the
+// queue then orders any later use after them. Sizes are rounded up to size classes (powers of two
+// with quarter steps) so that tensors of slightly different shapes share buffers.
+
+export interface PoolStats {
+  /** Bytes held by live (acquired, not released) buffers. */
+  liveBytes: number;
+  /** The largest liveBytes seen since the last resetPeak(). */
+  peakBytes: number;
+  liveBuffers: number;
+  /** Bytes held in free lists and pending lists, ready for reuse. */
+  pooledBytes: number;
+  /** Bytes of every GPUBuffer this pool created and has not destroyed. */
+  allocatedBytes: number;
+  created: number;
+  reused: number;
+}
+
+export function sizeClass(bytes: number): number {
+  const b = Math.max(16, Math.ceil(bytes / 16) * 16);
+  if (b <= 1024) return Math.ceil(b / 64) * 64 || 64;
+  const p = 2 ** Math.floor(Math.log2(b));
+  const quarter = p / 4;
+  return Math.ceil(b / quarter) * quarter;
+}
+
+export class BufferPool {
+  private free = new Map<string, GPUBuffer[]>();
+  private pending: GPUBuffer[] = [];
+  private sizes = new WeakMap<GPUBuffer, number>();
+  private stats: PoolStats = { liveBytes: 0, peakBytes: 0, liveBuffers: 0, pooledBytes: 0, allocatedBytes: 0, created: 0, reused: 0 };
+
+  constructor(private device: GPUDevice) {}
+
+  acquire(bytes: number, usage: number, label: string): GPUBuffer {
+    const size = sizeClass(bytes);
+    const key = `${size}:${usage}`;
+    const list = this.free.get(key);
+    let buf = list?.pop();
+    if (buf) {
+      this.stats.reused++;
+      this.stats.pooledBytes -= size;
+    } else {
+      buf = this.device.createBuffer({ label, size, usage });
+      this.sizes.set(buf, size);
+      this.stats.created++;
+      this.stats.allocatedBytes += size;
+    }
+    this.stats.liveBytes += size;
+    this.stats.liveBuffers++;
+    if (this.stats.liveBytes > this.stats.peakBytes) this.stats.peakBytes = this.stats.liveBytes;
+    return buf;
+  }
+
+  /** Return a buffer; it is reused only after the next submit (see `onSubmitted`). */
+  release(buf: GPUBuffer): void {
+    const size = this.sizes.get(buf) ?? buf.size;
+    this.stats.liveBytes -= size;
+    this.stats.liveBuffers--;
+    this.stats.pooledBytes += size;
+    this.pending.push(buf);
+  }
+
+  /** Called right after queue.submit(): pending buffers become reusable. */
+  onSubmitted(): void {
+    for (const buf of this.pending) {
+      const key = `${this.sizes.get(buf) ?? buf.size}:${buf.usage}`;
+      let list = this.free.get(key);
+      if (!list) this.free.set(key, (list = []));
+      list.push(buf);
+    }
+    this.pending = [];
+  }
+
+  /** Destroy every free buffer (pending ones stay until submitted). */
+  trim(): void {
+    for (const list of this.free.values()) {
+      for (const buf of list) {
+        const size = this.sizes.get(buf) ?? buf.size;
+        this.stats.pooledBytes -= size;
+        this.stats.allocatedBytes -= size;
+        buf.destroy();
+      }
+    }
+    this.free.clear();
+  }
+
+  getStats(): PoolStats {
+    return { ...this.stats };
+  }
+
+  resetPeak(): void {
+    this.stats.peakBytes = this.stats.liveBytes;
+  }
+}

@@ -1,0 +1,326 @@
+// The execution engine: records every op into one shared command encoder and compute pass and
+// submits in batches, so nothing in forward, backward or an optimizer step waits for the GPU.
+// Pipelines are compiled once per kernel key and cached; per-dispatch parameters are packed into a
+// per-batch uniform arena; buffers come from the pool and go back to it only after submit.
+import { createComputePipelineSync, getGpu, GpuError, type DeviceOptions, type Gpu } from './device';
+import { BufferPool, type PoolStats } from './pool';
+
+export type BindingKind = 'read' | 'rw';
+
+/** A compute kernel: WGSL source plus the kinds of its storage bindings (binding 0..n-1). When
+ *  `uniform` is set, the uniform block is bound at binding n. */
+export interface KernelDef {
+  /** Unique key of this specialisation (the cache key). Also the pipeline label. */
+  key: string;
+  code: string;
+  bindings: BindingKind[];
+  uniform?: boolean;
+  entryPoint?: string;
+}
+
+interface CompiledKernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** Maximum workgroups per dimension in WebGPU; larger 1-D dispatches are folded into x·y grids. */
+export const MAX_WORKGROUPS = 65535;
+
+/** WGSL snippet: linear workgroup index of a folded 1-D dispatch. */
+export const WGSL_LINEAR_WORKGROUP = /* wgsl */ `
+fn linear_workgroup(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y; }`;
+
+/** WGSL snippet: a quiet NaN (a \`let\`, because constant-evaluated NaN is a compile error). */
+export const WGSL_NAN = /* wgsl */ `
+fn nan_f32() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }`;
+
+export interface RuntimeStats extends PoolStats {
+  dispatches: number;
+  submits: number;
+  pipelines: number;
+  readbacks: number;
+}
+
+const UNIFORM_ARENA_BYTES = 64 * 1024;
+const MAX_DISPATCHES_PER_BATCH = 96;
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  private kernels = new Map<string, CompiledKernel>();
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private batchDispatches = 0;
+  private arenaCpu = new Uint8Array(UNIFORM_ARENA_BYTES);
+  private arenaGpu: GPUBuffer | undefined;
+  private arenaUsed = 0;
+  private readonly uniformAlign: number;
+  private compileError: GpuError | undefined;
+  private counters = { dispatches: 0, submits: 0, readbacks: 0 };
+  /** Callbacks run right after the next submit (deferred frees). */
+  private afterSubmit: (() => void)[] = [];
+
+  constructor(readonly gpu: Gpu) {
+    this.device = gpu.device;
+    this.pool = new BufferPool(this.device);
+    this.uniformAlign = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
+  }
+
+  // ---- kernels -------------------------------------------------------------------------------
+
+  private compile(def: KernelDef): CompiledKernel {
+    let k = this.kernels.get(def.key);
+    if (k) return k;
+    const entries: GPUBindGroupLayoutEntry[] = def.bindings.map((kind, i) => ({
+      binding: i,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: kind === 'read' ? 'read-only-storage' : 'storage' },
+    }));
+    if (def.uniform) {
+      entries.push({ binding: def.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: false } });
+    }
+    const layout = this.device.createBindGroupLayout({ label: def.key, entries });
+    const pipelineLayout = this.device.createPipelineLayout({ label: def.key, bindGroupLayouts: [layout] });
+    const pipeline = createComputePipelineSync(
+      this.device,
+      def.key,
+      def.code,
+      (err) => (this.compileError ??= err),
+      def.entryPoint ?? 'main',
+      pipelineLayout,
+    );
+    k = { pipeline, layout };
+    this.kernels.set(def.key, k);
+    return k;
+  }
+
+  // ---- recording -----------------------------------------------------------------------------
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder({ label: 'cellgpu.batch' });
+    this.pass ??= this.encoder.beginComputePass({ label: 'cellgpu.pass' });
+    return this.pass;
+  }
+
+  /** The encoder with no compute pass open, for copies and clears. */
+  private commandEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = undefined;
+    }
+    this.encoder ??= this.device.createCommandEncoder({ label: 'cellgpu.batch' });
+    return this.encoder;
+  }
+
+  private writeUniform(data: ArrayBufferView): { buffer: GPUBuffer; offset: number; size: number } {
+    const size = Math.ceil(data.byteLength / 16) * 16;
+    if (size > UNIFORM_ARENA_BYTES) throw new Error(`uniform block of ${data.byteLength} bytes exceeds the arena`);
+    let offset = Math.ceil(this.arenaUsed / this.uniformAlign) * this.uniformAlign;
+    if (offset + size > UNIFORM_ARENA_BYTES) {
+      this.flush();
+      offset = 0;
+    }
+    this.arenaGpu ??= this.pool.acquire(UNIFORM_ARENA_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'cellgpu.uniforms');
+    this.arenaCpu.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
+    this.arenaUsed = offset + size;
+    return { buffer: this.arenaGpu, offset, size };
+  }
+
+  /**
+   * Record one dispatch. `workgroups` as a number is a 1-D count, folded into a 2-D grid when it
+   * exceeds 65,535 (kernels use `linear_workgroup`).
+   */
+  dispatch(def: KernelDef, buffers: GPUBuffer[], params: ArrayBufferView | undefined, workgroups: number | [number, number?, number?]): void {
+    if (buffers.length !== def.bindings.length) {
+      throw new Error(`kernel '${def.key}': ${buffers.length} buffers bound, ${def.bindings.length} declared`);
+    }
+    if (!!params !== !!def.uniform) throw new Error(`kernel '${def.key}': uniform params ${params ? 'given but not declared' : 'declared but not given'}`);
+    const k = this.compile(def);
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    if (params) {
+      const u = this.writeUniform(params); // may flush: do it before opening the pass
+      entries.push({ binding: buffers.length, resource: { buffer: u.buffer, offset: u.offset, size: u.size } });
+    }
+    const bindGroup = this.device.createBindGroup({ label: def.key, layout: k.layout, entries });
+    let [x, y, z] = typeof workgroups === 'number' ? [workgroups, 1, 1] : [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1];
+    if (x > MAX_WORKGROUPS && y === 1 && z === 1) {
+      y = Math.ceil(x / MAX_WORKGROUPS);
+      x = Math.ceil(x / y);
+      if (y > MAX_WORKGROUPS) throw new Error(`kernel '${def.key}': ${x * y} workgroups exceed the 2-D grid`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const pass = this.ensurePass();
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.counters.dispatches++;
+    if (++this.batchDispatches >= MAX_DISPATCHES_PER_BATCH) this.flush();
+  }
+
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  clearBuffer(buf: GPUBuffer, offset = 0, size?: number): void {
+    this.commandEncoder().clearBuffer(buf, offset, size);
+  }
+
+  /** Upload host data now (queue timeline; ordered before the batch being recorded). */
+  write(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    const pad = data.byteLength % 4;
+    if (pad === 0) {
+      this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+    } else {
+      const padded = new Uint8Array(data.byteLength + 4 - pad);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.device.queue.writeBuffer(buf, offset, padded);
+    }
+  }
+
+  /** Run `fn` after the current batch has been submitted (used for deferred buffer release). */
+  onSubmit(fn: () => void): void {
+    this.afterSubmit.push(fn);
+  }
+
+  /** Submit everything recorded so far. Cheap when nothing is recorded. */
+  flush(): void {
+    if (this.compileError) {
+      const e = this.compileError;
+      this.compileError = undefined;
+      throw e;
+    }
+    this.gpu.throwIfFailed();
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = undefined;
+    }
+    if (this.arenaGpu) {
+      this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu, 0, this.arenaUsed);
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.counters.submits++;
+    this.encoder = undefined;
+    this.batchDispatches = 0;
+    if (this.arenaGpu) {
+      this.pool.release(this.arenaGpu);
+      this.arenaGpu = undefined;
+      this.arenaUsed = 0;
+    }
+    this.pool.onSubmitted();
+    const cbs = this.afterSubmit;
+    this.afterSubmit = [];
+    for (const cb of cbs) cb();
+  }
+
+  /** Read bytes back: the only place the CPU waits for the GPU. */
+  async read(src: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+    this.counters.readbacks++;
+    const start = byteOffset - (byteOffset % 4);
+    const len = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
+    const staging = this.pool.acquire(len, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'cellgpu.readback');
+    this.commandEncoder().copyBufferToBuffer(src, start, staging, 0, len);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, len);
+    } catch (err) {
+      this.gpu.throwIfFailed();
+      throw err;
+    }
+    const out = staging.getMappedRange(0, len).slice(byteOffset - start, byteOffset - start + byteLength);
+    staging.unmap();
+    this.pool.release(staging);
+    this.gpu.throwIfFailed();
+    return out;
+  }
+
+  /** Wait until all submitted work finished (benchmarks and tests only). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.gpu.throwIfFailed();
+  }
+
+  stats(): RuntimeStats {
+    return { ...this.pool.getStats(), ...this.counters, pipelines: this.kernels.size };
+  }
+}
+
+let runtime: Runtime | undefined;
+let initPromise: Promise<Runtime> | undefined;
+
+/** Acquire the GPU and create the runtime; every op needs this done once (it is idempotent). */
+export function init(options?: DeviceOptions): Promise<Runtime> {
+  initPromise ??= getGpu(options).then((gpu) => (runtime = new Runtime(gpu)));
+  return initPromise;
+}
+
+/** The runtime; throws if `init()` has not completed. */
+export function rt(): Runtime {
+  if (!runtime) throw new Error('cellgpu is not initialised: `await init()` (from core) before creating tensors');
+  return runtime;
+}
+
+/** Uniform block builder: fields are 4 bytes each, in declaration order, padded to 16 bytes. */
+export class Params {
+  private buf: ArrayBuffer;
+  private u32: Uint32Array;
+  private i32: Int32Array;
+  private f32: Float32Array;
+  private n = 0;
+  constructor(capacityWords = 64) {
+    this.buf = new ArrayBuffer(capacityWords * 4);
+    this.u32 = new Uint32Array(this.buf);
+    this.i32 = new Int32Array(this.buf);
+    this.f32 = new Float32Array(this.buf);
+  }
+  private grow(): void {
+    const next = new ArrayBuffer(this.buf.byteLength * 2);
+    new Uint8Array(next).set(new Uint8Array(this.buf));
+    this.buf = next;
+    this.u32 = new Uint32Array(next);
+    this.i32 = new Int32Array(next);
+    this.f32 = new Float32Array(next);
+  }
+  u(...v: number[]): this {
+    for (const x of v) {
+      if (this.n >= this.u32.length) this.grow();
+      this.u32[this.n++] = x >>> 0;
+    }
+    return this;
+  }
+  i(...v: number[]): this {
+    for (const x of v) {
+      if (this.n >= this.u32.length) this.grow();
+      this.i32[this.n++] = x | 0;
+    }
+    return this;
+  }
+  f(...v: number[]): this {
+    for (const x of v) {
+      if (this.n >= this.u32.length) this.grow();
+      this.f32[this.n++] = x;
+    }
+    return this;
+  }
+  /** Pad with zeros to the next multiple of `words` 4-byte words (vec4 alignment = 4). */
+  align(words = 4): this {
+    while (this.n % words) this.u(0);
+    return this;
+  }
+  /** Fixed-length u32 array field of `len` words (pads with `fill`). */
+  uArray(values: readonly number[], len: number, fill = 0): this {
+    for (let i = 0; i < len; i++) this.u(i < values.length ? values[i]! : fill);
+    return this;
+  }
+  iArray(values: readonly number[], len: number, fill = 0): this {
+    for (let i = 0; i < len; i++) this.i(i < values.length ? values[i]! : fill);
+    return this;
+  }
+  bytes(): Uint8Array {
+    const words = Math.max(4, Math.ceil(this.n / 4) * 4);
+    while (this.n < words) this.u(0);
+    return new Uint8Array(this.buf, 0, words * 4);
+  }
+}
