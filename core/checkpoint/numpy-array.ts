@@ -82,7 +82,7 @@ function arrayFromBytes(bytes: Uint8Array, dt: NumpyDType, shape: number[], fort
   if (bytes.byteLength !== n * size) {
     throw new Error(`numpy ${dt.code} array of shape [${shape}] needs ${n * size} bytes, got ${bytes.byteLength}`);
   }
-  let b = bytes.slice();
+  let b: Uint8Array = new Uint8Array(bytes); // a copy: the byte swap below must not touch the source
   if (dt.byteOrder === '>' && size > 1) {
     for (let i = 0; i < b.length; i += size) b.subarray(i, i + size).reverse();
   }

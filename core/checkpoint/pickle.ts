@@ -247,13 +247,18 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
       case 0x58: stack.push(decodeUtf8(take(u32()))); break; // BINUNICODE
       case 0x8c: stack.push(decodeUtf8(take(u8()))); break; // SHORT_BINUNICODE
       case 0x8d: stack.push(decodeUtf8(take(u64()))); break; // BINUNICODE8
-      case 0x42: stack.push(take(u32()).slice()); break; // BINBYTES
-      case 0x43: stack.push(take(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x8e: stack.push(take(u64()).slice()); break; // BINBYTES8
-      case 0x96: stack.push(take(u64()).slice()); break; // BYTEARRAY8
+      case 0x42: stack.push(new Uint8Array(take(u32()))); break; // BINBYTES
+      case 0x43: stack.push(new Uint8Array(take(u8()))); break; // SHORT_BINBYTES
+      case 0x8e: stack.push(new Uint8Array(take(u64()))); break; // BINBYTES8
+      case 0x96: stack.push(new Uint8Array(take(u64()))); break; // BYTEARRAY8
 
       case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
+      case 0x74: // TUPLE
+      case 0x6c: { // LIST (both pop to the MARK; read the items before touching `stack`)
+        const items = popMark();
+        stack.push(items);
+        break;
+      }
       case 0x85: stack.push([pop()]); break; // TUPLE1
       case 0x86: { // TUPLE2
         const b = pop();
@@ -269,7 +274,6 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
         break;
       }
       case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: stack.push(popMark()); break; // LIST
       case 0x61: { // APPEND
         const v = pop();
         appendItems(top(), [v]);
@@ -304,7 +308,11 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
         addItems(top(), items);
         break;
       }
-      case 0x91: stack.push(new Set(popMark())); break; // FROZENSET
+      case 0x91: { // FROZENSET
+        const items = popMark();
+        stack.push(new Set(items));
+        break;
+      }
 
       case 0x63: { // GLOBAL "module\nname\n"
         const module = line();

@@ -26,7 +26,7 @@ const ARRAYS = {
 type StorageArray = InstanceType<(typeof ARRAYS)[StorageDType]>;
 
 export class TorchStorage {
-  private bytes: Uint8Array | undefined;
+  private own: Uint8Array | undefined;
   private array: StorageArray | undefined;
 
   constructor(
@@ -34,42 +34,43 @@ export class TorchStorage {
     readonly dtype: StorageDType,
     /** Element count from the persistent id. */
     readonly numel: number,
+    /** Set for a legacy-format view into another storage: elements [offset, offset + numel). */
+    private readonly base?: { storage: TorchStorage; offset: number },
   ) {}
 
-  get loaded(): boolean {
-    return this.bytes !== undefined;
-  }
-
   setBytes(bytes: Uint8Array): void {
+    if (this.base) throw new Error(`storage ${this.key} is a view and has no bytes of its own`);
     const want = this.numel * STORAGE_ITEM_BYTES[this.dtype];
     if (bytes.byteLength !== want) {
       throw new Error(`storage ${this.key}: ${this.dtype} x ${this.numel} needs ${want} bytes, found ${bytes.byteLength}`);
     }
-    this.bytes = bytes;
+    this.own = bytes;
     this.array = undefined;
+  }
+
+  /** The raw bytes, once known (legacy files store them after the pickle). */
+  bytes(): Uint8Array | undefined {
+    if (!this.base) return this.own;
+    const b = this.base.storage.bytes();
+    const item = STORAGE_ITEM_BYTES[this.dtype];
+    const [from, to] = [this.base.offset * item, (this.base.offset + this.numel) * item];
+    if (b && to > b.byteLength) throw new Error(`storage view ${this.key} runs past storage ${this.base.storage.key}`);
+    return b?.subarray(from, to);
   }
 
   /** The storage as a typed array of its element type (copied once, so it is aligned). */
   elements(): StorageArray {
-    if (!this.bytes) throw new Error(`storage ${this.key} has no data`);
-    if (!this.array) this.array = new ARRAYS[this.dtype](this.bytes.slice().buffer) as StorageArray;
+    if (!this.array) {
+      const b = this.bytes();
+      if (!b) throw new Error(`storage ${this.key} has no data`);
+      this.array = new ARRAYS[this.dtype](new Uint8Array(b).buffer) as StorageArray;
+    }
     return this.array;
   }
 
   /** A sub-range view (legacy format `view_metadata`), sharing this storage's bytes. */
   view(key: string, offset: number, size: number): TorchStorage {
-    const v = new TorchStorage(key, this.dtype, size);
-    const parent = this;
-    const item = STORAGE_ITEM_BYTES[this.dtype];
-    // Resolved lazily: the parent's bytes may not be read yet.
-    Object.defineProperty(v, 'bytes', {
-      get: () => {
-        const b = (parent as unknown as { bytes?: Uint8Array }).bytes;
-        if (b && (offset + size) * item > b.byteLength) throw new Error(`storage view ${key} runs past storage ${parent.key}`);
-        return b?.subarray(offset * item, (offset + size) * item);
-      },
-    });
-    return v;
+    return new TorchStorage(key, this.dtype, size, { storage: this, offset });
   }
 }
 
