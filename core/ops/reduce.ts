@@ -103,8 +103,8 @@ export function std(t: Tensor, axes?: number | readonly number[], opts: ReduceOp
   return sqrt(variance(t, axes, opts));
 }
 
-/** Sum a broadcast gradient back to `shape`. */
-export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+/** Sum a broadcast gradient back to `shape` (installed as view.ts's sumToShape). */
+function sumToShapeImpl(g: Tensor, shape: readonly number[]): Tensor {
   if (g.shape.length === shape.length && g.shape.every((n, i) => n === shape[i])) return g;
   const off = g.ndim - shape.length;
   const axes: number[] = [];
@@ -114,5 +114,5 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
   const s = axes.length ? sum(g, axes, { keepdim: true }) : g;
   return reshape(s, shape);
 }
-installSumToShape(sumToShape);
+installSumToShape(sumToShapeImpl);
 
