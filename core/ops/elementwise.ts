@@ -49,6 +49,7 @@ export function mapInto(name: string, expr: string, inputs: View[], out: View, c
 
 function unaryForward(op: UnaryOp, t: Tensor, scalars: number[]): Tensor {
   if (!isFloat(t.dtype) && !op.integer) throw new Error(`${op.name}: needs a float tensor, got ${t.dtype}`);
+  if (t.dtype === 'u32' && op.signedOnly) throw new Error(`${op.name}: not defined for u32 tensors (cast to i32 first)`);
   const ct: DType = isFloat(t.dtype) ? 'f32' : t.dtype === 'bool' ? 'i32' : t.dtype;
   const y = mapRaw(op.name, op.forward, [t], t.shape, ct, ct, scalars);
   if (op.backward && isFloat(t.dtype)) {
@@ -127,14 +128,20 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 
 type BinaryName = keyof typeof BINARY_OPS;
 type Operand = Tensor | number;
-function scalarTensor(v: number, like: Tensor): Tensor {
-  return full([], v, isFloat(like.dtype) ? 'f32' : like.dtype === 'bool' ? 'i32' : like.dtype);
+/** A 0-d tensor for a number operand: integer-typed only when `like` is and `v` is an integer
+ *  (so `add(intTensor, 0.5)` promotes to f32 instead of truncating 0.5, as in PyTorch). */
+function scalarTensor(v: number, like: Tensor | undefined): Tensor {
+  if (!like || isFloat(like.dtype) || !Number.isInteger(v)) return full([], v, 'f32');
+  return full([], v, like.dtype === 'bool' ? 'i32' : like.dtype);
 }
 const binary = (name: BinaryName) => (a: Operand, b: Operand): Tensor => {
   if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
   const ta = typeof a === 'number' ? scalarTensor(a, b as Tensor) : a;
   const tb = typeof b === 'number' ? scalarTensor(b, a as Tensor) : b;
-  return binaryForward(BINARY_OPS[name], ta, tb);
+  const out = binaryForward(BINARY_OPS[name], ta, tb);
+  // Scalar operands are temporaries; a recorded backward still needs them (freed with the graph).
+  if (!out.gradFn) for (const t of [ta, tb]) if (t !== a && t !== b) t.dispose();
+  return out;
 };
 
 export const add = binary('add');
@@ -160,8 +167,11 @@ export function logicalNot(t: Tensor): Tensor {
 
 /** cond ? x : y, broadcasting all three. */
 export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
-  const tx = typeof x === 'number' ? scalarTensor(x, typeof y === 'number' ? cond : y) : x;
-  const ty = typeof y === 'number' ? scalarTensor(y, tx) : y;
+  // Two number branches are integer-typed only when both are integers (torch.where(c, 1, 0)).
+  const bothNumbers = typeof x === 'number' && typeof y === 'number';
+  const intPair = bothNumbers && Number.isInteger(x) && Number.isInteger(y);
+  const tx = typeof x === 'number' ? (bothNumbers ? full([], x, intPair ? 'i32' : 'f32') : scalarTensor(x, y as Tensor)) : x;
+  const ty = typeof y === 'number' ? (bothNumbers ? full([], y, intPair ? 'i32' : 'f32') : scalarTensor(y, tx)) : y;
   const ct = promote(tx.dtype, ty.dtype);
   const shape = broadcastShapes(cond.shape, broadcastShapes(tx.shape, ty.shape));
   const c = WGSL_COMPUTE[cond.dtype];

@@ -17,10 +17,12 @@ export interface UnaryOp {
   scalars?: number;
   /** Whether the op is defined for integer dtypes too (computed in the integer type). */
   integer?: boolean;
+  /** Integer support excludes u32 (WGSL has no unary minus or sign() for unsigned values). */
+  signedOnly?: boolean;
 }
 
 export const UNARY_OPS = {
-  neg: { name: 'neg', forward: '-x', backward: '-g', integer: true },
+  neg: { name: 'neg', forward: '-x', backward: '-g', integer: true, signedOnly: true },
   abs: { name: 'abs', forward: 'abs(x)', backward: 'g * sign(x)', integer: true },
   exp: { name: 'exp', forward: 'exp(x)', backward: 'g * y' },
   log: { name: 'log', forward: 'log(x)', backward: 'g / x' },
@@ -43,7 +45,7 @@ export const UNARY_OPS = {
   silu: { name: 'silu', forward: 'x * sigmoid_(x)', backward: 'g * (sigmoid_(x) * (1.0 + x * (1.0 - sigmoid_(x))))' },
   softplus: { name: 'softplus', forward: 'softplus_(x)', backward: 'g * sigmoid_(x)' },
   gelu: { name: 'gelu', forward: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))', backward: 'g * (0.5 * (1.0 + erf_(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))' },
-  sign: { name: 'sign', forward: 'sign(x)', integer: true },
+  sign: { name: 'sign', forward: 'sign(x)', integer: true, signedOnly: true },
   floor: { name: 'floor', forward: 'floor(x)' },
   ceil: { name: 'ceil', forward: 'ceil(x)' },
   round: { name: 'round', forward: 'round(x)' },
