@@ -21,3 +21,4 @@ export { backward, noGrad, isGradEnabled, record, type GradNode } from './autogr
 export * from './ops/elementwise';
 export * from './ops/view';
 export * from './ops/reduce';
+export * from './ops/gather';
