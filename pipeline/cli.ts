@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { GpuUnavailableError } from '../core/device';
 import { UserError } from '../core/errors';
+import * as convertWeights from './commands/convert-weights';
 import * as doctor from './commands/doctor';
 import * as run from './commands/run';
 
@@ -14,7 +15,7 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [doctor, run]) mod.register(program);
+for (const mod of [convertWeights, doctor, run]) mod.register(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {
