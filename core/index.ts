@@ -22,3 +22,4 @@ export * from './ops/elementwise';
 export * from './ops/view';
 export * from './ops/reduce';
 export * from './ops/gather';
+export * from './ops/norm';
