@@ -1,0 +1,232 @@
+// Stable row sort on the GPU: bitonic sorting network over (key, original index) pairs.
+//
+// Every row of n elements is padded to P = next power of two. Values become order-preserving u32
+// keys (floats: sign-flip trick, -0 mapped to +0 so that it ties with 0, every NaN mapped to one
+// key above +inf, so NaN sorts last ascending and first descending, as torch.sort does;
+// descending = bitwise-not of the key). Comparing (key, index) pairs makes every element distinct,
+// so the network's output is the unique stable order: ties keep ascending original index. Pads
+// get the largest key and indices >= n, so they land after every real element.
+//
+// Passes (B = 512 elements per 256-thread workgroup, held in workgroup memory):
+//   1. local sort: load a block straight from the input (keys computed on the fly), run the whole
+//      network for k = 2..min(P, B); when P <= B this already sorts whole rows (several per block).
+//   2. for k = 2B..P: global compare-exchange steps for j = k/2..B (one dispatch each), then one
+//      local merge for j = B/2..1 in workgroup memory.
+//   3. output: values gathered from the input by the sorted indices, first `kOut` of each row.
+// Dispatches for a 100k row (P = 2^17): 1 + 8 local merges + 36 global steps + 1.
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+
+const WG = 256;
+/** Elements per workgroup block (two per thread). */
+export const SORT_BLOCK = 2 * WG;
+const cache = new Map<string, KernelDef>();
+
+function keyFn(dtype: DType): string {
+  const ct = WGSL_COMPUTE[dtype];
+  let body: string;
+  if (ct === 'f32') {
+    body = `var bits = bitcast<u32>(v);
+  if (v != v) { bits = 0x7fc00000u; }
+  if (bits == 0x80000000u) { bits = 0u; }
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);`;
+  } else if (ct === 'i32') body = 'return bitcast<u32>(v) ^ 0x80000000u;';
+  else body = 'return v;';
+  return `fn sort_key(v: ${ct}) -> u32 {\n  ${body}\n}`;
+}
+
+const COMMON = /* wgsl */ `
+// true when pair a must come after pair b
+fn after(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia > ib); }`;
+
+const LOCAL_NETWORK = /* wgsl */ `
+var<workgroup> sk: array<u32, ${SORT_BLOCK}>;
+var<workgroup> si: array<u32, ${SORT_BLOCK}>;
+// One compare-exchange per thread at distance j; direction from the row position's bit k.
+fn local_step(lid: u32, base: u32, k: u32, j: u32, pmask: u32) {
+  let lo = ((lid & ~(j - 1u)) << 1u) | (lid & (j - 1u));
+  let hi = lo + j;
+  let ascending = (((base + lo) & pmask) & k) == 0u;
+  let ka = sk[lo]; let ia = si[lo]; let kb = sk[hi]; let ib = si[hi];
+  if (after(ka, ia, kb, ib) == ascending) {
+    sk[lo] = kb; si[lo] = ib; sk[hi] = ka; si[hi] = ia;
+  }
+}`;
+
+interface LocalParams {
+  rows: number;
+  n: number;
+  P: number;
+  kmax: number;
+  k: number;
+  srcOff: number;
+  descending: boolean;
+}
+
+function localKernel(dtype: DType, mode: 'sort' | 'merge'): KernelDef {
+  const key = `sort_local:${mode}:${mode === 'sort' ? dtype : ''}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const load =
+    mode === 'sort'
+      ? `  for (var h = 0u; h < 2u; h++) {
+    let e = lid + h * ${WG}u;
+    let flat = base + e;
+    let row = flat / p.P;
+    let pos = flat & pmask;
+    if (row < p.rows && pos < p.n) {
+      var kv = sort_key(${WGSL_COMPUTE[dtype]}(src[p.src_off + row * p.n + pos]));
+      if (p.descending != 0u) { kv = ~kv; }
+      sk[e] = kv;
+    } else {
+      sk[e] = 0xffffffffu;
+    }
+    si[e] = pos;
+  }`
+      : `  for (var h = 0u; h < 2u; h++) {
+    let e = lid + h * ${WG}u;
+    sk[e] = keys[base + e];
+    si[e] = idxs[base + e];
+  }`;
+  const network =
+    mode === 'sort'
+      ? `  for (var k = 2u; k <= p.kmax; k <<= 1u) {
+    for (var j = k >> 1u; j > 0u; j >>= 1u) {
+      local_step(lid, base, k, j, pmask);
+      workgroupBarrier();
+    }
+  }`
+      : `  for (var j = ${WG}u; j > 0u; j >>= 1u) {
+    local_step(lid, base, p.k, j, pmask);
+    workgroupBarrier();
+  }`;
+  const code = /* wgsl */ `
+${dtype === 'f16' && mode === 'sort' ? 'enable f16;' : ''}
+${mode === 'sort' ? `@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[dtype]}>;` : ''}
+@group(0) @binding(${mode === 'sort' ? 1 : 0}) var<storage, read_write> keys: array<u32>;
+@group(0) @binding(${mode === 'sort' ? 2 : 1}) var<storage, read_write> idxs: array<u32>;
+struct P { rows: u32, n: u32, P: u32, kmax: u32, k: u32, src_off: u32, descending: u32, _p: u32 }
+@group(0) @binding(${mode === 'sort' ? 3 : 2}) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+${COMMON}
+${mode === 'sort' ? keyFn(dtype) : ''}
+${LOCAL_NETWORK}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let base = linear_workgroup(wid, nwg) * ${SORT_BLOCK}u;
+  let pmask = p.P - 1u;
+${load}
+  workgroupBarrier();
+${network}
+  for (var h = 0u; h < 2u; h++) {
+    let e = lid + h * ${WG}u;
+    keys[base + e] = sk[e];
+    idxs[base + e] = si[e];
+  }
+}`;
+  def = { key, code, bindings: mode === 'sort' ? ['read', 'rw', 'rw'] : ['rw', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+function globalStepKernel(): KernelDef {
+  const key = 'sort_global_step';
+  let def = cache.get(key);
+  if (def) return def;
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> keys: array<u32>;
+@group(0) @binding(1) var<storage, read_write> idxs: array<u32>;
+struct P { pairs: u32, P: u32, k: u32, j: u32 }
+@group(0) @binding(2) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+${COMMON}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (t >= p.pairs) { return; }
+  let j = p.j;
+  let lo = ((t & ~(j - 1u)) << 1u) | (t & (j - 1u));
+  let hi = lo + j;
+  let ascending = ((lo & (p.P - 1u)) & p.k) == 0u;
+  let ka = keys[lo]; let ia = idxs[lo]; let kb = keys[hi]; let ib = idxs[hi];
+  if (after(ka, ia, kb, ib) == ascending) {
+    keys[lo] = kb; idxs[lo] = ib; keys[hi] = ka; idxs[hi] = ia;
+  }
+}`;
+  def = { key, code, bindings: ['rw', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+function outputKernel(dtype: DType): KernelDef {
+  const key = `sort_output:${dtype}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const st = WGSL_STORAGE[dtype];
+  const code = /* wgsl */ `
+${dtype === 'f16' ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> src: array<${st}>;
+@group(0) @binding(1) var<storage, read> idxs: array<u32>;
+@group(0) @binding(2) var<storage, read_write> values: array<${st}>;
+@group(0) @binding(3) var<storage, read_write> indices: array<i32>;
+struct P { rows: u32, n: u32, P: u32, k_out: u32, src_off: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(4) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= p.rows * p.k_out) { return; }
+  let row = i / p.k_out;
+  let col = i % p.k_out;
+  let idx = idxs[row * p.P + col];
+  values[i] = src[p.src_off + row * p.n + idx];
+  indices[i] = i32(idx);
+}`;
+  def = { key, code, bindings: ['read', 'read', 'rw', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * Sort each contiguous row of `src` ([rows, n] from element `srcOffset`) and write the first
+ * `kOut` sorted values (same dtype) and their original row positions (i32) to the contiguous
+ * `values` and `indices` buffers ([rows, kOut]). Stable: ties keep ascending original index.
+ */
+export function launchSortRows(
+  src: GPUBuffer,
+  srcOffset: number,
+  dtype: DType,
+  rows: number,
+  n: number,
+  descending: boolean,
+  kOut: number,
+  values: GPUBuffer,
+  indices: GPUBuffer,
+): void {
+  if (rows === 0 || n === 0 || kOut === 0) return;
+  if (kOut > n) throw new Error(`sort: cannot output ${kOut} of ${n} elements per row`);
+  const runtime = rt();
+  const P = nextPow2(n);
+  const total = Math.ceil((rows * P) / SORT_BLOCK) * SORT_BLOCK;
+  const usage = GPUBufferUsage.STORAGE;
+  const keys = runtime.pool.acquire(total * 4, usage, 'sort.keys');
+  const idxs = runtime.pool.acquire(total * 4, usage, 'sort.idxs');
+  const blocks = total / SORT_BLOCK;
+  const local = (lp: LocalParams) =>
+    new Params(8).u(lp.rows, lp.n, lp.P, lp.kmax, lp.k, lp.srcOff, lp.descending ? 1 : 0, 0).bytes();
+  const lp: LocalParams = { rows, n, P, kmax: Math.min(P, SORT_BLOCK), k: 0, srcOff: srcOffset, descending };
+  runtime.dispatch(localKernel(dtype, 'sort'), [src, keys, idxs], local(lp), blocks);
+  for (let k = 2 * SORT_BLOCK; k <= P; k *= 2) {
+    for (let j = k / 2; j >= SORT_BLOCK; j /= 2) {
+      const gp = new Params(4).u(total / 2, P, k, j).bytes();
+      runtime.dispatch(globalStepKernel(), [keys, idxs], gp, Math.ceil(total / 2 / WG));
+    }
+    runtime.dispatch(localKernel(dtype, 'merge'), [keys, idxs], local({ ...lp, k }), blocks);
+  }
+  const op = new Params(8).u(rows, n, P, kOut, srcOffset, 0, 0, 0).bytes();
+  runtime.dispatch(outputKernel(dtype), [src, idxs, values, indices], op, Math.ceil((rows * kOut) / WG));
+  runtime.pool.release(keys);
+  runtime.pool.release(idxs);
+}
