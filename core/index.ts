@@ -23,3 +23,4 @@ export * from './ops/view';
 export * from './ops/reduce';
 export * from './ops/gather';
 export * from './ops/norm';
+export * from './ops/sort';
