@@ -4,7 +4,7 @@
 // accumulates gradients, stores them in the leaves' `.grad`, and frees intermediate gradients as
 // soon as their last consumer ran. Backward closures see `requiresGrad` on their inputs and skip
 // gradients nobody needs.
-import type { Tensor } from './tensor';
+import { scope, type Tensor } from './tensor';
 
 export interface GradNode {
   name: string;
@@ -119,7 +119,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
       const node = t.gradFn;
       if (node) {
         if (!node.backward) throw new Error(`backward(): the graph through ${node.name} was already freed; pass { retainGraph: true } to the first backward()`);
-        const inGrads = node.backward(g);
+        // In a scope: intermediates the closure creates (e.g. a reshape view before an expand)
+        // are disposed now instead of holding their storage until garbage collection.
+        const run = node.backward;
+        const inGrads = scope(() => run(g));
         for (let i = 0; i < node.inputs.length; i++) {
           const gi = inGrads[i];
           const x = node.inputs[i]!;
@@ -128,8 +131,10 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
           accumulate(x, gi);
         }
         if (!options.retainGraph) {
+          // Free the closure and the saved inputs but leave a marker, so that a second backward
+          // through this node fails with a clear message instead of treating it as a leaf.
           node.backward = null;
-          t.gradFn = null;
+          t.gradFn = { name: node.name, inputs: [], backward: null };
         }
       } else if (t.requiresGrad) {
         // A leaf: its gradient becomes (or is added to) .grad, which outlives the backward pass.

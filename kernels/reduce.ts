@@ -55,6 +55,8 @@ var<workgroup> sh: array<${acc}, ${WG}>;
 var<workgroup> sh_nan: array<u32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_NAN}
+// By the bits: compilers may fold \`v != v\` to false (lavapipe does), losing NaN propagation.
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = linear_workgroup(wid, nwg);
@@ -67,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var has_nan = 0u;
   for (var j = start + lid; j < end; j += ${WG}u) {
     let v = ${acc}(src[p.src_off + row * p.len + j]);
-    ${nan ? 'if (v != v) { has_nan = 1u; }' : ''}
+    ${nan ? 'if (is_nan(v)) { has_nan = 1u; }' : ''}
     acc = ${combine(op, 'acc', 'v')};
   }
   sh[lid] = acc;

@@ -6,7 +6,7 @@ import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchRowReduce, type ReduceOp } from '../../kernels/reduce';
 import { numelOf } from '../../kernels/elementwise/map';
 import { expand, installSumToShape, reshape } from './view';
-import { eq, mul, mulScalar, sub, div, square, sqrt } from './elementwise';
+import { eq, mapRaw, mul, mulScalar, sub, div, square, sqrt, where } from './elementwise';
 
 export interface ReduceOptions {
   keepdim?: boolean;
@@ -65,10 +65,26 @@ export function prod(t: Tensor, axes?: number | readonly number[], opts: ReduceO
   const ax = normAxes(t, axes);
   const keepdim = opts.keepdim ?? false;
   const out = reduceRaw('prod', t, ax, keepdim, sumDtype(t.dtype));
-  // d prod / d x_i = prod / x_i (inputs with zeros get NaN/inf here, unlike PyTorch's special case)
+  // d prod / d x_i = product of the other elements. Computed from the product of the nonzero
+  // elements and the zero count (PyTorch's rule): no zeros -> prod / x_i; one zero -> the
+  // nonzero product at the zero, 0 elsewhere; two or more -> 0. Never divides by zero.
   return record(out, 'prod', [t], (g) => {
     const shape = keptShape(t, ax, true);
-    return [div(mul(expand(reshape(g, shape), t.shape), expand(reshape(out, shape), t.shape)), t)];
+    const isZero = eq(t, 0);
+    const zeroCount = reduceRaw('sum', isZero, ax, true, 'f32');
+    const nonzero = where(isZero, 1, t);
+    const prodNonzero = reduceRaw('prod', nonzero, ax, true, 'f32');
+    const gk = reshape(g, shape);
+    const grad = mapRaw(
+      'prod_bw',
+      'select(select(0.0, w * x, z == 1.0 && y == 0.0), w * x / y, z == 0.0)',
+      [prodNonzero, t, zeroCount, gk],
+      t.shape,
+      'f32',
+      'f32',
+    );
+    for (const tmp of [isZero, zeroCount, nonzero, prodNonzero]) tmp.dispose();
+    return [grad];
   });
 }
 
@@ -96,7 +112,8 @@ export function variance(t: Tensor, axes?: number | readonly number[], opts: Red
   const m = mean(t, ax, { keepdim: true });
   const d = sub(t, m);
   const s = sum(square(d), ax, { keepdim: opts.keepdim ?? false });
-  return mulScalar(s, 1 / Math.max(1, (opts.unbiased ?? true) ? n - 1 : n));
+  // n - 1 = 0 (one element, unbiased) gives 0 * inf = NaN, as torch.var does.
+  return mulScalar(s, 1 / ((opts.unbiased ?? true) ? n - 1 : n));
 }
 
 export function std(t: Tensor, axes?: number | readonly number[], opts: ReduceOptions & { unbiased?: boolean } = {}): Tensor {
@@ -112,7 +129,9 @@ function sumToShapeImpl(g: Tensor, shape: readonly number[]): Tensor {
     if (i < off || (shape[i - off] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
   const s = axes.length ? sum(g, axes, { keepdim: true }) : g;
-  return reshape(s, shape);
+  const r = reshape(s, shape);
+  if (s !== g && r !== s && !r.requiresGrad) s.dispose(); // r holds its own storage reference
+  return r;
 }
 installSumToShape(sumToShapeImpl);
 

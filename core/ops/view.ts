@@ -137,12 +137,16 @@ export function select(t: Tensor, dim: number, index: number): Tensor {
   const d = normDim(dim, t.ndim);
   const i = index < 0 ? index + t.shape[d]! : index;
   if (i < 0 || i >= t.shape[d]!) throw new Error(`select: index ${index} out of range for size ${t.shape[d]}`);
-  return squeeze(slice(t, d, i, i + 1), d);
+  const sliced = slice(t, d, i, i + 1);
+  const out = squeeze(sliced, d);
+  if (!out.requiresGrad) sliced.dispose(); // a graph input otherwise (backward needs it)
+  return out;
 }
 
 export function expand(t: Tensor, shape: readonly number[]): Tensor {
   const off = shape.length - t.ndim;
   if (off < 0) throw new Error(`expand: target [${shape}] has fewer dims than [${t.shape}]`);
+  if (shape.slice(0, off).some((n) => n < 0)) throw new Error(`expand: -1 is not allowed for new leading dims in [${shape}]`);
   const outShape = shape.map((n, i) => (n === -1 ? t.shape[i - off]! : n));
   const strides = outShape.map((n, i) => {
     const j = i - off;
