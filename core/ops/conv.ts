@@ -1,0 +1,91 @@
+// conv2d (NCHW, f32): stride, padding, dilation, groups (depthwise included), bias, and an
+// optional fused ReLU epilogue. Forward and backward side by side; the kernels and the shape-based
+// algorithm choice live in kernels/conv/. With a fused ReLU the backward masks the incoming
+// gradient by the saved output (y > 0), exactly as a separate relu would.
+import { record } from '../autograd';
+import { contiguousCopy, empty, type Tensor } from '../tensor';
+import { mapRaw } from './elementwise';
+import { sum } from './reduce';
+import { type ConvAlgo, convDgrad, convForward, convWgrad } from '../../kernels/conv/dispatch';
+import { convGeometry, type ConvGeometry, pair, type Pair } from '../../kernels/conv/geometry';
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  /** Fused epilogue: y = relu(conv(x, w) + b). */
+  activation?: 'relu';
+  /** Force an algorithm ('direct' is the reference path); default picks by shape. */
+  algo?: ConvAlgo;
+}
+
+/** The tensor itself when contiguous, else a contiguous copy; `done()` frees the copy. */
+export function dense(t: Tensor): { t: Tensor; done: () => void } {
+  if (t.isContiguous()) return { t, done: () => {} };
+  const c = contiguousCopy(t);
+  return { t: c, done: () => c.dispose() };
+}
+
+function checkF32(what: string, ...ts: (Tensor | null | undefined)[]): void {
+  for (const t of ts) if (t && t.dtype !== 'f32') throw new Error(`${what}: needs f32 tensors, got ${t.dtype} [${t.shape}]`);
+}
+
+/** Raw kernels without autograd: y = conv(x, w) (+ b) (relu). */
+export function conv2dForwardRaw(geo: ConvGeometry, x: Tensor, w: Tensor, b: Tensor | null, relu: boolean, algo?: ConvAlgo): Tensor {
+  const xd = dense(x);
+  const wd = dense(w);
+  const bd = b ? dense(b) : null;
+  const y = empty([geo.N, geo.O, geo.OH, geo.OW]);
+  convForward(geo, xd.t, wd.t, bd?.t ?? null, relu, y, algo);
+  xd.done();
+  wd.done();
+  bd?.done();
+  return y;
+}
+
+/** Raw grad input of conv: dx [N, C, H, W] from dy [N, O, OH, OW]. */
+export function conv2dDgradRaw(geo: ConvGeometry, dy: Tensor, w: Tensor, algo?: ConvAlgo): Tensor {
+  const gd = dense(dy);
+  const wd = dense(w);
+  const dx = empty([geo.N, geo.C, geo.H, geo.W]);
+  convDgrad(geo, gd.t, wd.t, dx, algo);
+  gd.done();
+  wd.done();
+  return dx;
+}
+
+/** Raw grad weight of conv: dw [O, C/groups, KH, KW] from dy and x. */
+export function conv2dWgradRaw(geo: ConvGeometry, dy: Tensor, x: Tensor, algo?: ConvAlgo): Tensor {
+  const gd = dense(dy);
+  const xd = dense(x);
+  const dw = empty([geo.O, geo.C / geo.groups, geo.KH, geo.KW]);
+  convWgrad(geo, gd.t, xd.t, dw, algo);
+  gd.done();
+  xd.done();
+  return dw;
+}
+
+/** PyTorch's F.conv2d (+ optional fused ReLU). x [N, C, H, W], w [O, C/groups, KH, KW], b [O]. */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  checkF32('conv2d', x, w, b);
+  const geo = convGeometry('conv2d', x.shape, w.shape, {
+    stride: pair(opts.stride ?? 1),
+    padding: pair(opts.padding ?? 0),
+    dilation: pair(opts.dilation ?? 1),
+    groups: opts.groups ?? 1,
+  });
+  if (b && (b.ndim !== 1 || b.shape[0] !== geo.O)) throw new Error(`conv2d: bias must be [${geo.O}], got [${b.shape}]`);
+  if (opts.activation !== undefined && opts.activation !== 'relu') throw new Error(`conv2d: activation must be 'relu' or absent, got '${opts.activation}'`);
+  const relu = opts.activation === 'relu';
+  const y = conv2dForwardRaw(geo, x, w, b ?? null, relu, opts.algo);
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(y, relu ? 'conv2d_relu' : 'conv2d', inputs, (g) => {
+    const gm = relu ? mapRaw('relu_mask', 'select(0.0, x, y > 0.0)', [g, y], g.shape, 'f32', 'f32') : g;
+    const gx = x.requiresGrad ? conv2dDgradRaw(geo, gm, w, opts.algo) : null;
+    const gw = w.requiresGrad ? conv2dWgradRaw(geo, gm, x, opts.algo) : null;
+    const gb = b?.requiresGrad ? sum(gm, [0, 2, 3]) : null;
+    if (gm !== g) gm.dispose();
+    return [gx, gw, gb];
+  });
+}

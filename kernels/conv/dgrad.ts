@@ -1,0 +1,87 @@
+// Conv grad input (dgrad) as an implicit GEMM, per group g:
+//   dx[c, col] = Σ_(o, kh, kw) W[o, c, kh, kw] · dy[n, o, oh, ow],  col = (n, ih, iw) < N·H·W,
+// where (oh, ow) is the output that tap (kh, kw) maps onto input pixel (ih, iw):
+//   oh = (ih + ph − kh·dh) / sh when that divides exactly and lands inside [0, OH) (same for w).
+// Gather form, so it is deterministic and needs no atomics. Register tile: TM input channels × 4
+// input pixels. The (kh, kw) loop is outermost so each column's output address is computed once
+// per tap; taps no column of the tile can use (stride > 1) skip the channel loop. 1×1 stride-1
+// unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
+import { type KernelDef, rt } from '../../core/runtime';
+import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+
+const cache = new Map<string, KernelDef>();
+
+function dgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
+  const key = `conv.gemm.dgrad:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}`;
+  let def = cache.get(key);
+  if (def) return def;
+  // W[o, c, kh, kw] for o = g·Og + og: wr@ points at (g·Og, c, 0, 0); o steps by Cg·KH·KW.
+  const loop = pointwise
+    ? `for (var og = 0; og < p.Og; og++) {
+    let yo = og * OHW;
+    let b = ${plainVec4('dy', 'yb$ + yo')};
+    ${fmaRows(tm, 'w[wr@ + og * KK]')}
+  }`
+    : `for (var kh = 0; kh < p.KH; kh++) {
+    ${perCol('let th$ = ih$ + p.ph - kh * p.dh;')}
+    ${perCol('let rok$ = th$ >= 0 && th$ % p.sh == 0 && th$ / p.sh < p.OH;')}
+    for (var kw = 0; kw < p.KW; kw++) {
+      ${perCol('let tw$ = iw$ + p.pw - kw * p.dw;')}
+      ${perCol('let ok$ = rok$ && tw$ >= 0 && tw$ % p.sw == 0 && tw$ / p.sw < p.OW;')}
+      if (${COLS.map((j) => `ok${j}`).join(' || ')}) {
+        ${perCol('let ya$ = yb$ + (th$ / p.sh) * p.OW + tw$ / p.sw;')}
+        let tap = kh * p.KW + kw;
+        for (var og = 0; og < p.Og; og++) {
+          let yo = og * OHW;
+          let b = ${maskedVec4('dy', 'ya$ + yo', 'ok$')};
+          ${fmaRows(tm, 'w[wr@ + og * KK + tap]')}
+        }
+      }
+    }
+  }`;
+  const store = (i: number) => `{
+    let c = m0 + ${i};
+    if (c < p.Cg) {
+      ${COLS.map((j) => `if (c0 + ${j} < NQ) { dx[i32(p.x_off) + (n${j} * p.C + g * p.Cg + c) * HW + pix${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
+    }
+  }`;
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${WGSL_CONV_PARAMS}
+@group(0) @binding(3) var<uniform> p: P;
+${gemmEntry(wg, tm, 'p.groups')}
+  let g = z;
+  let HW = p.H * p.W;
+  let OHW = p.OH * p.OW;
+  let NQ = p.N * HW;
+  let KHW = p.KH * p.KW;
+  let KK = p.Cg * KHW;
+  ${perCol('let q$ = min(c0 + $, NQ - 1);')}
+  ${perCol('let n$ = q$ / HW;')}
+  ${perCol('let pix$ = q$ - n$ * HW;')}
+  ${perCol(pointwise ? 'let yb$ = i32(p.y_off) + (n$ * p.O + g * p.Og) * OHW + pix$;' : 'let yb$ = i32(p.y_off) + (n$ * p.O + g * p.Og) * OHW;')}
+  ${pointwise ? '' : perCol('let ih$ = pix$ / p.W;')}
+  ${pointwise ? '' : perCol('let iw$ = pix$ % p.W;')}
+  ${perRow(tm, 'let wr@ = i32(p.w_off) + (g * p.Og * p.Cg + min(m0 + @, p.Cg - 1)) * KHW;')}
+  ${accDecl(tm)}
+  ${loop}
+  ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
+}`;
+  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/** dx[N, C, H, W] from dy[N, O, OH, OW] and w as an implicit GEMM. Same contract as convDgradDirect. */
+export function convDgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+  const cg = g.C / g.groups;
+  const tm = rowsPerThread(cg);
+  const wg = gemmWorkgroupSize();
+  const colTiles = Math.ceil((g.N * g.H * g.W) / (TN * wg));
+  const rowTiles = Math.ceil(cg / tm);
+  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff }, [colTiles, rowTiles]);
+  rt().dispatch(dgradGemmDef(tm, wg, isPointwise(g)), [dy, w, dx], params, colTiles * rowTiles * g.groups);
+}

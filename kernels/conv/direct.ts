@@ -1,0 +1,163 @@
+// The readable reference path: plain direct convolution kernels, one output element per thread.
+// Forward (y = conv(x, w) + b, optional fused ReLU), grad input (gather: each dx element loops over
+// the outputs and taps that read it) and grad weight (each dw element loops over N·OH·OW). They
+// handle every geometry (groups, stride, padding, dilation) and are the fast path only where the
+// work per output is tiny (depthwise); the GEMM kernels are checked against them.
+import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { type ConvGeometry, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+
+const WG = 64;
+const cache = new Map<string, KernelDef>();
+
+function header(bindings: string[]): string {
+  return `${bindings.join('\n')}\n${WGSL_CONV_PARAMS}\n@group(0) @binding(${bindings.length}) var<uniform> p: P;\n${WGSL_LINEAR_WORKGROUP}`;
+}
+
+function forwardDef(hasBias: boolean, relu: boolean): KernelDef {
+  const key = `conv.direct.fwd:${hasBias ? 'b' : ''}${relu ? 'r' : ''}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const binds = ['@group(0) @binding(0) var<storage, read> x: array<f32>;', '@group(0) @binding(1) var<storage, read> w: array<f32>;'];
+  if (hasBias) binds.push('@group(0) @binding(2) var<storage, read> bias: array<f32>;');
+  binds.push(`@group(0) @binding(${binds.length}) var<storage, read_write> y: array<f32>;`);
+  const code = /* wgsl */ `${header(binds)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= u32(p.N * p.O * p.OH * p.OW)) { return; }
+  let ow = i32(i % u32(p.OW));
+  var r = i / u32(p.OW);
+  let oh = i32(r % u32(p.OH));
+  r = r / u32(p.OH);
+  let o = i32(r % u32(p.O));
+  let n = i32(r / u32(p.O));
+  let g = o / p.Og;
+  var acc = 0.0;
+  for (var c = 0; c < p.Cg; c++) {
+    let xc = i32(p.x_off) + (n * p.C + g * p.Cg + c) * p.H * p.W;
+    let wc = i32(p.w_off) + (o * p.Cg + c) * p.KH * p.KW;
+    for (var kh = 0; kh < p.KH; kh++) {
+      let ih = oh * p.sh - p.ph + kh * p.dh;
+      if (ih < 0 || ih >= p.H) { continue; }
+      for (var kw = 0; kw < p.KW; kw++) {
+        let iw = ow * p.sw - p.pw + kw * p.dw;
+        if (iw < 0 || iw >= p.W) { continue; }
+        acc += x[xc + ih * p.W + iw] * w[wc + kh * p.KW + kw];
+      }
+    }
+  }
+  ${hasBias ? 'acc += bias[p.b_off + u32(o)];' : ''}
+  ${relu ? 'acc = max(acc, 0.0);' : ''}
+  y[p.y_off + i] = acc;
+}`;
+  def = { key, code, bindings: hasBias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/** y[N, O, OH, OW] = conv(x, w) (+ bias) (then ReLU). Buffers contiguous from the given offsets. */
+export function convForwardDirect(
+  g: ConvGeometry,
+  x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
+  bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
+  y: GPUBuffer, yOff: number,
+): void {
+  const def = forwardDef(!!bias, relu);
+  const bufs = bias ? [x, w, bias.buffer, y] : [x, w, y];
+  const params = packConvParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 });
+  rt().dispatch(def, bufs, params, Math.ceil((g.N * g.O * g.OH * g.OW) / WG));
+}
+
+function dgradDef(): KernelDef {
+  const key = 'conv.direct.dgrad';
+  let def = cache.get(key);
+  if (def) return def;
+  const code = /* wgsl */ `${header([
+    '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
+    '@group(0) @binding(1) var<storage, read> w: array<f32>;',
+    '@group(0) @binding(2) var<storage, read_write> dx: array<f32>;',
+  ])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= u32(p.N * p.C * p.H * p.W)) { return; }
+  let iw = i32(i % u32(p.W));
+  var r = i / u32(p.W);
+  let ih = i32(r % u32(p.H));
+  r = r / u32(p.H);
+  let c = i32(r % u32(p.C));
+  let n = i32(r / u32(p.C));
+  let g = c / p.Cg;
+  let cg = c - g * p.Cg;
+  var acc = 0.0;
+  for (var kh = 0; kh < p.KH; kh++) {
+    let th = ih + p.ph - kh * p.dh;
+    if (th < 0 || th % p.sh != 0 || th / p.sh >= p.OH) { continue; }
+    let oh = th / p.sh;
+    for (var kw = 0; kw < p.KW; kw++) {
+      let tw = iw + p.pw - kw * p.dw;
+      if (tw < 0 || tw % p.sw != 0 || tw / p.sw >= p.OW) { continue; }
+      let ow = tw / p.sw;
+      for (var og = 0; og < p.Og; og++) {
+        let o = g * p.Og + og;
+        acc += dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow] * w[i32(p.w_off) + ((o * p.Cg + cg) * p.KH + kh) * p.KW + kw];
+      }
+    }
+  }
+  dx[p.x_off + i] = acc;
+}`;
+  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/** dx[N, C, H, W] = grad of conv w.r.t. its input, from dy[N, O, OH, OW]. */
+export function convDgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff });
+  rt().dispatch(dgradDef(), [dy, w, dx], params, Math.ceil((g.N * g.C * g.H * g.W) / WG));
+}
+
+function wgradDef(): KernelDef {
+  const key = 'conv.direct.wgrad';
+  let def = cache.get(key);
+  if (def) return def;
+  const code = /* wgsl */ `${header([
+    '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
+    '@group(0) @binding(1) var<storage, read> x: array<f32>;',
+    '@group(0) @binding(2) var<storage, read_write> dw: array<f32>;',
+  ])}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= u32(p.O * p.Cg * p.KH * p.KW)) { return; }
+  let kw = i32(i % u32(p.KW));
+  var r = i / u32(p.KW);
+  let kh = i32(r % u32(p.KH));
+  r = r / u32(p.KH);
+  let cg = i32(r % u32(p.Cg));
+  let o = i32(r / u32(p.Cg));
+  let c = (o / p.Og) * p.Cg + cg;
+  var acc = 0.0;
+  for (var n = 0; n < p.N; n++) {
+    for (var oh = 0; oh < p.OH; oh++) {
+      let ih = oh * p.sh - p.ph + kh * p.dh;
+      if (ih < 0 || ih >= p.H) { continue; }
+      for (var ow = 0; ow < p.OW; ow++) {
+        let iw = ow * p.sw - p.pw + kw * p.dw;
+        if (iw < 0 || iw >= p.W) { continue; }
+        acc += dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow] * x[i32(p.x_off) + ((n * p.C + c) * p.H + ih) * p.W + iw];
+      }
+    }
+  }
+  dw[p.w_off + i] = acc;
+}`;
+  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/** dw[O, C/groups, KH, KW] = grad of conv w.r.t. its weight, from dy and the input x. */
+export function convWgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
+  const params = packConvParams(g, { x: xOff, w: dwOff, y: dyOff });
+  rt().dispatch(wgradDef(), [dy, x, dw], params, Math.ceil((g.O * (g.C / g.groups) * g.KH * g.KW) / WG));
+}

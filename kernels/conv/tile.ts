@@ -1,0 +1,48 @@
+// WGSL text for the register tile shared by the implicit-GEMM conv kernels (forward, dgrad,
+// wgrad). Each invocation owns TM rows × 4 columns of the GEMM output in TM vec4f accumulators
+// (acc0..acc{TM-1}); per reduction step it loads TM values of A and 4 values of B and does TM
+// vec4 FMAs. All per-row and per-column code is unrolled here in TypeScript, because WGSL arrays
+// indexed in loops spill on lavapipe. The workgroup is a row of WG invocations along the columns.
+import { WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+
+export const TN = 4;
+export const COLS = [0, 1, 2, 3] as const;
+
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Repeat a template for each column j (the `$` in `tpl` becomes the column index). */
+export const perCol = (tpl: string) => COLS.map((j) => tpl.replaceAll('$', String(j))).join('\n  ');
+/** Repeat a template for each row i < tm (the `@` in `tpl` becomes the row index). */
+export const perRow = (tm: number, tpl: string) => range(tm).map((i) => tpl.replaceAll('@', String(i))).join('\n  ');
+
+/**
+ * Kernel entry: decodes the folded linear workgroup index into (col_tile, row_tile, z) where the
+ * uniform's e0 = column tiles and e1 = row tiles, and sets `c0` (first column of this invocation)
+ * and `m0` (first row). `z` is the group index (times split count for wgrad).
+ */
+export function gemmEntry(wg: number, tm: number, zLimit: string): string {
+  return `${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = i32(linear_workgroup(wid, nwg));
+  let col_tile = t % p.e0;
+  let rest = t / p.e0;
+  let row_tile = rest % p.e1;
+  let z = rest / p.e1;
+  if (z >= ${zLimit}) { return; }
+  let c0 = (col_tile * ${wg} + i32(lid)) * ${TN};
+  let m0 = row_tile * ${tm};`;
+}
+
+export const accDecl = (tm: number) => perRow(tm, 'var acc@ = vec4f(0.0);');
+
+/** acc_i += a_i · b for every row, where `aExpr` (with `@` for the row) is the A element. */
+export const fmaRows = (tm: number, aExpr: string, b = 'b') => perRow(tm, `acc@ = fma(vec4f(${aExpr}), ${b}, acc@);`);
+
+/** B as a vec4 from four masked loads: `addr` and `ok` are templates with `$` for the column. */
+export const maskedVec4 = (buf: string, addr: string, ok: string) =>
+  `vec4f(${COLS.map((j) => `select(0.0, ${buf}[select(0, ${addr.replaceAll('$', String(j))}, ${ok.replaceAll('$', String(j))})], ${ok.replaceAll('$', String(j))})`).join(', ')})`;
+
+export const plainVec4 = (buf: string, addr: string) => `vec4f(${COLS.map((j) => `${buf}[${addr.replaceAll('$', String(j))}]`).join(', ')})`;
+
+export const COMPONENT = ['x', 'y', 'z', 'w'] as const;
