@@ -1,0 +1,64 @@
+// AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it: decoupled decay p *= 1 - lr·wd,
+// moments m, v; bias corrections on the host in float64; p -= (lr / bc1) · m / (√v / √bc2 + eps);
+// optional amsgrad (the running max of v replaces v). One fused kernel per parameter.
+import { type Tensor, zeros } from '../tensor';
+import { launchAdamW, type FlatF32 } from '../../kernels/optim';
+import { flat, Optimizer, type ParamGroup, type ParamGroupSpec } from './optimizer';
+
+export interface AdamWOptions {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+export interface AdamWState {
+  step: number;
+  expAvg: Tensor;
+  expAvgSq: Tensor;
+  maxExpAvgSq: Tensor | null;
+}
+
+const ADAMW_DEFAULTS: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
+
+export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
+  constructor(params: Tensor[] | ParamGroupSpec<AdamWOptions>[], options: Partial<AdamWOptions> = {}) {
+    super(params, { ...ADAMW_DEFAULTS, ...options });
+  }
+
+  protected validate(g: ParamGroup<AdamWOptions>, i: number): void {
+    const where = `AdamW group ${i}`;
+    if (!(g.lr >= 0)) throw new Error(`${where}: invalid learning rate ${g.lr}`);
+    if (!(g.eps >= 0)) throw new Error(`${where}: invalid epsilon ${g.eps}`);
+    const [b1, b2] = g.betas;
+    if (!(b1 >= 0 && b1 < 1)) throw new Error(`${where}: invalid beta1 ${b1} (expected 0 <= beta1 < 1)`);
+    if (!(b2 >= 0 && b2 < 1)) throw new Error(`${where}: invalid beta2 ${b2} (expected 0 <= beta2 < 1)`);
+    if (!(g.weightDecay >= 0)) throw new Error(`${where}: invalid weight decay ${g.weightDecay}`);
+  }
+
+  protected update(param: Tensor, grad: FlatF32, g: ParamGroup<AdamWOptions>): void {
+    let s = this.state.get(param);
+    if (!s) {
+      s = {
+        step: 0,
+        expAvg: zeros(param.shape).keep(),
+        expAvgSq: zeros(param.shape).keep(),
+        maxExpAvgSq: g.amsgrad ? zeros(param.shape).keep() : null,
+      };
+      this.state.set(param, s);
+    }
+    if (g.amsgrad && !s.maxExpAvgSq) s.maxExpAvgSq = zeros(param.shape).keep(); // amsgrad switched on later
+    s.step++;
+    launchAdamW(param.numel, flat(param), grad, s.expAvg.buffer, s.expAvgSq.buffer, g.amsgrad ? s.maxExpAvgSq!.buffer : null, {
+      lr: g.lr,
+      beta1: g.betas[0],
+      beta2: g.betas[1],
+      eps: g.eps,
+      weightDecay: g.weightDecay,
+      step: s.step,
+      maximize: g.maximize,
+    });
+  }
+}

@@ -1,0 +1,100 @@
+// The optimizer base: parameter groups (each with its own hyper-parameters, falling back to the
+// optimizer's defaults, as torch.optim does), per-parameter state, zeroGrad and the step loop.
+// Subclasses supply the per-parameter update, which records one fused kernel (kernels/optim.ts).
+import type { Tensor } from '../tensor';
+import { contiguousCopy } from '../tensor';
+import type { FlatF32 } from '../../kernels/optim';
+
+/** The hyper-parameters every optimizer has. */
+export interface BaseOptions {
+  lr: number;
+}
+
+/** A parameter group as given to the constructor: some parameters and any option overrides. */
+export type ParamGroupSpec<O> = { params: Tensor[] } & Partial<O>;
+
+/** A parameter group as the optimizer holds it: every option resolved. `initialLr` is the lr the
+ *  group started with (schedulers scale it; they write `lr`). */
+export type ParamGroup<O> = { params: Tensor[]; initialLr: number } & O;
+
+export abstract class Optimizer<O extends BaseOptions, S> {
+  readonly paramGroups: ParamGroup<O>[];
+  protected readonly state = new Map<Tensor, S>();
+
+  constructor(params: Tensor[] | ParamGroupSpec<O>[], readonly defaults: O) {
+    const specs: ParamGroupSpec<O>[] = params.length > 0 && !isGroupSpec(params[0]) ? [{ params: params as Tensor[] } as ParamGroupSpec<O>] : (params as ParamGroupSpec<O>[]);
+    if (specs.length === 0) throw new Error(`${this.constructor.name}: got an empty parameter list`);
+    const seen = new Set<Tensor>();
+    this.paramGroups = specs.map((spec, gi) => {
+      if (!isGroupSpec(spec)) throw new Error(`${this.constructor.name}: parameter group ${gi} needs a 'params' array`);
+      for (const p of spec.params) {
+        const where = `${this.constructor.name}: parameter ${p.name ? `'${p.name}' ` : ''}in group ${gi}`;
+        if (seen.has(p)) throw new Error(`${where} appears in more than one group`);
+        seen.add(p);
+        if (p.dtype !== 'f32') throw new Error(`${where} is ${p.dtype}; optimizers update f32 parameters`);
+        if (!p.requiresGrad || p.gradFn) throw new Error(`${where} must be a leaf tensor with requiresGrad`);
+      }
+      const group = { ...defaults } as ParamGroup<O>;
+      for (const [k, v] of Object.entries(spec)) if (v !== undefined) (group as unknown as Record<string, unknown>)[k] = v;
+      group.params = [...spec.params];
+      group.initialLr = group.lr;
+      this.validate(group, gi);
+      return group;
+    });
+  }
+
+  /** Check a resolved group's options (throws with a clear message). */
+  protected abstract validate(group: ParamGroup<O>, index: number): void;
+
+  /** Record the update of one parameter whose gradient is `grad` (contiguous f32). */
+  protected abstract update(param: Tensor, grad: FlatF32, group: ParamGroup<O>): void;
+
+  /** Record one update of every parameter that has a gradient. Nothing is read back. */
+  step(): void {
+    for (const group of this.paramGroups) {
+      for (const p of group.params) {
+        const g = p.grad;
+        if (!g) continue;
+        if (g.shape.length !== p.shape.length || g.shape.some((n, i) => n !== p.shape[i])) {
+          throw new Error(`${this.constructor.name}: gradient of shape [${g.shape}] for parameter ${p.name ?? ''} of shape [${p.shape}]`);
+        }
+        if (g.dtype !== 'f32') throw new Error(`${this.constructor.name}: gradient of ${p.name ?? 'a parameter'} is ${g.dtype}, expected f32`);
+        if (!p.isContiguous()) throw new Error(`${this.constructor.name}: parameter ${p.name ?? ''} is a non-contiguous view`);
+        const dense = g.isContiguous() ? g : contiguousCopy(g);
+        this.update(p, { buffer: dense.buffer, offset: dense.offset }, group);
+        if (dense !== g) dense.dispose();
+      }
+    }
+  }
+
+  /** Drop every gradient (PyTorch's zero_grad(set_to_none=True)). */
+  zeroGrad(): void {
+    for (const group of this.paramGroups) {
+      for (const p of group.params) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+    }
+  }
+
+  /** The optimizer state of one parameter (undefined before its first update). */
+  stateOf(param: Tensor): S | undefined {
+    return this.state.get(param);
+  }
+
+  /** Free every state tensor. */
+  dispose(): void {
+    for (const s of this.state.values()) {
+      for (const v of Object.values(s as object)) if (v && typeof v === 'object' && 'dispose' in v) (v as Tensor).dispose();
+    }
+    this.state.clear();
+  }
+}
+
+function isGroupSpec(v: unknown): v is { params: Tensor[] } {
+  return typeof v === 'object' && v !== null && Array.isArray((v as { params?: unknown }).params);
+}
+
+export function flat(t: Tensor): FlatF32 {
+  return { buffer: t.buffer, offset: t.offset };
+}

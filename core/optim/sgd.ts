@@ -1,0 +1,58 @@
+// SGD with momentum, dampening, weight decay and Nesterov, in PyTorch's update order:
+//   d = g (+ wd·p);  buf = d on the first step, else momentum·buf + (1 - dampening)·d;
+//   d = nesterov ? d + momentum·buf : buf;  p -= lr·d
+// One fused kernel per parameter (kernels/optim.ts).
+import { empty, type Tensor } from '../tensor';
+import { launchSgd, type FlatF32 } from '../../kernels/optim';
+import { flat, Optimizer, type ParamGroup, type ParamGroupSpec } from './optimizer';
+
+export interface SgdOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+export interface SgdState {
+  momentumBuffer: Tensor | null;
+  step: number;
+}
+
+const SGD_DEFAULTS: Omit<SgdOptions, 'lr'> = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false };
+
+export class SGD extends Optimizer<SgdOptions, SgdState> {
+  constructor(params: Tensor[] | ParamGroupSpec<SgdOptions>[], options: Partial<SgdOptions> & { lr: number }) {
+    super(params, { ...SGD_DEFAULTS, ...options });
+  }
+
+  protected validate(g: ParamGroup<SgdOptions>, i: number): void {
+    const where = `SGD group ${i}`;
+    if (!(g.lr >= 0)) throw new Error(`${where}: invalid learning rate ${g.lr}`);
+    if (!(g.momentum >= 0)) throw new Error(`${where}: invalid momentum ${g.momentum}`);
+    if (!(g.weightDecay >= 0)) throw new Error(`${where}: invalid weight decay ${g.weightDecay}`);
+    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error(`${where}: Nesterov momentum requires a momentum and zero dampening`);
+  }
+
+  protected update(param: Tensor, grad: FlatF32, g: ParamGroup<SgdOptions>): void {
+    let s = this.state.get(param);
+    if (!s) this.state.set(param, (s = { momentumBuffer: null, step: 0 }));
+    let first = false;
+    if (g.momentum !== 0 && !s.momentumBuffer) {
+      // Written whole by the first update (buf = d_p), so it needs no initialisation.
+      s.momentumBuffer = empty(param.shape).keep();
+      first = true;
+    }
+    s.step++;
+    launchSgd(param.numel, flat(param), grad, g.momentum !== 0 ? s.momentumBuffer!.buffer : null, {
+      lr: g.lr,
+      weightDecay: g.weightDecay,
+      momentum: g.momentum,
+      dampening: g.dampening,
+      nesterov: g.nesterov,
+      maximize: g.maximize,
+      first,
+    });
+  }
+}
