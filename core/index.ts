@@ -24,3 +24,5 @@ export * from './ops/reduce';
 export * from './ops/gather';
 export * from './ops/norm';
 export * from './ops/sort';
+export * from './nn';
+export * from './optim';
