@@ -26,8 +26,9 @@ function keyFn(dtype: DType): string {
   const ct = WGSL_COMPUTE[dtype];
   let body: string;
   if (ct === 'f32') {
+    // NaN is tested on the bits: WGSL compilers may assume v != v is false.
     body = `var bits = bitcast<u32>(v);
-  if (v != v) { bits = 0x7fc00000u; }
+  if ((bits & 0x7fffffffu) > 0x7f800000u) { bits = 0x7fc00000u; }
   if (bits == 0x80000000u) { bits = 0u; }
   return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);`;
   } else if (ct === 'i32') body = 'return bitcast<u32>(v) ^ 0x80000000u;';
