@@ -26,3 +26,4 @@ export * from './ops/norm';
 export * from './ops/sort';
 export * from './nn';
 export * from './optim';
+export * from './ops/select-mask';
