@@ -1,6 +1,7 @@
 // FrozenBatchNorm2d, BatchNorm2d (train/eval, running stats) and GroupNorm against float64
 // references, forward and backward, on odd shapes and a non-contiguous (permuted) input; the
 // reference gradients are checked by finite differences.
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, permute, type Tensor } from '../../core';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
@@ -247,5 +248,45 @@ describe('frozenBatchNorm2d', () => {
     expectClose(await y.data(), yRef, { atol: 2e-5, rtol: 1e-5, what: `frozenBN forward (seed ${seed})` });
     backward(y, fromArray(Float32Array.from(gOut), shape));
     expectClose(nhwcToNchw(await leaf.grad!.data(), shape), dxRef, { atol: 1e-6, rtol: 1e-5, what: `frozenBN dx (seed ${seed})` });
+  });
+});
+
+describe('PyTorch parity (fixtures from scripts/fixtures/make_detection_fixtures.py)', () => {
+  const load = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/detection/${name}`, import.meta.url), 'utf8'));
+  // Relative error <= 1e-4 against torch, with an absolute floor for values near zero.
+  const tol = { atol: 1e-5, rtol: 1e-4 };
+
+  it('F.group_norm forward and backward', async () => {
+    for (const c of load('group_norm.json').cases) {
+      const x = fromArray(Float32Array.from(c.x), c.shape);
+      const w = param(Float64Array.from(c.weight));
+      const b = param(Float64Array.from(c.bias));
+      x.requiresGrad = true;
+      const y = groupNorm(x, c.groups, { weight: w, bias: b });
+      const what = `group_norm [${c.shape}] G=${c.groups}`;
+      expectClose(await y.data(), c.output, { ...tol, what: `${what} forward` });
+      backward(y, fromArray(Float32Array.from(c.grad_output), c.shape));
+      expectClose(await x.grad!.data(), c.grad_x, { ...tol, what: `${what} grad x` });
+      expectClose(await w.grad!.data(), c.grad_weight, { ...tol, what: `${what} grad weight` });
+      expectClose(await b.grad!.data(), c.grad_bias, { ...tol, what: `${what} grad bias` });
+    }
+  });
+
+  it('F.batch_norm (training) forward, running stats and backward', async () => {
+    const c = load('batch_norm.json');
+    const x = fromArray(Float32Array.from(c.x), c.shape);
+    x.requiresGrad = true;
+    const w = param(Float64Array.from(c.weight));
+    const b = param(Float64Array.from(c.bias));
+    const rm = fromArray(Float32Array.from(c.running_mean), [c.shape[1]]);
+    const rv = fromArray(Float32Array.from(c.running_var), [c.shape[1]]);
+    const y = batchNorm2d(x, { weight: w, bias: b, runningMean: rm, runningVar: rv, training: true });
+    expectClose(await y.data(), c.output, { ...tol, what: 'batch_norm forward' });
+    expectClose(await rm.data(), c.running_mean_after, { ...tol, what: 'batch_norm running_mean' });
+    expectClose(await rv.data(), c.running_var_after, { ...tol, what: 'batch_norm running_var' });
+    backward(y, fromArray(Float32Array.from(c.grad_output), c.shape));
+    expectClose(await x.grad!.data(), c.grad_x, { ...tol, what: 'batch_norm grad x' });
+    expectClose(await w.grad!.data(), c.grad_weight, { ...tol, what: 'batch_norm grad weight' });
+    expectClose(await b.grad!.data(), c.grad_bias, { ...tol, what: 'batch_norm grad bias' });
   });
 });
