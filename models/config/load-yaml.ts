@@ -43,11 +43,11 @@ function readYamlMapping(abs: string, shown: string): Record<string, unknown> {
   } catch (err) {
     throw new UserError(`cannot read config ${shown}: ${(err as Error).message}`);
   }
-  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: true });
   const err = doc.errors[0];
   if (err) {
     const pos = err.linePos?.[0];
-    throw new InputError(shown, pos ? `line ${pos.line}, column ${pos.col}` : undefined, `invalid YAML: ${err.message.split('\n')[0]}`);
+    throw new InputError(shown, pos ? `line ${pos.line}, column ${pos.col}` : undefined, `invalid YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:$/, '')}`);
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   if (value === null || value === undefined) return {};
