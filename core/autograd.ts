@@ -106,6 +106,9 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     grads.set(t, sum);
     inc(sum);
     dec(prevG);
+    // g was consumed by the add: free it unless another input still holds it.
+    inc(g);
+    dec(g);
   };
   try {
     const seed = grad ?? onesLikeImpl!(root);
