@@ -21,7 +21,7 @@ export interface Conv2dOptions {
 }
 
 /** The tensor itself when contiguous, else a contiguous copy; `done()` frees the copy. */
-export function dense(t: Tensor): { t: Tensor; done: () => void } {
+function dense(t: Tensor): { t: Tensor; done: () => void } {
   if (t.isContiguous()) return { t, done: () => {} };
   const c = contiguousCopy(t);
   return { t: c, done: () => c.dispose() };
