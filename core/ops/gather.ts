@@ -6,12 +6,14 @@
 // Index tensors are i32. Out-of-range indices (negative or >= size) are not errors (that would
 // need a readback): gather/indexSelect yield 0 there, scatterAdd/indexAdd skip them. Every
 // scatter-add is deterministic: each output element sums its contributions in ascending index
-// position (see kernels/scatter.ts), so two runs agree bit for bit.
+// position (see kernels/scatter.ts), so two runs agree bit for bit. With a 1-D index (indexAdd,
+// indexSelect's backward) the contributions are found through per-target hit lists, so the cost
+// is linear in the tensor sizes; gather's backward loops over the index fibre (out.numel × K).
 import { record } from '../autograd';
 import { normDim, type Tensor, empty, zeros } from '../tensor';
 import { contiguousStrides, launchMap, type View } from '../../kernels/elementwise/map';
 import { launchGather } from '../../kernels/gather';
-import { launchScatterAdd } from '../../kernels/scatter';
+import { launchIndexAdd, launchScatterAdd } from '../../kernels/scatter';
 
 function checkIndex(op: string, index: Tensor): void {
   if (index.dtype !== 'i32') throw new Error(`${op}: index must be an i32 tensor, got ${index.dtype}`);
@@ -60,7 +62,7 @@ export function indexSelect(input: Tensor, dim: number, index: Tensor): Tensor {
   launchGather(input, d, expandIndex(index, d, shape), out);
   return record(out, 'indexSelect', [input], (g) => {
     const gi = empty(input.shape, g.dtype);
-    launchScatterAdd(null, d, expandIndex(index, d, g.shape), g, gi);
+    launchIndexAdd(null, d, index, g, gi);
     return [gi];
   });
 }
@@ -109,7 +111,7 @@ export function indexAdd(input: Tensor, dim: number, index: Tensor, src: Tensor)
   if (!sameShape(src.shape, want)) throw new Error(`indexAdd: src must have shape [${want}] (input's with dim ${d} = index length), got [${src.shape}]`);
   if (src.dtype !== input.dtype) throw new Error(`indexAdd: src dtype ${src.dtype} differs from input dtype ${input.dtype}`);
   const out = empty(input.shape, input.dtype);
-  launchScatterAdd(input, d, expandIndex(index, d, src.shape), src, out);
+  launchIndexAdd(input, d, index, src, out);
   return record(out, 'indexAdd', [input, src], (g) => {
     let gs: Tensor | null = null;
     if (src.requiresGrad) {

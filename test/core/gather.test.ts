@@ -2,7 +2,8 @@
 // (permuted, sliced) inputs and indices, forward and backward; the reference gradients are checked
 // by finite differences; scatter-adds are checked to be bit-for-bit deterministic.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, gather, indexAdd, indexSelect, init, permute, scatterAdd, slice, type Tensor } from '../../core';
+import { backward, empty, fromArray, gather, indexAdd, indexSelect, init, permute, scatterAdd, slice, type Tensor } from '../../core';
+import { launchIndexAdd, launchScatterAdd } from '../../kernels/scatter';
 import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
 
 beforeAll(async () => {
@@ -250,5 +251,32 @@ describe('indexAdd', () => {
     expectClose(fd, gsRef, { atol: 1e-6, what: `${what}: reference src grad vs finite differences` });
     expectClose(await ts.grad!.data(), gsRef, { atol: 1e-6, what: `${what}: src grad` });
     expect(() => indexAdd(tx, dim, fromArray(idx, [len], 'i32'), fromArray(src, [3, len * 4]))).toThrow(/src must have shape/);
+  });
+
+  it('hit-list kernel gives the same bits as the per-element loop (collisions, out-of-range, strided index)', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const xs = [3, 6, 5];
+    const dim = 1;
+    const len = 700;
+    const ss = [3, len, 5];
+    const x = f32(rng.uniformArray(numel(xs), -1, 1));
+    const src = f32(rng.normalArray(numel(ss), 0, 50));
+    const rawIdx = randInts(rng, 2 * len, -2, 8); // -2, -1, 6, 7 are out of range
+    const idxBase = fromArray(rawIdx, [2 * len], 'i32');
+    const index = slice(idxBase, 0, 1, 2 * len, 2); // strided, length len
+    const tx = fromArray(x, xs);
+    const tsrc = fromArray(src, ss);
+    const fast = empty(xs);
+    launchIndexAdd(tx, dim, index, tsrc, fast);
+    const loop = empty(xs);
+    const expanded = { buffer: index.buffer, dtype: index.dtype, shape: ss, strides: [0, index.strides[0]!, 0], offset: index.offset };
+    launchScatterAdd(tx, dim, expanded, tsrc, loop);
+    const a = await fast.data();
+    const b = await loop.data();
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `hit lists vs loop (seed ${seed})`).toBe(true);
+    const full = new Int32Array(numel(ss));
+    for (let i = 0; i < full.length; i++) full[i] = rawIdx[1 + 2 * unravel(i, ss)[dim]!]!;
+    expectClose(a, scatterAddRef(x, xs, dim, full, ss, src, ss), { atol: 1e-2, rtol: 1e-4, what: `indexAdd hit lists (seed ${seed})` });
   });
 });
