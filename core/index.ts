@@ -31,3 +31,4 @@ export * from './ops/select-mask';
 export * from './ops/roi-align';
 export * from './ops/conv';
 export * from './ops/conv-transpose';
+export * from './ops/losses';
