@@ -12,45 +12,52 @@ const CODES: Record<string, DType> = {
 const ITEM_BYTES: Record<DType, number> = { F16: 2, F32: 4, F64: 8, I8: 1, U8: 1, I32: 4, I64: 8, BOOL: 1 };
 
 export class NumpyDType implements PyStateful {
-  readonly dtype: DType;
+  /** Undefined for dtypes we cannot convert (strings, objects, complex): an error only if used. */
+  readonly dtype: DType | undefined;
   /** '<' little, '>' big, '|' not applicable, '=' native (little on every host we run on). */
   byteOrder = '=';
 
   constructor(readonly code: string) {
-    const c = code.replace(/^[<>|=]/, '');
-    const d = CODES[c];
-    if (!d) throw new Error(`numpy dtype '${code}' is not supported (expected float16/32/64, int8/32/64, uint8 or bool)`);
-    this.dtype = d;
+    this.dtype = CODES[code.replace(/^[<>|=]/, '')];
     if (/^[<>|=]/.test(code)) this.byteOrder = code[0]!;
   }
 
   setState(state: unknown): void {
     // (version, byteorder, subarray, names, fields, elsize, alignment, flags)
     if (!Array.isArray(state) || typeof state[1] !== 'string') throw new Error('unexpected numpy dtype state');
-    if (state[2] !== null || state[3] !== null) throw new Error('structured / sub-array numpy dtypes are not supported');
     this.byteOrder = state[1];
   }
 }
 
-/** What `numpy.core.multiarray._reconstruct` returns; BUILD fills `tensor`. */
+/**
+ * What `numpy.core.multiarray._reconstruct` returns; BUILD gives it its state. Conversion waits
+ * until the array is used as a tensor, so an unsupported array outside the weights is harmless.
+ */
 export class NumpyArray implements PyStateful {
-  tensor: HostTensor | undefined;
+  private state: { shape: unknown; dtype: unknown; fortran: boolean; raw: unknown } | undefined;
 
   setState(state: unknown): void {
     if (!Array.isArray(state)) throw new Error('unexpected numpy array state');
     // Version 1 states have a leading version number; very old ones do not.
     const [shape, dtype, fortran, raw] = state.length === 5 ? state.slice(1) : state;
+    this.state = { shape, dtype, fortran: fortran === true || fortran === 1, raw };
+  }
+
+  toTensor(): HostTensor {
+    if (!this.state) throw new Error('numpy array was never given its data');
+    const { shape, dtype, fortran, raw } = this.state;
     if (!(dtype instanceof NumpyDType)) throw new Error('numpy array state has no dtype');
     if (Array.isArray(raw)) throw new Error('numpy object arrays are not supported');
-    this.tensor = arrayFromBytes(toBytes(raw), dtype, checkShape(shape), fortran === true || fortran === 1);
+    return arrayFromBytes(toBytes(raw), dtype, checkShape(shape), fortran);
   }
 }
 
 /** numpy.core.numeric._frombuffer(buffer, dtype, shape, order), protocol 5's array pickle. */
-export function ndarrayFromBuffer(args: unknown[]): HostTensor {
+export function ndarrayFromBuffer(args: unknown[]): NumpyArray {
   const [buf, dtype, shape, order] = args;
-  if (!(dtype instanceof NumpyDType)) throw new Error('_frombuffer without a numpy dtype');
-  return arrayFromBytes(toBytes(buf), dtype, checkShape(shape), order === 'F');
+  const a = new NumpyArray();
+  a.setState([shape, dtype, order === 'F', buf]);
+  return a;
 }
 
 /** numpy.core.multiarray.scalar(dtype, bytes): a numpy scalar such as np.float32(2.5). */
@@ -77,6 +84,7 @@ function checkShape(shape: unknown): number[] {
 }
 
 function arrayFromBytes(bytes: Uint8Array, dt: NumpyDType, shape: number[], fortran: boolean): HostTensor {
+  if (!dt.dtype) throw new Error(`numpy dtype '${dt.code}' is not supported (expected float16/32/64, int8/32/64, uint8 or bool)`);
   const size = ITEM_BYTES[dt.dtype];
   const n = numel(shape);
   if (bytes.byteLength !== n * size) {

@@ -27,10 +27,8 @@ export function toStateDict(root: unknown, file: string): StateDict {
     let t: HostTensor | undefined;
     try {
       if (v instanceof TorchTensorRef) t = v.materialize();
-      else if (v instanceof NumpyArray) {
-        if (!v.tensor) throw new Error('numpy array was never given its data');
-        t = v.tensor;
-      } else if (isHostTensor(v)) t = v;
+      else if (v instanceof NumpyArray) t = v.toTensor();
+      else if (isHostTensor(v)) t = v;
     } catch (err) {
       throw new InputError(file, `tensor "${prefix}"`, (err as Error).message);
     }
