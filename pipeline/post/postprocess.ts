@@ -1,0 +1,104 @@
+// Post-processing of one image's predicted instances into non-overlapping submission masks:
+// image class = most frequent predicted class (ties -> lowest id); per-class score threshold;
+// instances in descending score order; optional shape filters from the `cellseg analyze` table
+// (checked on the whole predicted mask, as mistag's notebook); overlap removal (pixels already
+// taken are removed); per-class minimum pixel count after removal (Slawek's MIN_PIXELS).
+import { cellTypeOfCategory, DEFAULT_MIN_PIXELS, DEFAULT_SCORE_THRESHOLDS, type CellType } from '../data/cellTypes';
+import { cropToRuns, tightenCrop, type MaskCrop } from '../data/maskCrop';
+import type { Runs } from '../data/rle';
+import { regionProps, type ShapeFeatures } from '../shape/regionProps';
+import type { ShapeReport } from '../shape/analyze';
+
+export interface Candidate {
+  score: number;
+  categoryId: number;
+  mask: MaskCrop;
+}
+
+export interface PostprocessOptions {
+  scoreThresholds: Record<CellType, number>;
+  minPixels: Record<CellType, number>;
+  shapeData?: ShapeReport['shape_data'];
+  /** Features whose 1 % percentile is a lower bound (default: major_axis_length, as the notebook). */
+  shapeMin?: (keyof ShapeFeatures)[];
+  /** Features whose 99 % percentile is an upper bound (default none). */
+  shapeMax?: (keyof ShapeFeatures)[];
+}
+
+export const DEFAULT_POSTPROCESS: PostprocessOptions = {
+  scoreThresholds: DEFAULT_SCORE_THRESHOLDS,
+  minPixels: DEFAULT_MIN_PIXELS,
+};
+
+export interface PostprocessResult {
+  cellType: CellType | undefined;
+  masks: Runs[];
+  dropped: { belowScore: number; shape: number; tooSmall: number };
+}
+
+/** Most frequent category (ties -> the lowest id); undefined without candidates. */
+export function imageClass(cands: readonly Candidate[]): CellType | undefined {
+  const counts = new Map<number, number>();
+  for (const c of cands) counts.set(c.categoryId, (counts.get(c.categoryId) ?? 0) + 1);
+  const best = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0];
+  return best ? cellTypeOfCategory(best[0]) : undefined;
+}
+
+export function postprocessImage(cands: readonly Candidate[], width: number, height: number, opts: PostprocessOptions): PostprocessResult {
+  const cellType = imageClass(cands);
+  const result: PostprocessResult = { cellType, masks: [], dropped: { belowScore: 0, shape: 0, tooSmall: 0 } };
+  if (!cellType) return result;
+  const thr = opts.scoreThresholds[cellType];
+  const minPx = opts.minPixels[cellType];
+  const order = cands
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => b.c.score - a.c.score || a.i - b.i)
+    .map((x) => x.c);
+  const used = new Uint8Array(width * height);
+  const mins = opts.shapeMin ?? ['major_axis_length'];
+  const maxs = opts.shapeMax ?? [];
+  for (const c of order) {
+    if (c.score < thr) {
+      result.dropped.belowScore++;
+      continue;
+    }
+    if (opts.shapeData) {
+      const f = regionProps(c.mask);
+      const ok =
+        f !== null &&
+        mins.every((k) => {
+          const r = opts.shapeData![k]?.[cellType];
+          return !r || f[k] >= r.min;
+        }) &&
+        maxs.every((k) => {
+          const r = opts.shapeData![k]?.[cellType];
+          return !r || f[k] <= r.max;
+        });
+      if (!ok) {
+        result.dropped.shape++;
+        continue;
+      }
+    }
+    const m = c.mask;
+    const data = new Uint8Array(m.data.length);
+    let remaining = 0;
+    for (let y = 0; y < m.height; y++) {
+      for (let x = 0; x < m.width; x++) {
+        const i = y * m.width + x;
+        if (m.data[i] && !used[(m.y0 + y) * width + m.x0 + x]) {
+          data[i] = 1;
+          remaining++;
+        }
+      }
+    }
+    if (remaining === 0 || remaining < minPx) {
+      result.dropped.tooSmall++;
+      continue;
+    }
+    for (let y = 0; y < m.height; y++) {
+      for (let x = 0; x < m.width; x++) if (data[y * m.width + x]) used[(m.y0 + y) * width + m.x0 + x] = 1;
+    }
+    result.masks.push(cropToRuns(tightenCrop({ ...m, data })));
+  }
+  return result;
+}
