@@ -211,6 +211,10 @@ export function launchSortRows(
   const runtime = rt();
   const P = nextPow2(n);
   const total = Math.ceil((rows * P) / SORT_BLOCK) * SORT_BLOCK;
+  const maxBinding = runtime.gpu.limits.maxStorageBufferBindingSize;
+  if (total * 4 > maxBinding) {
+    throw new Error(`sort: ${rows} rows of ${n} (padded to ${P}) need ${total * 4}-byte scratch buffers, over the ${maxBinding}-byte storage binding limit; sort fewer rows at a time`);
+  }
   const usage = GPUBufferUsage.STORAGE;
   const keys = runtime.pool.acquire(total * 4, usage, 'sort.keys');
   const idxs = runtime.pool.acquire(total * 4, usage, 'sort.idxs');

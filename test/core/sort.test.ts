@@ -2,7 +2,7 @@
 // 1, 7, 1000, 4099 and ~100k elements with many ties, strided inputs, other dims, NaN and -0;
 // gradients of the values against finite differences of the reference.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { argsort, backward, fromArray, init, permute, sort, topk, type Tensor } from '../../core';
+import { argsort, backward, fromArray, init, memory, permute, scope, sort, topk, type Tensor } from '../../core';
 import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
 
 beforeAll(async () => {
@@ -170,5 +170,29 @@ describe('topk', () => {
 
   it('rejects k out of range', () => {
     expect(() => topk(fromArray([1, 2, 3], [3]), 4)).toThrow(/k must be an integer in \[0, 3\]/);
+  });
+
+  it('frees its temporaries: repeated topk + backward inside scope() keeps live tensors flat', async () => {
+    const x = fromArray(Float32Array.from({ length: 300 * 4 }, (_, i) => Math.sin(i * 1.7)), [300, 4]);
+    x.requiresGrad = true;
+    const step = () =>
+      scope(() => {
+        const { values } = topk(x, 17, 0, false); // along dim 0: exercises the transposes
+        backward(values, fromArray(new Float32Array(17 * 4).fill(1), [17, 4]));
+      });
+    step();
+    x.grad!.dispose();
+    x.grad = null;
+    await x.data(); // submit, so that the uniform arena is not counted as live
+    const before = memory();
+    for (let r = 0; r < 5; r++) {
+      step();
+      x.grad!.dispose();
+      x.grad = null;
+    }
+    await x.data();
+    const after = memory();
+    expect(after.liveTensors).toBe(before.liveTensors);
+    expect(after.liveBytes).toBe(before.liveBytes);
   });
 });
