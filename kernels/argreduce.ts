@@ -1,0 +1,75 @@
+// Row argmax / argmin: a contiguous [rows, len] region reduced along len to i32 indices. One
+// 256-thread workgroup per row; each thread keeps its best (value, index) over a strided slice,
+// then a shared-memory tree combines them. The combine prefers the lower index on equal values, so
+// ties give the first index (as PyTorch), and NaN counts as the extreme (PyTorch returns the first
+// NaN's index) — tested by the bits, since compilers may fold `v != v` away.
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+
+const WG = 256;
+export type ArgOp = 'argmax' | 'argmin';
+
+const cache = new Map<string, KernelDef>();
+
+function kernel(op: ArgOp, inType: DType): KernelDef {
+  const key = `argreduce:${op}:${inType}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const t = WGSL_COMPUTE[inType];
+  const better = op === 'argmax' ? '>' : '<';
+  const isNan = t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false';
+  const code = /* wgsl */ `
+${inType === 'f16' ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<i32>;
+struct P { rows: u32, len: u32, src_off: u32, _p: u32 }
+@group(0) @binding(2) var<uniform> p: P;
+const NONE = 0xffffffffu;
+var<workgroup> sh_v: array<${t}, ${WG}>;
+var<workgroup> sh_i: array<u32, ${WG}>;
+${WGSL_LINEAR_WORKGROUP}
+fn is_nan(v: ${t}) -> bool { return ${isNan}; }
+// Whether candidate (bv, bi) beats the current best (av, ai). NaN beats numbers; among equals
+// (or among NaNs) the lower index wins.
+fn beats(bv: ${t}, bi: u32, av: ${t}, ai: u32) -> bool {
+  if (bi == NONE) { return false; }
+  if (ai == NONE) { return true; }
+  let bn = is_nan(bv);
+  let an = is_nan(av);
+  if (bn != an) { return bn; }
+  if (bn || bv == av) { return bi < ai; }
+  return bv ${better} av;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = linear_workgroup(wid, nwg);
+  if (row >= p.rows) { return; }
+  let base = p.src_off + row * p.len;
+  var best_v = ${t}(0);
+  var best_i = NONE;
+  for (var j = lid; j < p.len; j += ${WG}u) {
+    let v = ${t}(src[base + j]);
+    if (beats(v, j, best_v, best_i)) { best_v = v; best_i = j; }
+  }
+  sh_v[lid] = best_v;
+  sh_i[lid] = best_i;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s && beats(sh_v[lid + s], sh_i[lid + s], sh_v[lid], sh_i[lid])) {
+      sh_v[lid] = sh_v[lid + s];
+      sh_i[lid] = sh_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { dst[row] = i32(sh_i[0]); }
+}`;
+  def = { key, code, bindings: ['read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/** dst[row] (i32, from element 0) = index of the max/min of row `row` of src (from srcOffset). */
+export function launchArgReduce(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, rows: number, len: number): void {
+  const p = new Params(4).u(rows, len, srcOffset, 0);
+  rt().dispatch(kernel(op, inType), [src, dst], p.bytes(), rows);
+}
