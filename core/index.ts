@@ -32,3 +32,4 @@ export * from './ops/roi-align';
 export * from './ops/conv';
 export * from './ops/conv-transpose';
 export * from './ops/losses';
+export * from './ops/boxes';
