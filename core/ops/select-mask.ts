@@ -3,7 +3,7 @@
 // the GPU. Never use them inside forward/backward/optimizer hot paths; use them in
 // post-processing. Everything else stays on the GPU: flags -> prefix sum (kernels/compact.ts) ->
 // compaction; only the total count (4 bytes) comes back to the CPU.
-import { record } from '../autograd';
+import { isGradEnabled, record } from '../autograd';
 import { type DType, isFloat } from '../dtype';
 import { rt } from '../runtime';
 import { empty, type Tensor } from '../tensor';
@@ -66,7 +66,7 @@ export async function maskedSelect(t: Tensor, mask: Tensor): Promise<Tensor> {
   const out = empty([s.count], t.dtype);
   if (s.count > 0) launchCompact(s.ops, values.buffer, values.offset, out.buffer, out.offset);
   if (values !== t) values.dispose();
-  if (!t.requiresGrad) {
+  if (!t.requiresGrad || !isGradEnabled()) {
     s.flags.dispose();
     s.pos.dispose();
     return out;
