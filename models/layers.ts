@@ -1,0 +1,136 @@
+// Parameterised building blocks with PyTorch/Detectron2 parameter names (`weight`, `bias`,
+// `running_mean`, `running_var`) so that state dicts load by key. The functional ops live in
+// core/ops; these modules only own parameters and call them.
+import { conv2d, type Conv2dOptions } from '../core/ops/conv';
+import { convTranspose2d } from '../core/ops/conv-transpose';
+import { frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
+import { empty, full, type Tensor } from '../core/tensor';
+import { Module } from '../core/nn/module';
+import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../core/nn/init';
+
+type Pair = number | [number, number];
+
+export interface Conv2dModuleOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+  seed?: number;
+}
+
+/** nn.Conv2d with PyTorch's default init (kaiming_uniform a=√5; bias U(±1/√fan_in)). */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly opts: Conv2dOptions;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: Pair,
+    o: Conv2dModuleOptions = {},
+  ) {
+    super();
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    const groups = o.groups ?? 1;
+    if (inChannels % groups || outChannels % groups) throw new Error(`Conv2d: channels ${inChannels}->${outChannels} not divisible by groups ${groups}`);
+    const seed = o.seed ?? nextSeed();
+    this.weight = this.registerParameter('weight', empty([outChannels, inChannels / groups, kh, kw]));
+    kaimingUniform_(this.weight, { a: Math.sqrt(5), seed });
+    this.bias = this.registerParameter('bias', o.bias === false ? null : empty([outChannels]));
+    if (this.bias) {
+      const bound = 1 / Math.sqrt(fanInAndFanOut(this.weight.shape).fanIn);
+      uniform_(this.bias, -bound, bound, (seed + 0x9e3779b9) >>> 0);
+    }
+    this.opts = { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups };
+  }
+
+  forward(x: Tensor, activation?: 'relu'): Tensor {
+    return conv2d(x, this.weight, this.bias, { ...this.opts, activation });
+  }
+}
+
+/** nn.ConvTranspose2d (weight [in, out/groups, kh, kw]). */
+export class ConvTranspose2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride = 1,
+    o: { bias?: boolean; seed?: number; padding?: number } = {},
+  ) {
+    super();
+    const seed = o.seed ?? nextSeed();
+    this.weight = this.registerParameter('weight', empty([inChannels, outChannels, kernelSize, kernelSize]));
+    kaimingUniform_(this.weight, { a: Math.sqrt(5), seed });
+    this.bias = this.registerParameter('bias', o.bias === false ? null : empty([outChannels]));
+    if (this.bias) {
+      // PyTorch computes fan_in from weight.shape[1] * k * k for transposed convs.
+      const bound = 1 / Math.sqrt(outChannels * kernelSize * kernelSize);
+      uniform_(this.bias, -bound, bound, (seed + 0x9e3779b9) >>> 0);
+    }
+    this.padding = o.padding ?? 0;
+  }
+  private readonly padding: number;
+  forward(x: Tensor): Tensor {
+    return convTranspose2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+  }
+}
+
+/** Detectron2's FrozenBatchNorm2d: fixed affine y = (x - mean) / sqrt(var + eps) * w + b. */
+export class FrozenBatchNorm2d extends Module {
+  readonly eps = 1e-5;
+  constructor(readonly numFeatures: number) {
+    super();
+    this.registerBuffer('weight', full([numFeatures], 1));
+    this.registerBuffer('bias', full([numFeatures], 0));
+    this.registerBuffer('running_mean', full([numFeatures], 0));
+    this.registerBuffer('running_var', full([numFeatures], 1));
+  }
+  forward(x: Tensor): Tensor {
+    return frozenBatchNorm2d(x, {
+      weight: this.getBuffer('weight')!,
+      bias: this.getBuffer('bias')!,
+      runningMean: this.getBuffer('running_mean')!,
+      runningVar: this.getBuffer('running_var')!,
+      eps: this.eps,
+    });
+  }
+}
+
+/** nn.GroupNorm(num_groups, num_channels), affine with weight 1 and bias 0 at init. */
+export class GroupNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', full([numChannels], 1));
+    this.bias = this.registerParameter('bias', full([numChannels], 0));
+  }
+  forward(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.eps });
+  }
+}
+
+/** A Module holding a learnable scalar `scale` (FCOS per-level regression scale). */
+export class Scale extends Module {
+  readonly scale: Tensor;
+  constructor(init = 1) {
+    super();
+    this.scale = this.registerParameter('scale', full([1], init));
+  }
+}
+
+/** A plain container whose children are registered under given names (ModuleList / Sequential
+ *  keys such as '0', '1' or 'stem_1/conv'). */
+export class Container extends Module {
+  add<M extends Module>(name: string, m: M): M {
+    return this.registerModule(name, m);
+  }
+}
