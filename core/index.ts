@@ -33,3 +33,8 @@ export * from './ops/conv';
 export * from './ops/conv-transpose';
 export * from './ops/losses';
 export * from './ops/boxes';
+export * from './ops/softmax';
+export * from './ops/argreduce';
+export * from './ops/cumsum';
+export * from './ops/join';
+export * from './ops/pad';
