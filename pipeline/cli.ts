@@ -5,8 +5,17 @@ import { Command } from 'commander';
 import { GpuUnavailableError } from '../core/device';
 import { UserError } from '../core/errors';
 import * as convertWeights from './commands/convert-weights';
+import * as analyze from './commands/analyze';
+import * as coco from './commands/coco';
 import * as doctor from './commands/doctor';
+import * as evaluate from './commands/evaluate';
+import * as fuseBoxes from './commands/fuseBoxes';
 import * as run from './commands/run';
+import * as score from './commands/score';
+import * as split from './commands/split';
+import * as submit from './commands/submit';
+import * as synth from './commands/synth';
+import * as validateSubmission from './commands/validateSubmission';
 
 const program = new Command();
 program
@@ -15,7 +24,9 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [convertWeights, doctor, run]) mod.register(program);
+for (const mod of [convertWeights, doctor, run, synth, analyze, coco, split, evaluate, score, fuseBoxes, submit, validateSubmission]) {
+  mod.register(program);
+}
 
 export async function main(argv: string[]): Promise<number> {
   try {
