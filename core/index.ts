@@ -38,3 +38,4 @@ export * from './ops/argreduce';
 export * from './ops/cumsum';
 export * from './ops/join';
 export * from './ops/pad';
+export * from './ops/pool';
