@@ -39,3 +39,4 @@ export * from './ops/cumsum';
 export * from './ops/join';
 export * from './ops/pad';
 export * from './ops/pool';
+export * from './ops/paste-masks';
