@@ -107,7 +107,7 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   if (!isFloat(ct) && !op.integer) throw new Error(`${op.name}: needs float tensors, got ${a.dtype} and ${b.dtype}`);
   const shape = broadcastShapes(a.shape, b.shape);
   const outType: DType = op.out === 'bool' ? 'bool' : ct;
-  const out = mapRaw(op.name, op.forward, [a, b], shape, outType, ct);
+  const out = mapRaw(op.name, isFloat(ct) && op.forwardFloat ? op.forwardFloat : op.forward, [a, b], shape, outType, ct);
   if (op.gx && isFloat(ct)) {
     const { gx, gy } = op;
     record(out, op.name, [a, b], (g) => {

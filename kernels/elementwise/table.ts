@@ -34,8 +34,9 @@ export const UNARY_OPS = {
   reciprocal: { name: 'reciprocal', forward: '1.0 / x', backward: '-g * y * y' },
   sin: { name: 'sin', forward: 'sin(x)', backward: 'g * cos(x)' },
   cos: { name: 'cos', forward: 'cos(x)', backward: '-g * sin(x)' },
-  relu: { name: 'relu', forward: 'max(x, 0.0)', backward: 'select(0.0, g, x > 0.0)' },
-  relu6: { name: 'relu6', forward: 'clamp(x, 0.0, 6.0)', backward: 'select(0.0, g, x > 0.0 && x < 6.0)' },
+  // NaN passes through relu/relu6/clamp/maximum/minimum as in PyTorch (WGSL max/min/clamp may drop it).
+  relu: { name: 'relu', forward: 'select(max(x, 0.0), x, isnan_(x))', backward: 'select(0.0, g, x > 0.0)' },
+  relu6: { name: 'relu6', forward: 'select(clamp(x, 0.0, 6.0), x, isnan_(x))', backward: 'select(0.0, g, x > 0.0 && x < 6.0)' },
   // PyTorch's hardsigmoid: relu6(x + 3) / 6, gradient 1/6 strictly inside (-3, 3).
   hardsigmoid: { name: 'hardsigmoid', forward: 'clamp(x / 6.0 + 0.5, 0.0, 1.0)', backward: 'select(0.0, g / 6.0, x > -3.0 && x < 3.0)' },
   hardswish: { name: 'hardswish', forward: 'x * clamp(x / 6.0 + 0.5, 0.0, 1.0)', backward: 'select(select(g * (x / 3.0 + 0.5), g, x >= 3.0), 0.0, x <= -3.0)' },
@@ -54,7 +55,7 @@ export const UNARY_OPS = {
   mulScalar: { name: 'mulScalar', forward: 'x * s0', backward: 'g * s0', scalars: 1 },
   rsubScalar: { name: 'rsubScalar', forward: 's0 - x', backward: '-g', scalars: 1 },
   powScalar: { name: 'powScalar', forward: 'pow_(x, s0)', backward: 'g * s0 * pow_(x, s0 - 1.0)', scalars: 1 },
-  clamp: { name: 'clamp', forward: 'clamp(x, s0, s1)', backward: 'select(0.0, g, x >= s0 && x <= s1)', scalars: 2 },
+  clamp: { name: 'clamp', forward: 'select(clamp(x, s0, s1), x, isnan_(x))', backward: 'select(0.0, g, x >= s0 && x <= s1)', scalars: 2 },
   leakyRelu: { name: 'leakyRelu', forward: 'select(x * s0, x, x > 0.0)', backward: 'select(g * s0, g, x > 0.0)', scalars: 1 },
 } satisfies Record<string, UnaryOp>;
 
@@ -65,6 +66,8 @@ export interface BinaryOp {
   gy?: string;
   /** Result dtype: 'same' (the promoted input dtype) or 'bool' for comparisons. */
   out?: 'same' | 'bool';
+  /** Forward used when computing in f32, where it must differ from the integer one (NaN rules). */
+  forwardFloat?: string;
   integer?: boolean;
 }
 
@@ -75,11 +78,12 @@ export const BINARY_OPS = {
   div: { name: 'div', forward: 'x / y', gx: 'g / y', gy: '-g * x / (y * y)' },
   pow: { name: 'pow', forward: 'pow_(x, y)', gx: 'g * y * pow_(x, y - 1.0)', gy: 'g * pow_(x, y) * log(x)' },
   // Ties split the gradient equally between the operands, as PyTorch does.
-  maximum: { name: 'maximum', forward: 'max(x, y)', gx: 'select(select(0.0, 0.5 * g, x == y), g, x > y)', gy: 'select(select(0.0, 0.5 * g, x == y), g, y > x)', integer: true },
-  minimum: { name: 'minimum', forward: 'min(x, y)', gx: 'select(select(0.0, 0.5 * g, x == y), g, x < y)', gy: 'select(select(0.0, 0.5 * g, x == y), g, y < x)', integer: true },
+  maximum: { name: 'maximum', forward: 'max(x, y)', forwardFloat: 'select(max(x, y), x + y, isnan_(x) || isnan_(y))', gx: 'select(select(0.0, 0.5 * g, x == y), g, x > y)', gy: 'select(select(0.0, 0.5 * g, x == y), g, y > x)', integer: true },
+  minimum: { name: 'minimum', forward: 'min(x, y)', forwardFloat: 'select(min(x, y), x + y, isnan_(x) || isnan_(y))', gx: 'select(select(0.0, 0.5 * g, x == y), g, x < y)', gy: 'select(select(0.0, 0.5 * g, x == y), g, y < x)', integer: true },
   atan2: { name: 'atan2', forward: 'atan2(x, y)', gx: 'g * y / (x * x + y * y)', gy: '-g * x / (x * x + y * y)' },
   eq: { name: 'eq', forward: 'select(0u, 1u, x == y)', out: 'bool', integer: true },
-  ne: { name: 'ne', forward: 'select(0u, 1u, x != y)', out: 'bool', integer: true },
+  // !(x == y): lavapipe compiles != as an ordered compare (false for NaN); IEEE says NaN != NaN.
+  ne: { name: 'ne', forward: 'select(0u, 1u, !(x == y))', out: 'bool', integer: true },
   lt: { name: 'lt', forward: 'select(0u, 1u, x < y)', out: 'bool', integer: true },
   le: { name: 'le', forward: 'select(0u, 1u, x <= y)', out: 'bool', integer: true },
   gt: { name: 'gt', forward: 'select(0u, 1u, x > y)', out: 'bool', integer: true },
@@ -91,6 +95,8 @@ export const BINARY_OPS = {
 /** WGSL helpers the expressions above use (numerically careful versions). */
 export const ELEMENTWISE_HELPERS = /* wgsl */ `
 ${WGSL_NAN}
+// By the bits: compilers may fold \`x != x\` to false.
+fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn sigmoid_(x: f32) -> f32 {
   if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
   let e = exp(x);

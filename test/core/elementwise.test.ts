@@ -316,6 +316,21 @@ describe('binary ops', () => {
     expect(() => cg.div(at, bt)).toThrow(/div: needs float tensors, got i32 and i32/);
   });
 
+  it('NaN propagates like PyTorch through maximum/minimum/relu/relu6/clamp; NaN != NaN', async () => {
+    const a = cg.fromArray([NaN, 1, NaN, 2]);
+    const b = cg.fromArray([1, NaN, NaN, 3]);
+    const isNan = async (t: Tensor) => (await t.toArray()).map(Number.isNaN);
+    expect(await isNan(cg.maximum(a, b))).toEqual([true, true, true, false]);
+    expect(await isNan(cg.minimum(a, b))).toEqual([true, true, true, false]);
+    expect(await cg.maximum(a, b).toArray().then((v) => v[3])).toBe(3);
+    expect(await isNan(cg.relu(a))).toEqual([true, false, true, false]);
+    expect(await isNan(cg.relu6(a))).toEqual([true, false, true, false]);
+    expect(await isNan(cg.clamp(a, 0, 1.5))).toEqual([true, false, true, false]);
+    expect(await cg.ne(a, b).toArray()).toEqual([1, 1, 1, 1]);
+    expect(await cg.eq(a, a).toArray()).toEqual([0, 1, 0, 1]);
+    expect(await cg.ne(a, a).toArray()).toEqual([1, 0, 1, 0]);
+  });
+
   it('rejects incompatible shapes with both shapes in the message', () => {
     const a = cg.zeros([3, 4]);
     const b = cg.zeros([5]);
