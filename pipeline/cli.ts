@@ -9,6 +9,7 @@ import * as analyze from './commands/analyze';
 import * as coco from './commands/coco';
 import * as doctor from './commands/doctor';
 import * as evaluate from './commands/evaluate';
+import * as modelSummary from './commands/model-summary';
 import * as fuseBoxes from './commands/fuseBoxes';
 import * as run from './commands/run';
 import * as score from './commands/score';
@@ -24,7 +25,7 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [convertWeights, doctor, run, synth, analyze, coco, split, evaluate, score, fuseBoxes, submit, validateSubmission]) {
+for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, evaluate, score, fuseBoxes, submit, validateSubmission]) {
   mod.register(program);
 }
 

@@ -11,7 +11,10 @@ import type { Tensor } from '../../core/tensor';
 import { Conv2d } from '../layers';
 
 export interface MaskIoUHeadOptions {
-  /** ROI_MASK_HEAD.CONV_DIM (the input has CONV_DIM + 1 channels). */
+  /** ROI_MASK_HEAD.CONV_DIM: the pooled features' channels (the input has this + 1 channels; it is
+   *  not the FPN width, as in the original). */
+  inputDim: number;
+  /** ROI_MASKIOU_HEAD.CONV_DIM. */
   convDim: number;
   numConv: number;
   numClasses: number;
@@ -26,7 +29,7 @@ export class MaskIoUHead extends Module {
 
   constructor(readonly opts: MaskIoUHeadOptions) {
     super();
-    let c = opts.convDim + 1;
+    let c = opts.inputDim + 1;
     for (let i = 1; i <= opts.numConv; i++) {
       const stride = i === opts.numConv ? 2 : 1;
       const conv = this.registerModule(`maskiou_fcn${i}`, new Conv2d(c, opts.convDim, 3, { padding: 1, stride }));
