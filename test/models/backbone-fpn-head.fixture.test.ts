@@ -60,6 +60,6 @@ for (const cfg of CONFIGS) {
         const { rel, maxAbs } = relToMaxAbs(await got!.data(), ref.data as Float32Array);
         expect(rel, `${name}: max abs err ${maxAbs}, ${rel} of max-abs`).toBeLessThan(1e-4);
       }
-    });
+    }, 600_000);
   });
 }
