@@ -1,10 +1,11 @@
 // ROIAlign (Detectron2 ROIAlignV2 / torchvision roi_align) on contiguous NCHW features, ROIs as
 // [K, 5] rows (batch index, x0, y0, x1, y1) in image coordinates.
 //
-// Forward: one thread per output element (k, c, ph, pw), averaging grid_h x grid_w bilinear
-// samples exactly as the reference CPU kernel computes them.
+// Forward: one thread per output bin (k, ph, pw) and block of 16 channels, averaging grid_h x
+// grid_w bilinear samples exactly as the reference CPU kernel computes them.
 //
-// Backward without float atomics: one thread per input-gradient element (n, c, y, x) GATHERS the
+// Backward without float atomics: one thread per input-gradient pixel (n, y, x) and block of 16
+// channels GATHERS the
 // contributions of every sample that touches it. It walks only the ROIs of image n (a per-image ROI
 // list built on the GPU, in ascending ROI order), and per ROI only the few sample rows/columns whose
 // bilinear footprint can include (y, x). The summation order is a fixed function of the indices,
@@ -12,6 +13,8 @@
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
 
 const WG = 256;
+/** Channels per backward thread. */
+const CB = 16;
 
 const ROI_PARAMS = /* wgsl */ `
 struct P {
@@ -88,30 +91,47 @@ ${ROI_PARAMS}
 @group(0) @binding(3) var<uniform> p: P;
 ${ROI_GEOMETRY}
 ${WGSL_LINEAR_WORKGROUP}
+// One thread per (roi, block of CB channels, ph, pw): sample positions and weights are computed
+// once and applied to the CB channels.
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
-  if (i >= p.rois * p.channels * p.pooled_h * p.pooled_w) { return; }
+  let blocks = (p.channels + ${CB - 1}u) / ${CB}u;
+  if (i >= p.rois * blocks * p.pooled_h * p.pooled_w) { return; }
   let pw = i32(i % p.pooled_w);
   let ph = i32((i / p.pooled_w) % p.pooled_h);
-  let c = (i / (p.pooled_w * p.pooled_h)) % p.channels;
-  let k = i / (p.pooled_w * p.pooled_h * p.channels);
+  let c0 = ((i / (p.pooled_w * p.pooled_h)) % blocks) * ${CB}u;
+  let k = i / (p.pooled_w * p.pooled_h * blocks);
+  let nc = min(${CB}u, p.channels - c0);
+  let plane_out = p.pooled_h * p.pooled_w;
+  let out_base = (k * p.channels + c0) * plane_out + u32(ph) * p.pooled_w + u32(pw);
   let r = roi_geometry(k);
-  if (r.batch < 0 || r.batch >= i32(p.batch)) { out[i] = 0.0; return; }
-  let plane = (u32(r.batch) * p.channels + c) * p.height * p.width;
-  var acc = 0.0;
-  for (var iy = 0; iy < r.grid_h; iy++) {
-    let ay = bilinear_axis(sample_coord(r.start_h, ph, r.bin_h, iy, r.grid_h), p.height);
-    for (var ix = 0; ix < r.grid_w; ix++) {
-      let ax = bilinear_axis(sample_coord(r.start_w, pw, r.bin_w, ix, r.grid_w), p.width);
-      if (!ay.valid || !ax.valid) { continue; }
-      let row_lo = plane + u32(ay.low) * p.width;
-      let row_hi = plane + u32(ay.high) * p.width;
-      acc += ay.w_low * ax.w_low * feat[row_lo + u32(ax.low)] + ay.w_low * ax.w_high * feat[row_lo + u32(ax.high)]
-           + ay.w_high * ax.w_low * feat[row_hi + u32(ax.low)] + ay.w_high * ax.w_high * feat[row_hi + u32(ax.high)];
+  var acc: array<f32, ${CB}>;
+  if (r.batch >= 0 && r.batch < i32(p.batch)) {
+    let hw = p.height * p.width;
+    let plane = (u32(r.batch) * p.channels + c0) * hw;
+    for (var iy = 0; iy < r.grid_h; iy++) {
+      let ay = bilinear_axis(sample_coord(r.start_h, ph, r.bin_h, iy, r.grid_h), p.height);
+      for (var ix = 0; ix < r.grid_w; ix++) {
+        let ax = bilinear_axis(sample_coord(r.start_w, pw, r.bin_w, ix, r.grid_w), p.width);
+        if (!ay.valid || !ax.valid) { continue; }
+        let p1 = plane + u32(ay.low) * p.width + u32(ax.low);
+        let p2 = plane + u32(ay.low) * p.width + u32(ax.high);
+        let p3 = plane + u32(ay.high) * p.width + u32(ax.low);
+        let p4 = plane + u32(ay.high) * p.width + u32(ax.high);
+        let w1 = ay.w_low * ax.w_low;
+        let w2 = ay.w_low * ax.w_high;
+        let w3 = ay.w_high * ax.w_low;
+        let w4 = ay.w_high * ax.w_high;
+        for (var cc = 0u; cc < nc; cc++) {
+          let o = cc * hw;
+          acc[cc] += w1 * feat[p1 + o] + w2 * feat[p2 + o] + w3 * feat[p3 + o] + w4 * feat[p4 + o];
+        }
+      }
     }
   }
-  out[i] = acc / r.count;
+  // A ROI with a batch index outside [0, N) gives zeros.
+  for (var cc = 0u; cc < nc; cc++) { out[out_base + cc * plane_out] = acc[cc] / r.count; }
 }`,
 };
 
@@ -125,7 +145,7 @@ export function launchRoiAlignForward(
   aligned: boolean,
 ): void {
   const d = dims;
-  const n = d.rois * d.channels * d.pooledH * d.pooledW;
+  const n = d.rois * Math.ceil(d.channels / CB) * d.pooledH * d.pooledW;
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
   rt().dispatch(forwardDef, [feat, rois, out], p, Math.ceil(n / WG));
 }
@@ -188,23 +208,29 @@ fn sample_range(q: i32, size: u32, start: f32, bin: f32, grid: i32, bins: u32) -
   let t1 = clamp(ceil((hi - start) / step - 0.5) + 1.0, -1.0, f32(total - 1));
   return vec2i(i32(t0), i32(t1));
 }
+// One thread per (image, block of CB channels, y, x): the ROI walk and the sample weights are
+// shared by the CB channels, which each keep their own accumulator.
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
-  if (i >= p.batch * p.channels * p.height * p.width) { return; }
+  let blocks = (p.channels + ${CB - 1}u) / ${CB}u;
+  if (i >= p.batch * blocks * p.height * p.width) { return; }
   let xq = i32(i % p.width);
   let yq = i32((i / p.width) % p.height);
-  let c = (i / (p.width * p.height)) % p.channels;
-  let n = i / (p.width * p.height * p.channels);
+  let c0 = ((i / (p.width * p.height)) % blocks) * ${CB}u;
+  let n = i / (p.width * p.height * blocks);
+  let nc = min(${CB}u, p.channels - c0);
   let count = lists[n];
-  var acc = 0.0;
+  var acc: array<f32, ${CB}>;
   for (var j = 0u; j < count; j++) {
     let k = lists[p.batch + n * p.rois + j];
     let r = roi_geometry(k);
     if (r.grid_h <= 0 || r.grid_w <= 0) { continue; }
     let ty = sample_range(yq, p.height, r.start_h, r.bin_h, r.grid_h, p.pooled_h);
     let tx = sample_range(xq, p.width, r.start_w, r.bin_w, r.grid_w, p.pooled_w);
-    let g_base = (k * p.channels + c) * p.pooled_h * p.pooled_w;
+    if (ty.x > ty.y || tx.x > tx.y) { continue; }
+    let plane = p.pooled_h * p.pooled_w;
+    let g_base = (k * p.channels + c0) * plane;
     for (var t = ty.x; t <= ty.y; t++) {
       let ph = t / r.grid_h;
       let ay = bilinear_axis(sample_coord(r.start_h, ph, r.bin_h, t % r.grid_h, r.grid_h), p.height);
@@ -215,11 +241,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let ax = bilinear_axis(sample_coord(r.start_w, pw, r.bin_w, s % r.grid_w, r.grid_w), p.width);
         let wx = axis_weight(ax, xq);
         if (!ax.valid || wx == 0.0) { continue; }
-        acc += grad_out[g_base + u32(ph) * p.pooled_w + u32(pw)] * (wy * wx) / r.count;
+        let wgt = (wy * wx) / r.count;
+        let g_off = g_base + u32(ph) * p.pooled_w + u32(pw);
+        for (var cc = 0u; cc < nc; cc++) { acc[cc] += grad_out[g_off + cc * plane] * wgt; }
       }
     }
   }
-  grad_in[i] = acc;
+  let hw = p.height * p.width;
+  let out_base = (n * p.channels + c0) * hw + u32(yq) * p.width + u32(xq);
+  for (var cc = 0u; cc < nc; cc++) { grad_in[out_base + cc * hw] = acc[cc]; }
 }`,
 };
 
@@ -238,7 +268,7 @@ export function launchRoiAlignBackward(
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
   const lists = runtime.pool.acquire(Math.max(16, (d.batch + d.batch * d.rois) * 4), GPUBufferUsage.STORAGE, 'roi_align.lists');
   runtime.dispatch(listDef, [rois, lists], p, Math.ceil(d.batch / 64));
-  const n = d.batch * d.channels * d.height * d.width;
+  const n = d.batch * Math.ceil(d.channels / CB) * d.height * d.width;
   runtime.dispatch(backwardDef, [gradOut, rois, lists, gradIn], p, Math.ceil(n / WG));
   runtime.pool.release(lists);
 }

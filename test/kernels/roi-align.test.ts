@@ -129,7 +129,7 @@ describe('roiAlign reference', () => {
 
 describe('roiAlign', () => {
   const cases: [string, Geo, number][] = [
-    ['aligned, adaptive, 4x3 output', { n: 2, c: 3, h: 9, w: 11, ph: 4, pw: 3, scale: 0.5, sr: 0, aligned: true }, 17],
+    ['aligned, adaptive, 4x3 output, 19 channels (channel-block tail)', { n: 2, c: 19, h: 9, w: 11, ph: 4, pw: 3, scale: 0.5, sr: 0, aligned: true }, 17],
     ['aligned, adaptive, 14x14 mask-head output', { n: 1, c: 2, h: 13, w: 10, ph: 14, pw: 14, scale: 0.25, sr: 0, aligned: true }, 9],
     ['sampling ratio 2, not aligned', { n: 3, c: 2, h: 7, w: 8, ph: 3, pw: 5, scale: 1, sr: 2, aligned: false }, 11],
   ];
