@@ -326,16 +326,30 @@ function evaluateImg(
   const dtm = Array.from({ length: T }, () => new Float64Array(D));
   const dtIg = Array.from({ length: T }, () => new Uint8Array(D));
   if (D > 0 && G > 0) {
-    const ious = iousIn.map((row) => gtind.map((gi) => row[gi]!));
+    // Only pairs with IoU >= the lowest threshold can ever match; the rest would `continue`. Visiting
+    // just those, in the sorted gt order, keeps pycocotools' decisions: its `break` stops at the first
+    // ignored gt once a regular one matched, and ignored gts are sorted after all regular ones.
+    const pos = new Int32Array(G);
+    gtind.forEach((orig, p) => (pos[orig] = p));
+    const minThr = Math.min(...iouThrs.map((t) => Math.min(t, 1 - 1e-10)));
+    const cand: { g: number; iou: number }[][] = [];
+    for (let d = 0; d < D; d++) {
+      const row = iousIn[d]!;
+      const list: { g: number; iou: number }[] = [];
+      for (let g0 = 0; g0 < G; g0++) if (row[g0]! >= minThr) list.push({ g: pos[g0]!, iou: row[g0]! });
+      list.sort((a, b) => a.g - b.g);
+      cand.push(list);
+    }
     for (let t = 0; t < T; t++) {
       for (let d = 0; d < D; d++) {
         let iou = Math.min(iouThrs[t]!, 1 - 1e-10);
         let m = -1;
-        for (let g = 0; g < G; g++) {
+        for (const c of cand[d]!) {
+          const g = c.g;
           if (gtm[t]![g]! > 0 && !iscrowd[g]) continue;
           if (m > -1 && gtIg[m] === 0 && gtIg[g] === 1) break;
-          if (ious[d]![g]! < iou) continue;
-          iou = ious[d]![g]!;
+          if (c.iou < iou) continue;
+          iou = c.iou;
           m = g;
         }
         if (m === -1) continue;
