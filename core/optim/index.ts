@@ -4,3 +4,4 @@ export * from './sgd';
 export * from './adamw';
 export * from './clip';
 export * from './lr-scheduler';
+export * from './state';

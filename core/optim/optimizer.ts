@@ -82,13 +82,23 @@ export abstract class Optimizer<O extends BaseOptions, S> {
     return this.state.get(param);
   }
 
+  /** Replace the state of one parameter (used by loadOptimizerStateDict in ./state.ts to resume
+   *  exactly); the tensors of the state it replaces are disposed. */
+  setStateOf(param: Tensor, s: S): void {
+    const old = this.state.get(param);
+    if (old) disposeState(old);
+    this.state.set(param, s);
+  }
+
   /** Free every state tensor. */
   dispose(): void {
-    for (const s of this.state.values()) {
-      for (const v of Object.values(s as object)) if (v && typeof v === 'object' && 'dispose' in v) (v as Tensor).dispose();
-    }
+    for (const s of this.state.values()) disposeState(s);
     this.state.clear();
   }
+}
+
+function disposeState(s: unknown): void {
+  for (const v of Object.values(s as object)) if (v && typeof v === 'object' && 'dispose' in v) (v as Tensor).dispose();
 }
 
 function isGroupSpec(v: unknown): v is { params: Tensor[] } {

@@ -1,0 +1,135 @@
+// Training checkpoints in the layout of Detectron2's PeriodicCheckpointer, with safetensors
+// instead of pickles:
+//   <dir>/model_0000099.safetensors         model weights (+ metadata: iteration)
+//   <dir>/model_0000099.state.safetensors   optimizer state tensors (+ metadata: optimizer groups
+//                                           and steps, scheduler iteration, training iteration, seed)
+//   <dir>/last_checkpoint                   the name of the newest weights file
+// Every file is written to a temporary name and renamed, state first, weights second and
+// last_checkpoint last: a crash at any point leaves last_checkpoint naming a complete checkpoint.
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Module } from '../../core/nn/module';
+import type { Tensor } from '../../core/tensor';
+import { hostTensor, type HostTensor } from '../../core/checkpoint/host-tensor';
+import { readSafetensors, writeSafetensors } from '../../core/checkpoint/safetensors';
+import { writeFileAtomic } from '../../core/checkpoint/atomic-write';
+import { loadCheckpoint } from '../../core/checkpoint/load';
+import type { SGD } from '../../core/optim/sgd';
+import type { AdamW } from '../../core/optim/adamw';
+import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../core/optim/state';
+import { InputError, UserError } from '../../core/errors';
+
+export const LAST_CHECKPOINT = 'last_checkpoint';
+const FORMAT = 'cellgpu-train-checkpoint-v1';
+
+/** Detectron2's names: model_{iteration:07d} for periodic saves, model_final at the end. */
+export function checkpointName(iteration: number | 'final'): string {
+  return iteration === 'final' ? 'model_final' : `model_${String(iteration).padStart(7, '0')}`;
+}
+
+async function tensorToHost(t: Tensor, key: string): Promise<HostTensor> {
+  const data = await t.data();
+  if (data instanceof Float32Array) return hostTensor('F32', [...t.shape], data);
+  if (data instanceof Int32Array) return hostTensor('I32', [...t.shape], data);
+  throw new Error(`checkpoint: cannot save '${key}' of dtype ${t.dtype}`);
+}
+
+/** The model's state dict (parameters and persistent buffers) read back to host memory. */
+export async function modelStateToHost(model: Module): Promise<Map<string, HostTensor>> {
+  const out = new Map<string, HostTensor>();
+  for (const [k, t] of model.stateDict()) out.set(k, await tensorToHost(t, k));
+  return out;
+}
+
+export interface TrainingState {
+  /** The last completed iteration (training continues at iteration + 1). */
+  iteration: number;
+  seed: number;
+  /** The scheduler's iteration (its lastIter) when saved. */
+  schedulerIter: number;
+}
+
+export interface SaveOptions {
+  dir: string;
+  name: string;
+  model: Module;
+  optimizer: SGD | AdamW;
+  state: TrainingState;
+}
+
+/** Save weights + optimizer/scheduler/iteration and point last_checkpoint at them. */
+export async function saveCheckpoint(o: SaveOptions): Promise<string> {
+  await fs.mkdir(o.dir, { recursive: true });
+  const weights = await modelStateToHost(o.model);
+  const opt = await optimizerStateDict(o.optimizer);
+  const weightsFile = `${o.name}.safetensors`;
+  await writeSafetensors(join(o.dir, `${o.name}.state.safetensors`), opt.tensors, {
+    format: FORMAT,
+    optimizer: optimizerStateMeta(opt),
+    training: JSON.stringify(o.state),
+  });
+  await writeSafetensors(join(o.dir, weightsFile), weights, { format: FORMAT, iteration: String(o.state.iteration) });
+  await writeFileAtomic(join(o.dir, LAST_CHECKPOINT), new TextEncoder().encode(weightsFile));
+  return join(o.dir, weightsFile);
+}
+
+/** The weights file last_checkpoint names, or null when there is none. */
+export async function lastCheckpoint(dir: string): Promise<string | null> {
+  const f = join(dir, LAST_CHECKPOINT);
+  if (!existsSync(f)) return null;
+  const name = (await fs.readFile(f, 'utf8')).trim();
+  if (!name) throw new InputError(f, undefined, 'is empty; expected the file name of the newest checkpoint');
+  const file = join(dir, name);
+  if (!existsSync(file)) throw new InputError(f, undefined, `names ${name}, which does not exist in ${dir}`);
+  return file;
+}
+
+/** Restore model weights (strict), optimizer state and the training state from a checkpoint
+ *  written by saveCheckpoint. */
+export async function resumeFromCheckpoint(weightsFile: string, model: Module, optimizer: SGD | AdamW): Promise<TrainingState> {
+  const stateFile = weightsFile.replace(/\.safetensors$/, '.state.safetensors');
+  if (!existsSync(stateFile)) throw new InputError(weightsFile, undefined, `has no optimizer state file ${stateFile}; cannot resume (use MODEL.WEIGHTS to fine-tune from weights alone)`);
+  const weights = await readSafetensors(weightsFile);
+  const st = await readSafetensors(stateFile);
+  if (st.metadata.format !== FORMAT || !st.metadata.optimizer || !st.metadata.training) {
+    throw new InputError(stateFile, '__metadata__', `is not a ${FORMAT} state file`);
+  }
+  model.loadStateDict(weights.tensors, { strict: true });
+  loadOptimizerStateDict(optimizer, optimizerStateFromParts(st.metadata.optimizer, st.tensors));
+  const state = JSON.parse(st.metadata.training) as TrainingState;
+  if (!Number.isInteger(state.iteration) || !Number.isInteger(state.seed)) throw new InputError(stateFile, '__metadata__.training', 'needs integer iteration and seed');
+  return state;
+}
+
+export interface FineTuneReport {
+  file: string;
+  loaded: number;
+  missing: string[];
+  unexpected: string[];
+  skippedShape: string[];
+}
+
+/**
+ * MODEL.WEIGHTS for fine-tuning, as fvcore's Checkpointer loads it: any checkpoint format
+ * core/checkpoint reads (.safetensors, .pth, .pkl), a leading 'module.' stripped, pixel_mean/std
+ * ignored, non-strict, tensors whose shape differs (class-count-dependent layers) skipped with a
+ * warning. Weights only: the optimizer and the iteration start fresh.
+ */
+export async function loadPretrainedWeights(file: string, model: Module, warn: (msg: string) => void = console.warn): Promise<FineTuneReport> {
+  if (!existsSync(file)) throw new UserError(`MODEL.WEIGHTS ${file} does not exist`);
+  const ck = await loadCheckpoint(file);
+  const tensors = new Map<string, HostTensor>();
+  for (const [k, t] of ck.tensors) {
+    const key = k.startsWith('module.') ? k.slice('module.'.length) : k;
+    if (key === 'pixel_mean' || key === 'pixel_std') continue;
+    tensors.set(key, t);
+  }
+  const r = model.loadStateDict(tensors, { strict: false });
+  for (const m of r.shapeMismatches) {
+    warn(`Skip loading parameter '${m.key}' to the model due to incompatible shapes: [${m.got}] in the checkpoint but [${m.expected}] in the model! You might want to double check if this is expected.`);
+  }
+  if (r.missingKeys.length) warn(`Some model parameters or buffers are not found in the checkpoint: ${r.missingKeys.slice(0, 10).join(', ')}${r.missingKeys.length > 10 ? `, ... (${r.missingKeys.length})` : ''}`);
+  if (r.unexpectedKeys.length) warn(`The checkpoint contains keys that are not used by the model: ${r.unexpectedKeys.slice(0, 10).join(', ')}${r.unexpectedKeys.length > 10 ? `, ... (${r.unexpectedKeys.length})` : ''}`);
+  const loaded = tensors.size - r.unexpectedKeys.length - r.shapeMismatches.length;
+  return { file, loaded, missing: r.missingKeys, unexpected: r.unexpectedKeys, skippedShape: r.shapeMismatches.map((m) => m.key) };
+}

@@ -1,0 +1,239 @@
+// Training data as Detectron2's DatasetMapper + TrainingSampler + AspectRatioGroupedDataset make it:
+// COCO json + image folder -> per-image records (XYXY boxes, contiguous 0-based classes, polygons;
+// crowd and degenerate annotations dropped, images without annotations skipped when
+// FILTER_EMPTY_ANNOTATIONS) -> an infinite seeded shuffle, grouped into batches by aspect ratio ->
+// per sample: gray -> 3 channels, ResizeShortestEdge (short side drawn from MIN_SIZE_TRAIN) and
+// random flip, applied to image, polygons and boxes together.
+//
+// Every random choice is a function of (seed, position in the sample stream), so batch i is the
+// same whether training ran from 0 or resumed at i — resume needs no sampler state.
+import { isAbsolute, join } from 'node:path';
+import { Rng } from '../../core/rng';
+import { InputError } from '../../core/errors';
+import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
+import { maskToPolygons } from '../coco/polygons';
+import { readCocoDataset } from '../coco/read';
+import type { CocoDataset } from '../coco/types';
+import { readPngGray } from '../io/png';
+import type { GtInstances, ImageInput } from './model';
+import {
+  flipImageU8,
+  grayToChw3,
+  NO_FLIP,
+  resizeBilinearU8,
+  resizeShortestEdgeShape,
+  transformBox,
+  transformPolygon,
+  type Flip,
+  type Geometry,
+} from './transforms';
+
+export interface TrainAnnotation {
+  /** XYXY in the original image. */
+  box: [number, number, number, number];
+  /** 0-based contiguous class. */
+  category: number;
+  /** Flat [x, y, ...] polygons (at least 3 points each) in the original image. */
+  polygons: number[][];
+}
+
+export interface TrainRecord {
+  imageId: number;
+  file: string;
+  width: number;
+  height: number;
+  annotations: TrainAnnotation[];
+}
+
+export interface TrainingSet {
+  records: TrainRecord[];
+  /** COCO category ids in contiguous order: class k is categoryIds[k]. */
+  categoryIds: number[];
+  /** Images left out because they had no usable annotation. */
+  skippedEmpty: number;
+}
+
+/** A COCO segmentation as polygons: polygon lists are kept (those with >= 3 points, as Detectron2
+ *  keeps), RLE is turned into outer contours with the pipeline's maskToPolygons. */
+export function segmentationToPolygons(seg: unknown, height: number, width: number): number[][] {
+  if (Array.isArray(seg)) return (seg as number[][]).filter((p) => Array.isArray(p) && p.length % 2 === 0 && p.length >= 6);
+  return maskToPolygons(cocoRleToCrop(segmentationToCocoRle(seg, height, width)));
+}
+
+/** The image folder a COCO file_name is relative to. */
+export function resolveImage(root: string, fileName: string): string {
+  return isAbsolute(fileName) ? fileName : join(root, fileName);
+}
+
+export function loadTrainingSet(cocoJson: string, imageRoot: string, opts: { filterEmpty: boolean }): TrainingSet {
+  return trainingSetFromCoco(readCocoDataset(cocoJson), imageRoot, opts);
+}
+
+export function trainingSetFromCoco(ds: CocoDataset, imageRoot: string, opts: { filterEmpty: boolean }): TrainingSet {
+  const categoryIds = ds.categories.map((c) => c.id).sort((a, b) => a - b);
+  const classOf = new Map(categoryIds.map((id, k) => [id, k]));
+  const byImage = new Map<number, TrainAnnotation[]>();
+  const imageById = new Map(ds.images.map((im) => [im.id, im]));
+  for (const a of ds.annotations) {
+    if (a.iscrowd) continue; // Detectron2 drops crowd regions from the training targets
+    const k = classOf.get(a.category_id);
+    if (k === undefined) throw new InputError('COCO annotations', `annotation id ${a.id}`, `category_id ${a.category_id} is not among the categories [${categoryIds}]`);
+    const im = imageById.get(a.image_id);
+    if (!im) throw new InputError('COCO annotations', `annotation id ${a.id}`, `image_id ${a.image_id} has no image entry`);
+    const polygons = a.segmentation === undefined ? [] : segmentationToPolygons(a.segmentation, im.height, im.width);
+    const [x, y, w, h] = a.bbox;
+    if (polygons.length === 0 || !(w > 0 && h > 0)) continue;
+    (byImage.get(a.image_id) ?? byImage.set(a.image_id, []).get(a.image_id)!).push({ box: [x, y, x + w, y + h], category: k, polygons });
+  }
+  const records: TrainRecord[] = [];
+  let skippedEmpty = 0;
+  for (const im of ds.images) {
+    const annotations = byImage.get(im.id) ?? [];
+    if (opts.filterEmpty && annotations.length === 0) {
+      skippedEmpty++;
+      continue;
+    }
+    records.push({ imageId: im.id, file: resolveImage(imageRoot, im.file_name), width: im.width, height: im.height, annotations });
+  }
+  return { records, categoryIds, skippedEmpty };
+}
+
+export interface AugmentOptions {
+  minSizes: readonly number[];
+  /** 'choice' (one of minSizes) or 'range' (uniform integer in [minSizes[0], minSizes[1]]). */
+  sampling: 'choice' | 'range';
+  maxSize: number;
+  /** INPUT.RANDOM_FLIP: 'horizontal', 'vertical' or 'none' (p = 0.5). */
+  randomFlip: 'horizontal' | 'vertical' | 'none';
+}
+
+/** One image read, resized (short side `short`, long side capped at `maxSize`) and flipped. */
+export function prepareImage(gray: Uint8Array, width: number, height: number, short: number, maxSize: number, flip: Flip = NO_FLIP): { input: ImageInput; geometry: Geometry } {
+  const [outHeight, outWidth] = resizeShortestEdgeShape(height, width, short, maxSize);
+  const resized = resizeBilinearU8(gray, width, height, outWidth, outHeight);
+  const flipped = flipImageU8(resized, outWidth, outHeight, flip);
+  return {
+    input: { image: grayToChw3(flipped, outWidth, outHeight), height: outHeight, width: outWidth, origHeight: height, origWidth: width },
+    geometry: { inWidth: width, inHeight: height, outWidth, outHeight, flip },
+  };
+}
+
+/** The annotations of a record through a geometry; instances whose box becomes empty are dropped
+ *  (Detectron2's filter_empty_instances). */
+export function transformAnnotations(anns: readonly TrainAnnotation[], g: Geometry): GtInstances {
+  const boxes: number[] = [];
+  const classes: number[] = [];
+  const polygons: number[][][] = [];
+  for (const a of anns) {
+    const b = transformBox(a.box, g);
+    if (!(b[2] - b[0] > 1e-5 && b[3] - b[1] > 1e-5)) continue;
+    boxes.push(...b);
+    classes.push(a.category);
+    polygons.push(a.polygons.map((p) => transformPolygon(p, g)));
+  }
+  return { boxes: Float32Array.from(boxes), classes: Int32Array.from(classes), polygons };
+}
+
+/** A well-mixed 32-bit seed for stream position `pos` (splitmix-style). */
+function mix(seed: number, salt: number, pos: number): number {
+  let h = (seed ^ Math.imul(salt, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (pos >>> 0), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13) ^ Math.floor(pos / 4294967296), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export interface LoaderOptions extends AugmentOptions {
+  batchSize: number;
+  seed: number;
+  /** DATALOADER.ASPECT_RATIO_GROUPING: batches hold only landscape (w > h) or only other images. */
+  aspectRatioGrouping: boolean;
+}
+
+export interface TrainBatch {
+  inputs: ImageInput[];
+  gts: GtInstances[];
+  imageIds: number[];
+}
+
+/** Seeded, resumable batches: `batch(i)` is a pure function of (records, options, i). */
+export class TrainLoader {
+  private readonly batches: number[][] = []; // stream positions of each batch
+  private streamPos = 0;
+  private readonly buckets: number[][] = [[], []];
+  private perm: number[] = [];
+  private permEpoch = -1;
+
+  constructor(
+    readonly records: readonly TrainRecord[],
+    readonly opts: LoaderOptions,
+    private readonly readGray: (file: string, width: number, height: number) => Uint8Array = (f, w, h) => readPngGray(f, { width: w, height: h }).data,
+  ) {
+    if (records.length === 0) throw new InputError('training set', undefined, 'has no image with annotations to train on');
+    if (!(opts.batchSize >= 1)) throw new Error(`TrainLoader: batch size ${opts.batchSize} must be >= 1`);
+    if (opts.minSizes.length === 0) throw new Error('TrainLoader: INPUT.MIN_SIZE_TRAIN is empty');
+    if (opts.sampling === 'range' && opts.minSizes.length !== 2) throw new Error(`TrainLoader: 'range' sampling needs two sizes, got [${opts.minSizes}]`);
+  }
+
+  /** TrainingSampler: epoch e is a seeded permutation of all records; position p is epoch
+   *  floor(p / n), index p mod n. */
+  recordAt(pos: number): number {
+    const n = this.records.length;
+    const epoch = Math.floor(pos / n);
+    if (epoch !== this.permEpoch) {
+      const rng = new Rng(mix(this.opts.seed, 1, epoch));
+      const perm = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = rng.int(0, i + 1);
+        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+      }
+      this.perm = perm;
+      this.permEpoch = epoch;
+    }
+    return this.perm[pos % n]!;
+  }
+
+  /** Stream positions making up batch `iter` (grouped by aspect ratio when enabled). */
+  batchPositions(iter: number): number[] {
+    if (!Number.isInteger(iter) || iter < 0) throw new Error(`TrainLoader: batch index ${iter} must be a non-negative integer`);
+    while (this.batches.length <= iter) {
+      const pos = this.streamPos++;
+      const r = this.records[this.recordAt(pos)]!;
+      const bucket = this.opts.aspectRatioGrouping ? (r.width > r.height ? 0 : 1) : 0;
+      const b = this.buckets[bucket]!;
+      b.push(pos);
+      if (b.length === this.opts.batchSize) {
+        this.batches.push([...b]);
+        b.length = 0;
+      }
+    }
+    return this.batches[iter]!;
+  }
+
+  /** The augmentation drawn for stream position `pos`: short side and flip. */
+  augmentationAt(pos: number): { short: number; flip: Flip } {
+    const rng = new Rng(mix(this.opts.seed, 2, pos));
+    const m = this.opts.minSizes;
+    const short = this.opts.sampling === 'choice' ? m[rng.int(0, m.length)]! : rng.int(m[0]!, m[1]! + 1);
+    const flipped = this.opts.randomFlip !== 'none' && rng.next() < 0.5;
+    return { short, flip: { horizontal: flipped && this.opts.randomFlip === 'horizontal', vertical: flipped && this.opts.randomFlip === 'vertical' } };
+  }
+
+  sample(pos: number): { input: ImageInput; gt: GtInstances; imageId: number } {
+    const r = this.records[this.recordAt(pos)]!;
+    const { short, flip } = this.augmentationAt(pos);
+    const gray = this.readGray(r.file, r.width, r.height);
+    const { input, geometry } = prepareImage(gray, r.width, r.height, short, this.opts.maxSize, flip);
+    return { input, gt: transformAnnotations(r.annotations, geometry), imageId: r.imageId };
+  }
+
+  batch(iter: number): TrainBatch {
+    const out: TrainBatch = { inputs: [], gts: [], imageIds: [] };
+    for (const pos of this.batchPositions(iter)) {
+      const s = this.sample(pos);
+      out.inputs.push(s.input);
+      out.gts.push(s.gt);
+      out.imageIds.push(s.imageId);
+    }
+    return out;
+  }
+}
