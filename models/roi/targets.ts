@@ -1,0 +1,222 @@
+// Training targets of CenterMask2's ROI heads, on the CPU (the proposal boxes are already host
+// arrays after FCOS's NMS, and the GT polygons never leave the host; Detectron2 does the same on
+// the CPU under no_grad):
+//   - `labelAndSampleProposals`: GT boxes appended to the proposals, pairwise IoU, Matcher
+//     (IoU >= threshold -> foreground, allow_low_quality_matches = False), subsample_labels;
+//   - `maskTargets`: PolygonMasks.crop_and_resize (shift by the box origin, scale by
+//     size / max(w, 0.1), COCO-rasterise) and CenterMask2's MaskIoU area ratio.
+// Arithmetic follows the original's dtypes: boxes are float32 tensors there (Math.fround), polygon
+// coordinates and areas float64.
+import { Rng } from '../../core/rng';
+import { type InstancePolygons, polygonsArea, polygonsToBitmask, summedPolygonRasterArea } from './rasterize';
+
+const f = Math.fround;
+
+/** Ground truth of one image. */
+export interface GtInstances {
+  /** [M * 4] x0, y0, x1, y1 (input-image pixels). */
+  boxes: Float32Array;
+  /** [M] class indices in [0, numClasses). */
+  classes: ArrayLike<number>;
+  /** [M] polygons of each instance (detectron2 PolygonMasks). */
+  polygons: readonly InstancePolygons[];
+}
+
+/** detectron2 `pairwise_iou` in float32: [Na, Nb] row-major; 0 where the intersection is empty. */
+export function pairwiseIou(a: Float32Array, b: Float32Array): Float32Array {
+  const na = a.length / 4;
+  const nb = b.length / 4;
+  const out = new Float32Array(na * nb);
+  const area = (t: Float32Array, i: number) => f(f(t[4 * i + 2]! - t[4 * i]!) * f(t[4 * i + 3]! - t[4 * i + 1]!));
+  for (let i = 0; i < na; i++) {
+    const areaA = area(a, i);
+    for (let j = 0; j < nb; j++) {
+      const w = Math.max(f(Math.min(a[4 * i + 2]!, b[4 * j + 2]!) - Math.max(a[4 * i]!, b[4 * j]!)), 0);
+      const h = Math.max(f(Math.min(a[4 * i + 3]!, b[4 * j + 3]!) - Math.max(a[4 * i + 1]!, b[4 * j + 1]!)), 0);
+      const inter = f(w * h);
+      out[i * nb + j] = inter > 0 ? f(inter / f(f(areaA + area(b, j)) - inter)) : 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * detectron2 Matcher with thresholds [t] and labels [0, 1], no low-quality matches: for each
+ * proposal (column of the [numGt, numProposals] IoU matrix) the best GT (first on ties, as
+ * torch.max) and label 1 when its IoU >= t. No GT: every proposal gets GT 0 and label 0.
+ */
+export function matchProposals(iou: Float32Array, numGt: number, numProposals: number, threshold = 0.5): { matchedIdx: Int32Array; labels: Int8Array } {
+  if (iou.length !== numGt * numProposals) throw new Error(`matchProposals: IoU matrix has ${iou.length} values, expected ${numGt} x ${numProposals}`);
+  const matchedIdx = new Int32Array(numProposals);
+  const labels = new Int8Array(numProposals);
+  if (numGt === 0) return { matchedIdx, labels };
+  for (let p = 0; p < numProposals; p++) {
+    let best = iou[p]!;
+    let arg = 0;
+    for (let g = 1; g < numGt; g++) {
+      const v = iou[g * numProposals + p]!;
+      if (v > best) {
+        best = v;
+        arg = g;
+      }
+    }
+    matchedIdx[p] = arg;
+    labels[p] = best >= threshold ? 1 : 0;
+  }
+  return { matchedIdx, labels };
+}
+
+function randomSubset(items: number[], k: number, rng: Rng): number[] {
+  if (k >= items.length) return items.slice();
+  const a = items.slice();
+  for (let i = 0; i < k; i++) {
+    const j = i + rng.int(0, a.length - i);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, k).sort((x, y) => x - y);
+}
+
+/**
+ * detectron2 `subsample_labels`: at most numSamples * positiveFraction foreground (label not -1
+ * and not bgLabel), the rest background. When every candidate of a kind fits it is kept in index
+ * order; otherwise a random subset is drawn from `rng` (PyTorch's randperm cannot be reproduced,
+ * and only the choice of subset, never the order, changes the losses).
+ */
+export function subsampleLabels(labels: ArrayLike<number>, numSamples: number, positiveFraction: number, bgLabel: number, rng: Rng): { fg: number[]; bg: number[] } {
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i]!;
+    if (l === bgLabel) neg.push(i);
+    else if (l !== -1) pos.push(i);
+  }
+  const numPos = Math.min(pos.length, Math.trunc(numSamples * positiveFraction));
+  const numNeg = Math.min(neg.length, numSamples - numPos);
+  return { fg: randomSubset(pos, numPos, rng), bg: randomSubset(neg, numNeg, rng) };
+}
+
+export interface SampleOptions {
+  numClasses: number;
+  /** ROI_HEADS.BATCH_SIZE_PER_IMAGE (512). */
+  batchSizePerImage?: number;
+  /** ROI_HEADS.POSITIVE_FRACTION (0.25). */
+  positiveFraction?: number;
+  /** ROI_HEADS.IOU_THRESHOLDS[0] (0.5). */
+  iouThreshold?: number;
+  /** ROI_HEADS.PROPOSAL_APPEND_GT (true). */
+  appendGt?: boolean;
+  /** Draws the subsets when there are more candidates than places. */
+  rng: Rng;
+}
+
+/** Proposals of one image chosen for training: foreground first (index order), then background. */
+export interface SampledProposals {
+  /** [S * 4] boxes (float32, unclipped). */
+  boxes: Float32Array;
+  /** [S] class per sample; numClasses = background. */
+  gtClasses: Int32Array;
+  /** [S] matched GT instance, -1 for background. */
+  gtIndex: Int32Array;
+  /** The first numFg samples are the foreground. */
+  numFg: number;
+  /** [S] row of each sample in proposals ++ GT boxes. */
+  sourceIndex: Int32Array;
+}
+
+/** ROIHeads.label_and_sample_proposals for one image (CenterMask2: GT appended, then matched). */
+export function labelAndSampleProposals(proposalBoxes: Float32Array, gt: GtInstances, opts: SampleOptions): SampledProposals {
+  if (proposalBoxes.length % 4) throw new Error(`labelAndSampleProposals: proposal boxes must be [N * 4], got ${proposalBoxes.length} values`);
+  const numGt = gt.boxes.length / 4;
+  if (gt.boxes.length % 4 || gt.classes.length !== numGt || gt.polygons.length !== numGt) {
+    throw new Error(`labelAndSampleProposals: GT has ${gt.boxes.length / 4} boxes, ${gt.classes.length} classes and ${gt.polygons.length} polygon lists; they must agree`);
+  }
+  const all = new Float32Array(proposalBoxes.length + ((opts.appendGt ?? true) ? gt.boxes.length : 0));
+  all.set(proposalBoxes);
+  if (opts.appendGt ?? true) all.set(gt.boxes, proposalBoxes.length);
+  const n = all.length / 4;
+  const { matchedIdx, labels } = matchProposals(pairwiseIou(gt.boxes, all), numGt, n, opts.iouThreshold ?? 0.5);
+  const classes = new Int32Array(n);
+  for (let i = 0; i < n; i++) classes[i] = labels[i] === 1 ? gt.classes[matchedIdx[i]!]! : opts.numClasses;
+  const { fg, bg } = subsampleLabels(classes, opts.batchSizePerImage ?? 512, opts.positiveFraction ?? 0.25, opts.numClasses, opts.rng);
+  const order = [...fg, ...bg];
+  const out: SampledProposals = {
+    boxes: new Float32Array(order.length * 4),
+    gtClasses: new Int32Array(order.length),
+    gtIndex: new Int32Array(order.length),
+    numFg: fg.length,
+    sourceIndex: Int32Array.from(order),
+  };
+  order.forEach((src, k) => {
+    out.boxes.set(all.subarray(4 * src, 4 * src + 4), 4 * k);
+    out.gtClasses[k] = classes[src]!;
+    out.gtIndex[k] = k < fg.length ? matchedIdx[src]! : -1;
+  });
+  return out;
+}
+
+/**
+ * detectron2 `rasterize_polygons_within_box`: the polygons shifted by the box origin, scaled by
+ * size / max(w, 0.1) (float32 ratio, float64 coordinates, as numpy computes it) and rasterised
+ * with the COCO API on a size x size grid. Row-major 0/1.
+ */
+export function rasterizePolygonsWithinBox(polygons: InstancePolygons, box: ArrayLike<number>, size: number): Uint8Array {
+  const x0 = f(box[0]!);
+  const y0 = f(box[1]!);
+  const w = f(f(box[2]!) - x0);
+  const h = f(f(box[3]!) - y0);
+  // `mask_size / max(h, 0.1)`: a float32 scalar unless the Python float 0.1 wins.
+  const ratioW = w >= 0.1 ? f(size / w) : size / 0.1;
+  const ratioH = h >= 0.1 ? f(size / h) : size / 0.1;
+  const scaled = polygons.map((p) => p.map((v, i) => (i % 2 === 0 ? (v - x0) * ratioW : (v - y0) * ratioH)));
+  return polygonsToBitmask(scaled, size, size);
+}
+
+/**
+ * CenterMask2's MaskIoU area ratio: the instance's polygons shifted to the box origin, each
+ * rasterised on an int(box_h) x int(box_w) grid (the float sizes truncated, as the Cython size
+ * argument does), pixel counts summed, divided by the shoelace area and clamped to [0, 1]. NaN
+ * when the polygon area and the raster area are both 0 (the original's 0/0).
+ */
+export function maskIouRatio(polygons: InstancePolygons, box: ArrayLike<number>): number {
+  const x0 = f(box[0]!);
+  const y0 = f(box[1]!);
+  const h = Math.max(0, Math.trunc(f(f(box[3]!) - y0)));
+  const w = Math.max(0, Math.trunc(f(f(box[2]!) - x0)));
+  const shifted = polygons.map((p) => p.map((v, i) => v - (i % 2 === 0 ? x0 : y0)));
+  const ratio = summedPolygonRasterArea(shifted, h, w) / polygonsArea(polygons);
+  return Number.isNaN(ratio) ? NaN : Math.min(Math.max(ratio, 0), 1);
+}
+
+/** Mask-head targets of the foreground ROIs (all images concatenated). */
+export interface MaskTargets {
+  /** [F * size * size] 0/1 as float32 (the BCE target). */
+  targets: Float32Array;
+  /** [F] clamped area ratios (float64). */
+  ratios: Float64Array;
+  /**
+   * [F] the GT area in 28x28 units the MaskIoU union uses: sum(target) / max(ratio, 1e-10)
+   * (float64); NaN where the ratio is NaN (that ROI's IoU target is NaN and it leaves the loss).
+   */
+  fullAreas: Float64Array;
+}
+
+/** Targets for foreground ROIs: `boxes` [F * 4], `polygons[r]` the matched GT's polygons. */
+export function maskTargets(boxes: Float32Array, polygons: readonly InstancePolygons[], size: number): MaskTargets {
+  const n = boxes.length / 4;
+  if (polygons.length !== n) throw new Error(`maskTargets: ${n} boxes but ${polygons.length} polygon lists`);
+  const out: MaskTargets = { targets: new Float32Array(n * size * size), ratios: new Float64Array(n), fullAreas: new Float64Array(n) };
+  for (let r = 0; r < n; r++) {
+    const box = boxes.subarray(4 * r, 4 * r + 4);
+    const bits = rasterizePolygonsWithinBox(polygons[r]!, box, size);
+    let count = 0;
+    for (let i = 0; i < bits.length; i++) {
+      out.targets[r * size * size + i] = bits[i]!;
+      count += bits[i]!;
+    }
+    const ratio = maskIouRatio(polygons[r]!, box);
+    out.ratios[r] = ratio;
+    out.fullAreas[r] = count / Math.max(ratio, 1e-10);
+    if (Number.isNaN(ratio)) out.fullAreas[r] = NaN;
+  }
+  return out;
+}
