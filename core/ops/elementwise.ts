@@ -28,7 +28,8 @@ export function promote(a: DType, b: DType): DType {
   return 'i32';
 }
 
-/** Run `expr` (WGSL over x, y, z, w in `type`) elementwise; no autograd. */
+/** Run `expr` (WGSL over the inputs x, y, z, w, v, u in `computeType`, the scalars s0, s1 and the
+ *  linear output index i: u32) elementwise; no autograd. */
 export function mapRaw(name: string, expr: string, inputs: Tensor[], outShape: readonly number[], outType: DType, computeType: DType, scalars: number[] = []): Tensor {
   const out = empty(outShape, outType);
   mapInto(name, expr, inputs, out, computeType, scalars);
@@ -42,8 +43,8 @@ export function mapInto(name: string, expr: string, inputs: View[], out: View, c
   const outT = WGSL_COMPUTE[out.dtype];
   const fn = `op_${name}`;
   const args = inputs.map((_, i) => `${PARAMS[i]}: ${ct}`).join(', ');
-  const helpers = `${ELEMENTWISE_HELPERS}\nfn ${fn}(${args}${inputs.length ? ', ' : ''}s0: f32, s1: f32) -> ${outT} { return ${outT}(${expr}); }`;
-  const call = `${fn}(${inputs.map((_, i) => `${ct}(${'abcdefgh'[i]})`).join(', ')}${inputs.length ? ', ' : ''}s0, s1)`;
+  const helpers = `${ELEMENTWISE_HELPERS}\nfn ${fn}(${args}${inputs.length ? ', ' : ''}s0: f32, s1: f32, i: u32) -> ${outT} { return ${outT}(${expr}); }`;
+  const call = `${fn}(${inputs.map((_, i) => `${ct}(${'abcdefgh'[i]})`).join(', ')}${inputs.length ? ', ' : ''}s0, s1, i)`;
   launchMap({ name, expr: call, inputs, out, scalars, helpers });
 }
 
