@@ -48,10 +48,11 @@ export function launchPairwiseIou(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, n:
 
 const SORT_ORDER = /* wgsl */ `
 // True when (ka, ia) must come before (kb, ib): larger score first, NaN first (as torch's
-// descending sort), equal scores by lower index.
+// descending sort), equal scores by lower index. NaN is tested on the bits: lavapipe folds
+// \`v != v\` to false.
 fn before(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {
-  let na = ka != ka;
-  let nb = kb != kb;
+  let na = (bitcast<u32>(ka) & 0x7fffffffu) > 0x7f800000u;
+  let nb = (bitcast<u32>(kb) & 0x7fffffffu) > 0x7f800000u;
   if (na || nb) {
     if (na && nb) { return ia < ib; }
     return na;

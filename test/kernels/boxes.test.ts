@@ -171,3 +171,15 @@ describe('torchvision parity (fixtures)', () => {
     expectClose(await out.data(), b.iou, { atol: 1e-7, rtol: 1e-6, what: 'box_iou' });
   });
 });
+
+describe('sortScoresDescending', () => {
+  it('puts NaN first (as torch.sort descending), then scores descending, ties by index', async () => {
+    const { sortScoresDescending } = await import('../../core/ops/boxes');
+    const scores = [0.5, NaN, 0.9, 0.5, -1, NaN, 0.9, 0];
+    const { values, indices } = sortScoresDescending(fromArray(scores));
+    expect(Array.from(await indices.data())).toEqual([1, 5, 2, 6, 0, 3, 7, 4]);
+    const v = Array.from(await values.data());
+    expect(v.slice(0, 2).every(Number.isNaN)).toBe(true);
+    expect(v.slice(2)).toEqual([0.9, 0.9, 0.5, 0.5, 0, -1].map(Math.fround));
+  });
+});
