@@ -4,8 +4,10 @@
 //   oh = (ih + ph − kh·dh) / sh when that divides exactly and lands inside [0, OH) (same for w).
 // Gather form, so it is deterministic and needs no atomics. Register tile: TM input channels × 4
 // input pixels. The (kh, kw) loop is outermost so each column's output address is computed once
-// per tap; taps no column of the tile can use (stride > 1) skip the channel loop. 1×1 stride-1
-// unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
+// per tap. With stride sw > 1 the columns are ordered (n, ih, phase, t) with iw = phase + t·sw, so
+// the columns of a tile share iw mod sw and a tap either fits all of them or none: taps no column
+// can use skip the channel loop (this recovers the sw-fold waste of the gather form). 1×1
+// stride-1 unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
 import { type KernelDef, rt } from '../../core/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
 import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
@@ -25,7 +27,7 @@ function dgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
   }`
     : `for (var kh = 0; kh < p.KH; kh++) {
     ${perCol('let th$ = ih$ + p.ph - kh * p.dh;')}
-    ${perCol('let rok$ = th$ >= 0 && th$ % p.sh == 0 && th$ / p.sh < p.OH;')}
+    ${perCol('let rok$ = valid$ && th$ >= 0 && th$ % p.sh == 0 && th$ / p.sh < p.OH;')}
     for (var kw = 0; kw < p.KW; kw++) {
       ${perCol('let tw$ = iw$ + p.pw - kw * p.dw;')}
       ${perCol('let ok$ = rok$ && tw$ >= 0 && tw$ % p.sw == 0 && tw$ / p.sw < p.OW;')}
@@ -43,7 +45,7 @@ function dgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
   const store = (i: number) => `{
     let c = m0 + ${i};
     if (c < p.Cg) {
-      ${COLS.map((j) => `if (c0 + ${j} < NQ) { dx[i32(p.x_off) + (n${j} * p.C + g * p.Cg + c) * HW + pix${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
+      ${COLS.map((j) => `if (valid${j}) { dx[i32(p.x_off) + (n${j} * p.C + g * p.Cg + c) * HW + pix${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
     }
   }`;
   const code = /* wgsl */ `
@@ -56,15 +58,20 @@ ${gemmEntry(wg, tm, 'p.groups')}
   let g = z;
   let HW = p.H * p.W;
   let OHW = p.OH * p.OW;
-  let NQ = p.N * HW;
   let KHW = p.KH * p.KW;
   let KK = p.Cg * KHW;
+  // Columns (n, ih, phase, t), iw = phase + t·sw; Wq = ceil(W / sw) columns per phase.
+  let Wq = (p.W + p.sw - 1) / p.sw;
+  let row_cols = p.sw * Wq;
+  let NQ = p.N * p.H * row_cols;
   ${perCol('let q$ = min(c0 + $, NQ - 1);')}
-  ${perCol('let n$ = q$ / HW;')}
-  ${perCol('let pix$ = q$ - n$ * HW;')}
+  ${perCol('let n$ = q$ / (p.H * row_cols);')}
+  ${perCol('let r$ = q$ - n$ * p.H * row_cols;')}
+  ${perCol('let ih$ = r$ / row_cols;')}
+  ${perCol('let iw$ = (r$ % row_cols) / Wq + ((r$ % row_cols) % Wq) * p.sw;')}
+  ${perCol('let valid$ = c0 + $ < NQ && iw$ < p.W;')}
+  ${perCol('let pix$ = ih$ * p.W + min(iw$, p.W - 1);')}
   ${perCol(pointwise ? 'let yb$ = i32(p.y_off) + (n$ * p.O + g * p.Og) * OHW + pix$;' : 'let yb$ = i32(p.y_off) + (n$ * p.O + g * p.Og) * OHW;')}
-  ${pointwise ? '' : perCol('let ih$ = pix$ / p.W;')}
-  ${pointwise ? '' : perCol('let iw$ = pix$ % p.W;')}
   ${perRow(tm, 'let wr@ = i32(p.w_off) + (g * p.Og * p.Cg + min(m0 + @, p.Cg - 1)) * KHW;')}
   ${accDecl(tm)}
   ${loop}
@@ -80,7 +87,7 @@ export function convDgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: 
   const cg = g.C / g.groups;
   const tm = rowsPerThread(cg);
   const wg = gemmWorkgroupSize();
-  const colTiles = Math.ceil((g.N * g.H * g.W) / (TN * wg));
+  const colTiles = Math.ceil((g.N * g.H * g.strideW * Math.ceil(g.W / g.strideW)) / (TN * wg));
   const rowTiles = Math.ceil(cg / tm);
   const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff }, [colTiles, rowTiles]);
   rt().dispatch(dgradGemmDef(tm, wg, isPointwise(g)), [dy, w, dx], params, colTiles * rowTiles * g.groups);

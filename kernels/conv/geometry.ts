@@ -90,10 +90,17 @@ export function packConvParams(g: ConvGeometry, offs: { x?: number; w?: number; 
     .bytes();
 }
 
+let workgroupOverride: number | undefined;
+/** Force the GEMM workgroup width (tests exercise the hardware-GPU configuration on lavapipe). */
+export function overrideGemmWorkgroupSize(n: number | undefined): void {
+  workgroupOverride = n;
+}
+
 /** Threads along the column axis of a GEMM workgroup. lavapipe runs one 8-wide subgroup per
  *  workgroup best (perf-anchors §5: more invocations or workgroup memory only slowed it down);
  *  hardware GPUs want wider workgroups to hide latency. */
 export function gemmWorkgroupSize(): number {
+  if (workgroupOverride !== undefined) return workgroupOverride;
   const a = rt().gpu.adapter;
   const software = a.isFallbackAdapter || a.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
   return software ? 8 : 64;
@@ -101,5 +108,5 @@ export function gemmWorkgroupSize(): number {
 
 /** Rows per thread: output channels (or input channels for dgrad) held in registers. */
 export function rowsPerThread(m: number): number {
-  return m >= 8 ? 8 : m >= 4 ? 4 : 1;
+  return Math.min(m, 8);
 }

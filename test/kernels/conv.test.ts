@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../../core';
 import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../core/ops/conv';
-import { convGeometry } from '../../kernels/conv/geometry';
+import { convGeometry, overrideGemmWorkgroupSize } from '../../kernels/conv/geometry';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
 import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
 
@@ -135,6 +135,14 @@ describe('conv2d forward and backward vs float64 reference', () => {
     await runCase(CASES[0]!, testSeed(), { activation: 'relu' });
     await runCase(CASES[3]!, testSeed(), { activation: 'relu' });
     await runCase(CASES[5]!, testSeed(), { activation: 'relu', algo: 'gemm' });
+  });
+  it('the wide-workgroup GEMM configuration used on hardware GPUs (64 invocations)', async () => {
+    overrideGemmWorkgroupSize(64);
+    try {
+      for (const i of [0, 2, 5]) await runCase(CASES[i]!, testSeed(), { algo: 'gemm' });
+    } finally {
+      overrideGemmWorkgroupSize(undefined);
+    }
   });
   it('non-contiguous (permuted NHWC) input', async () => {
     await runCase(CASES[1]!, testSeed(), {}, true);
