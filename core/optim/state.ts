@@ -42,7 +42,7 @@ export async function optimizerStateDict(opt: AnyOpt): Promise<OptimizerStateDic
   const tensors = new Map<string, HostTensor>();
   let index = 0;
   for (const g of opt.paramGroups) {
-    const { params, ...options } = g as { params: Tensor[] } & Record<string, unknown>;
+    const { params, ...options } = g as unknown as { params: Tensor[] } & Record<string, unknown>;
     groups.push({ options: structuredClone(options), numParams: params.length, shapes: params.map((p) => [...p.shape]) });
     for (const p of params) {
       const i = index++;
