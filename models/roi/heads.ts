@@ -11,7 +11,8 @@ import { clamp, div, mapRaw, maximum, mul, sigmoid, sub, square } from '../../co
 import { indexSelect } from '../../core/ops/gather';
 import { sum } from '../../core/ops/reduce';
 import { narrow, reshape } from '../../core/ops/view';
-import { fromArray, full, Tensor } from '../../core/tensor';
+import { empty, fromArray, full, Tensor } from '../../core/tensor';
+import { launchMap } from '../../kernels/elementwise/map';
 import { cat } from '../../core/ops/join';
 import { Rng } from '../../core/rng';
 import { poolRois } from './pooler';
@@ -99,7 +100,9 @@ function asTensor(v: Tensor | ArrayLike<number>, dtype: 'f32' | 'i32'): Tensor {
 
 /** Row r * K + class[r] of a [R * K, ...] view: selects each ROI's class channel. */
 function classRows(classes: Tensor, numChannels: number): Tensor {
-  return mapRaw('roi_class_rows', 'i32(i) * i32(s0) + i32(x)', [classes], classes.shape, 'i32', 'i32', [numChannels]);
+  const out = empty(classes.shape, 'i32');
+  launchMap({ name: 'roi_class_rows', expr: 'i32(i) * i32(s0) + i32(a)', inputs: [classes], out, scalars: [numChannels] });
+  return out;
 }
 
 /** [R, K, ...] -> [R, ...]: the channel classes[r] of each row (gradient flows into `t`). */
