@@ -10,12 +10,14 @@ import * as coco from './commands/coco';
 import * as doctor from './commands/doctor';
 import * as evaluate from './commands/evaluate';
 import * as modelSummary from './commands/model-summary';
+import * as predict from './commands/predict';
 import * as fuseBoxes from './commands/fuseBoxes';
 import * as run from './commands/run';
 import * as score from './commands/score';
 import * as split from './commands/split';
 import * as submit from './commands/submit';
 import * as synth from './commands/synth';
+import * as train from './commands/train';
 import * as validateSubmission from './commands/validateSubmission';
 
 const program = new Command();
@@ -25,7 +27,7 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, evaluate, score, fuseBoxes, submit, validateSubmission]) {
+for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, train, evaluate, predict, score, fuseBoxes, submit, validateSubmission]) {
   mod.register(program);
 }
 
