@@ -133,6 +133,11 @@ export class CenterROIHeads extends Module {
     this.maskIouHead = null;
     if (opts.maskIouOn ?? true) {
       const mi = opts.maskIouHead ?? { numConv: 2, convDim: opts.maskHead.convDim };
+      if (opts.maskHead.convDim !== opts.inChannels) {
+        // The original builds the MaskIoU input as CONV_DIM + 1 channels but feeds it the pooled
+        // features (FPN width): any other config fails in its first forward.
+        throw new Error(`CenterROIHeads: MaskIoU needs ROI_MASK_HEAD.CONV_DIM (${opts.maskHead.convDim}) equal to the pooled feature width (${opts.inChannels}), as in CenterMask2`);
+      }
       // The MaskIoU input width is ROI_MASK_HEAD.CONV_DIM + 1 (not the FPN width), as in the original.
       this.maskIouHead = this.registerModule(
         'maskiou_head',
@@ -168,6 +173,13 @@ export class CenterROIHeads extends Module {
   inference(features: Record<string, Tensor> | Tensor[], proposals: RoiProposals[], imageSizes: [number, number][], opts: { intermediates?: boolean } = {}): RoiInference[] {
     const feats = this.levelFeatures(features);
     const counts = proposals.map((p) => p.boxes.length / 4);
+    const len = (v: Tensor | ArrayLike<number>) => (v instanceof Tensor ? v.shape[0]! : v.length);
+    proposals.forEach((p, i) => {
+      const n = counts[i]!;
+      if (!Number.isInteger(n) || len(p.classes) !== n || len(p.scores) !== n) {
+        throw new Error(`CenterROIHeads.inference: image ${i} has ${p.boxes.length / 4} boxes but ${len(p.classes)} classes and ${len(p.scores)} scores`);
+      }
+    });
     const total = counts.reduce((a, b) => a + b, 0);
     const M = 2 * this.resolution;
     const K = this.opts.numClasses;
@@ -180,7 +192,6 @@ export class CenterROIHeads extends Module {
     const joined = (parts: Tensor[]) => (parts.length === 1 ? parts[0]! : cat(parts, 0));
     const classes = joined(proposals.map((p) => asTensor(p.classes, 'i32')));
     const scores = joined(proposals.map((p) => asTensor(p.scores, 'f32')));
-    if (classes.shape[0] !== total || scores.shape[0] !== total) throw new Error(`CenterROIHeads.inference: ${total} boxes but ${classes.shape[0]} classes and ${scores.shape[0]} scores`);
     const maskProbs = reshape(sigmoid(selectClass(logits, classes)), [total, 1, M, M]);
     let maskIou: Tensor | null = null;
     let maskScores = scores;
