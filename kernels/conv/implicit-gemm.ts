@@ -2,7 +2,9 @@
 //   Y[o, col] = Σ_k W[o, k] · X̂[k, col],  o < O/groups, col = (n, oh, ow) < N·OH·OW,
 //   k = (c, kh, kw) < C/groups·KH·KW, X̂[k, col] = x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]
 // (zero outside the input). The im2col matrix X̂ is never materialised: its addresses are computed
-// inside the loop from per-column state hoisted out of it. Register tile TM output channels × 4
+// inside the loop from per-column state hoisted out of it. The taps (kh, kw) are the outer loop, so
+// bounds are checked once per tap and the inner loop over input channels is loads and FMAs only;
+// taps that fall in the padding for every column of the tile are skipped. Register tile TM output channels × 4
 // output pixels per invocation (tile.ts). 1×1 stride-1 unpadded convs take the plain-GEMM
 // specialisation (no bounds checks: X̂ rows are input channel planes). Epilogue: bias, ReLU.
 import { type KernelDef, rt } from '../../core/runtime';
@@ -22,19 +24,21 @@ function forwardGemmDef(tm: number, wg: number, pointwise: boolean, hasBias: boo
     let b = ${plainVec4('x', 'xb$ + xo')};
     ${fmaRows(tm, 'w[wr@ + c]')}
   }`
-    : `var k = 0;
-  for (var c = 0; c < p.Cg; c++) {
-    let xo = c * HW;
-    for (var kh = 0; kh < p.KH; kh++) {
-      ${perCol('let ih$ = ih0_$ + kh * p.dh;')}
-      ${perCol('let rok$ = ih$ >= 0 && ih$ < p.H;')}
-      ${perCol('let rb$ = xb$ + xo + ih$ * p.W;')}
-      for (var kw = 0; kw < p.KW; kw++) {
-        ${perCol('let iw$ = iw0_$ + kw * p.dw;')}
-        ${perCol('let ok$ = rok$ && iw$ >= 0 && iw$ < p.W;')}
-        let b = ${maskedVec4('x', 'rb$ + iw$', 'ok$')};
-        ${fmaRows(tm, 'w[wr@ + k]')}
-        k++;
+    : `let KHW = p.KH * p.KW;
+  for (var kh = 0; kh < p.KH; kh++) {
+    ${perCol('let ih$ = ih0_$ + kh * p.dh;')}
+    ${perCol('let rok$ = ih$ >= 0 && ih$ < p.H;')}
+    for (var kw = 0; kw < p.KW; kw++) {
+      ${perCol('let iw$ = iw0_$ + kw * p.dw;')}
+      ${perCol('let ok$ = rok$ && iw$ >= 0 && iw$ < p.W;')}
+      if (${COLS.map((j) => `ok${j}`).join(' || ')}) {
+        ${perCol('let xa$ = xb$ + ih$ * p.W + iw$;')}
+        let tap = kh * p.KW + kw;
+        for (var c = 0; c < p.Cg; c++) {
+          let xo = c * HW;
+          let b = ${maskedVec4('x', 'xa$ + xo', 'ok$')};
+          ${fmaRows(tm, 'w[wr@ + c * KHW + tap]')}
+        }
       }
     }
   }`;
