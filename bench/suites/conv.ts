@@ -5,8 +5,9 @@
 // once outside the timing; gradients through tf.grads, whose time includes its forward, so the
 // peer's backward is reported as grads − forward) runs on the quick subset.
 //
-// The full list is heavy on lavapipe (minutes): by default only the ~6-shape quick subset runs;
-// set BENCH_CONV_FULL=1 (or pass --full when the runner forwards it) for every shape.
+// The full list is heavy on lavapipe (tens of minutes): by default only the 6-shape quick subset
+// runs (3×3 s1 at two sizes, 3×3 s2, 1×1 at 32², 1×1 at 1² (eSE), a 4-channel FCOS head); set
+// BENCH_CONV_FULL=1 (or pass --full once bench/run.ts forwards it) for every shape.
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { machinePeak, timeGpu } from '../harness';
 import { init, randn, type Tensor } from '../../core';
@@ -33,49 +34,49 @@ const R = 128;
 
 /** Every distinct conv shape (input size H = W; padding k/2) of CenterMask lite V-39 at 512², batch 2. */
 export const CENTERMASK_LITE_V39_SHAPES: Shape[] = [
-  { name: 'stem_1 3→64 3x3 s2 @512', N: B, C: 3, O: 64, H: 512, k: 3, s: 2, quick: true },
+  { name: 'stem_1 3→64 3x3 s2 @512', N: B, C: 3, O: 64, H: 512, k: 3, s: 2 },
   { name: 'stem_2 64→64 3x3 @256', N: B, C: 64, O: 64, H: 256, k: 3, s: 1 },
   { name: 'stem_3 64→128 3x3 s2 @256', N: B, C: 64, O: 128, H: 256, k: 3, s: 2 },
-  { name: 'OSA2 128→128 3x3 @128', count: 5, N: B, C: 128, O: 128, H: 128, k: 3, s: 1, quick: true },
+  { name: 'OSA2 128→128 3x3 @128', count: 5, N: B, C: 128, O: 128, H: 128, k: 3, s: 1 },
   { name: 'OSA2 concat 768→256 1x1 @128', N: B, C: 768, O: 256, H: 128, k: 1, s: 1 },
   { name: 'OSA3_1 256→160 3x3 @64', N: B, C: 256, O: 160, H: 64, k: 3, s: 1 },
   { name: 'OSA3 160→160 3x3 @64', count: 4, N: B, C: 160, O: 160, H: 64, k: 3, s: 1 },
-  { name: 'OSA3 concat 1056→512 1x1 @64', N: B, C: 1056, O: 512, H: 64, k: 1, s: 1, quick: true },
+  { name: 'OSA3 concat 1056→512 1x1 @64', N: B, C: 1056, O: 512, H: 64, k: 1, s: 1 },
   { name: 'OSA4_1 512→192 3x3 @32', N: B, C: 512, O: 192, H: 32, k: 3, s: 1 },
-  { name: 'OSA4 192→192 3x3 @32', count: 8, N: B, C: 192, O: 192, H: 32, k: 3, s: 1 },
+  { name: 'OSA4 192→192 3x3 @32', count: 8, N: B, C: 192, O: 192, H: 32, k: 3, s: 1, quick: true },
   { name: 'OSA4_1 concat 1472→768 1x1 @32', N: B, C: 1472, O: 768, H: 32, k: 1, s: 1 },
   { name: 'OSA4_2 768→192 3x3 @32', N: B, C: 768, O: 192, H: 32, k: 3, s: 1 },
   { name: 'OSA4_2 concat 1728→768 1x1 @32', N: B, C: 1728, O: 768, H: 32, k: 1, s: 1 },
   { name: 'OSA5_1 768→224 3x3 @16', N: B, C: 768, O: 224, H: 16, k: 3, s: 1 },
-  { name: 'OSA5 224→224 3x3 @16', count: 8, N: B, C: 224, O: 224, H: 16, k: 3, s: 1 },
+  { name: 'OSA5 224→224 3x3 @16', count: 8, N: B, C: 224, O: 224, H: 16, k: 3, s: 1, quick: true },
   { name: 'OSA5_1 concat 1888→1024 1x1 @16', N: B, C: 1888, O: 1024, H: 16, k: 1, s: 1 },
   { name: 'OSA5_2 1024→224 3x3 @16', N: B, C: 1024, O: 224, H: 16, k: 3, s: 1 },
   { name: 'OSA5_2 concat 2144→1024 1x1 @16', N: B, C: 2144, O: 1024, H: 16, k: 1, s: 1 },
   { name: 'eSE fc 256→256 1x1 @1', N: B, C: 256, O: 256, H: 1, k: 1, s: 1 },
   { name: 'eSE fc 512→512 1x1 @1', N: B, C: 512, O: 512, H: 1, k: 1, s: 1 },
   { name: 'eSE fc 768→768 1x1 @1', count: 2, N: B, C: 768, O: 768, H: 1, k: 1, s: 1 },
-  { name: 'eSE fc 1024→1024 1x1 @1', count: 2, N: B, C: 1024, O: 1024, H: 1, k: 1, s: 1 },
+  { name: 'eSE fc 1024→1024 1x1 @1', count: 2, N: B, C: 1024, O: 1024, H: 1, k: 1, s: 1, quick: true },
   { name: 'FPN lateral3 512→128 1x1 @64', N: B, C: 512, O: 128, H: 64, k: 1, s: 1 },
-  { name: 'FPN lateral4 768→128 1x1 @32', N: B, C: 768, O: 128, H: 32, k: 1, s: 1 },
+  { name: 'FPN lateral4 768→128 1x1 @32', N: B, C: 768, O: 128, H: 32, k: 1, s: 1, quick: true },
   { name: 'FPN lateral5 1024→128 1x1 @16', N: B, C: 1024, O: 128, H: 16, k: 1, s: 1 },
-  { name: 'FPN out / FCOS tower 128→128 3x3 @64', count: 5, N: B, C: 128, O: 128, H: 64, k: 3, s: 1, quick: true },
+  { name: 'FPN out / FCOS tower 128→128 3x3 @64', count: 5, N: B, C: 128, O: 128, H: 64, k: 3, s: 1 },
   { name: 'FPN out / FCOS tower 128→128 3x3 @32', count: 5, N: B, C: 128, O: 128, H: 32, k: 3, s: 1 },
   { name: 'FPN out / FCOS tower 128→128 3x3 @16', count: 5, N: B, C: 128, O: 128, H: 16, k: 3, s: 1 },
-  { name: 'FPN p6 128→128 3x3 s2 @16', N: B, C: 128, O: 128, H: 16, k: 3, s: 2 },
+  { name: 'FPN p6 128→128 3x3 s2 @16', N: B, C: 128, O: 128, H: 16, k: 3, s: 2, quick: true },
   { name: 'FPN p7 / 128→128 3x3 s2 @8', N: B, C: 128, O: 128, H: 8, k: 3, s: 2 },
   { name: 'FCOS tower 128→128 3x3 @8', count: 4, N: B, C: 128, O: 128, H: 8, k: 3, s: 1 },
   { name: 'FCOS tower 128→128 3x3 @4', count: 4, N: B, C: 128, O: 128, H: 4, k: 3, s: 1 },
-  { name: 'FCOS cls/ctrness 128→1 3x3 @64', count: 2, N: B, C: 128, O: 1, H: 64, k: 3, s: 1, quick: true },
+  { name: 'FCOS cls/ctrness 128→1 3x3 @64', count: 2, N: B, C: 128, O: 1, H: 64, k: 3, s: 1 },
   { name: 'FCOS bbox 128→4 3x3 @64', N: B, C: 128, O: 4, H: 64, k: 3, s: 1 },
   { name: 'FCOS cls/ctrness 128→1 3x3 @32', count: 2, N: B, C: 128, O: 1, H: 32, k: 3, s: 1 },
-  { name: 'FCOS bbox 128→4 3x3 @32', N: B, C: 128, O: 4, H: 32, k: 3, s: 1 },
+  { name: 'FCOS bbox 128→4 3x3 @32', N: B, C: 128, O: 4, H: 32, k: 3, s: 1, quick: true },
   { name: 'FCOS cls/ctrness 128→1 3x3 @16', count: 2, N: B, C: 128, O: 1, H: 16, k: 3, s: 1 },
   { name: 'FCOS bbox 128→4 3x3 @16', N: B, C: 128, O: 4, H: 16, k: 3, s: 1 },
   { name: 'FCOS cls/ctrness 128→1 3x3 @8', count: 2, N: B, C: 128, O: 1, H: 8, k: 3, s: 1 },
   { name: 'FCOS bbox 128→4 3x3 @8', N: B, C: 128, O: 4, H: 8, k: 3, s: 1 },
   { name: 'FCOS cls/ctrness 128→1 3x3 @4', count: 2, N: B, C: 128, O: 1, H: 4, k: 3, s: 1 },
   { name: 'FCOS bbox 128→4 3x3 @4', N: B, C: 128, O: 4, H: 4, k: 3, s: 1 },
-  { name: `mask_fcn 128→128 3x3 @14 (R=${R})`, count: 2, N: R, C: 128, O: 128, H: 14, k: 3, s: 1, quick: true },
+  { name: `mask_fcn 128→128 3x3 @14 (R=${R})`, count: 2, N: R, C: 128, O: 128, H: 14, k: 3, s: 1 },
   { name: `mask SAM 2→1 3x3 @14 (R=${R})`, N: R, C: 2, O: 1, H: 14, k: 3, s: 1 },
   { name: `mask deconv as conv 128→128 k2 s2 @28 (R=${R})`, N: R, C: 128, O: 128, H: 28, k: 2, s: 2 },
   { name: `mask predictor 128→1 1x1 @28 (R=${R})`, N: R, C: 128, O: 1, H: 28, k: 1, s: 1 },
