@@ -1,8 +1,10 @@
-// The `model` benchmark suite's options: env knobs, quick/full sizes, bad input. The suite itself is
-// not run here: its smallest quick configuration (V-19-slim, 256x256, batch 1) takes minutes on
-// lavapipe, over the 60 s a test may take (bench/README.md, model section). Benchmarks are never tests.
-import { afterEach, describe, expect, it } from 'vitest';
-import { FULL, QUICK, optionsFromEnv } from '../../bench/suites/model';
+// The `model` benchmark suite: its options (env knobs, quick/full sizes, bad input) and the rows of
+// one tiny run (V-19-slim, 64x64, batch 1, 2 ROIs, 1 repeat, no warm-up, no end-to-end step: ~20 s
+// on lavapipe; the default quick size, 256x256, takes minutes and is not run here). Only the rows'
+// shape and fields are checked: benchmarks are never timed tests.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { init } from '../../core';
+import { FULL, QUICK, optionsFromEnv, runModelBench } from '../../bench/suites/model';
 
 const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER'];
 
@@ -41,4 +43,36 @@ describe('model suite options', () => {
     process.env.BENCH_MODEL_SIZE = '-1';
     expect(() => optionsFromEnv('quick', undefined)).toThrow(/positive integer/);
   });
+});
+
+describe('model suite rows (tiny configuration)', () => {
+  beforeAll(async () => {
+    await init();
+  });
+
+  it('gives fwd / bwd / fwd+bwd rows for every module, noGrad forward rows and totals', async () => {
+    const rows = await runModelBench({ models: ['V19slim'], size: 64, batch: 1, roisPerImage: 2, cellsPerImage: 2, step: false, inference: true, repeats: 1, warmup: 0 });
+    const cases = rows.map((r) => r.case);
+    const modules = ['backbone', 'fpn', 'fcos_head', 'mask_head (2 ROIs/img)', 'maskiou_head (2 ROIs/img)', 'losses'];
+    const expected = [
+      ...modules.filter((m) => m !== 'losses').map((m) => `fwd (noGrad) ${m}`),
+      'fwd (noGrad) total of modules (2 ROIs/img)',
+      ...modules.flatMap((m) => [`fwd ${m}`, `bwd ${m}`, `fwd+bwd ${m}`]),
+      'fwd total of modules (2 ROIs/img)',
+      'fwd+bwd total of modules (2 ROIs/img)',
+    ].map((c) => `V19slim 64x64 b1 ${c}`);
+    expect(cases).toEqual(expected);
+    for (const r of rows) {
+      expect(r.suite).toBe('model');
+      expect(Number.isFinite(r.ms) && r.ms > 0, `${r.case}: ms ${r.ms}`).toBe(true);
+      // Timed phases carry their peak live GPU bytes; sums do not (except the whole chain's peak).
+      if (!r.case.includes('total') && !r.case.includes('fwd+bwd')) expect(r.peak_mb as number, r.case).toBeGreaterThan(0);
+      // The PyTorch anchor exists for 512x512 batch 2 only.
+      expect(r.peer, r.case).toBeUndefined();
+      expect(r.ratio, r.case).toBeUndefined();
+    }
+    const byCase = new Map(rows.map((r) => [r.case, r.ms]));
+    const sumOf = (prefix: string) => modules.reduce((a, m) => a + byCase.get(`V19slim 64x64 b1 ${prefix} ${m}`)!, 0);
+    expect(byCase.get('V19slim 64x64 b1 fwd+bwd total of modules (2 ROIs/img)')).toBeCloseTo(sumOf('fwd') + sumOf('bwd'), 6);
+  }, 120_000);
 });
