@@ -46,3 +46,9 @@ export const maskedVec4 = (buf: string, addr: string, ok: string) =>
 export const plainVec4 = (buf: string, addr: string) => `vec4f(${COLS.map((j) => `${buf}[${addr.replaceAll('$', String(j))}]`).join(', ')})`;
 
 export const COMPONENT = ['x', 'y', 'z', 'w'] as const;
+
+/** Row operand as vec4s: acc_i += a{i/4}.{i%4} · b, for A loaded as tm/4 vec4 (packed rows). */
+export const fmaRowsVec4 = (tm: number, b = 'b') => range(tm).map((i) => `acc${i} = fma(vec4f(a${i >> 2}.${COMPONENT[i & 3]}), ${b}, acc${i});`).join('\n  ');
+
+/** `let a0 = buf[base + 0]; …` for the tm/4 packed vec4 row values. */
+export const loadRowsVec4 = (tm: number, buf: string, base: string) => range(tm / 4).map((v) => `let a${v} = ${buf}[${base} + ${v}];`).join('\n  ');

@@ -130,9 +130,14 @@ export function convWgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: 
   const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.wgrad.partial');
   const params = packConvParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0]);
   rt().dispatch(def, [dy, x, partial], params, tiles * splits);
+  reduceSplits(partial, splits, count, dw, dwOff);
+  rt().pool.release(partial);
+}
+
+/** dw[i] = Σ_s partial[s·count + i] in a fixed order (deterministic split-K reduction). */
+export function reduceSplits(partial: GPUBuffer, splits: number, count: number, dw: GPUBuffer, dwOff: number): void {
   const groupsOfWg = Math.ceil(count / REDUCE_WG);
   const gx = Math.min(groupsOfWg, 65535);
   const rp = new Uint32Array([count, splits, dwOff, 0]);
   rt().dispatch(reduceDef, [partial, dw], rp, [gx, Math.ceil(groupsOfWg / gx)]);
-  rt().pool.release(partial);
 }
