@@ -17,7 +17,15 @@
 //          vec4 accumulators, with vec4 loads where the layout and alignment allow. On CPU
 //          rasterizers every storage load is scalarized per lane and workgroup memory costs as much
 //          as a global load (perf-anchors §5), so the only lever is FLOPs per load.
-//   split-K any of v1/v2 with K cut into `splits` chunks written to a workspace, then summed by a
+//   v3     v2's register tile, made for lavapipe's 8-wide subgroups: a workgroup is one subgroup
+//          of 8 invocations computing ROWS (8 or 16) rows × 32 columns. The A values of a row are
+//          the same for every invocation, so each invocation loads a different row and
+//          `subgroupBroadcast` hands it to the others (one scalarized load instead of 8), and B is
+//          first packed by a small kernel into 32-column panels [batch][panel][K4][32] (zero padded
+//          in N and K), so each workgroup streams one contiguous panel: row-major B rows 4 KiB apart
+//          otherwise thrash the caches (tall-K 64×4608×1024 ran 2× slower unpacked). 16 rows spill
+//          some accumulators to the stack, which is still far cheaper than scalarized loads.
+//   split-K any of v1/v2/v3 with K cut into `splits` chunks written to a workspace, then summed by a
 //          reduce kernel that applies the epilogue: for tall-K problems with few output tiles.
 // `choosePlan` picks the kernel and tile shape from the problem shape and the adapter.
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
@@ -49,7 +57,8 @@ export function matrixLayout(v: { shape: readonly number[]; strides: readonly nu
 export type MatmulConfig =
   | { kernel: 'naive' }
   | { kernel: 'v1'; tile: 32 | 64; splits?: number }
-  | { kernel: 'v2'; rows: 4 | 8; wg: 8 | 16; splits?: number };
+  | { kernel: 'v2'; rows: 4 | 8; wg: 8 | 16; splits?: number }
+  | { kernel: 'v3'; rows: 8 | 16; splits?: number };
 
 export interface MatmulArgs {
   a: View;
@@ -132,6 +141,12 @@ export function isSoftwareAdapter(): boolean {
 export function choosePlan(M: number, N: number, K: number, nBatch: number): MatmulConfig {
   if (M * N * K === 0) return { kernel: 'naive' };
   if (isSoftwareAdapter()) {
+    // v3 packs B, which pays off only when several row blocks re-read the same panel.
+    if (hasSubgroups8()) {
+      const rows: 8 | 16 = M <= 8 ? 8 : 16;
+      const tiles = Math.ceil(M / rows) * Math.ceil(N / V3_COLS) * nBatch;
+      if (Math.ceil(M / rows) > 1 && v3PackedBytes(N, K, nBatch) <= MAX_PACKED_BYTES) return { kernel: 'v3', rows, splits: splitsFor(tiles, K, 16) };
+    }
     // Small M or N: 4-row tiles keep more workgroups busy and waste less on clamped rows.
     const small = M < 64 || N < 128;
     const rows: 4 | 8 = small ? 4 : 8;
@@ -142,6 +157,19 @@ export function choosePlan(M: number, N: number, K: number, nBatch: number): Mat
   const tile: 32 | 64 = M >= 256 && N >= 256 ? 64 : 32;
   const tiles = Math.ceil(M / tile) * Math.ceil(N / tile) * nBatch;
   return { kernel: 'v1', tile, splits: splitsFor(tiles, K, 128) };
+}
+
+/** v3 needs subgroups whose size is at least its 8-invocation workgroup (lavapipe: exactly 8). */
+export function hasSubgroups8(): boolean {
+  const g = rt().gpu;
+  return g.features.subgroups && (g.adapter.subgroupMinSize ?? 0) >= 8;
+}
+
+const V3_COLS = 32; // 8 invocations × 4 columns
+const MAX_PACKED_BYTES = 128 * 1024 * 1024;
+/** Bytes of v3's packed B: [nBatch][ceil(N/32)][K rounded up to 4][32] f32. */
+export function v3PackedBytes(N: number, K: number, nBatch: number): number {
+  return nBatch * Math.ceil(N / V3_COLS) * Math.ceil(K / 4) * 4 * V3_COLS * 4;
 }
 
 /** Split K when there are fewer output tiles than `wantTiles` and K is long (each chunk ≥ 256). */
@@ -322,6 +350,105 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   return L.join('\n');
 }
 
+
+/** v3's B packing: Bp[b][panel][k][32] = B[b][k][panel·32 + j], zero where k ≥ K or column ≥ N.
+ *  One vec4 per invocation; any B layout (read through the strides). */
+function v3PackCode(bVec: boolean): string {
+  const lines = [
+    `@group(0) @binding(0) var<storage, read> B: array<${bVec ? 'vec4f' : 'f32'}>;`,
+    '@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;',
+    '@group(0) @binding(2) var<uniform> p: P;',
+    UNIFORMS,
+    WGSL_LINEAR_WORKGROUP,
+    bVec ? 'fn ldB(i: u32) -> f32 { return B[i >> 2u][i & 3u]; }' : 'fn ldB(i: u32) -> f32 { return B[i]; }',
+  ];
+  const load = bVec
+    ? '    if (n < p.N) { v = B[(row + n) >> 2u]; }'
+    : [0, 1, 2, 3].map((c) => `    if (n + ${c}u < p.N) { v.${X[c]} = ldB(row + (n + ${c}u) * p.sBn); }`).join('\n');
+  return `${lines.join('\n')}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let q = linear_workgroup(wid, nwg) * 64u + lid;
+  let K4 = (p.K + 3u) & ~3u;
+  let panels = (p.N + ${V3_COLS - 1}u) / ${V3_COLS}u;
+  if (q >= p.nBatch * panels * K4 * ${V3_COLS / 4}u) { return; }
+  let j = q % ${V3_COLS / 4}u;
+  let t = q / ${V3_COLS / 4}u;
+  let k = t % K4;
+  let t2 = t / K4;
+  let panel = t2 % panels;
+  let b = t2 / panels;
+  let n = panel * ${V3_COLS}u + j * 4u;
+  var v = vec4f(0.0);
+  if (k < p.K) {
+    let row = batch_offsets(b).y + k * p.sBk;
+${load}
+  }
+  Bp[q] = v;
+}`;
+}
+
+interface V3Spec extends Epilogue {
+  rows: number;
+  /** A row-major, 16-byte aligned rows and K % 4 == 0: one vec4 load per row and 4 k. */
+  aVec: boolean;
+  cVec: boolean;
+  split: boolean;
+}
+
+/** v3: subgroup-shared A rows, packed B panels (see the file comment). Every invocation stays
+ *  active to the end (no early return): subgroupBroadcast reads other invocations' values. */
+function v3Code(s: V3Spec): string {
+  const R = s.rows;
+  const loadsA = R / 8;
+  const L: string[] = ['enable subgroups;'];
+  L.push(header(s.aVec ? 'vec4f' : 'f32', 'vec4f', s.cVec ? 'vec4f' : 'f32', s));
+  L.push(`@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let split = wid.z % p.splits;
+  let batch = wid.z / p.splits;
+  let oa = batch_offsets(batch).x;
+  let K4 = (p.K + 3u) & ~3u;
+  let panels = (p.N + ${V3_COLS - 1}u) / ${V3_COLS}u;
+  let m0 = wid.x * ${R}u;
+  let n0 = wid.y * ${V3_COLS}u + lane * 4u;
+  let kBegin = split * p.kChunk;
+  let kEnd = min(K4, kBegin + p.kChunk);
+  let cbase = p.offC + wid.z * p.M * p.N;
+  var bi = ((batch * panels + wid.y) * K4 + kBegin) * ${V3_COLS / 4}u + lane;`);
+  // This invocation loads rows m0 + lane + 8j (clamped at the edge; those rows are not stored).
+  for (let j = 0; j < loadsA; j++) L.push(`  let ra${j} = oa + min(m0 + lane + ${8 * j}u, p.M - 1u) * p.sAm;`);
+  for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
+  L.push('  for (var k = kBegin; k < kEnd; k += 4u) {');
+  for (let j = 0; j < loadsA; j++) {
+    L.push(
+      s.aVec
+        ? `    let am${j} = A[(ra${j} + k) >> 2u];`
+        : `    let am${j} = vec4f(${[0, 1, 2, 3].map((c) => `select(0.0, ldA(ra${j} + (k + ${c}u) * p.sAk), k + ${c}u < p.K)`).join(', ')});`,
+    );
+  }
+  for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * (V3_COLS / 4)}u];`);
+  L.push(`    bi += ${V3_COLS}u;`);
+  for (let r = 0; r < R; r++) {
+    L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
+    for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
+  }
+  L.push('  }');
+  const f = (v: string, n: string) => (s.split ? v : `epi(${v}, ${n})`);
+  for (let r = 0; r < R; r++) {
+    const m = `m0 + ${r}u`;
+    if (s.cVec) {
+      const v = `acc${r}`;
+      const e = s.split ? v : `vec4f(${X.map((c, i) => f(`${v}.${c}`, `n0 + ${i}u`)).join(', ')})`;
+      L.push(`  if (${m} < p.M && n0 < p.N) { C[(cbase + (${m}) * p.N + n0) >> 2u] = ${e}; }`);
+    } else {
+      for (let c = 0; c < 4; c++) L.push(`  if (${m} < p.M && n0 + ${c}u < p.N) { C[cbase + (${m}) * p.N + n0 + ${c}u] = ${f(`acc${r}.${X[c]}`, `n0 + ${c}u`)}; }`);
+    }
+  }
+  L.push('}');
+  return L.join('\n');
+}
+
 interface V1Spec extends Epilogue {
   tile: number;
   la: Layout;
@@ -487,6 +614,24 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
     const key = `matmul.v1:t${T}:${pr.la.layout}${pr.lb.layout}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
     const d = def(key, buffers.length, () => v1Code({ tile: T, la: pr.la.layout, lb: pr.lb.layout, cVec, split, ...mainEpi }));
     rt().dispatch(d, buffers, params, [Math.ceil(M / T), Math.ceil(N / T), z]);
+  } else if (cfg.kernel === 'v3') {
+    const R = cfg.rows;
+    if (!hasSubgroups8()) throw new Error('matmul v3 needs the subgroups feature with subgroups of at least 8 invocations');
+    const packedBytes = v3PackedBytes(N, K, nBatch);
+    if (packedBytes > MAX_PACKED_BYTES) throw new Error(`matmul v3: packed B would take ${packedBytes} bytes (over 128 MiB); use v2`);
+    const packed = rt().pool.acquire(packedBytes, GPUBufferUsage.STORAGE, 'matmul.v3.packedB');
+    const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, sBk, ...pr.batchStridesB);
+    const pd = def(`matmul.v3pack:${bVec ? 'b4' : 'b1'}`, 2, () => v3PackCode(bVec));
+    rt().dispatch(pd, [b.buffer, packed], params, Math.ceil(packedBytes / 16 / 64));
+    const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, sAm, ...pr.batchStridesA);
+    const key = `matmul.v3:r${R}:${aVec ? 'a4' : 'a1'}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
+    const d = def(key, buffers.length, () => v3Code({ rows: R, aVec, cVec, split, ...mainEpi }));
+    const gx = Math.ceil(M / R);
+    const gy = Math.ceil(N / V3_COLS);
+    if (gx > 65535 || gy > 65535) throw new Error(`matmul: ${M}×${N} output needs ${gx}×${gy} workgroups, over 65,535 per dimension`);
+    buffers[1] = packed;
+    rt().dispatch(d, buffers, params, [gx, gy, z]);
+    rt().pool.release(packed);
   } else {
     const R = cfg.rows;
     const batchA = pr.batchStridesA;

@@ -79,6 +79,8 @@ const CONFIGS: Record<string, MatmulConfig> = {
   'v2 rows8 wg8': { kernel: 'v2', rows: 8, wg: 8 },
   'v2 rows8 split3': { kernel: 'v2', rows: 8, wg: 8, splits: 3 },
   'v1 tile32 split2': { kernel: 'v1', tile: 32, splits: 2 },
+  'v3 rows16': { kernel: 'v3', rows: 16 },
+  'v3 rows8': { kernel: 'v3', rows: 8 },
 };
 
 describe('matmul kernels vs float64 and vs the naive kernel', () => {
@@ -95,7 +97,7 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
       const rng = new Rng(seed);
       // The vec4-aligned shape only where it selects another specialisation (v2); lavapipe
       // compiles each pipeline for seconds, so the test keeps their number small.
-      for (const [M, K, N] of SHAPES.filter((s, i) => i < 3 || config.kernel === 'v2')) {
+      for (const [M, K, N] of SHAPES.filter((s, i) => i < 3 || config.kernel === 'v2' || config.kernel === 'v3')) {
         const a = f32(rng, M * K);
         const b = f32(rng, K * N);
         const ta = upload(a, [M, K], 'row');
@@ -118,6 +120,7 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     ['v2 rows4 wg16', [[16, 12, 8], [9, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
     ['v2 rows8 wg8', [[16, 12, 8]], [['col', 'col']]],
     ['v1 tile32', [[9, 7, 11]], [['col', 'col']]],
+    ['v3 rows16', [[20, 12, 36], [17, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
   ];
   for (const [name, shapes, layouts] of LAYOUT_RUNS) {
     it(`${name}: transposed operands read in place (${layouts.map((l) => l.join('/')).join(', ')})`, async () => {
@@ -159,6 +162,8 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
       [8, 1030, 12, undefined],
       [5, 37, 9, { kernel: 'v2', rows: 4, wg: 8, splits: 5 }],
       [6, 45, 10, { kernel: 'v1', tile: 32, splits: 4 }],
+      [19, 46, 37, { kernel: 'v3', rows: 16, splits: 3 }],
+      [24, 40, 36, { kernel: 'v3', rows: 8, splits: 2 }],
     ] as [number, number, number, MatmulConfig | undefined][]) {
       const a = f32(rng, M * K);
       const b = f32(rng, K * N);
@@ -201,6 +206,35 @@ describe('matmul op (torch.matmul semantics)', () => {
     const d = f32(rng, 9 * 6);
     const o2 = cg.matmul(upload(c, [8, 4, 9], 'row'), upload(d, [9, 6], 'col'));
     expectClose(await o2.data(), refMatmul(c, [8, 4, 9], d, [9, 6]).data, { ...tol(9), what: `batched x shared (seed ${seed})` });
+  });
+
+  it('v3 (subgroup-shared A, packed B): broadcast batches, offset views, bias + ReLU epilogue', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const cfg: MatmulConfig = { kernel: 'v3', rows: 16 };
+    // A [3,1,M,K] sliced at a row offset (unaligned view), B [2,K,N] column-major: out [3,2,M,N].
+    const [M, K, N] = [21, 10, 35];
+    const aFull = f32(rng, 3 * (M + 1) * K);
+    const a = new Float64Array(3 * M * K);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < M * K; j++) a[i * M * K + j] = aFull[i * (M + 1) * K + K + j]!;
+    const ta0 = cg.fromArray(Float32Array.from(aFull), [3, 1, M + 1, K]);
+    const ta = cg.narrow(ta0, 2, 1, M);
+    const b = f32(rng, 2 * K * N);
+    const tb = upload(b, [2, K, N], 'col');
+    const bias = f32(rng, N);
+    const tbias = cg.fromArray(Float32Array.from(bias), [N]);
+    const out = cg.empty([3, 2, M, N]);
+    launchMatmul({ a: ta, b: tb, out, bias: tbias, act: 'relu' }, cfg);
+    const ref = refMatmul(a, [3, 1, M, K], b, [2, K, N]);
+    const expected = ref.data.map((v, i) => Math.max(0, v + bias[i % N]!));
+    expectClose(await out.data(), expected, { ...tol(K), shape: ref.shape, what: `v3 broadcast batched + epilogue (seed ${seed})` });
+    // Aligned row-major batched operands (the vec4 A path) against the naive kernel.
+    const c = cg.fromArray(Float32Array.from(f32(rng, 4 * 24 * 16)), [4, 24, 16]);
+    const d = cg.fromArray(Float32Array.from(f32(rng, 4 * 16 * 64)), [4, 16, 64]);
+    const o2 = cg.matmulWith(c, d, cfg);
+    const n2 = cg.matmulNaive(c, d);
+    expectClose(await o2.data(), await n2.data(), { ...tol(16), what: `v3 batched aligned vs naive (seed ${seed})` });
+    for (const t of [ta0, ta, tb, tbias, out, c, d, o2, n2]) t.dispose();
   });
 
   it('a layout that is neither row- nor column-major (step-2 slice) falls back to a copy', async () => {
