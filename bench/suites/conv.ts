@@ -5,14 +5,21 @@
 // once outside the timing; gradients through tf.grads, whose time includes its forward, so the
 // peer's backward is reported as grads − forward) runs on the quick subset.
 //
-// The full list is heavy on lavapipe (tens of minutes): by default only the 6-shape quick subset
-// runs (3×3 s1 at two sizes, 3×3 s2, 1×1 at 32², 1×1 at 1² (eSE), a 4-channel FCOS head); set
-// BENCH_CONV_FULL=1 (or pass --full once bench/run.ts forwards it) for every shape.
+// By default only the 6-shape quick subset runs (3×3 s1 at two sizes, 3×3 s2, 1×1 at 32², 1×1 at
+// 1² (eSE), a 4-channel FCOS head). Knobs (env): BENCH_CONV_FULL=1 every shape (bounded: 1 timed
+// repeat unless --repeats, each shape's pipelines compiled on a tiny copy of it instead of a
+// full-size warm-up, the peer only on the quick shapes); BENCH_CONV_CASES=a,b shapes whose name
+// contains a or b; BENCH_CONV_ALGOS=gemm1,gemm2 variants timed side by side (interleaved, one
+// sample of each per round; default: the auto choice); BENCH_CONV_PEER=quick|all|none;
+// BENCH_CONV_TM=4|8|16 forces the variant-2 register tile. Every row carries the 1-minute load
+// average (os.loadavg) at the time of the shape.
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
-import { machinePeak, timeGpu } from '../harness';
+import { machinePeak, median, timeGpu } from '../harness';
 import { init, randn, type Tensor } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { chooseDgrad, chooseForward } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
+import { overrideV2Rows } from '../../kernels/conv/forward-v2';
+import { loadavg } from 'node:os';
 import { convFlops, convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
 
 interface Shape {
@@ -91,7 +98,14 @@ function geometry(s: Shape): ConvGeometry {
   return convGeometry(s.name, [s.N, s.C, s.H, s.H], [s.O, s.C, s.k, s.k], { stride: [s.s, s.s], padding: [p, p], dilation: [1, 1], groups: 1 });
 }
 
-async function peerTimes(s: Shape, repeats: number): Promise<{ fwd: number; bwd: number } | null> {
+interface PeerRunner {
+  fwd: () => Promise<number>;
+  grads: () => Promise<number>;
+  dispose: () => void;
+}
+
+/** tfjs-webgpu on the same shape: NHWC input and HWIO filter, transposed once outside the timing. */
+async function peerRunner(s: Shape): Promise<PeerRunner | null> {
   let tfjs;
   try {
     tfjs = await (await import('../peers/tfjs')).loadTfjs();
@@ -99,84 +113,157 @@ async function peerTimes(s: Shape, repeats: number): Promise<{ fwd: number; bwd:
     return null;
   }
   const tf = tfjs.tf;
+  type T4 = import('@tensorflow/tfjs').Tensor4D;
   const p = pad(s.k);
   const g = geometry(s);
-  // NHWC input and HWIO filter, transposed once from NCHW/OIHW outside the timing.
-  const x = tf.tidy(() => tf.transpose(tf.randomNormal([s.N, s.C, s.H, s.H]), [0, 2, 3, 1])) as import('@tensorflow/tfjs').Tensor4D;
-  const w = tf.tidy(() => tf.transpose(tf.randomNormal([s.O, s.C, s.k, s.k]), [2, 3, 1, 0])) as import('@tensorflow/tfjs').Tensor4D;
-  const dy = tf.randomNormal([s.N, g.OH, g.OW, s.O]) as import('@tensorflow/tfjs').Tensor4D;
+  const x = tf.tidy(() => tf.transpose(tf.randomNormal([s.N, s.C, s.H, s.H]), [0, 2, 3, 1])) as T4;
+  const w = tf.tidy(() => tf.transpose(tf.randomNormal([s.O, s.C, s.k, s.k]), [2, 3, 1, 0])) as T4;
+  const dy = tf.randomNormal([s.N, g.OH, g.OW, s.O]) as T4;
   const padding: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, p], [p, p], [0, 0]];
-  const conv = (xx: import('@tensorflow/tfjs').Tensor4D, ww: import('@tensorflow/tfjs').Tensor4D) => tf.conv2d(xx, ww, s.s, p === 0 ? 'valid' : padding);
-  const grads = tf.grads((xx, ww) => conv(xx as import('@tensorflow/tfjs').Tensor4D, ww as import('@tensorflow/tfjs').Tensor4D));
-  const fwd = await tfjs.time(() => conv(x, w), { warmup: 1, repeats });
-  const both = await tfjs.time(() => grads([x, w], dy), { warmup: 1, repeats });
-  tf.dispose([x, w, dy]);
-  return { fwd: fwd.ms, bwd: Math.max(both.ms - fwd.ms, 0) };
+  const conv = (xx: T4, ww: T4) => tf.conv2d(xx, ww, s.s, p === 0 ? 'valid' : padding);
+  const grads = tf.grads((xx, ww) => conv(xx as T4, ww as T4));
+  const once = async (fn: () => import('@tensorflow/tfjs').Tensor | import('@tensorflow/tfjs').Tensor[]) => (await tfjs.time(fn, { warmup: 0, repeats: 1 })).ms;
+  return {
+    fwd: () => once(() => conv(x, w)),
+    grads: () => once(() => grads([x, w], dy)),
+    dispose: () => tf.dispose([x, w, dy]),
+  };
 }
+
+const OPS = ['fwd', 'dgrad', 'wgrad'] as const;
+type Op = (typeof OPS)[number];
+
+function parseAlgos(v: string | undefined): ConvAlgo[] {
+  if (!v) return ['auto'];
+  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'fc'];
+  const algos = v.split(',').map((a) => a.trim()) as ConvAlgo[];
+  for (const a of algos) if (!ok.includes(a)) throw new Error(`BENCH_CONV_ALGOS: unknown algo '${a}', expected some of ${ok.join(', ')}`);
+  return algos;
+}
+
+/** Time one call of `op` for `s` with `algo` (one sample, completion awaited). */
+async function sample(op: Op, g: ConvGeometry, t: { x: Tensor; w: Tensor; dy: Tensor }, algo: ConvAlgo): Promise<number> {
+  const fn = () =>
+    (op === 'fwd' ? conv2dForwardRaw(g, t.x, t.w, null, false, algo) : op === 'dgrad' ? conv2dDgradRaw(g, t.dy, t.w, algo) : conv2dWgradRaw(g, t.dy, t.x, algo)).dispose();
+  return (await timeGpu(fn, { warmup: 0, repeats: 1, noTimestamps: true })).ms;
+}
+
+function tensors(g: ConvGeometry) {
+  return {
+    x: randn([g.N, g.C, g.H, g.W], 1),
+    w: randn([g.O, g.C / g.groups, g.KH, g.KW], 2, 0, 0.05),
+    dy: randn([g.N, g.O, g.OH, g.OW], 3),
+  };
+}
+
+const disposeAll = (t: { x: Tensor; w: Tensor; dy: Tensor }) => [t.x, t.w, t.dy].forEach((v) => v.dispose());
 
 export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> => {
   await init();
-  const full = process.env.BENCH_CONV_FULL === '1' || process.argv.includes('--full');
-  const shapes = full ? CENTERMASK_LITE_V39_SHAPES : CENTERMASK_LITE_V39_SHAPES.filter((s) => s.quick);
-  const repeats = ctx.repeats ?? 3;
+  const env = process.env;
+  const full = env.BENCH_CONV_FULL === '1' || process.argv.includes('--full');
+  const filters = (env.BENCH_CONV_CASES ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  let shapes = full || filters.length ? CENTERMASK_LITE_V39_SHAPES : CENTERMASK_LITE_V39_SHAPES.filter((s) => s.quick);
+  if (filters.length) shapes = shapes.filter((s) => filters.some((f) => s.name.includes(f)));
+  const algos = parseAlgos(env.BENCH_CONV_ALGOS);
+  const peerMode = env.BENCH_CONV_PEER ?? 'quick';
+  if (!['quick', 'all', 'none'].includes(peerMode)) throw new Error(`BENCH_CONV_PEER must be quick, all or none, got '${peerMode}'`);
+  if (env.BENCH_CONV_TM) overrideV2Rows(Number(env.BENCH_CONV_TM));
+  const repeats = ctx.repeats ?? (full ? 1 : 3);
   const peak = await machinePeak();
-  ctx.log(`machine fp32 peak ${peak.gflops.toFixed(1)} GFLOP/s; ${shapes.length} shapes (${full ? 'full' : 'quick subset; BENCH_CONV_FULL=1 for all'})`);
+  ctx.log(`machine fp32 peak ${peak.gflops.toFixed(1)} GFLOP/s (load ${loadavg()[0]!.toFixed(1)}); ${shapes.length} shapes (${full ? 'full' : filters.length ? 'filtered' : 'quick subset; BENCH_CONV_FULL=1 for all'}); algos ${algos.join(',')}; ${repeats} timed rounds`);
   const rows: BenchRow[] = [];
-  const total = { fwd: 0, dgrad: 0, wgrad: 0, flops: 0 };
-  const model = { ms: 0, flops: 0 };
+  const totals = new Map<ConvAlgo, { ms: Record<Op, number>; model: number }>(algos.map((a) => [a, { ms: { fwd: 0, dgrad: 0, wgrad: 0 }, model: 0 }]));
+  let flopsOnce = 0;
+  let flopsModel = 0;
   for (const s of shapes) {
     const g = geometry(s);
     const flops = convFlops(g);
-    const x = randn([g.N, g.C, g.H, g.W], 1);
-    const w = randn([g.O, g.C, g.KH, g.KW], 2, 0, 0.05);
-    const dy = randn([g.N, g.O, g.OH, g.OW], 3);
-    const keepOne = (t: Tensor) => t.dispose();
-    const fwd = await timeGpu(() => keepOne(conv2dForwardRaw(g, x, w, null, false)), { warmup: 1, repeats });
-    const dgrad = await timeGpu(() => keepOne(conv2dDgradRaw(g, dy, w)), { warmup: 1, repeats });
-    const wgrad = await timeGpu(() => keepOne(conv2dWgradRaw(g, dy, x)), { warmup: 1, repeats });
-    x.dispose();
-    w.dispose();
-    dy.dispose();
-    const peer = s.quick ? await peerTimes(s, repeats) : null;
+    // Compile every variant's pipelines on a tiny copy of the shape (same specialisation keys:
+    // they depend on channels, kernel and stride, not on N or H), so no full-size warm-up is needed.
+    const tinyG = geometry({ ...s, N: 1, H: Math.min(s.H, 2 * s.k * s.s) });
+    const tiny = tensors(tinyG);
+    for (const a of algos) for (const op of OPS) await sample(op, tinyG, tiny, a);
+    disposeAll(tiny);
+    const t = tensors(g);
+    const usePeer = peerMode === 'all' || (peerMode === 'quick' && s.quick);
+    const peer = usePeer ? await peerRunner(s) : null;
+    if (peer) {
+      await peer.fwd();
+      await peer.grads();
+    }
+    if (!full) for (const a of algos) for (const op of OPS) await sample(op, g, t, a); // full-size warm-up (pool, caches)
+    const times = new Map<string, number[]>();
+    const push = (k: string, v: number) => (times.get(k) ?? times.set(k, []).get(k)!).push(v);
+    const loads: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      loads.push(loadavg()[0]!);
+      for (const a of algos) for (const op of OPS) push(`${a}:${op}`, await sample(op, g, t, a));
+      if (peer) {
+        const f = await peer.fwd();
+        push('peer:fwd', f);
+        push('peer:bwd', Math.max((await peer.grads()) - f, 0));
+      }
+    }
+    peer?.dispose();
+    disposeAll(t);
+    const load = median(loads);
     const gf = (ms: number) => flops / (ms * 1e6);
-    const row = (what: string, ms: number, algo: string, peerMs?: number): BenchRow => ({
-      suite: 'conv',
-      case: `${s.name} ${what}`,
-      ms,
-      gflops: gf(ms),
-      peak_frac: gf(ms) / peak.gflops,
-      algo,
-      ...(peerMs !== undefined ? { peer: 'tfjs-webgpu', peer_ms: peerMs, ratio: peerMs / ms } : {}),
-    });
-    rows.push(row('fwd', fwd.ms, chooseForward(g), peer?.fwd));
-    rows.push(row('dgrad', dgrad.ms, chooseDgrad(g)));
-    rows.push(row('wgrad', wgrad.ms, 'gemm split-K'));
-    if (peer) rows.push(row('dgrad+wgrad', dgrad.ms + wgrad.ms, 'gemm', peer.bwd));
-    total.fwd += fwd.ms;
-    total.dgrad += dgrad.ms;
-    total.wgrad += wgrad.ms;
-    total.flops += flops;
+    const med = (k: string) => median(times.get(k) ?? []);
+    const peerF = peer ? med('peer:fwd') : undefined;
+    const peerB = peer ? med('peer:bwd') : undefined;
     const n = s.count ?? 1;
-    model.ms += n * (fwd.ms + dgrad.ms + wgrad.ms);
-    model.flops += n * 3 * flops;
-    ctx.log(`${s.name}: fwd ${fwd.ms.toFixed(1)} ms (${gf(fwd.ms).toFixed(2)} GF/s), dgrad ${dgrad.ms.toFixed(1)} ms (${gf(dgrad.ms).toFixed(2)}), wgrad ${wgrad.ms.toFixed(1)} ms (${gf(wgrad.ms).toFixed(2)})${peer ? `; tfjs fwd ${peer.fwd.toFixed(1)} ms, bwd ${peer.bwd.toFixed(1)} ms` : ''}`);
+    flopsOnce += flops;
+    flopsModel += n * flops;
+    const parts: string[] = [];
+    for (const a of algos) {
+      const kern = { fwd: chooseForward(g, a, [0, 0]), dgrad: chooseDgrad(g, a, [0]), wgrad: chooseWgrad(g, a) }; // bench tensors start at offset 0
+      const ms = { fwd: med(`${a}:fwd`), dgrad: med(`${a}:dgrad`), wgrad: med(`${a}:wgrad`) };
+      const row = (what: string, t: number, algo: string, peerMs?: number): BenchRow => ({
+        suite: 'conv',
+        case: `${s.name} ${what}`,
+        ms: t,
+        gflops: what === 'dgrad+wgrad' ? (2 * flops) / (t * 1e6) : gf(t),
+        peak_frac: (what === 'dgrad+wgrad' ? (2 * flops) / (t * 1e6) : gf(t)) / peak.gflops,
+        algo,
+        load1: load,
+        samples: repeats,
+        ...(peerMs !== undefined ? { peer: 'tfjs-webgpu', peer_ms: peerMs, ratio: peerMs / t } : {}),
+      });
+      for (const op of OPS) rows.push(row(op, ms[op], kern[op], op === 'fwd' ? peerF : undefined));
+      if (peerB !== undefined) rows.push(row('dgrad+wgrad', ms.dgrad + ms.wgrad, `${kern.dgrad}/${kern.wgrad}`, peerB));
+      const tot = totals.get(a)!;
+      for (const op of OPS) tot.ms[op] += ms[op];
+      tot.model += n * (ms.fwd + ms.dgrad + ms.wgrad);
+      parts.push(`${a}: fwd ${ms.fwd.toFixed(1)} ms (${gf(ms.fwd).toFixed(2)} GF/s), dgrad ${ms.dgrad.toFixed(1)} (${gf(ms.dgrad).toFixed(2)}), wgrad ${ms.wgrad.toFixed(1)} (${gf(ms.wgrad).toFixed(2)})` +
+        (peer ? ` [vs tfjs fwd ×${(peerF! / ms.fwd).toFixed(2)}, bwd ×${(peerB! / (ms.dgrad + ms.wgrad)).toFixed(2)}]` : ''));
+    }
+    ctx.log(`${s.name} (load ${load.toFixed(1)}): ${parts.join('; ')}${peer ? `; tfjs fwd ${peerF!.toFixed(1)} ms, bwd ${peerB!.toFixed(1)} ms` : ''}`);
   }
-  const sumMs = total.fwd + total.dgrad + total.wgrad;
-  rows.push({
-    suite: 'conv',
-    case: `total fwd+dgrad+wgrad, each listed shape once (${shapes.length} shapes)`,
-    ms: sumMs,
-    gflops: (3 * total.flops) / (sumMs * 1e6),
-    peak_frac: (3 * total.flops) / (sumMs * 1e6) / peak.gflops,
-  });
-  if (full) {
+  for (const a of algos) {
+    const tot = totals.get(a)!;
+    const sumMs = tot.ms.fwd + tot.ms.dgrad + tot.ms.wgrad;
     rows.push({
       suite: 'conv',
-      case: 'one forward + backward of all CenterMask lite V-39 convs (shapes × their counts)',
-      ms: model.ms,
-      gflops: model.flops / (model.ms * 1e6),
-      peak_frac: model.flops / (model.ms * 1e6) / peak.gflops,
+      case: `total fwd+dgrad+wgrad, each listed shape once (${shapes.length} shapes)`,
+      algo: a,
+      ms: sumMs,
+      gflops: (3 * flopsOnce) / (sumMs * 1e6),
+      peak_frac: (3 * flopsOnce) / (sumMs * 1e6) / peak.gflops,
+      fwd_ms: tot.ms.fwd,
+      dgrad_ms: tot.ms.dgrad,
+      wgrad_ms: tot.ms.wgrad,
     });
+    if (full && !filters.length) {
+      rows.push({
+        suite: 'conv',
+        case: 'one forward + backward of all CenterMask lite V-39 convs (shapes × their counts)',
+        algo: a,
+        ms: tot.model,
+        gflops: (3 * flopsModel) / (tot.model * 1e6),
+        peak_frac: (3 * flopsModel) / (tot.model * 1e6) / peak.gflops,
+      });
+    }
   }
   return rows;
 };

@@ -7,7 +7,9 @@
 // Variants: 'direct' = the readable reference kernels (direct.ts); 'gemm1' = the first implicit
 // GEMMs (implicit-gemm.ts, dgrad.ts, wgrad.ts: scalar row loads); 'gemm2' = the packed-operand
 // GEMMs (forward-v2.ts, dgrad-v2.ts, wgrad-v2.ts); 'gemm' = the current best GEMM (= gemm2).
-// Tests compare every variant against the direct kernels and the float64 reference.
+// 'fc' = 1×1 convs on 1×1 maps (eSE) as matrix–vector kernels (fc.ts), chosen automatically when
+// the channel count and offsets allow vec4 loads. Tests compare every variant against the direct
+// kernels and the float64 reference.
 import { type ConvGeometry } from './geometry';
 import { convDgradDirect, convForwardDirect, convWgradDirect } from './direct';
 import { convForwardGemm } from './implicit-gemm';
@@ -16,9 +18,10 @@ import { convWgradGemm } from './wgrad';
 import { convForwardGemmV2 } from './forward-v2';
 import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
+import { convDgradFc, convForwardFc, fcApplicable } from './fc';
 
-export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2';
-export type ConvKernel = 'direct' | 'gemm1' | 'gemm2';
+export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'fc';
+export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'fc';
 /** A contiguous operand: a buffer and the element offset where it starts. */
 export interface BufRef {
   buffer: GPUBuffer;
@@ -28,29 +31,31 @@ export interface BufRef {
 const isDepthwise = (g: ConvGeometry) => g.C === g.groups && g.O === g.groups;
 const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? undefined : algo === 'gemm' ? 'gemm2' : algo);
 
-export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
-  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : 'gemm2');
+/** `offsets`: element offsets of the operands (the fc kernels need them 4-aligned). */
+export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
+  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : fcApplicable(g, offsets) ? 'fc' : 'gemm2');
 }
 
-export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
-  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : 'gemm2');
+export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
+  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : fcApplicable(g, offsets) ? 'fc' : 'gemm2');
 }
 
 export function chooseWgrad(_g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
-  return resolve(algo) ?? 'gemm2';
+  const k = resolve(algo) ?? 'gemm2';
+  return k === 'fc' ? 'gemm2' : k; // wgrad of an fc is an outer product: the split-K GEMM does it
 }
 
 /** y = conv(x, w) (+ bias) (ReLU): x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW], all contiguous. */
 export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef | null, relu: boolean, y: BufRef, algo: ConvAlgo = 'auto'): void {
-  const k = chooseForward(g, algo);
-  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : convForwardGemmV2;
+  const k = chooseForward(g, algo, [x.offset, w.offset]);
+  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : k === 'fc' ? convForwardFc : convForwardGemmV2;
   run(g, x.buffer, x.offset, w.buffer, w.offset, bias, relu, y.buffer, y.offset);
 }
 
 /** dx [N,C,H,W] = ∂conv/∂x applied to dy [N,O,OH,OW]. */
 export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, algo: ConvAlgo = 'auto'): void {
-  const k = chooseDgrad(g, algo);
-  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : convDgradGemmV2;
+  const k = chooseDgrad(g, algo, [w.offset]);
+  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : k === 'fc' ? convDgradFc : convDgradGemmV2;
   run(g, dy.buffer, dy.offset, w.buffer, w.offset, dx.buffer, dx.offset);
 }
 

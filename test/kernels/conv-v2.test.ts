@@ -2,11 +2,12 @@
 // float64 reference and against the direct reference kernels and variant 1, on odd shapes: stride
 // 2 and mixed strides, groups, dilation, asymmetric padding, 1×1, one output channel, channel
 // counts that are not multiples of 4, and every register-tile height (TM = 4, 8, 16), including
-// inputs wide enough to have an unmasked interior. Forward with bias + fused ReLU.
+// inputs wide enough to have an unmasked interior. Forward with bias + fused ReLU. Also the fc
+// kernels (fc.ts) for 1×1 convs on 1×1 maps (eSE), chosen automatically there.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { type ConvAlgo } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, chooseDgrad, chooseForward } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { Rng, expectClose, testSeed } from '../util';
@@ -106,4 +107,17 @@ describe('conv GEMM variant 2 vs the direct kernels and variant 1', () => {
     // Split-K reduces in a fixed order: bitwise identical across runs.
     expect(Array.from(again.dw)).toEqual(Array.from(v2.dw));
   });
+});
+
+describe('fc kernels (1×1 conv on 1×1 maps, eSE)', () => {
+  const c: Case = { name: 'eSE-like fc 12→9, 5 images', xs: [5, 12, 1, 1], ws: [9, 12, 1, 1], o: opt(1, 0, 1) };
+  it('auto picks fc for aligned operands and gemm otherwise', () => {
+    const geo = convGeometry('test', c.xs, c.ws, c.o);
+    expect(chooseForward(geo, 'auto', [0, 0])).toBe('fc');
+    expect(chooseDgrad(geo, 'auto', [0])).toBe('fc');
+    expect(chooseForward(geo, 'auto', [0, 3])).toBe('gemm2');
+    const odd = convGeometry('test', [2, 6, 1, 1], [4, 6, 1, 1], c.o);
+    expect(chooseForward(odd, 'auto', [0, 0])).toBe('gemm2');
+  });
+  it('forward (bias + ReLU), dgrad and wgrad vs float64 reference and direct', async () => check(c, testSeed(), ['fc', 'auto', 'direct']));
 });
