@@ -4,34 +4,9 @@
 import type { Module } from '../../core/nn/module';
 import type { Tensor } from '../../core/tensor';
 
-export interface ImageInput {
-  /** CHW, 3 channels, BGR order, 0..255, already resized. */
-  image: Float32Array;
-  height: number;
-  width: number;
-  /** Original size, for post-processing (masks come back at this size). */
-  origHeight: number;
-  origWidth: number;
-}
-
-export interface GtInstances {
-  /** n x 4 (x0, y0, x1, y1) in the resized image. */
-  boxes: Float32Array;
-  /** 0-based contiguous class indices. */
-  classes: Int32Array;
-  /** Per instance, a list of flat [x, y, ...] polygons in resized coordinates. */
-  polygons: number[][][];
-}
-
-export interface Instances {
-  /** n x 4 (x0, y0, x1, y1) in the original image. */
-  boxes: Float32Array;
-  scores: Float32Array;
-  classes: Int32Array;
-  maskScores: Float32Array;
-  /** Each origHeight * origWidth, 0/1, row-major. */
-  masks: Uint8Array[];
-}
+// The data types are the model's own (models/centermask.ts).
+import type { GtInstances, ImageInput, Instances } from '../../models/centermask';
+export type { GtInstances, ImageInput, Instances };
 
 export interface InstanceSegmenter {
   /** Scalar loss tensors with autograd (loss_fcos_cls, loss_fcos_loc, loss_fcos_ctr, loss_mask, loss_maskiou). */
