@@ -352,39 +352,40 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 
 /** v3's B packing: Bp[b][panel][k][32] = B[b][k][panel·32 + j], zero where k ≥ K or column ≥ N.
- *  One vec4 per invocation; any B layout (read through the strides). */
+ *  Any B layout (read through the strides). Workgroup (x, y, z) = (block of PACK_K rows, panel,
+ *  batch), one vec4 column group per invocation: no integer division per element (x86 has no
+ *  SIMD integer divide, so per-invocation index decoding cost as much as the copy itself). */
+const PACK_K = 32;
 function v3PackCode(bVec: boolean): string {
   const lines = [
     `@group(0) @binding(0) var<storage, read> B: array<${bVec ? 'vec4f' : 'f32'}>;`,
     '@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;',
     '@group(0) @binding(2) var<uniform> p: P;',
     UNIFORMS,
-    WGSL_LINEAR_WORKGROUP,
     bVec ? 'fn ldB(i: u32) -> f32 { return B[i >> 2u][i & 3u]; }' : 'fn ldB(i: u32) -> f32 { return B[i]; }',
   ];
   const load = bVec
-    ? '    if (n < p.N) { v = B[(row + n) >> 2u]; }'
-    : [0, 1, 2, 3].map((c) => `    if (n + ${c}u < p.N) { v.${X[c]} = ldB(row + (n + ${c}u) * p.sBn); }`).join('\n');
+    ? '      if (n < p.N) { v = B[(row + n) >> 2u]; }'
+    : [0, 1, 2, 3].map((c) => `      if (n + ${c}u < p.N) { v.${X[c]} = ldB(row + (n + ${c}u) * p.sBn); }`).join('\n');
   return `${lines.join('\n')}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let q = linear_workgroup(wid, nwg) * 64u + lid;
+@compute @workgroup_size(${V3_COLS / 4})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let K4 = (p.K + 3u) & ~3u;
   let panels = (p.N + ${V3_COLS - 1}u) / ${V3_COLS}u;
-  if (q >= p.nBatch * panels * K4 * ${V3_COLS / 4}u) { return; }
-  let j = q % ${V3_COLS / 4}u;
-  let t = q / ${V3_COLS / 4}u;
-  let k = t % K4;
-  let t2 = t / K4;
-  let panel = t2 % panels;
-  let b = t2 / panels;
-  let n = panel * ${V3_COLS}u + j * 4u;
-  var v = vec4f(0.0);
-  if (k < p.K) {
-    let row = batch_offsets(b).y + k * p.sBk;
+  let ob = batch_offsets(wid.z).y;
+  let n = wid.y * ${V3_COLS}u + lid * 4u;
+  let k0 = wid.x * ${PACK_K}u;
+  let k1 = min(K4, k0 + ${PACK_K}u);
+  var q = ((wid.z * panels + wid.y) * K4 + k0) * ${V3_COLS / 4}u + lid;
+  for (var k = k0; k < k1; k++) {
+    var v = vec4f(0.0);
+    if (k < p.K) {
+      let row = ob + k * p.sBk;
 ${load}
+    }
+    Bp[q] = v;
+    q += ${V3_COLS / 4}u;
   }
-  Bp[q] = v;
 }`;
 }
 
@@ -621,8 +622,9 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
     if (packedBytes > MAX_PACKED_BYTES) throw new Error(`matmul v3: packed B would take ${packedBytes} bytes (over 128 MiB); use v2`);
     const packed = rt().pool.acquire(packedBytes, GPUBufferUsage.STORAGE, 'matmul.v3.packedB');
     const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, sBk, ...pr.batchStridesB);
-    const pd = def(`matmul.v3pack:${bVec ? 'b4' : 'b1'}`, 2, () => v3PackCode(bVec));
-    rt().dispatch(pd, [b.buffer, packed], params, Math.ceil(packedBytes / 16 / 64));
+    const pd = def(`matmul.v3pack2:${bVec ? 'b4' : 'b1'}`, 2, () => v3PackCode(bVec));
+    const K4 = Math.ceil(K / 4) * 4;
+    rt().dispatch(pd, [b.buffer, packed], params, [Math.ceil(K4 / PACK_K), Math.ceil(N / V3_COLS), nBatch]);
     const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, sAm, ...pr.batchStridesA);
     const key = `matmul.v3:r${R}:${aVec ? 'a4' : 'a1'}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
     const d = def(key, buffers.length, () => v3Code({ rows: R, aVec, cVec, split, ...mainEpi }));
