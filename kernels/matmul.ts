@@ -141,11 +141,10 @@ export function isSoftwareAdapter(): boolean {
 export function choosePlan(M: number, N: number, K: number, nBatch: number): MatmulConfig {
   if (M * N * K === 0) return { kernel: 'naive' };
   if (isSoftwareAdapter()) {
-    // v3 packs B, which pays off only when several row blocks re-read the same panel.
-    if (hasSubgroups8()) {
-      const rows: 8 | 16 = M <= 8 ? 8 : 16;
-      const tiles = Math.ceil(M / rows) * Math.ceil(N / V3_COLS) * nBatch;
-      if (Math.ceil(M / rows) > 1 && v3PackedBytes(N, K, nBatch) <= MAX_PACKED_BYTES) return { kernel: 'v3', rows, splits: splitsFor(tiles, K, 16) };
+    // v3 packs B, which pays off only when several 16-row blocks re-read the same panel.
+    if (hasSubgroups8() && M > 16 && v3PackedBytes(N, K, nBatch) <= MAX_PACKED_BYTES) {
+      const tiles = Math.ceil(M / 16) * Math.ceil(N / V3_COLS) * nBatch;
+      return { kernel: 'v3', rows: 16, splits: splitsFor(tiles, K, 16) };
     }
     // Small M or N: 4-row tiles keep more workgroups busy and waste less on clamped rows.
     const small = M < 64 || N < 128;
@@ -349,7 +348,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   L.push('}');
   return L.join('\n');
 }
-
 
 /** v3's B packing: Bp[b][panel][k][32] = B[b][k][panel·32 + j], zero where k ≥ K or column ≥ N.
  *  Any B layout (read through the strides). Workgroup (x, y, z) = (block of PACK_K rows, panel,
@@ -624,6 +622,7 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
     const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, sBk, ...pr.batchStridesB);
     const pd = def(`matmul.v3pack2:${bVec ? 'b4' : 'b1'}`, 2, () => v3PackCode(bVec));
     const K4 = Math.ceil(K / 4) * 4;
+    if (K4 / PACK_K > 65535) throw new Error(`matmul v3: K = ${K} needs over 65,535 pack workgroups; use v2`);
     rt().dispatch(pd, [b.buffer, packed], params, [Math.ceil(K4 / PACK_K), Math.ceil(N / V3_COLS), nBatch]);
     const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, sAm, ...pr.batchStridesA);
     const key = `matmul.v3:r${R}:${aVec ? 'a4' : 'a1'}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;

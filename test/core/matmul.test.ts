@@ -1,12 +1,12 @@
 // matmul vs a float64 reference: every kernel (naive, v1 workgroup-memory tiles, v2 register
-// tiles, split-K) on odd shapes, row- and column-major operands read in place (transposed and
+// tiles, v3 subgroup-shared A + packed B, split-K) on odd shapes, row- and column-major operands read in place (transposed and
 // permuted views), batched with broadcast, 1-D operands, the bias+ReLU epilogue, and backward
 // (matmul and linear) against analytic float64 gradients that are themselves checked by finite
 // differences. Each fast kernel is also compared with the naive reference kernel.
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as cg from '../../core';
 import type { MatmulConfig, Tensor } from '../../core';
-import { launchMatmul } from '../../kernels/matmul';
+import { choosePlan, hasSubgroups8, isSoftwareAdapter, launchMatmul } from '../../kernels/matmul';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
 
 // lavapipe compiles each matmul specialisation for seconds, much longer when the 2 cores are shared.
@@ -141,6 +141,26 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
       }
     });
   }
+
+  it('plan: v3 on software adapters with 8-wide subgroups when M > 16, v2 for few rows, v1 on GPUs', async () => {
+    if (isSoftwareAdapter()) {
+      if (hasSubgroups8()) {
+        expect(choosePlan(64, 1024, 4608, 1)).toEqual({ kernel: 'v3', rows: 16, splits: 1 });
+        expect(choosePlan(256, 256, 256, 8)).toMatchObject({ kernel: 'v3', rows: 16 });
+      }
+      expect(choosePlan(16, 1024, 4608, 1).kernel).toBe('v2');
+    } else {
+      expect(choosePlan(1024, 1024, 1024, 1)).toMatchObject({ kernel: 'v1', tile: 64 });
+    }
+    // The auto plan on a ragged M > 16 problem matches the float64 reference.
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [M, K, N] = [37, 29, 45];
+    const a = f32(rng, M * K);
+    const b = f32(rng, K * N);
+    const out = cg.matmul(upload(a, [M, K], 'row'), upload(b, [K, N], 'row'));
+    expectClose(await out.data(), refMatmul(a, [M, K], b, [K, N]).data, { ...tol(K), what: `auto plan ${JSON.stringify(choosePlan(M, N, K, 1))} (seed ${seed})` });
+  });
 
   it('transposed views use no copy: a live-bytes check around the launch', async () => {
     const rng = new Rng(testSeed());
