@@ -1,6 +1,6 @@
 // matmul vs a float64 reference: every kernel (naive, v1 workgroup-memory tiles, v2 register
-// tiles, v3 subgroup-shared A + packed B, split-K) on odd shapes, row- and column-major operands read in place (transposed and
-// permuted views), batched with broadcast, 1-D operands, the bias+ReLU epilogue, and backward
+// tiles, v3 subgroup-shared A + packed B, split-K) on odd shapes, row- and column-major operands
+// read in place (transposed and permuted views), batched with broadcast, 1-D operands, the bias+ReLU epilogue, and backward
 // (matmul and linear) against analytic float64 gradients that are themselves checked by finite
 // differences. Each fast kernel is also compared with the naive reference kernel.
 import { beforeAll, describe, expect, it, vi } from 'vitest';
