@@ -29,7 +29,10 @@ export interface BufRef {
 }
 
 const isDepthwise = (g: ConvGeometry) => g.C === g.groups && g.O === g.groups;
-const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? undefined : algo === 'gemm' ? 'gemm2' : algo);
+// CELLGPU_CONV_ALGO (gemm1, gemm2, direct) pins the algorithm chosen for 'auto' (debugging and
+// A/B comparisons of whole models).
+const pinned = (typeof process !== 'undefined' ? process.env.CELLGPU_CONV_ALGO : undefined) as ConvKernel | undefined;
+const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? pinned : algo === 'gemm' ? 'gemm2' : algo);
 
 /** `offsets`: element offsets of the operands (the fc kernels need them 4-aligned). */
 export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
