@@ -207,7 +207,9 @@ describe('training loop', () => {
     const after3 = memory().liveTensors;
     const cfg6 = loadConfig(CONFIG, [...BASE, 'SOLVER.MAX_ITER', '9', 'SOLVER.CHECKPOINT_PERIOD', '0']);
     await train({ cfg: cfg6, model, train: makeSet(), outputDir: join(dir, 'mem2'), logPeriod: 1, readGray, log: () => {}, progressBar: false });
-    expect(memory().liveTensors).toBe(after3);
+    // No growth: tensors left to the GC backstop by earlier tests may be collected in between, so
+    // the count can only fall, never rise, when the loop frees what it creates.
+    expect(memory().liveTensors).toBeLessThanOrEqual(after3);
   });
 
   it('optimizer state dict round trip names torch-style keys', async () => {
