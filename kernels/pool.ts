@@ -95,6 +95,14 @@ fn lin_weight(ratio: f32, dst: i32, n_in: i32, i: i32) -> f32 {
   return w;
 }`;
 
+// The binding layout of the plain forward (x -> y) and backward (gy -> gx) kernels.
+const FORWARD_DECL = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;`;
+const BACKWARD_DECL = `@group(0) @binding(0) var<storage, read> gy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;`;
+
 const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: string }> = {
   max_fwd: {
     bindings: ['read', 'rw', 'rw'],
@@ -142,9 +150,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   avg_fwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let c = avg_window(row, col);
@@ -156,9 +162,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   avg_bwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   var acc = 0.0;
@@ -172,9 +176,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   adaptive_fwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let h0 = ad_start(row, p.H, p.OH);
@@ -189,9 +191,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   adaptive_bwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   var acc = 0.0;
@@ -212,17 +212,13 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   nearest_fwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   y[p.out_off + i] = x[i32(p.in_off) + (plane * p.H + row / p.kh) * p.W + col / p.kw];`,
   },
   nearest_bwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   var acc = 0.0;
   for (var a = 0; a < p.kh; a++) {
@@ -233,9 +229,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   bilinear_fwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let sh = lin_src(p.rh, row);
@@ -252,9 +246,7 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   },
   bilinear_bwd: {
     bindings: ['read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`,
+    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   // Outputs whose source index lies in [i − 1, i + 1), widened by one for rounding.
