@@ -135,7 +135,7 @@ type Op = (typeof OPS)[number];
 
 function parseAlgos(v: string | undefined): ConvAlgo[] {
   if (!v) return ['auto'];
-  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'fc'];
+  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'gemm3', 'fc'];
   const algos = v.split(',').map((a) => a.trim()) as ConvAlgo[];
   for (const a of algos) if (!ok.includes(a)) throw new Error(`BENCH_CONV_ALGOS: unknown algo '${a}', expected some of ${ok.join(', ')}`);
   return algos;

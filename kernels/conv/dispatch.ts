@@ -19,9 +19,10 @@ import { convForwardGemmV2 } from './forward-v2';
 import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
 import { convDgradFc, convForwardFc, fcApplicable } from './fc';
+import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3 } from './gemm-v3';
 
-export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'fc';
-export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'fc';
+export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc';
+export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc';
 /** A contiguous operand: a buffer and the element offset where it starts. */
 export interface BufRef {
   buffer: GPUBuffer;
@@ -51,20 +52,20 @@ export function chooseWgrad(_g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKern
 /** y = conv(x, w) (+ bias) (ReLU): x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW], all contiguous. */
 export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef | null, relu: boolean, y: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseForward(g, algo, [x.offset, w.offset]);
-  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : k === 'fc' ? convForwardFc : convForwardGemmV2;
+  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : k === 'fc' ? convForwardFc : k === 'gemm3' ? convForwardGemmV3 : convForwardGemmV2;
   run(g, x.buffer, x.offset, w.buffer, w.offset, bias, relu, y.buffer, y.offset);
 }
 
 /** dx [N,C,H,W] = ∂conv/∂x applied to dy [N,O,OH,OW]. */
 export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseDgrad(g, algo, [w.offset]);
-  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : k === 'fc' ? convDgradFc : convDgradGemmV2;
+  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : k === 'fc' ? convDgradFc : k === 'gemm3' ? convDgradGemmV3 : convDgradGemmV2;
   run(g, dy.buffer, dy.offset, w.buffer, w.offset, dx.buffer, dx.offset);
 }
 
 /** dw [O,C/g,KH,KW] = ∂conv/∂w applied to dy, given the input x. */
 export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseWgrad(g, algo);
-  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : convWgradGemmV2;
+  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : convWgradGemmV2;
   run(g, dy.buffer, dy.offset, x.buffer, x.offset, dw.buffer, dw.offset);
 }

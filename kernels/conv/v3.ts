@@ -1,0 +1,479 @@
+// Conv GEMM variant 3 (lavapipe, 8-wide subgroups): the design of matmul v3 (kernels/matmul.ts)
+// applied to convolution through an explicit, chunked im2col.
+//
+// Why explicit: in the implicit GEMMs (v1, v2) every B value (an input pixel under a tap) is a
+// scalar load with its own bounds test, re-done for every block of output channels, while matmul
+// v3 streams B from 32-column packed panels with one vec4 load per lane and k, and shares each A
+// row across the subgroup with subgroupBroadcast (perf-anchors §5: every storage load is
+// scalarised per lane, so loads per FMA is what bounds throughput). Here a gather kernel writes
+// the im2col matrix straight into that panel layout, a chunk of panels at a time into one pooled
+// workspace (bounded memory; the chunk is re-read by the GEMM while it is still in cache), and
+// the GEMM below runs 16 (or 8) rows × 32 columns per 8-lane workgroup.
+//
+// One GEMM kernel serves all three convolution products:
+//   forward  C[o, (n,oh,ow)]  = Σ_(c,tap) W[o,c,tap] · x[n, c, oh·sh + oy_t, ow·sw + ox_t]
+//   dgrad    per stride phase (rh, rw) of dx (a sub-convolution with only the taps that reach that
+//            phase, so no work on the zero-inserted positions):
+//            C[c, (n,a,b)] = Σ_(o,tap) W[o,c,tap] · dy[n, o, a + oy_t, b + ox_t],
+//            stored at dx[n, c, rh + a·sh, rw + b·sw]; stride 1 is one phase (the flipped-weight conv)
+//   wgrad    C[o, (c,tap)] = Σ_(n,oh,ow) dy[n,o,oh,ow] · x[n, c, oh·sh + oy_t, ow·sw + ox_t], with the
+//            reduction cut into chunks that accumulate into dw in order (deterministic split-K).
+// The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
+import { Params, type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { hasSubgroups8, isSoftwareAdapter } from '../matmul';
+
+/** Output columns per workgroup (8 lanes × 4). */
+export const PANEL = 32;
+/** The tap table holds at most this many taps (7×7 kernels and below). */
+export const MAX_TAPS = 50;
+const X = ['x', 'y', 'z', 'w'] as const;
+
+/** v3 runs where matmul v3 does: software adapters with 8-wide subgroups. */
+export function v3Available(): boolean {
+  return isSoftwareAdapter() && hasSubgroups8();
+}
+
+export interface Tap {
+  oy: number;
+  ox: number;
+  /** kh·KW + kw */
+  index: number;
+}
+
+const cache = new Map<string, KernelDef>();
+function def(key: string, bindings: KernelDef['bindings'], code: () => string): KernelDef {
+  let d = cache.get(key);
+  if (!d) cache.set(key, (d = { key, code: code(), bindings, uniform: true }));
+  return d;
+}
+
+const TAPS_WGSL = `taps: array<vec4i, ${Math.ceil(MAX_TAPS / 2)}>`;
+/** The tap table, two taps per vec4i: (oy0, ox0, oy1, ox1); indices go in a second table. */
+function tapWords(taps: Tap[], what: 'offsets' | 'index'): number[] {
+  if (taps.length > MAX_TAPS) throw new Error(`conv v3: ${taps.length} taps, at most ${MAX_TAPS}`);
+  const w = new Array<number>(Math.ceil(MAX_TAPS / 2) * 4).fill(0);
+  taps.forEach((t, i) => {
+    if (what === 'offsets') {
+      w[2 * i] = t.oy;
+      w[2 * i + 1] = t.ox;
+    } else w[i] = t.index;
+  });
+  return w;
+}
+const TAP_FN = `fn tap_off(t: i32) -> vec2i { let v = q.taps[t >> 1]; return select(v.xy, v.zw, (t & 1) == 1); }`;
+
+// ---- im2col into panels: Bp[g][panel][k][32] ---------------------------------------------------
+
+/** Rows k of the panel each im2col workgroup writes. */
+const KB = 32;
+
+/** Gather for forward/dgrad: panel columns are output positions (n, a, b) on a GH×GW grid, rows
+ *  k = c·T + t. Each lane decodes its 4 columns once, then walks k with counters (no division
+ *  per element: x86 has no SIMD integer divide). */
+const im2colDef = () =>
+  def('conv.v3.im2col', ['read', 'rw'], () => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;
+struct Q {
+  NC: i32, GW: i32, GHW: i32, K: i32,
+  K4: i32, T: i32, panels: i32, panel0: i32,
+  stepH: i32, stepW: i32, Hs: i32, Ws: i32,
+  csrc: i32, cgs: i32, src_off: i32, _p: i32,
+  ${TAPS_WGSL},
+}
+@group(0) @binding(2) var<uniform> q: Q;
+${TAP_FN}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = i32(wid.z);
+  let pl = i32(wid.y);
+  let k0 = i32(wid.x) * ${KB};
+  let k1 = min(q.K4, k0 + ${KB});
+  let HWs = q.Hs * q.Ws;
+  ${[0, 1, 2, 3].map((j) => `let col${j} = (q.panel0 + pl) * ${PANEL} + i32(lid) * 4 + ${j};
+  let valid${j} = col${j} < q.NC;
+  let n${j} = col${j} / q.GHW;
+  let r${j} = col${j} - n${j} * q.GHW;
+  let ya${j} = (r${j} / q.GW) * q.stepH;
+  let xb${j} = (r${j} % q.GW) * q.stepW;
+  let base${j} = q.src_off + (n${j} * q.csrc + g * q.cgs) * HWs;`).join('\n  ')}
+  var c = k0 / q.T;
+  var t = k0 - c * q.T;
+  var o = ((g * q.panels + pl) * q.K4 + k0) * 8 + i32(lid);
+  for (var k = k0; k < k1; k++) {
+    var v = vec4f(0.0);
+    if (k < q.K) {
+      let d = tap_off(t);
+      let cb = c * HWs;
+      ${[0, 1, 2, 3].map((j) => `{
+        let ih = ya${j} + d.x;
+        let iw = xb${j} + d.y;
+        let ok = valid${j} && ih >= 0 && ih < q.Hs && iw >= 0 && iw < q.Ws;
+        v.${X[j]} = select(0.0, src[select(0, base${j} + cb + ih * q.Ws + iw, ok)], ok);
+      }`).join('\n      ')}
+    }
+    Bp[o] = v;
+    o += 8;
+    t++;
+    if (t == q.T) { t = 0; c++; }
+  }
+}`);
+
+/** Gather for wgrad: panel columns are k = c·T + t, rows are output positions s = (n, oh, ow) of
+ *  the chunk [s0, s0 + R4). Each lane decodes its 4 (c, tap) once and walks s with counters. */
+const im2colTDef = () =>
+  def('conv.v3.im2colT', ['read', 'rw'], () => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;
+struct Q {
+  KK: i32, T: i32, R4: i32, s0: i32,
+  NS: i32, OH: i32, OW: i32, sh: i32,
+  sw: i32, Hs: i32, Ws: i32, csrc: i32,
+  cg: i32, src_off: i32, panels: i32, _p: i32,
+  ${TAPS_WGSL},
+}
+@group(0) @binding(2) var<uniform> q: Q;
+${TAP_FN}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = i32(wid.z);
+  let pl = i32(wid.y);
+  let r0 = i32(wid.x) * ${KB};
+  let r1 = min(q.R4, r0 + ${KB});
+  let HWs = q.Hs * q.Ws;
+  let OHW = q.OH * q.OW;
+  ${[0, 1, 2, 3].map((j) => `let kc${j} = pl * ${PANEL} + i32(lid) * 4 + ${j};
+  let okc${j} = kc${j} < q.KK;
+  let ch${j} = min(kc${j}, q.KK - 1) / q.T;
+  let d${j} = tap_off(min(kc${j}, q.KK - 1) - ch${j} * q.T);
+  let cb${j} = q.src_off + (g * q.cg + ch${j}) * HWs;`).join('\n  ')}
+  var s = q.s0 + r0;
+  var n = s / OHW;
+  let rem = s - n * OHW;
+  var oh = rem / q.OW;
+  var ow = rem - oh * q.OW;
+  var o = ((g * q.panels + pl) * q.R4 + r0) * 8 + i32(lid);
+  for (var r = r0; r < r1; r++) {
+    var v = vec4f(0.0);
+    if (s < q.NS) {
+      let nb = n * q.csrc * HWs;
+      let ihb = oh * q.sh;
+      let iwb = ow * q.sw;
+      ${[0, 1, 2, 3].map((j) => `{
+        let ih = ihb + d${j}.x;
+        let iw = iwb + d${j}.y;
+        let ok = okc${j} && ih >= 0 && ih < q.Hs && iw >= 0 && iw < q.Ws;
+        v.${X[j]} = select(0.0, src[select(0, cb${j} + nb + ih * q.Ws + iw, ok)], ok);
+      }`).join('\n      ')}
+    }
+    Bp[o] = v;
+    o += 8;
+    s++;
+    ow++;
+    if (ow == q.OW) { ow = 0; oh++; if (oh == q.OH) { oh = 0; n++; } }
+  }
+}`);
+
+// ---- A operands --------------------------------------------------------------------------------
+
+/** Weight rows: A[g][m][k = c·T + t] = W[g·Og·Cg·KHW + m·sm + c·sc + tap_t], zero for m ≥ Mg or
+ *  k ≥ K. Forward: m = o, c = input channel; dgrad: m = input channel, c = o. */
+const packWDef = () =>
+  def('conv.v3.packw', ['read', 'rw'], () => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> A: array<f32>;
+struct Q {
+  total: i32, Mpad: i32, K4: i32, K: i32,
+  Mg: i32, T: i32, sm: i32, sc: i32,
+  gstride: i32, w_off: i32, _p0: i32, _p1: i32,
+  idx: array<vec4i, ${Math.ceil(MAX_TAPS / 4)}>,
+}
+@group(0) @binding(2) var<uniform> q: Q;
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = i32(linear_workgroup(wid, nwg)) * 64 + i32(lid);
+  if (i >= q.total) { return; }
+  let k = i % q.K4;
+  let rest = i / q.K4;
+  let m = rest % q.Mpad;
+  let g = rest / q.Mpad;
+  let ok = m < q.Mg && k < q.K;
+  let kk = min(k, q.K - 1);
+  let c = kk / q.T;
+  let t = kk - c * q.T;
+  let tap = q.idx[t >> 2][t & 3];
+  let s = q.w_off + g * q.gstride + min(m, q.Mg - 1) * q.sm + c * q.sc + tap;
+  A[i] = select(0.0, w[select(0, s, ok)], ok);
+}`);
+
+/** dy rows for wgrad: A[g][m][s] = dy[n, g·Og + m, pix], s = n·OHW + pix < NS, zero padded to NS4. */
+const packDyDef = () =>
+  def('conv.v3.packdy', ['read', 'rw'], () => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> A: array<f32>;
+struct Q { total: i32, Mpad: i32, NS4: i32, NS: i32, Og: i32, O: i32, OHW: i32, dy_off: i32 }
+@group(0) @binding(2) var<uniform> q: Q;
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = i32(linear_workgroup(wid, nwg)) * 64 + i32(lid);
+  if (i >= q.total) { return; }
+  let s = i % q.NS4;
+  let rest = i / q.NS4;
+  let m = rest % q.Mpad;
+  let g = rest / q.Mpad;
+  let ok = m < q.Og && s < q.NS;
+  let n = s / q.OHW;
+  let pix = s - n * q.OHW;
+  let src = q.dy_off + (n * q.O + g * q.Og + min(m, q.Og - 1)) * q.OHW + pix;
+  A[i] = select(0.0, dy[select(0, src, ok)], ok);
+}`);
+
+// ---- the GEMM ----------------------------------------------------------------------------------
+
+export type StoreMode = 'fwd' | 'fwd4' | 'phase' | 'wgrad';
+
+interface GemmSpec {
+  rows: 8 | 16;
+  store: StoreMode;
+  bias: boolean;
+  relu: boolean;
+}
+
+/** C tile (rows m0.., 32 panel columns) = A[g][m][ka..ka+K4) · Bp[g][panel][0..K4)[32]. Every lane
+ *  stays active to the end: subgroupBroadcast reads the other lanes' A rows. */
+function gemmDef(s: GemmSpec): KernelDef {
+  const key = `conv.v3.gemm:r${s.rows}:${s.store}:${s.bias ? 'b' : ''}${s.relu ? 'r' : ''}`;
+  const R = s.rows;
+  const loadsA = R / 8;
+  const binds = ['read', 'read', ...(s.bias ? ['read'] : []), 'rw'] as KernelDef['bindings'];
+  return def(key, binds, () => {
+    const L: string[] = ['enable subgroups;'];
+    L.push('@group(0) @binding(0) var<storage, read> A: array<vec4f>;');
+    L.push('@group(0) @binding(1) var<storage, read> B: array<vec4f>;');
+    if (s.bias) L.push('@group(0) @binding(2) var<storage, read> bias: array<f32>;');
+    const cb = s.bias ? 3 : 2;
+    L.push(`@group(0) @binding(${cb}) var<storage, read_write> C: array<${s.store === 'fwd4' ? 'vec4f' : 'f32'}>;`);
+    L.push(`struct Q {
+  Mg: i32, Mpad: i32, K4: i32, lda4: i32,
+  ka4: i32, panels: i32, panel0: i32, NC: i32,
+  GW: i32, GHW: i32, ctot: i32, Hf: i32,
+  Wf: i32, sH: i32, sW: i32, oH: i32,
+  oW: i32, out_off: i32, b_off: i32, accumulate: i32,
+}
+@group(0) @binding(${cb + 1}) var<uniform> q: Q;
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let g = i32(wid.z);
+  let pl = i32(wid.y);
+  let m0 = i32(wid.x) * ${R};
+  let col0 = (q.panel0 + pl) * ${PANEL} + i32(lane) * 4;
+  var bi = (g * q.panels + pl) * q.K4 * 8 + i32(lane);`);
+    for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4;`);
+    for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
+    L.push('  for (var k = 0; k < q.K4; k += 4) {');
+    for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
+    for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
+    L.push('    bi += 32;');
+    for (let r = 0; r < R; r++) {
+      L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
+      for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
+    }
+    L.push('  }');
+    const epi = (v: string, m: string) => {
+      let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
+      if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
+      return e;
+    };
+    if (s.store === 'fwd4') {
+      // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
+      L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
+      for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
+    } else if (s.store === 'wgrad') {
+      L.push('  let base = q.out_off + g * q.Mg * q.NC + col0;');
+      for (let r = 0; r < R; r++) {
+        for (let j = 0; j < 4; j++) {
+          L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
+        }
+      }
+    } else {
+      // Per column: image n and position (a, b) on the GH×GW grid, then the destination.
+      for (let j = 0; j < 4; j++) {
+        L.push(`  let c${j} = col0 + ${j};\n  let n${j} = c${j} / q.GHW;\n  let rr${j} = c${j} - n${j} * q.GHW;`);
+        if (s.store === 'fwd') L.push(`  let d${j} = q.out_off + (n${j} * q.ctot + g * q.Mg) * q.GHW + rr${j};`);
+        else {
+          L.push(`  let a${j} = rr${j} / q.GW;\n  let bb${j} = rr${j} - a${j} * q.GW;`);
+          L.push(`  let d${j} = q.out_off + ((n${j} * q.ctot + g * q.Mg) * q.Hf + a${j} * q.sH + q.oH) * q.Wf + bb${j} * q.sW + q.oW;`);
+        }
+      }
+      const plane = s.store === 'fwd' ? 'q.GHW' : 'q.Hf * q.Wf';
+      L.push(`  let plane = ${plane};`);
+      for (let r = 0; r < R; r++) {
+        for (let j = 0; j < 4; j++) {
+          L.push(`  if (m0 + ${r} < q.Mg && c${j} < q.NC) { C[d${j} + (m0 + ${r}) * plane] = ${epi(`acc${r}.${X[j]}`, `m0 + ${r}`)}; }`);
+        }
+      }
+    }
+    L.push('}');
+    return L.join('\n');
+  });
+}
+
+// ---- host side ---------------------------------------------------------------------------------
+
+let chunkBytesOverride: number | undefined;
+/** Workspace bytes per im2col chunk (tuning and tests: a tiny chunk exercises the chunk loop). */
+export function overrideV3ChunkBytes(b: number | undefined): void {
+  chunkBytesOverride = b;
+}
+const envChunk = typeof process !== 'undefined' ? Number(process.env.CELLGPU_CONV_V3_CHUNK_MB ?? '') : NaN;
+/** A few MB: the GEMM re-reads the chunk while it is still in the CPU caches. */
+const chunkBytes = () => chunkBytesOverride ?? (envChunk > 0 ? envChunk * 1024 * 1024 : 4 * 1024 * 1024);
+
+export const rowsFor = (mg: number): 8 | 16 => (mg > 8 ? 16 : 8);
+/** Rows of the A operand: Mg padded to whole GEMM tiles (the padding rows are zero). */
+export const paddedRowsV3 = (mg: number) => Math.ceil(mg / rowsFor(mg)) * rowsFor(mg);
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+const MAX_BINDING = 128 * 1024 * 1024;
+
+/** Pack weight rows into a pooled A [groups][Mpad][K4] (caller releases). */
+export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number): { a: GPUBuffer; K: number; K4: number } {
+  const T = taps.length;
+  const K = cInner * T;
+  const K4 = Math.max(4, ceilDiv(K, 4) * 4);
+  const total = groups * mpad * K4;
+  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.A');
+  const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);
+  taps.forEach((t, i) => (idx[i] = t.index));
+  const params = new Params(12 + idx.length).i(total, mpad, K4, Math.max(K, 1), mg, Math.max(T, 1), sm, sc, gstride, wOff, 0, 0).i(...idx).bytes();
+  rt().dispatch(packWDef(), [w, a], params, ceilDiv(total, 64));
+  return { a, K, K4 };
+}
+
+/** Pack dy rows for wgrad into a pooled A [groups][Mpad][NS4] (caller releases). */
+export function packDyRowsV3(dy: GPUBuffer, dyOff: number, groups: number, og: number, mpad: number, O: number, ohw: number, ns: number): { a: GPUBuffer; NS4: number } {
+  const NS4 = ceilDiv(ns, 4) * 4;
+  const total = groups * mpad * NS4;
+  if (total * 4 > MAX_BINDING) throw new Error(`conv v3 wgrad: packed dy would take ${total * 4} bytes (over 128 MiB)`);
+  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.dy');
+  const params = new Params(8).i(total, mpad, NS4, ns, og, O, ohw, dyOff).bytes();
+  rt().dispatch(packDyDef(), [dy, a], params, ceilDiv(total, 64));
+  return { a, NS4 };
+}
+
+/** Where a forward-style GEMM stores: columns (n, a, b) on a GH×GW grid. */
+export interface ColumnStore {
+  out: GPUBuffer;
+  outOff: number;
+  /** Channels of the destination tensor (its C dim) and rows per group (Mg). */
+  ctot: number;
+  GH: number;
+  GW: number;
+  /** Destination is [N, ctot, Hf, Wf] and (a, b) lands at (a·sH + oH, b·sW + oW); null = dense [N, ctot, GH·GW]. */
+  phase: { Hf: number; Wf: number; sH: number; sW: number; oH: number; oW: number } | null;
+  bias: { buffer: GPUBuffer; offset: number } | null;
+  relu: boolean;
+}
+
+/** Source of the gather for forward/dgrad: src [N, csrc, Hs, Ws], group g reads channels g·cgs + c. */
+export interface GatherSource {
+  src: GPUBuffer;
+  srcOff: number;
+  csrc: number;
+  cgs: number;
+  Hs: number;
+  Ws: number;
+  stepH: number;
+  stepW: number;
+}
+
+/**
+ * C[g][m][(n, a, b)] = A[g][m][:] · im2col(src)[:, (n, a, b)] for N images, in column chunks:
+ * gather a chunk of panels into the workspace, then run the GEMM over it.
+ */
+export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuffer; K: number; K4: number }, taps: Tap[], srcDesc: GatherSource, st: ColumnStore): void {
+  const mpad = paddedRowsV3(mg);
+  const R = rowsFor(mg);
+  const NC = N * st.GH * st.GW;
+  const totalPanels = ceilDiv(NC, PANEL);
+  const panelBytes = groups * a.K4 * PANEL * 4;
+  const perChunk = Math.max(1, Math.min(totalPanels, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / panelBytes)));
+  if (panelBytes > MAX_BINDING) throw new Error(`conv v3: one panel needs ${panelBytes} bytes (over 128 MiB)`);
+  const ws = rt().pool.acquire(perChunk * panelBytes, GPUBufferUsage.STORAGE, 'conv.v3.panels');
+  const dense = st.phase === null;
+  const vecStore = dense && (st.GH * st.GW) % 4 === 0 && st.outOff % 4 === 0;
+  const mode: StoreMode = dense ? (vecStore ? 'fwd4' : 'fwd') : 'phase';
+  const gd = gemmDef({ rows: R, store: mode, bias: !!st.bias, relu: st.relu });
+  const ph = st.phase ?? { Hf: 0, Wf: 0, sH: 0, sW: 0, oH: 0, oW: 0 };
+  const tw = tapWords(taps, 'offsets');
+  const bufs = [a.a, ws, ...(st.bias ? [st.bias.buffer] : []), st.out];
+  for (let p0 = 0; p0 < totalPanels; p0 += perChunk) {
+    const panels = Math.min(perChunk, totalPanels - p0);
+    if (a.K > 0) {
+      const ip = new Params(16 + tw.length)
+        .i(NC, st.GW, st.GH * st.GW, a.K, a.K4, Math.max(taps.length, 1), panels, p0)
+        .i(srcDesc.stepH, srcDesc.stepW, srcDesc.Hs, srcDesc.Ws, srcDesc.csrc, srcDesc.cgs, srcDesc.srcOff, 0)
+        .i(...tw)
+        .bytes();
+      rt().dispatch(im2colDef(), [srcDesc.src, ws], ip, [ceilDiv(a.K4, KB), panels, groups]);
+    }
+    const gp = new Params(20)
+      .i(mg, mpad, a.K > 0 ? a.K4 : 0, a.K4 / 4, 0, panels, p0, NC)
+      .i(st.GW, st.GH * st.GW, st.ctot, ph.Hf, ph.Wf, ph.sH, ph.sW, ph.oH, ph.oW, st.outOff, st.bias?.offset ?? 0, 0)
+      .bytes();
+    rt().dispatch(gd, bufs, gp, [mpad / R, panels, groups]);
+  }
+  rt().pool.release(ws);
+}
+
+/** Source of the wgrad gather: x [N, C, H, W] under the forward geometry. */
+export interface WgradSource {
+  x: GPUBuffer;
+  xOff: number;
+  C: number;
+  cg: number;
+  H: number;
+  W: number;
+  OH: number;
+  OW: number;
+  sh: number;
+  sw: number;
+}
+
+/**
+ * dw[g·Og + m][k] (k = c·T + t < KK) = Σ_s dy[m, s] · x̂[k, s], s = (n, oh, ow) < NS, over chunks of
+ * s that accumulate into dw in a fixed order.
+ */
+export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: number }, ns: number, taps: Tap[], s: WgradSource, dw: GPUBuffer, dwOff: number): void {
+  const R = rowsFor(og);
+  const mpad = paddedRowsV3(og);
+  const T = taps.length;
+  const KK = s.cg * T;
+  const panels = ceilDiv(KK, PANEL);
+  const rowBytes = groups * panels * PANEL * 4; // one s row of every panel
+  // Chunk rows: a multiple of KB (whole gather workgroups) and of 4 (vec4 A loads).
+  const rowsPerChunk = Math.max(KB, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / rowBytes / KB) * KB);
+  const chunkRows = Math.min(rowsPerChunk, ceilDiv(dyA.NS4, KB) * KB);
+  if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv v3 wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
+  const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.v3.panelsT');
+  const gd = gemmDef({ rows: R, store: 'wgrad', bias: false, relu: false });
+  const tw = tapWords(taps, 'offsets');
+  let first = true;
+  for (let s0 = 0; s0 < dyA.NS4; s0 += chunkRows) {
+    const R4 = Math.min(chunkRows, dyA.NS4 - s0);
+    const ip = new Params(16 + tw.length)
+      .i(KK, T, R4, s0, ns, s.OH, s.OW, s.sh)
+      .i(s.sw, s.H, s.W, s.C, s.cg, s.xOff, panels, 0)
+      .i(...tw)
+      .bytes();
+    rt().dispatch(im2colTDef(), [s.x, ws], ip, [ceilDiv(R4, KB), panels, groups]);
+    const gp = new Params(20)
+      .i(og, mpad, R4, dyA.NS4 / 4, s0 / 4, panels, 0, KK)
+      .i(0, 0, 0, 0, 0, 0, 0, 0, 0, dwOff, 0, first ? 0 : 1)
+      .bytes();
+    rt().dispatch(gd, [dyA.a, ws, dw], gp, [mpad / R, panels, groups]);
+    first = false;
+  }
+  rt().pool.release(ws);
+}

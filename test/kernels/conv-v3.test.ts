@@ -1,0 +1,129 @@
+// Conv GEMM variant 3 (chunked im2col + subgroup GEMM, kernels/conv/v3.ts and gemm-v3.ts) against
+// the float64 reference on odd shapes: stride 2 and mixed strides (dgrad by stride phases, one
+// phase with no taps), dilation, asymmetric padding, groups, 1×1, k2 s2, one and four output
+// channels, channel counts that are not multiples of 4, 8- and 16-row tiles, output planes whose
+// size is and is not a multiple of 4 (vec4 and scalar stores), inputs that are non-contiguous views
+// or start at an odd offset, and a tiny workspace so every op runs through several chunks.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fromArray, init, narrow, permute, type Tensor } from '../../core';
+import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { chooseForward } from '../../kernels/conv/dispatch';
+import { v3Applicable } from '../../kernels/conv/gemm-v3';
+import { convGeometry } from '../../kernels/conv/geometry';
+import { overrideV3ChunkBytes } from '../../kernels/conv/v3';
+import { Rng, expectClose, testSeed } from '../util';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
+
+let available = false;
+beforeAll(async () => {
+  await init();
+  available = v3Applicable(convGeometry('probe', [1, 1, 3, 3], [1, 1, 3, 3], opt(1, 1, 1)));
+});
+afterEach(() => overrideV3ChunkBytes(undefined));
+
+function opt(s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv {
+  return {
+    stride: typeof s === 'number' ? [s, s] : s,
+    padding: typeof p === 'number' ? [p, p] : p,
+    dilation: typeof d === 'number' ? [d, d] : d,
+    groups,
+  };
+}
+
+interface Case {
+  name: string;
+  xs: Shape4;
+  ws: Shape4;
+  o: RefConv;
+}
+
+const CASES: Case[] = [
+  { name: '3x3 pad 1, 17 out (16-row tiles), 5 in', xs: [2, 5, 7, 9], ws: [17, 5, 3, 3], o: opt(1, 1, 1) },
+  { name: '3x3 stride 2 pad 1, 3 in (stem), plane 6x7', xs: [2, 3, 11, 13], ws: [9, 3, 3, 3], o: opt(2, 1, 1) },
+  { name: 'groups 2, 3x2 kernel, stride [2,1], pad [0,1]', xs: [1, 6, 9, 10], ws: [10, 3, 3, 2], o: opt([2, 1], [0, 1], 1, 2) },
+  { name: 'dilation 2 pad 2, 8x12 plane (vec4 stores)', xs: [1, 7, 8, 12], ws: [6, 7, 3, 3], o: opt(1, 2, 2) },
+  { name: '1x1 pointwise, 18 out', xs: [2, 11, 5, 7], ws: [18, 11, 1, 1], o: opt(1, 0, 1) },
+  { name: '1x1 stride 2 (dgrad phases without taps)', xs: [2, 6, 7, 6], ws: [5, 6, 1, 1], o: opt(2, 0, 1) },
+  { name: 'one output channel 3x3', xs: [2, 9, 6, 9], ws: [1, 9, 3, 3], o: opt(1, 1, 1) },
+  { name: 'four output channels 3x3, 33 in', xs: [1, 33, 5, 8], ws: [4, 33, 3, 3], o: opt(1, 1, 1) },
+  { name: 'k2 s2 (deconv-like), 5 out', xs: [3, 6, 8, 6], ws: [5, 6, 2, 2], o: opt(2, 0, 1) },
+  { name: '3x3 stride 2 pad 1 dilation 2, odd plane', xs: [1, 4, 9, 11], ws: [20, 4, 3, 3], o: opt(2, 1, 2) },
+];
+
+function data(c: Case, seed: number) {
+  const rng = new Rng(seed);
+  const n = (s: readonly number[]) => s.reduce((a, b) => a * b);
+  const ys = convOutShape(c.xs, c.ws, c.o);
+  const f32 = (a: ArrayLike<number>) => Float64Array.from(Float32Array.from(a));
+  return { xh: f32(rng.uniformArray(n(c.xs), -1, 1)), wh: f32(rng.uniformArray(n(c.ws), -1, 1)), bh: f32(rng.uniformArray(c.ws[0], -1, 1)), gh: f32(rng.uniformArray(n(ys), -1, 1)), ys };
+}
+
+/** The same values as a view that is not a plain contiguous tensor at offset 0. */
+function oddView(h: Float64Array, s: Shape4, how: 'permuted' | 'offset'): Tensor {
+  if (how === 'offset') {
+    // One extra leading image in front: the view starts at element C·H·W (not 4-aligned for odd sizes).
+    const per = s[1] * s[2] * s[3];
+    const big = new Float64Array(per + h.length);
+    big.set(h, per);
+    for (let i = 0; i < per; i++) big[i] = 1e3; // poison: must never be read
+    return narrow(fromArray(big, [s[0] + 1, s[1], s[2], s[3]]), 0, 1, s[0]);
+  }
+  // Stored as [N, H, C, W], viewed as [N, C, H, W].
+  const [N, C, H, W] = s;
+  const t = new Float64Array(h.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) t[((n * H + y) * C + c) * W + x] = h[((n * C + c) * H + y) * W + x]!;
+  return permute(fromArray(t, [N, H, C, W]), [0, 2, 1, 3]);
+}
+
+async function check(c: Case, seed: number, view?: 'permuted' | 'offset') {
+  const { xh, wh, bh, gh, ys } = data(c, seed);
+  const geo = convGeometry('test', c.xs, c.ws, c.o);
+  const x = view ? oddView(xh, c.xs, view) : fromArray(xh, c.xs);
+  const w = fromArray(wh, c.ws);
+  const b = fromArray(bh, [c.ws[0]]);
+  const dy = view ? oddView(gh, ys, view) : fromArray(gh, ys);
+  const yRef = conv2dRef(xh, c.xs, wh, c.ws, bh, c.o).map((v) => Math.max(v, 0));
+  const ref = conv2dGradRef(xh, c.xs, wh, c.ws, gh, c.o);
+  const K = c.ws[1] * c.ws[2] * c.ws[3];
+  const nhw = ys[0] * ys[2] * ys[3];
+  const what = (t: string) => `${c.name} ${t} (seed ${seed}${view ? `, ${view} inputs` : ''})`;
+  const tol = { atol: 2e-6 * K + 1e-5, rtol: 1e-4 };
+  expectClose(await conv2dForwardRaw(geo, x, w, b, true, 'gemm3').data(), yRef, { ...tol, what: what('y = relu(conv + b)'), shape: ys });
+  expectClose(await conv2dForwardRaw(geo, x, w, null, false, 'gemm3').data(), conv2dRef(xh, c.xs, wh, c.ws, null, c.o), { ...tol, what: what('y = conv'), shape: ys });
+  expectClose(await conv2dDgradRaw(geo, dy, w, 'gemm3').data(), ref.gx, { ...tol, what: what('grad x'), shape: c.xs });
+  expectClose(await conv2dWgradRaw(geo, dy, x, 'gemm3').data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w'), shape: c.ws });
+}
+
+describe('conv GEMM variant 3 vs float64 reference', () => {
+  it('is available on this adapter (lavapipe: 8-wide subgroups), or auto never picks it', () => {
+    const geo = convGeometry('t', [1, 8, 8, 8], [16, 8, 3, 3], opt(1, 1, 1));
+    if (!available) expect(chooseForward(geo, 'auto', [0, 0])).not.toBe('gemm3');
+    else expect(v3Applicable(geo)).toBe(true);
+  });
+  for (const c of CASES) it(c.name, async () => {
+    if (!available) return;
+    await check(c, testSeed());
+  });
+  it('several workspace chunks (tiny chunk) on the strided, grouped and 16-row cases', async () => {
+    if (!available) return;
+    overrideV3ChunkBytes(1);
+    for (const i of [0, 2, 9]) await check(CASES[i]!, testSeed());
+  });
+  it('non-contiguous and odd-offset inputs', async () => {
+    if (!available) return;
+    await check(CASES[1]!, testSeed(), 'permuted');
+    await check(CASES[3]!, testSeed(), 'offset');
+  });
+  it('wgrad over several chunks is deterministic (fixed accumulation order)', async () => {
+    if (!available) return;
+    overrideV3ChunkBytes(1);
+    const c = CASES[0]!;
+    const { xh, gh, ys } = data(c, testSeed());
+    const geo = convGeometry('test', c.xs, c.ws, c.o);
+    const x = fromArray(xh, c.xs);
+    const dy = fromArray(gh, ys);
+    const a = await conv2dWgradRaw(geo, dy, x, 'gemm3').data();
+    const b = await conv2dWgradRaw(geo, dy, x, 'gemm3').data();
+    expect(Array.from(b)).toEqual(Array.from(a));
+  });
+});
