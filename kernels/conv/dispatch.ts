@@ -19,10 +19,11 @@ import { convForwardGemmV2 } from './forward-v2';
 import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
 import { convDgradFc, convForwardFc, fcApplicable } from './fc';
-import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3 } from './gemm-v3';
+import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
+import { convForwardFew, convWgradFew, fewApplicable } from './few';
 
-export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc';
-export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc';
+export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
+export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
 /** A contiguous operand: a buffer and the element offset where it starts. */
 export interface BufRef {
   buffer: GPUBuffer;
@@ -34,25 +35,41 @@ const isDepthwise = (g: ConvGeometry) => g.C === g.groups && g.O === g.groups;
 // A/B comparisons of whole models).
 const pinned = (typeof process !== 'undefined' ? process.env.CELLGPU_CONV_ALGO : undefined) as ConvKernel | undefined;
 const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? pinned : algo === 'gemm' ? 'gemm2' : algo);
+/** A pinned kernel that cannot run this shape (adapter or geometry) falls back to the auto choice;
+ *  an explicitly requested one throws from the kernel with the reason. */
+const usable = (k: ConvKernel, g: ConvGeometry) => (k === 'gemm3' ? v3Applicable(g) : k === 'few' ? fewApplicable(g) : k !== 'fc');
 
 /** `offsets`: element offsets of the operands (the fc kernels need them 4-aligned). */
 export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
-  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : fcApplicable(g, offsets) ? 'fc' : 'gemm2');
+  const k = resolve(algo);
+  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (isDepthwise(g)) return 'direct';
+  if (fcApplicable(g, offsets)) return 'fc';
+  if (fewApplicable(g)) return 'few';
+  return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 
 export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
-  return resolve(algo) ?? (isDepthwise(g) ? 'direct' : fcApplicable(g, offsets) ? 'fc' : 'gemm2');
+  const k = resolve(algo);
+  if (k === 'few') return v3Applicable(g) ? 'gemm3' : 'gemm2'; // dgrad of a few-channel conv has Cg rows: a full GEMM
+  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (isDepthwise(g)) return 'direct';
+  if (fcApplicable(g, offsets)) return 'fc';
+  return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 
-export function chooseWgrad(_g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
-  const k = resolve(algo) ?? 'gemm2';
-  return k === 'fc' ? 'gemm2' : k; // wgrad of an fc is an outer product: the split-K GEMM does it
+export function chooseWgrad(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
+  const k = resolve(algo);
+  if (k === 'fc') return 'gemm2'; // wgrad of an fc is an outer product: the split-K GEMM does it
+  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (fewApplicable(g)) return 'few';
+  return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 
 /** y = conv(x, w) (+ bias) (ReLU): x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW], all contiguous. */
 export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef | null, relu: boolean, y: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseForward(g, algo, [x.offset, w.offset]);
-  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : k === 'fc' ? convForwardFc : k === 'gemm3' ? convForwardGemmV3 : convForwardGemmV2;
+  const run = k === 'direct' ? convForwardDirect : k === 'gemm1' ? convForwardGemm : k === 'fc' ? convForwardFc : k === 'gemm3' ? convForwardGemmV3 : k === 'few' ? convForwardFew : convForwardGemmV2;
   run(g, x.buffer, x.offset, w.buffer, w.offset, bias, relu, y.buffer, y.offset);
 }
 
@@ -66,6 +83,6 @@ export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, al
 /** dw [O,C/g,KH,KW] = ∂conv/∂w applied to dy, given the input x. */
 export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseWgrad(g, algo);
-  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : convWgradGemmV2;
+  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : k === 'few' ? convWgradFew : convWgradGemmV2;
   run(g, dy.buffer, dy.offset, x.buffer, x.offset, dw.buffer, dw.offset);
 }

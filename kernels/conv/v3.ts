@@ -338,10 +338,11 @@ const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 const MAX_BINDING = 128 * 1024 * 1024;
 
 /** Pack weight rows into a pooled A [groups][Mpad][K4] (caller releases). */
-export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number): { a: GPUBuffer; K: number; K4: number } {
+export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number, kAlign = 4): { a: GPUBuffer; K: number; K4: number } {
   const T = taps.length;
   const K = cInner * T;
-  const K4 = Math.max(4, ceilDiv(K, 4) * 4);
+  // Row length: K rounded up to kAlign (a multiple of 4: whole vec4 loads).
+  const K4 = Math.max(kAlign, ceilDiv(K, kAlign) * kAlign);
   const total = groups * mpad * K4;
   const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.A');
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);

@@ -7,7 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init, narrow, permute, type Tensor } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { chooseForward } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { v3Applicable } from '../../kernels/conv/gemm-v3';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { overrideV3ChunkBytes } from '../../kernels/conv/v3';
@@ -75,7 +75,7 @@ function oddView(h: Float64Array, s: Shape4, how: 'permuted' | 'offset'): Tensor
   return permute(fromArray(t, [N, H, C, W]), [0, 2, 1, 3]);
 }
 
-async function check(c: Case, seed: number, view?: 'permuted' | 'offset') {
+async function check(c: Case, seed: number, view?: 'permuted' | 'offset', algo: ConvAlgo = 'gemm3') {
   const { xh, wh, bh, gh, ys } = data(c, seed);
   const geo = convGeometry('test', c.xs, c.ws, c.o);
   const x = view ? oddView(xh, c.xs, view) : fromArray(xh, c.xs);
@@ -86,12 +86,12 @@ async function check(c: Case, seed: number, view?: 'permuted' | 'offset') {
   const ref = conv2dGradRef(xh, c.xs, wh, c.ws, gh, c.o);
   const K = c.ws[1] * c.ws[2] * c.ws[3];
   const nhw = ys[0] * ys[2] * ys[3];
-  const what = (t: string) => `${c.name} ${t} (seed ${seed}${view ? `, ${view} inputs` : ''})`;
+  const what = (t: string) => `${c.name} ${t} (seed ${seed}, ${algo}${view ? `, ${view} inputs` : ''})`;
   const tol = { atol: 2e-6 * K + 1e-5, rtol: 1e-4 };
-  expectClose(await conv2dForwardRaw(geo, x, w, b, true, 'gemm3').data(), yRef, { ...tol, what: what('y = relu(conv + b)'), shape: ys });
-  expectClose(await conv2dForwardRaw(geo, x, w, null, false, 'gemm3').data(), conv2dRef(xh, c.xs, wh, c.ws, null, c.o), { ...tol, what: what('y = conv'), shape: ys });
-  expectClose(await conv2dDgradRaw(geo, dy, w, 'gemm3').data(), ref.gx, { ...tol, what: what('grad x'), shape: c.xs });
-  expectClose(await conv2dWgradRaw(geo, dy, x, 'gemm3').data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w'), shape: c.ws });
+  expectClose(await conv2dForwardRaw(geo, x, w, b, true, algo).data(), yRef, { ...tol, what: what('y = relu(conv + b)'), shape: ys });
+  expectClose(await conv2dForwardRaw(geo, x, w, null, false, algo).data(), conv2dRef(xh, c.xs, wh, c.ws, null, c.o), { ...tol, what: what('y = conv'), shape: ys });
+  expectClose(await conv2dDgradRaw(geo, dy, w, algo).data(), ref.gx, { ...tol, what: what('grad x'), shape: c.xs });
+  expectClose(await conv2dWgradRaw(geo, dy, x, algo).data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w'), shape: c.ws });
 }
 
 describe('conv GEMM variant 3 vs float64 reference', () => {
@@ -125,5 +125,31 @@ describe('conv GEMM variant 3 vs float64 reference', () => {
     const a = await conv2dWgradRaw(geo, dy, x, 'gemm3').data();
     const b = await conv2dWgradRaw(geo, dy, x, 'gemm3').data();
     expect(Array.from(b)).toEqual(Array.from(a));
+  });
+});
+
+const FEW: Case[] = [
+  { name: 'few: 1 out 3x3 (FCOS cls-like), 9 in, odd plane', xs: [2, 9, 6, 9], ws: [1, 9, 3, 3], o: opt(1, 1, 1) },
+  { name: 'few: 4 out 3x3 (FCOS bbox-like), 33 in, 8-wide plane', xs: [1, 33, 5, 8], ws: [4, 33, 3, 3], o: opt(1, 1, 1) },
+  { name: 'few: 1 out 1x1 (mask predictor-like), 12-wide', xs: [3, 10, 5, 12], ws: [1, 10, 1, 1], o: opt(1, 0, 1) },
+  { name: 'few: 3 out 5x3, pad [2,0], SAM-like 2 in', xs: [2, 2, 7, 10], ws: [3, 2, 5, 3], o: opt(1, [2, 0], 1) },
+];
+
+describe('few-output-channel kernels (few.ts) vs float64 reference', () => {
+  it('auto picks few for forward and wgrad, gemm3 for dgrad', () => {
+    if (!available) return;
+    const geo = convGeometry('t', FEW[0]!.xs, FEW[0]!.ws, FEW[0]!.o);
+    expect([chooseForward(geo, 'auto', [0, 0]), chooseDgrad(geo, 'auto', [0]), chooseWgrad(geo, 'auto')]).toEqual(['few', 'gemm3', 'few']);
+    const strided = convGeometry('t', [1, 4, 9, 9], [2, 4, 3, 3], opt(2, 1, 1));
+    expect(chooseForward(strided, 'auto', [0, 0])).not.toBe('few');
+  });
+  for (const c of FEW) it(c.name, async () => {
+    if (!available) return;
+    await check(c, testSeed(), undefined, 'few');
+  });
+  it('few with non-contiguous and odd-offset inputs', async () => {
+    if (!available) return;
+    await check(FEW[1]!, testSeed(), 'offset', 'few');
+    await check(FEW[3]!, testSeed(), 'permuted', 'few');
   });
 });
