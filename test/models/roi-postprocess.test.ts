@@ -1,10 +1,11 @@
 // detector_postprocess: float32 scale / clip / drop-empty vs a float64 reference, and masks pasted
 // into the clipped boxes vs a float64 grid_sample (bilinear, align_corners=False, zero padding)
-// reference at threshold 0.5.
+// reference at threshold 0.5; the region-packed masks equal the full-image paste; score threshold
+// and top-k select before pasting.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init } from '../../core';
+import { fromArray, init, pasteMasksInImage } from '../../core';
 import { Rng, expectClose, testSeed } from '../util';
-import { detectorPostprocess, postprocessBoxes } from '../../models/postprocess';
+import { detectorPostprocess, postprocessBoxes, selectDetections } from '../../models/postprocess';
 
 function refClip(boxes: ArrayLike<number>, sx: number, sy: number, h: number, w: number): { boxes: number[]; keep: number[] } {
   const out: number[] = [];
@@ -96,5 +97,96 @@ describe('detector_postprocess', () => {
       });
       expect(bad, `mask ${r}: pixels differing from the reference (seed ${seed})`).toBe(0);
     });
+  });
+
+  it('masks equal the full-image paste of the old path; regions hold them; fullMasks: false skips them', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [n, M, H, W] = [9, 8, 41, 53];
+    const [h, w] = [30, 40]; // network input: boxes are scaled by 53/40 and 41/30
+    const boxes = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const x = rng.uniform(-10, w);
+      const y = rng.uniform(-10, h);
+      boxes.set([x, y, x + rng.uniform(0.2, 30), y + rng.uniform(0.2, 25)], 4 * i);
+    }
+    const probs = Float32Array.from({ length: n * M * M }, () => rng.next());
+    const input = { boxes, scores: Array.from({ length: n }, () => rng.next()), classes: new Array(n).fill(0), maskProbs: fromArray(probs, [n, 1, M, M]), inputSize: [h, w] as [number, number], outputSize: [H, W] as [number, number] };
+    const res = await detectorPostprocess(input);
+    expect(res.masks.length).toBe(res.keep.length);
+    const kept = Float32Array.from(Array.from(res.keep).flatMap((r) => Array.from(probs.subarray(r * M * M, (r + 1) * M * M))));
+    const old = (await pasteMasksInImage(fromArray(kept, [res.keep.length, M, M]), fromArray(res.boxes, [res.keep.length, 4]), [H, W]).data()) as Uint32Array;
+    res.masks.forEach((m, j) => {
+      expect(Buffer.from(m).equals(Buffer.from(Uint8Array.from(old.subarray(j * H * W, (j + 1) * H * W)))), `mask ${j} (seed ${seed})`).toBe(true);
+      const g = res.maskRegions[j]!;
+      let inside = 0;
+      for (let y = 0; y < g.height; y++) for (let x = 0; x < g.width; x++) inside += g.data[y * g.width + x]!;
+      expect(inside, `mask ${j}: every pixel lies in its region`).toBe(m.reduce((a, v) => a + v, 0));
+    });
+    const lean = await detectorPostprocess({ ...input, fullMasks: false });
+    expect(lean.masks).toEqual([]);
+    expect(lean.maskRegions).toEqual(res.maskRegions);
+  });
+
+  it('score threshold and top-k select before pasting: the same detections and masks as filtering after', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [n, M, H, W] = [12, 6, 24, 28];
+    const boxes = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const x = rng.uniform(-4, W);
+      const y = rng.uniform(-4, H);
+      boxes.set([x, y, x + rng.uniform(1, 12), y + rng.uniform(1, 12)], 4 * i);
+    }
+    boxes.set([-9, 0, -1, 5], 4 * 3); // empty after clipping
+    const scores = Float32Array.from({ length: n }, () => rng.next());
+    scores[5] = scores[7]!; // a tie
+    const probs = Float32Array.from({ length: n * M * M }, () => rng.next());
+    const input = { boxes, scores, classes: Array.from({ length: n }, (_, i) => i % 3), maskScores: Array.from(scores, (v) => v / 2), maskProbs: fromArray(probs, [n, 1, M, M]), inputSize: [H, W] as [number, number], outputSize: [H, W] as [number, number] };
+    const all = await detectorPostprocess(input);
+    for (const opts of [{ scoreThreshold: 0.4 }, { topK: 5 }, { scoreThreshold: 0.2, topK: 3 }, { topK: 0 }, { scoreThreshold: 2 }]) {
+      const res = await detectorPostprocess({ ...input, ...opts });
+      const want = Array.from(all.keep)
+        .map((r, j) => ({ r, j, s: scores[r]! }))
+        .filter((e) => opts.scoreThreshold === undefined || e.s >= opts.scoreThreshold);
+      const top = opts.topK === undefined ? want : [...want].sort((a, b) => b.s - a.s || a.j - b.j).slice(0, opts.topK).sort((a, b) => a.j - b.j);
+      const what = `${JSON.stringify(opts)} (seed ${seed})`;
+      expect(Array.from(res.keep), what).toEqual(top.map((e) => e.r));
+      expect(Array.from(res.classes), what).toEqual(top.map((e) => all.classes[e.j]));
+      expect(Array.from(res.maskScores), what).toEqual(top.map((e) => all.maskScores[e.j]));
+      expect(Array.from(res.boxes), what).toEqual(top.flatMap((e) => Array.from(all.boxes.subarray(4 * e.j, 4 * e.j + 4))));
+      expect(res.maskRegions, what).toEqual(top.map((e) => all.maskRegions[e.j]));
+    }
+    expect(Array.from(selectDetections([0.5, 0.9, 0.9, 0.1], [0, 1, 2, 3], { topK: 2 }))).toEqual([1, 2]);
+    expect(Array.from(selectDetections([0.5, 0.9, 0.9, 0.1], [3, 2, 0], { scoreThreshold: 0.2, topK: 1 }))).toEqual([2]);
+    expect(() => selectDetections([1], [0], { topK: 1.5 })).toThrow(/topK/);
+  });
+
+  it('pastes 150 detections at 704x520 (the old single [N, H, W] tensor was over the 128 MiB binding limit)', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [n, M, H, W] = [150, 28, 520, 704];
+    const [h, w] = [288, 390];
+    const boxes = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const x = rng.uniform(-5, w);
+      const y = rng.uniform(-5, h);
+      boxes.set([x, y, x + rng.uniform(3, 40), y + rng.uniform(3, 40)], 4 * i);
+    }
+    const probs = Float32Array.from({ length: n * M * M }, () => rng.next());
+    const res = await detectorPostprocess({ boxes, scores: new Array(n).fill(0.5), classes: new Array(n).fill(1), maskProbs: fromArray(probs, [n, 1, M, M]), inputSize: [h, w], outputSize: [H, W], fullMasks: false });
+    expect(res.maskRegions.length).toBe(res.keep.length);
+    expect(res.keep.length).toBeGreaterThan(140);
+    // Spot-check one mask against the float64 reference inside its region.
+    const j = res.keep.length >> 1;
+    const g = res.maskRegions[j]!;
+    const box = Array.from(res.boxes.subarray(4 * j, 4 * j + 4));
+    const ref = refPaste(probs.subarray(res.keep[j]! * M * M, (res.keep[j]! + 1) * M * M), M, box, g.y0 + g.height, g.x0 + g.width);
+    let bad = 0;
+    for (let y = 0; y < g.height; y++) for (let x = 0; x < g.width; x++) {
+      const p = ref[(g.y0 + y) * (g.x0 + g.width) + g.x0 + x]!;
+      if (Math.abs(p - 0.5) > 1e-5 && (p >= 0.5 ? 1 : 0) !== g.data[y * g.width + x]) bad++;
+    }
+    expect(bad, `seed ${seed}`).toBe(0);
   });
 });
