@@ -18,7 +18,7 @@ import { fcosLosses } from './fcos/losses';
 import { fcosPredictProposals } from './fcos/inference';
 import { CenterROIHeads } from './roi/heads';
 import { Container } from './layers';
-import { detectorPostprocess } from './postprocess';
+import { detectorPostprocess, postprocessBoxes, selectDetections, type MaskRegion } from './postprocess';
 
 /** One input image, already resized; `origHeight/origWidth` is the size results are mapped back to. */
 export interface ImageInput {
@@ -47,8 +47,21 @@ export interface Instances {
   classes: Int32Array;
   /** score x predicted mask IoU (the score used for segm evaluation, as CenterMask2 does). */
   maskScores: Float32Array;
-  /** Each origHeight x origWidth, 0/1, row-major. */
+  /** Each origHeight x origWidth, 0/1, row-major (empty when inference was asked for regions only). */
   masks: Uint8Array[];
+  /** Each mask inside its paste region (zero outside it), when the model provides them. */
+  maskRegions?: MaskRegion[];
+}
+
+export interface InferenceOptions {
+  /**
+   * Filters a caller would apply to the detections afterwards (on the detection score, then the
+   * topK highest): applied before the ROI heads, so dropped detections cost no mask head or paste.
+   */
+  scoreThreshold?: number;
+  topK?: number;
+  /** Build the full-image `masks` (default true); `maskRegions` are always returned. */
+  fullMasks?: boolean;
 }
 
 export type LossDict = Record<'loss_fcos_cls' | 'loss_fcos_loc' | 'loss_fcos_ctr' | 'loss_mask' | 'loss_maskiou', Tensor>;
@@ -181,7 +194,7 @@ export class CenterMask extends Module {
   }
 
   /** Inference: detections with masks pasted at the original image size. */
-  async inference(batch: readonly ImageInput[]): Promise<Instances[]> {
+  async inference(batch: readonly ImageInput[], opts: InferenceOptions = {}): Promise<Instances[]> {
     const f = this.cfg.MODEL.FCOS;
     return scopeAsync(async () => {
       const { features, head } = noGrad(() => {
@@ -199,12 +212,23 @@ export class CenterMask extends Module {
         postNmsTopK: f.POST_NMS_TOPK_TEST,
       });
       const perImage: { boxes: Float32Array; scores: Float32Array; classes: Int32Array }[] = [];
-      for (const p of proposals) {
-        perImage.push({
-          boxes: (await p.proposals.boxes.data()) as Float32Array,
-          scores: (await p.proposals.scores.data()) as Float32Array,
-          classes: (await p.proposals.classes.data()) as Int32Array,
-        });
+      for (const [i, p] of proposals.entries()) {
+        const boxes = (await p.proposals.boxes.data()) as Float32Array;
+        const scores = (await p.proposals.scores.data()) as Float32Array;
+        const classes = (await p.proposals.classes.data()) as Int32Array;
+        // detector_postprocess drops the boxes that are empty once scaled and clipped (and the
+        // caller's filters drop more): select them first, so the ROI heads (the per-detection
+        // cost) and the paste see only what is returned. Each detection's mask is computed
+        // independently of the others, so the survivors' results are unchanged.
+        const b = batch[i]!;
+        const { keep } = postprocessBoxes(boxes, [b.height, b.width], [b.origHeight, b.origWidth]);
+        const rows = selectDetections(scores, keep, opts);
+        if (rows.length === scores.length) perImage.push({ boxes, scores, classes });
+        else {
+          const kept = new Float32Array(4 * rows.length);
+          rows.forEach((r, j) => kept.set(boxes.subarray(4 * r, 4 * r + 4), 4 * j));
+          perImage.push({ boxes: kept, scores: Float32Array.from(rows, (r) => scores[r]!), classes: Int32Array.from(rows, (r) => classes[r]!) });
+        }
       }
       const results: Instances[] = [];
       if (!this.roiHeads) throw new UserError('CenterMask.inference: MODEL.MASK_ON is false; masks need the ROI heads');
@@ -212,17 +236,17 @@ export class CenterMask extends Module {
       for (let i = 0; i < batch.length; i++) {
         const b = batch[i]!;
         const r = roi[i]!;
-        results.push(
-          await detectorPostprocess({
-            boxes: perImage[i]!.boxes,
-            scores: perImage[i]!.scores,
-            classes: perImage[i]!.classes,
-            maskScores: (await r.maskScores.data()) as Float32Array,
-            maskProbs: r.maskProbs,
-            inputSize: [b.height, b.width],
-            outputSize: [b.origHeight, b.origWidth],
-          }),
-        );
+        const { boxes, scores, classes, maskScores, masks, maskRegions } = await detectorPostprocess({
+          boxes: perImage[i]!.boxes,
+          scores: perImage[i]!.scores,
+          classes: perImage[i]!.classes,
+          maskScores: (await r.maskScores.data()) as Float32Array,
+          maskProbs: r.maskProbs,
+          inputSize: [b.height, b.width],
+          outputSize: [b.origHeight, b.origWidth],
+          fullMasks: opts.fullMasks,
+        });
+        results.push({ boxes, scores, classes, maskScores, masks, maskRegions });
       }
       return results;
     });

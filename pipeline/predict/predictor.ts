@@ -8,7 +8,7 @@
 import type { CfgNode } from '../../models/config/config';
 import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cellTypes';
 import { cocoRleToJson, cropToCocoRle } from '../data/cocoRle';
-import { maskToCrop, type MaskCrop } from '../data/maskCrop';
+import { maskToCrop, tightenCrop, type MaskCrop } from '../data/maskCrop';
 import type { CocoResult } from '../coco/types';
 import { transformCrop, transformImage, TTA_TRANSFORMS, type TtaTransform } from '../fusion/tta';
 import { weightedSegmentsFusion, type PredictionSet } from '../fusion/wsf';
@@ -58,18 +58,31 @@ export function unflipBox(b: Box, t: TtaTransform, W: number, H: number): Box {
   return [x0, y0, x1, y1];
 }
 
+/** Detection i's mask as a crop: from its paste region when the model gives one (no full-image
+ *  mask is built or scanned), else from the full-image mask. */
+function maskCropOf(inst: Instances, i: number, W: number, H: number): MaskCrop {
+  const r = inst.maskRegions?.[i];
+  if (r) {
+    if (r.x0 < 0 || r.y0 < 0 || r.x0 + r.width > W || r.y0 + r.height > H || r.data.length !== r.width * r.height) {
+      throw new Error(`model.inference returned a mask region ${r.width}x${r.height} at (${r.x0}, ${r.y0}) with ${r.data.length} values for a ${W}x${H} image`);
+    }
+    return tightenCrop({ imageWidth: W, imageHeight: H, ...r });
+  }
+  const m = inst.masks[i];
+  if (m?.length !== W * H) throw new Error(`model.inference returned a mask of ${m?.length ?? 0} pixels for a ${W}x${H} image`);
+  return maskToCrop(m, W, H);
+}
+
 function toPredicted(inst: Instances, W: number, H: number, ids: readonly number[], t: TtaTransform): PredictedInstance[] {
   const out: PredictedInstance[] = [];
   for (let i = 0; i < inst.scores.length; i++) {
-    const m = inst.masks[i]!;
-    if (m.length !== W * H) throw new Error(`model.inference returned a mask of ${m.length} pixels for a ${W}x${H} image`);
     const b = Array.from(inst.boxes.subarray(4 * i, 4 * i + 4)) as Box;
     out.push({
       box: unflipBox(b, t, W, H),
       score: inst.scores[i]!,
       maskScore: inst.maskScores[i]!,
       categoryId: categoryOf(inst.classes[i]!, ids),
-      mask: transformCrop(maskToCrop(m, W, H), t),
+      mask: transformCrop(maskCropOf(inst, i, W, H), t),
     });
   }
   return out;
@@ -89,7 +102,8 @@ export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, wi
   for (const t of passes) {
     const img = t === 'orig' ? gray : transformImage(gray, width, height, t);
     const { input } = prepareImage(img, width, height, o.minSize, o.maxSize);
-    const [inst] = await model.inference([input]);
+    // Masks as paste regions only: the crops are built from them, no full-image mask per detection.
+    const [inst] = await model.inference([input], { fullMasks: false });
     perPass.push(toPredicted(inst!, width, height, o.categoryIds, t));
   }
   if (!o.tta) return perPass[0]!;

@@ -5,13 +5,13 @@ import type { Module } from '../../core/nn/module';
 import type { Tensor } from '../../core/tensor';
 
 // The data types are the model's own (models/centermask.ts).
-import type { GtInstances, ImageInput, Instances } from '../../models/centermask';
-export type { GtInstances, ImageInput, Instances };
+import type { GtInstances, ImageInput, InferenceOptions, Instances } from '../../models/centermask';
+export type { GtInstances, ImageInput, InferenceOptions, Instances };
 
 export interface InstanceSegmenter {
   /** Scalar loss tensors with autograd (loss_fcos_cls, loss_fcos_loc, loss_fcos_ctr, loss_mask, loss_maskiou). */
   losses(batch: ImageInput[], gts: GtInstances[]): Promise<Record<string, Tensor>>;
-  inference(batch: ImageInput[]): Promise<Instances[]>;
+  inference(batch: ImageInput[], opts?: InferenceOptions): Promise<Instances[]>;
 }
 
 export type TrainableModel = Module & InstanceSegmenter;

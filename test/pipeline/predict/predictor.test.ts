@@ -1,10 +1,11 @@
 // Predictor output format (COCO results with RLE segm, XYWH bbox, mask score), TTA un-flipping
 // with a stand-in model that sees a known asymmetric (L-shaped) object, WSF fusion of the four
-// passes, and the evaluator (COCO AP + competition metric) on a perfect prediction.
+// passes, the same crops from paste regions as from full-image masks, and the evaluator (COCO AP +
+// competition metric) on a perfect prediction.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../../core/runtime';
 import { cocoRleToJson, decodeCocoRle, encodeCocoRle, segmentationToCocoRle } from '../../../pipeline/data/cocoRle';
-import { cropToMask } from '../../../pipeline/data/maskCrop';
+import { cropToMask, maskToCrop } from '../../../pipeline/data/maskCrop';
 import { predictGray, toCocoResults, unflipBox, type PredictorOptions } from '../../../pipeline/predict/predictor';
 import { evaluateModel } from '../../../pipeline/predict/evaluate';
 import { StandInModel } from '../train/standin';
@@ -98,6 +99,47 @@ describe('predictor', () => {
     expect(spurious.score).toBeCloseTo(0.6 / 4, 6); // WBF 'avg' over 4 models, seen once
     // mapped back through the vertical flip: y 2..5 -> 26..29
     expect([spurious.mask.x0, spurious.mask.y0, spurious.mask.width, spurious.mask.height]).toEqual([30, 26, 6, 4]);
+  });
+});
+
+describe('predictor with paste regions', () => {
+  it('builds the same crops from maskRegions (no full masks) as from full-image masks, with and without TTA', async () => {
+    const plain = new StandInModel();
+    const regional = new StandInModel();
+    const inner = regional.inference.bind(regional);
+    // The stand-in's masks handed over as regions with a zero margin (as the paste regions have),
+    // and no full-image masks.
+    regional.inference = async (batch) =>
+      (await inner(batch)).map((r, i) => {
+        const [W, H] = [batch[i]!.origWidth, batch[i]!.origHeight];
+        return {
+          ...r,
+          masks: [],
+          maskRegions: r.masks.map((m) => {
+            const c = maskToCrop(m, W, H);
+            const x0 = Math.max(c.x0 - 2, 0);
+            const y0 = Math.max(c.y0 - 1, 0);
+            const width = Math.min(c.x0 + c.width + 3, W) - x0;
+            const height = Math.min(c.y0 + c.height + 2, H) - y0;
+            const data = new Uint8Array(width * height);
+            for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[y * width + x] = m[(y0 + y) * W + x0 + x]!;
+            return { x0, y0, width, height, data };
+          }),
+        };
+      });
+    for (const tta of [false, true]) {
+      const want = await predictGray(plain, IMAGE, W, H, { ...OPTS, tta });
+      const got = await predictGray(regional, IMAGE, W, H, { ...OPTS, tta });
+      expect(got.length).toBe(want.length);
+      expect(got).toEqual(want);
+    }
+  });
+
+  it('rejects a region outside the image', async () => {
+    const model = new StandInModel();
+    const inner = model.inference.bind(model);
+    model.inference = async (batch) => (await inner(batch)).map((r) => ({ ...r, maskRegions: [{ x0: W - 2, y0: 0, width: 3, height: 1, data: new Uint8Array(3) }] }));
+    await expect(predictGray(model, IMAGE, W, H, OPTS)).rejects.toThrow(/mask region 3x1 at \(38, 0\)/);
   });
 });
 
