@@ -8,7 +8,10 @@
 // scalarised per lane, so loads per FMA is what bounds throughput). Here a gather kernel writes
 // the im2col matrix straight into that panel layout, a chunk of panels at a time into one pooled
 // workspace (bounded memory; the chunk is re-read by the GEMM while it is still in cache), and
-// the GEMM below runs 16 (or 8) rows × 32 columns per 8-lane workgroup.
+// the GEMM below runs 32 rows × 32 columns per 8-lane workgroup (16 or 8 rows when the
+// operand has fewer): each lane holds 32 vec4 accumulators, which spill, but a spill reload is one
+// vector move while every storage load is 8 scalar ones, so 4 A + 4 B loads per 128 vec4 FMAs
+// (32 rows) beat 2 + 4 per 64 (16 rows).
 //
 // One GEMM kernel serves all three convolution products:
 //   forward  C[o, (n,oh,ow)]  = Σ_(c,tap) W[o,c,tap] · x[n, c, oh·sh + oy_t, ow·sw + ox_t]
@@ -64,8 +67,13 @@ const TAP_FN = `fn tap_off(t: i32) -> vec2i { let v = q.taps[t >> 1]; return sel
 
 // ---- im2col into panels: Bp[g][panel][k][32] ---------------------------------------------------
 
-/** Rows k of the panel each im2col workgroup writes. */
+/** Chunk rows of wgrad are a multiple of this (whole vec4 A loads, aligned chunk starts). */
 const KB = 32;
+/** Rows each gather workgroup writes: as many as keep ≥ WANT_WG workgroups per dispatch, since
+ *  lavapipe pays a fixed cost per workgroup (a 64-lane pack with one element per lane spent more
+ *  time in workgroup overhead than in copying). */
+const WANT_WG = 16;
+const blockRows = (rows: number, otherWgs: number) => Math.max(1, Math.ceil(rows / Math.max(1, Math.ceil(WANT_WG / otherWgs))));
 
 /** Gather for forward/dgrad: panel columns are output positions (n, a, b) on a GH×GW grid, rows
  *  k = c·T + t. Each lane decodes its 4 columns once, then walks k with counters (no division
@@ -78,7 +86,7 @@ struct Q {
   NC: i32, GW: i32, GHW: i32, K: i32,
   K4: i32, T: i32, panels: i32, panel0: i32,
   stepH: i32, stepW: i32, Hs: i32, Ws: i32,
-  csrc: i32, cgs: i32, src_off: i32, _p: i32,
+  csrc: i32, cgs: i32, src_off: i32, kb: i32,
   ${TAPS_WGSL},
 }
 @group(0) @binding(2) var<uniform> q: Q;
@@ -87,8 +95,8 @@ ${TAP_FN}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = i32(wid.z);
   let pl = i32(wid.y);
-  let k0 = i32(wid.x) * ${KB};
-  let k1 = min(q.K4, k0 + ${KB});
+  let k0 = i32(wid.x) * q.kb;
+  let k1 = min(q.K4, k0 + q.kb);
   let HWs = q.Hs * q.Ws;
   ${[0, 1, 2, 3].map((j) => `let col${j} = (q.panel0 + pl) * ${PANEL} + i32(lid) * 4 + ${j};
   let valid${j} = col${j} < q.NC;
@@ -129,7 +137,7 @@ struct Q {
   KK: i32, T: i32, R4: i32, s0: i32,
   NS: i32, OH: i32, OW: i32, sh: i32,
   sw: i32, Hs: i32, Ws: i32, csrc: i32,
-  cg: i32, src_off: i32, panels: i32, _p: i32,
+  cg: i32, src_off: i32, panels: i32, kb: i32,
   ${TAPS_WGSL},
 }
 @group(0) @binding(2) var<uniform> q: Q;
@@ -138,8 +146,8 @@ ${TAP_FN}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = i32(wid.z);
   let pl = i32(wid.y);
-  let r0 = i32(wid.x) * ${KB};
-  let r1 = min(q.R4, r0 + ${KB});
+  let r0 = i32(wid.x) * q.kb;
+  let r1 = min(q.R4, r0 + q.kb);
   let HWs = q.Hs * q.Ws;
   let OHW = q.OH * q.OW;
   ${[0, 1, 2, 3].map((j) => `let kc${j} = pl * ${PANEL} + i32(lid) * 4 + ${j};
@@ -176,58 +184,60 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 // ---- A operands --------------------------------------------------------------------------------
 
-/** Weight rows: A[g][m][k = c·T + t] = W[g·Og·Cg·KHW + m·sm + c·sc + tap_t], zero for m ≥ Mg or
- *  k ≥ K. Forward: m = o, c = input channel; dgrad: m = input channel, c = o. */
-const packWDef = () =>
-  def('conv.v3.packw', ['read', 'rw'], () => /* wgsl */ `
+/** Weight rows: A[g][m][k = c·T + t] = W[g·gstride + m·sm + c·sc + tap_t], zero for m ≥ Mg or
+ *  k ≥ K. Forward: m = o, c = input channel; dgrad: m = input channel, c = o. One workgroup per
+ *  row (m, g), looping over k (lavapipe pays per workgroup): the only per-element division is by the tap count T, a compile-time constant (a
+ *  multiply and shift; x86 has no SIMD integer divide). `table`: tap indices from the uniform
+ *  (dgrad phases); otherwise tap t is index t. */
+const packWDef = (T: number, table: boolean) =>
+  def(`conv.v3.packw:t${T}:${table ? 'tab' : 'id'}`, ['read', 'rw'], () => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> A: array<f32>;
 struct Q {
-  total: i32, Mpad: i32, K4: i32, K: i32,
-  Mg: i32, T: i32, sm: i32, sc: i32,
-  gstride: i32, w_off: i32, _p0: i32, _p1: i32,
+  Mpad: i32, K4: i32, K: i32, Mg: i32,
+  sm: i32, sc: i32, gstride: i32, w_off: i32,
   idx: array<vec4i, ${Math.ceil(MAX_TAPS / 4)}>,
 }
 @group(0) @binding(2) var<uniform> q: Q;
-${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = i32(linear_workgroup(wid, nwg)) * 64 + i32(lid);
-  if (i >= q.total) { return; }
-  let k = i % q.K4;
-  let rest = i / q.K4;
-  let m = rest % q.Mpad;
-  let g = rest / q.Mpad;
-  let ok = m < q.Mg && k < q.K;
-  let kk = min(k, q.K - 1);
-  let c = kk / q.T;
-  let t = kk - c * q.T;
-  let tap = q.idx[t >> 2][t & 3];
-  let s = q.w_off + g * q.gstride + min(m, q.Mg - 1) * q.sm + c * q.sc + tap;
-  A[i] = select(0.0, w[select(0, s, ok)], ok);
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let m = i32(wid.y);
+  let g = i32(wid.z);
+  let ok_m = m < q.Mg;
+  let rs = q.w_off + g * q.gstride + min(m, q.Mg - 1) * q.sm;
+  let row = (g * q.Mpad + m) * q.K4;
+  for (var k = i32(lid); k < q.K4; k += 64) {
+    let ok = ok_m && k < q.K;
+    let kk = min(k, q.K - 1);
+    let c = kk / ${T};
+    let t = kk - c * ${T};
+    let tap = ${table ? 'q.idx[t >> 2][t & 3]' : 't'};
+    let s = rs + c * q.sc + tap;
+    A[row + k] = select(0.0, w[select(0, s, ok)], ok);
+  }
 }`);
 
-/** dy rows for wgrad: A[g][m][s] = dy[n, g·Og + m, pix], s = n·OHW + pix < NS, zero padded to NS4. */
+/** dy rows for wgrad: A[g][m][s] = dy[n, g·Og + m, pix], s = n·OHW + pix < NS, zero padded to NS4.
+ *  One workgroup per (m, g·N + n), looping over pixels: no per-element division. */
 const packDyDef = () =>
-  def('conv.v3.packdy', ['read', 'rw'], () => /* wgsl */ `
+  def('conv.v3.packdy2', ['read', 'rw'], () => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read_write> A: array<f32>;
-struct Q { total: i32, Mpad: i32, NS4: i32, NS: i32, Og: i32, O: i32, OHW: i32, dy_off: i32 }
+struct Q { Mpad: i32, NS4: i32, NS: i32, Og: i32, O: i32, OHW: i32, dy_off: i32, N: i32 }
 @group(0) @binding(2) var<uniform> q: Q;
-${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = i32(linear_workgroup(wid, nwg)) * 64 + i32(lid);
-  if (i >= q.total) { return; }
-  let s = i % q.NS4;
-  let rest = i / q.NS4;
-  let m = rest % q.Mpad;
-  let g = rest / q.Mpad;
-  let ok = m < q.Og && s < q.NS;
-  let n = s / q.OHW;
-  let pix = s - n * q.OHW;
-  let src = q.dy_off + (n * q.O + g * q.Og + min(m, q.Og - 1)) * q.OHW + pix;
-  A[i] = select(0.0, dy[select(0, src, ok)], ok);
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let m = i32(wid.y);
+  let g = i32(wid.z) / q.N;
+  let n = i32(wid.z) - g * q.N;
+  let row = (g * q.Mpad + m) * q.NS4;
+  let ok = m < q.Og;
+  let src = q.dy_off + (n * q.O + g * q.Og + min(m, q.Og - 1)) * q.OHW;
+  // The last image also zeroes the padding columns NS..NS4.
+  if (n == q.N - 1 && i32(lid) < q.NS4 - q.NS) { A[row + q.NS + i32(lid)] = 0.0; }
+  for (var pix = i32(lid); pix < q.OHW; pix += 64) {
+    A[row + n * q.OHW + pix] = select(0.0, dy[select(0, src + pix, ok)], ok);
+  }
 }`);
 
 // ---- the GEMM ----------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export type StoreMode = 'fwd' | 'fwd4' | 'phase' | 'wgrad';
 
 interface GemmSpec {
-  rows: 8 | 16;
+  rows: Rows;
   store: StoreMode;
   bias: boolean;
   relu: boolean;
@@ -331,7 +341,17 @@ const envChunk = typeof process !== 'undefined' ? Number(process.env.CELLGPU_CON
 /** A few MB: the GEMM re-reads the chunk while it is still in the CPU caches. */
 const chunkBytes = () => chunkBytesOverride ?? (envChunk > 0 ? envChunk * 1024 * 1024 : 4 * 1024 * 1024);
 
-export const rowsFor = (mg: number): 8 | 16 => (mg > 8 ? 16 : 8);
+// 64 rows measured no faster than 32 on OSA4 (within noise) and compiles for minutes: not offered.
+type Rows = 8 | 16 | 32;
+let rowsOverride: Rows | undefined;
+/** Force the GEMM row tile (tuning and tests); at most Mg rounded up to 8. */
+export function overrideV3Rows(r: Rows | undefined): void {
+  rowsOverride = r;
+}
+export const rowsFor = (mg: number): Rows => {
+  if (rowsOverride) return mg <= 8 ? 8 : mg <= 16 ? (Math.min(rowsOverride, 16) as Rows) : rowsOverride;
+  return mg > 16 ? 32 : mg > 8 ? 16 : 8;
+};
 /** Rows of the A operand: Mg padded to whole GEMM tiles (the padding rows are zero). */
 export const paddedRowsV3 = (mg: number) => Math.ceil(mg / rowsFor(mg)) * rowsFor(mg);
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
@@ -345,10 +365,11 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
   const K4 = Math.max(kAlign, ceilDiv(K, kAlign) * kAlign);
   const total = groups * mpad * K4;
   const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.A');
+  const natural = taps.every((t, i) => t.index === i);
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);
   taps.forEach((t, i) => (idx[i] = t.index));
-  const params = new Params(12 + idx.length).i(total, mpad, K4, Math.max(K, 1), mg, Math.max(T, 1), sm, sc, gstride, wOff, 0, 0).i(...idx).bytes();
-  rt().dispatch(packWDef(), [w, a], params, ceilDiv(total, 64));
+  const params = new Params(8 + idx.length).i(mpad, K4, Math.max(K, 1), mg, sm, sc, gstride, wOff).i(...idx).bytes();
+  rt().dispatch(packWDef(Math.max(T, 1), !natural), [w, a], params, [1, mpad, groups]);
   return { a, K, K4 };
 }
 
@@ -358,8 +379,10 @@ export function packDyRowsV3(dy: GPUBuffer, dyOff: number, groups: number, og: n
   const total = groups * mpad * NS4;
   if (total * 4 > MAX_BINDING) throw new Error(`conv v3 wgrad: packed dy would take ${total * 4} bytes (over 128 MiB)`);
   const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.dy');
-  const params = new Params(8).i(total, mpad, NS4, ns, og, O, ohw, dyOff).bytes();
-  rt().dispatch(packDyDef(), [dy, a], params, ceilDiv(total, 64));
+  const N = ns / ohw;
+  if (groups * N > 65535) throw new Error(`conv v3 wgrad: ${groups} groups × ${N} images exceed 65,535 workgroups (use gemm2)`);
+  const params = new Params(8).i(mpad, NS4, ns, og, O, ohw, dyOff, N).bytes();
+  rt().dispatch(packDyDef(), [dy, a], params, [1, mpad, groups * N]);
   return { a, NS4 };
 }
 
@@ -411,13 +434,14 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
   const bufs = [a.a, ws, ...(st.bias ? [st.bias.buffer] : []), st.out];
   for (let p0 = 0; p0 < totalPanels; p0 += perChunk) {
     const panels = Math.min(perChunk, totalPanels - p0);
+    const kb = blockRows(a.K4, panels * groups);
     if (a.K > 0) {
       const ip = new Params(16 + tw.length)
         .i(NC, st.GW, st.GH * st.GW, a.K, a.K4, Math.max(taps.length, 1), panels, p0)
-        .i(srcDesc.stepH, srcDesc.stepW, srcDesc.Hs, srcDesc.Ws, srcDesc.csrc, srcDesc.cgs, srcDesc.srcOff, 0)
+        .i(srcDesc.stepH, srcDesc.stepW, srcDesc.Hs, srcDesc.Ws, srcDesc.csrc, srcDesc.cgs, srcDesc.srcOff, kb)
         .i(...tw)
         .bytes();
-      rt().dispatch(im2colDef(), [srcDesc.src, ws], ip, [ceilDiv(a.K4, KB), panels, groups]);
+      rt().dispatch(im2colDef(), [srcDesc.src, ws], ip, [ceilDiv(a.K4, kb), panels, groups]);
     }
     const gp = new Params(20)
       .i(mg, mpad, a.K > 0 ? a.K4 : 0, a.K4 / 4, 0, panels, p0, NC)
@@ -453,7 +477,7 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   const KK = s.cg * T;
   const panels = ceilDiv(KK, PANEL);
   const rowBytes = groups * panels * PANEL * 4; // one s row of every panel
-  // Chunk rows: a multiple of KB (whole gather workgroups) and of 4 (vec4 A loads).
+  // Chunk rows: a multiple of KB (so chunk starts are vec4-aligned in A).
   const rowsPerChunk = Math.max(KB, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / rowBytes / KB) * KB);
   const chunkRows = Math.min(rowsPerChunk, ceilDiv(dyA.NS4, KB) * KB);
   if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv v3 wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
@@ -463,12 +487,13 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   let first = true;
   for (let s0 = 0; s0 < dyA.NS4; s0 += chunkRows) {
     const R4 = Math.min(chunkRows, dyA.NS4 - s0);
+    const rb = blockRows(R4, panels * groups);
     const ip = new Params(16 + tw.length)
       .i(KK, T, R4, s0, ns, s.OH, s.OW, s.sh)
-      .i(s.sw, s.H, s.W, s.C, s.cg, s.xOff, panels, 0)
+      .i(s.sw, s.H, s.W, s.C, s.cg, s.xOff, panels, rb)
       .i(...tw)
       .bytes();
-    rt().dispatch(im2colTDef(), [s.x, ws], ip, [ceilDiv(R4, KB), panels, groups]);
+    rt().dispatch(im2colTDef(), [s.x, ws], ip, [ceilDiv(R4, rb), panels, groups]);
     const gp = new Params(20)
       .i(og, mpad, R4, dyA.NS4 / 4, s0 / 4, panels, 0, KK)
       .i(0, 0, 0, 0, 0, 0, 0, 0, 0, dwOff, 0, first ? 0 : 1)

@@ -1,7 +1,7 @@
 // Conv GEMM variant 3 (chunked im2col + subgroup GEMM, kernels/conv/v3.ts and gemm-v3.ts) against
 // the float64 reference on odd shapes: stride 2 and mixed strides (dgrad by stride phases, one
 // phase with no taps), dilation, asymmetric padding, groups, 1×1, k2 s2, one and four output
-// channels, channel counts that are not multiples of 4, 8- and 16-row tiles, output planes whose
+// channels, channel counts that are not multiples of 4, 8-, 16- and 32-row tiles, output planes whose
 // size is and is not a multiple of 4 (vec4 and scalar stores), inputs that are non-contiguous views
 // or start at an odd offset, and a tiny workspace so every op runs through several chunks.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { v3Applicable } from '../../kernels/conv/gemm-v3';
 import { convGeometry } from '../../kernels/conv/geometry';
-import { overrideV3ChunkBytes } from '../../kernels/conv/v3';
+import { overrideV3ChunkBytes, overrideV3Rows } from '../../kernels/conv/v3';
 import { Rng, expectClose, testSeed } from '../util';
 import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
 
@@ -19,7 +19,10 @@ beforeAll(async () => {
   await init();
   available = v3Applicable(convGeometry('probe', [1, 1, 3, 3], [1, 1, 3, 3], opt(1, 1, 1)));
 });
-afterEach(() => overrideV3ChunkBytes(undefined));
+afterEach(() => {
+  overrideV3ChunkBytes(undefined);
+  overrideV3Rows(undefined);
+});
 
 function opt(s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv {
   return {
@@ -108,6 +111,11 @@ describe('conv GEMM variant 3 vs float64 reference', () => {
     if (!available) return;
     overrideV3ChunkBytes(1);
     for (const i of [0, 2, 9]) await check(CASES[i]!, testSeed());
+  });
+  it('16-row GEMM tiles above 16 rows (override; the default there is 32)', async () => {
+    if (!available) return;
+    overrideV3Rows(16);
+    for (const i of [0, 9]) await check(CASES[i]!, testSeed());
   });
   it('non-contiguous and odd-offset inputs', async () => {
     if (!available) return;
