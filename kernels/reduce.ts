@@ -1,13 +1,38 @@
-// Row reduction: a contiguous [rows, R] view reduced along R to [rows]. Arbitrary axis sets are
-// brought to this form by core/ops/reduce.ts (permute reduced axes last, copy if not dense).
-// One 256-thread workgroup per (row, chunk): each thread accumulates a strided slice, then a
-// shared-memory tree combines them. When there are few rows and R is long (bias gradients,
-// losses, global norms) the row is split into chunks and a second pass reduces the partials.
+// Reductions of a strided view: the input is described by its kept dims (output order, row-major)
+// and its reduced dims, each with element strides, so no permute + copy is ever needed.
+// Two kernel shapes, chosen by where the smallest stride is (on GPUs; software adapters always
+// take the column kernel, see reduceLayout):
+// - row: the reduced dims hold the smallest stride (reductions over innermost dims, full
+//   reductions, bias gradients sum(x, [0,2,3])). One 256-thread workgroup per (output, chunk):
+//   each thread accumulates a strided slice of the flattened reduced index (consecutive threads read
+//   consecutive reduced elements), then a shared-memory tree combines them. Few outputs with long
+//   reductions split into chunks; a second pass reduces the partials.
+// - column: a kept dim holds the smallest stride (mean/max over channels of NCHW, sum over leading
+//   dims). One invocation per (output, chunk) walks the reduced elements in order; consecutive
+//   invocations are consecutive outputs, so each step's loads are coalesced along the inner dim.
+//   Few outputs with long reductions split into chunks (partials [chunks, outputs], then a second
+//   column pass) so that there are enough invocations.
+// Summation order depends only on the shapes and strides: results are deterministic.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../core/runtime';
+import { isSoftwareAdapter } from './matmul';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
-const WG = 256;
+/** A set of dims with element strides. */
+export interface Dims {
+  shape: readonly number[];
+  strides: readonly number[];
+}
+
+const WG = 256; // row kernel: threads per output
+const WG_COL = 64; // column kernel: outputs per workgroup
+const MAX_DIMS = 8; // per group, after coalescing
+/** Below this reduced length an innermost reduction is cheaper as one invocation per output. */
+export const ROW_MIN_LEN = 64;
+// Column split: aim for at least COL_TARGET invocations, chunks of at least COL_MIN_CHUNK elements.
+const COL_TARGET = 8192;
+const COL_MIN_CHUNK = 32;
+const COL_MAX_CHUNKS = 1024;
 
 function identity(op: ReduceOp, t: string): string {
   const big = t === 'f32' ? '3.402823466e+38' : t === 'i32' ? '2147483647' : '4294967295u';
@@ -37,38 +62,94 @@ function combine(op: ReduceOp, a: string, b: string): string {
   }
 }
 
+/**
+ * Drop size-1 dims and merge neighbours that form one run (stride[d] = stride[d+1] * shape[d+1])
+ * in every stride list. The flat row-major index over the result addresses the same elements.
+ */
+export function coalesceMany(shape: readonly number[], lists: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const out: number[] = [];
+  const strides: number[][] = lists.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    const n = shape[i]!;
+    if (n === 1) continue;
+    const last = out.length - 1;
+    if (last >= 0 && lists.every((l, j) => strides[j]![last] === l[i]! * n)) {
+      out[last] = out[last]! * n;
+      lists.forEach((l, j) => (strides[j]![last] = l[i]!));
+    } else {
+      out.push(n);
+      lists.forEach((l, j) => strides[j]!.push(l[i]!));
+    }
+  }
+  return { shape: out, strides };
+}
+
+export function coalesce(d: Dims): { shape: number[]; strides: number[] } {
+  const c = coalesceMany(d.shape, [d.strides]);
+  return { shape: c.shape, strides: c.strides[0]! };
+}
+
+const el = (arr: string, d: number) => `p.${arr}[${d >> 2}][${d & 3}]`;
+
+/** WGSL fn `${name}(i) -> u32`: element offset of flat row-major index i over n dims (sizes `sz`, strides `st`). */
+function addrFn(name: string, n: number, sz: string, st: string): string {
+  if (n === 0) return `fn ${name}(i: u32) -> u32 { return 0u; }`;
+  const lines = ['  var rem = i;', '  var a = 0u;'];
+  for (let d = n - 1; d > 0; d--) lines.push(`  a += (rem % ${el(sz, d)}) * ${el(st, d)};`, `  rem = rem / ${el(sz, d)};`);
+  lines.push(`  a += rem * ${el(st, 0)};`, '  return a;');
+  return `fn ${name}(i: u32) -> u32 {\n${lines.join('\n')}\n}`;
+}
+
+const PARAMS_WGSL = `struct P { n_out: u32, len: u32, chunks: u32, chunk_len: u32, src_off: u32, scale: f32, apply_scale: u32, _p: u32,
+  ks: array<vec4u, 2>, kt: array<vec4u, 2>, rs: array<vec4u, 2>, rt: array<vec4u, 2> }`;
+
+function header(inType: DType, outType: DType): string {
+  return `${inType === 'f16' || outType === 'f16' ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<${WGSL_STORAGE[outType]}>;
+${PARAMS_WGSL}
+@group(0) @binding(2) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+${WGSL_NAN}
+// By the bits: compilers may fold \`v != v\` to false (lavapipe does), losing NaN propagation.
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
+}
+
+/** The final value: NaN if one was seen (float max/min), times the scale (mean), stored. */
+function finish(op: ReduceOp, acc: string, outType: DType, nanFlag: string, target: string): string {
+  const nan = acc === 'f32' && (op === 'max' || op === 'min');
+  return `var r = r0;
+    ${nan ? `if (${nanFlag} != 0u) { r = nan_f32(); }` : ''}
+    ${acc === 'f32' ? 'if (p.apply_scale != 0u) { r = r * p.scale; }' : ''}
+    dst[${target}] = ${WGSL_STORAGE[outType]}(r);`;
+}
+
 const cache = new Map<string, KernelDef>();
 
-function kernel(op: ReduceOp, inType: DType, outType: DType): KernelDef {
-  const key = `reduce:${op}:${inType}>${outType}`;
+function rowKernel(op: ReduceOp, inType: DType, outType: DType, nk: number, nr: number): KernelDef {
+  const key = `reduce:row:${op}:${inType}>${outType}:${nk}:${nr}`;
   let def = cache.get(key);
   if (def) return def;
   const acc = WGSL_COMPUTE[inType];
   const nan = acc === 'f32' && (op === 'max' || op === 'min');
-  const code = /* wgsl */ `
-${inType === 'f16' || outType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read_write> dst: array<${WGSL_STORAGE[outType]}>;
-struct P { rows: u32, len: u32, chunks: u32, chunk_len: u32, src_off: u32, scale: f32, apply_scale: u32, _p: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+  const code = /* wgsl */ `${header(inType, outType)}
 var<workgroup> sh: array<${acc}, ${WG}>;
 var<workgroup> sh_nan: array<u32, ${WG}>;
-${WGSL_LINEAR_WORKGROUP}
-${WGSL_NAN}
-// By the bits: compilers may fold \`v != v\` to false (lavapipe does), losing NaN propagation.
-fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+${addrFn('k_addr', nk, 'ks', 'kt')}
+${addrFn('r_addr', nr, 'rs', 'rt')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = linear_workgroup(wid, nwg);
-  if (w >= p.rows * p.chunks) { return; }
+  if (w >= p.n_out * p.chunks) { return; }
   let row = w / p.chunks;
   let chunk = w % p.chunks;
+  let base = p.src_off + k_addr(row);
   let start = chunk * p.chunk_len;
   let end = min(start + p.chunk_len, p.len);
   var acc = ${identity(op, acc)};
   var has_nan = 0u;
   for (var j = start + lid; j < end; j += ${WG}u) {
-    let v = ${acc}(src[p.src_off + row * p.len + j]);
+    let v = ${acc}(src[base + r_addr(j)]);
     ${nan ? 'if (is_nan(v)) { has_nan = 1u; }' : ''}
     acc = ${combine(op, 'acc', 'v')};
   }
@@ -83,10 +164,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
   if (lid == 0u) {
-    var r = sh[0];
-    ${nan ? 'if (sh_nan[0] != 0u) { r = nan_f32(); }' : ''}
-    ${acc === 'f32' ? 'if (p.apply_scale != 0u) { r = r * p.scale; }' : ''}
-    dst[w] = ${WGSL_STORAGE[outType]}(r);
+    let r0 = sh[0];
+    ${finish(op, acc, outType, 'sh_nan[0]', 'w')}
   }
 }`;
   def = { key, code, bindings: ['read', 'rw'], uniform: true };
@@ -94,38 +173,298 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   return def;
 }
 
+function columnKernel(op: ReduceOp, inType: DType, outType: DType, nk: number, nr: number): KernelDef {
+  const key = `reduce:col:${op}:${inType}>${outType}:${nk}:${nr}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const acc = WGSL_COMPUTE[inType];
+  const nan = acc === 'f32' && (op === 'max' || op === 'min');
+  const step = /* wgsl */ `let v = ${acc}(src[a]);
+    ${nan ? 'if (is_nan(v)) { has_nan = 1u; }' : ''}
+    acc = ${combine(op, 'acc', 'v')};`;
+  // One reduced dim: a pointer walk. Several: walk the last (smallest-stride) dim, recompute the
+  // address from the flat index when it wraps.
+  const loop =
+    nr === 1
+      ? `var a = base + start * ${el('rt', 0)};
+  for (var j = start; j < end; j++) {
+    ${step}
+    a += ${el('rt', 0)};
+  }`
+      : `let nl = ${el('rs', nr - 1)};
+  let sl = ${el('rt', nr - 1)};
+  var k = start % nl;
+  var a = base + r_addr(start);
+  for (var j = start; j < end; j++) {
+    ${step}
+    k += 1u;
+    a += sl;
+    if (k == nl) { k = 0u; a = base + r_addr(j + 1u); }
+  }`;
+  const code = /* wgsl */ `${header(inType, outType)}
+${addrFn('k_addr', nk, 'ks', 'kt')}
+${addrFn('r_addr', nr, 'rs', 'rt')}
+@compute @workgroup_size(${WG_COL})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = linear_workgroup(wid, nwg) * ${WG_COL}u + lid;
+  if (g >= p.n_out * p.chunks) { return; }
+  let o = g % p.n_out;
+  let chunk = g / p.n_out;
+  let base = p.src_off + k_addr(o);
+  let start = chunk * p.chunk_len;
+  let end = min(start + p.chunk_len, p.len);
+  var acc = ${identity(op, acc)};
+  var has_nan = 0u;
+  ${loop}
+  let r0 = acc;
+  ${finish(op, acc, outType, 'has_nan', 'g')}
+}`;
+  def = { key, code, bindings: ['read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+function params(nOut: number, len: number, chunks: number, chunkLen: number, srcOffset: number, scale: number, kept: Dims, red: Dims): Uint8Array {
+  return new Params(40)
+    .u(nOut, len, chunks, chunkLen, srcOffset)
+    .f(scale)
+    .u(scale !== 1 ? 1 : 0, 0)
+    .uArray(kept.shape, MAX_DIMS)
+    .uArray(kept.strides, MAX_DIMS)
+    .uArray(red.shape, MAX_DIMS)
+    .uArray(red.strides, MAX_DIMS)
+    .bytes();
+}
+
+function partialTypeOf(inType: DType): DType {
+  return WGSL_COMPUTE[inType] === 'f32' ? 'f32' : inType === 'bool' ? 'u32' : inType;
+}
+
+export type ReduceLayout = 'row' | 'column';
+let forced: ReduceLayout | undefined;
+/** Tests: run every reduction with one kernel shape (undefined: choose per adapter and shape). */
+export function forceReduceLayout(layout: ReduceLayout | undefined): void {
+  forced = layout;
+}
+
 /**
- * Reduce the contiguous [rows, len] region starting at `srcOffset` of `src` into `dst` (rows
- * elements, from 0). `scale` multiplies the final result (mean = sum * 1/len). A NaN anywhere
- * makes max/min NaN, as in PyTorch.
+ * Which kernel shape `launchReduce` uses (dims already coalesced). On software adapters (lavapipe)
+ * always the column kernel: a 256-thread workgroup with a barrier tree costs ~100x more there
+ * than a barrier-free invocation walking a run (measured: mean over [2,3] of [296,128,14,14],
+ * 7-12 s as rows vs ~0.1 s as columns, scripts/dev/reduce-timing.ts).
  */
-export function launchRowReduce(
+export function reduceLayout(kept: Dims, red: Dims, software = isSoftwareAdapter()): ReduceLayout {
+  if (forced) return forced;
+  if (software) return 'column';
+  const len = red.shape.reduce((a, b) => a * b, 1);
+  const minK = Math.min(Infinity, ...kept.strides);
+  const minR = Math.min(Infinity, ...red.strides);
+  // Short reductions go to the column kernel even when innermost: a 256-thread workgroup per
+  // output would leave most threads idle.
+  return minR < minK && (len >= ROW_MIN_LEN || kept.shape.length === 0) ? 'row' : 'column';
+}
+
+/**
+ * Reduce the strided view of `src` (element offset `srcOffset`, dims `kept` in output order then
+ * `reduced`) into `dst` (one element per kept index, row-major, from element 0). `scale`
+ * multiplies the final result (mean = sum * 1/len). A NaN anywhere makes float max/min NaN, as in
+ * PyTorch. The caller rejects empty reductions.
+ */
+export function launchReduce(
   op: ReduceOp,
   src: GPUBuffer,
   srcOffset: number,
   inType: DType,
+  kept: Dims,
+  reduced: Dims,
   dst: GPUBuffer,
   outType: DType,
-  rows: number,
-  len: number,
   scale = 1,
 ): void {
+  const k = coalesce(kept);
+  // Any order of the reduced dims gives the same set; larger strides outside lets more of them
+  // merge and makes the innermost walk the shortest stride.
+  const order = reduced.shape.map((_, i) => i).sort((a, b) => reduced.strides[b]! - reduced.strides[a]! || a - b);
+  let r = coalesce({ shape: order.map((i) => reduced.shape[i]!), strides: order.map((i) => reduced.strides[i]!) });
+  if (r.shape.length === 0) r = { shape: [1], strides: [0] }; // only size-1 dims reduced
+  if (k.shape.length > MAX_DIMS || r.shape.length > MAX_DIMS) {
+    throw new Error(`reduce: at most ${MAX_DIMS} kept and ${MAX_DIMS} reduced dims after merging, got ${k.shape.length} and ${r.shape.length}`);
+  }
+  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const len = r.shape.reduce((a, b) => a * b, 1);
+  if (nOut === 0) return;
+  if (len === 0) throw new Error(`${op}: reduction over an empty dimension`);
   const runtime = rt();
-  let chunks = 1;
-  if (rows < 128 && len > 8192) chunks = Math.min(512, Math.ceil(len / 4096));
-  if (chunks === 1) {
-    const p = new Params(8).u(rows, len, 1, len, srcOffset).f(scale).u(scale !== 1 ? 1 : 0, 0);
-    runtime.dispatch(kernel(op, inType, outType), [src, dst], p.bytes(), rows);
+  const partialType = partialTypeOf(inType);
+  if (reduceLayout(k, r) === 'row') {
+    let chunks = 1;
+    if (nOut < 128 && len > 8192) chunks = Math.min(512, Math.ceil(len / 4096));
+    const chunkLen = Math.ceil(len / chunks);
+    chunks = Math.ceil(len / chunkLen);
+    if (chunks === 1) {
+      runtime.dispatch(rowKernel(op, inType, outType, k.shape.length, r.shape.length), [src, dst], params(nOut, len, 1, len, srcOffset, scale, k, r), nOut);
+      return;
+    }
+    // Partials [nOut, chunks], then dense rows of `chunks`.
+    const partial = runtime.pool.acquire(nOut * chunks * 4, GPUBufferUsage.STORAGE, 'reduce.partial');
+    runtime.dispatch(rowKernel(op, inType, partialType, k.shape.length, r.shape.length), [src, partial], params(nOut, len, chunks, chunkLen, srcOffset, 1, k, r), nOut * chunks);
+    const k2 = { shape: [nOut], strides: [chunks] };
+    const r2 = { shape: [chunks], strides: [1] };
+    runtime.dispatch(rowKernel(op, partialType, outType, 1, 1), [partial, dst], params(nOut, chunks, 1, chunks, 0, scale, k2, r2), nOut);
+    runtime.pool.release(partial);
     return;
+  }
+  let chunks = 1;
+  if (nOut < COL_TARGET && len >= 2 * COL_MIN_CHUNK) {
+    chunks = Math.min(COL_MAX_CHUNKS, Math.ceil(COL_TARGET / nOut), Math.floor(len / COL_MIN_CHUNK));
   }
   const chunkLen = Math.ceil(len / chunks);
   chunks = Math.ceil(len / chunkLen);
-  const partialType: DType = WGSL_COMPUTE[inType] === 'f32' ? 'f32' : inType === 'bool' ? 'u32' : inType;
-  const partialBytes = rows * chunks * 4;
-  const partial = runtime.pool.acquire(partialBytes, GPUBufferUsage.STORAGE, 'reduce.partial');
-  const p1 = new Params(8).u(rows, len, chunks, chunkLen, srcOffset).f(1).u(0, 0);
-  runtime.dispatch(kernel(op, inType, partialType), [src, partial], p1.bytes(), rows * chunks);
-  const p2 = new Params(8).u(rows, chunks, 1, chunks, 0).f(scale).u(scale !== 1 ? 1 : 0, 0);
-  runtime.dispatch(kernel(op, partialType, outType), [partial, dst], p2.bytes(), rows);
+  const groups = (n: number) => Math.ceil(n / WG_COL);
+  if (chunks === 1) {
+    runtime.dispatch(columnKernel(op, inType, outType, k.shape.length, r.shape.length), [src, dst], params(nOut, len, 1, len, srcOffset, scale, k, r), groups(nOut));
+    return;
+  }
+  // Partials [chunks, nOut], then a column pass over the chunks (coalesced along nOut).
+  const partial = runtime.pool.acquire(nOut * chunks * 4, GPUBufferUsage.STORAGE, 'reduce.partial');
+  runtime.dispatch(
+    columnKernel(op, inType, partialType, k.shape.length, r.shape.length),
+    [src, partial],
+    params(nOut, len, chunks, chunkLen, srcOffset, 1, k, r),
+    groups(nOut * chunks),
+  );
+  const k2 = { shape: [nOut], strides: [1] };
+  const r2 = { shape: [chunks], strides: [nOut] };
+  runtime.dispatch(columnKernel(op, partialType, outType, 1, 1), [partial, dst], params(nOut, chunks, 1, chunks, 0, scale, k2, r2), groups(nOut));
   runtime.pool.release(partial);
+}
+
+// ---- max/min backward -------------------------------------------------------------------------
+
+const GRAD_MIN_OUT_GPU = 1024; // below this a GPU wants the parallel generic form (eq, sum, map)
+
+/**
+ * Whether `launchExtremumGrad` suits this reduction: the column layout, and on a GPU enough outputs
+ * to fill it (the kernel walks each output's reduced elements serially).
+ */
+export function extremumGradFused(shape: readonly number[], strides: readonly number[], axes: readonly number[]): boolean {
+  const keptDims = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const k = coalesce({ shape: keptDims.map((i) => shape[i]!), strides: keptDims.map((i) => strides[i]!) });
+  const r = coalesce({ shape: axes.map((i) => shape[i]!), strides: axes.map((i) => strides[i]!) });
+  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const software = isSoftwareAdapter();
+  return reduceLayout(k, r, software) === 'column' && (software || nOut >= GRAD_MIN_OUT_GPU);
+}
+
+const GRAD_PARAMS_WGSL = `struct P { n_out: u32, len: u32, src_off: u32, best_off: u32, g_off: u32, _p0: u32, _p1: u32, _p2: u32,
+  ks: array<vec4u, 2>, kt: array<vec4u, 2>, kd: array<vec4u, 2>, rs: array<vec4u, 2>, rt: array<vec4u, 2>, rd: array<vec4u, 2> }`;
+
+function gradKernel(inType: DType, gType: DType, nk: number, nr: number): KernelDef {
+  const key = `reduce:extremum_grad:${inType}:${gType}:${nk}:${nr}`;
+  let def = cache.get(key);
+  if (def) return def;
+  // Walks the reduced elements of one output with the source pointer `a` (and the gradient
+  // pointer `d`); several reduced dims: the last one by pointer steps, recomputed on wrap.
+  const walk = (body: string, withDst: boolean) =>
+    nr === 1
+      ? `{
+    var a = bs;
+    ${withDst ? 'var d = bd;' : ''}
+    for (var j = 0u; j < p.len; j++) {
+      ${body}
+      a += ${el('rt', 0)};
+      ${withDst ? `d += ${el('rd', 0)};` : ''}
+    }
+  }`
+      : `{
+    var k = 0u;
+    var a = bs;
+    ${withDst ? 'var d = bd;' : ''}
+    for (var j = 0u; j < p.len; j++) {
+      ${body}
+      k += 1u;
+      a += ${el('rt', nr - 1)};
+      ${withDst ? `d += ${el('rd', nr - 1)};` : ''}
+      if (k == ${el('rs', nr - 1)}) {
+        k = 0u;
+        a = bs + r_addr(j + 1u);
+        ${withDst ? 'd = bd + rd_addr(j + 1u);' : ''}
+      }
+    }
+  }`;
+  const code = /* wgsl */ `${inType === 'f16' || gType === 'f16' ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
+@group(0) @binding(1) var<storage, read> best: array<${WGSL_STORAGE[inType]}>;
+@group(0) @binding(2) var<storage, read> g: array<${WGSL_STORAGE[gType]}>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+${GRAD_PARAMS_WGSL}
+@group(0) @binding(4) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+${addrFn('k_addr', nk, 'ks', 'kt')}
+${addrFn('kd_addr', nk, 'ks', 'kd')}
+${addrFn('r_addr', nr, 'rs', 'rt')}
+${addrFn('rd_addr', nr, 'rs', 'rd')}
+@compute @workgroup_size(${WG_COL})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let o = linear_workgroup(wid, nwg) * ${WG_COL}u + lid;
+  if (o >= p.n_out) { return; }
+  let bs = p.src_off + k_addr(o);
+  let bd = kd_addr(o);
+  let b = f32(best[p.best_off + o]);
+  var cnt = 0u;
+  ${walk('if (f32(src[a]) == b) { cnt += 1u; }', false)}
+  // (g / count) * mask, the arithmetic of the unfused form: a NaN extremum (count 0) gives NaN.
+  let share = f32(g[p.g_off + o]) / f32(cnt);
+  ${walk('dst[d] = share * select(0.0, 1.0, f32(src[a]) == b);', true)}
+}`;
+  def = { key, code, bindings: ['read', 'read', 'read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/**
+ * Gradient of max/min over `axes` of the view (`shape`, `strides`, `srcOffset`) of `src`: each
+ * element equal to its group's extremum gets g / (number of such elements), others 0 (PyTorch's
+ * amax/amin rule). `best` holds the forward result and `g` the upstream gradient, both dense over
+ * the kept dims (from `bestOffset` / `gOffset`); `dst` (f32) is dense with `shape`, from 0.
+ */
+export function launchExtremumGrad(
+  src: GPUBuffer,
+  srcOffset: number,
+  inType: DType,
+  shape: readonly number[],
+  strides: readonly number[],
+  axes: readonly number[],
+  best: GPUBuffer,
+  bestOffset: number,
+  g: GPUBuffer,
+  gOffset: number,
+  gType: DType,
+  dst: GPUBuffer,
+): void {
+  const dense: number[] = [];
+  for (let i = shape.length - 1, s = 1; i >= 0; i--) {
+    dense[i] = s;
+    s *= shape[i]!;
+  }
+  const keptDims = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const k = coalesceMany(keptDims.map((i) => shape[i]!), [keptDims.map((i) => strides[i]!), keptDims.map((i) => dense[i]!)]);
+  const order = [...axes].sort((a, b) => strides[b]! - strides[a]! || a - b);
+  let r = coalesceMany(order.map((i) => shape[i]!), [order.map((i) => strides[i]!), order.map((i) => dense[i]!)]);
+  if (r.shape.length === 0) r = { shape: [1], strides: [[0], [0]] };
+  if (k.shape.length > MAX_DIMS || r.shape.length > MAX_DIMS) {
+    throw new Error(`max/min backward: at most ${MAX_DIMS} kept and ${MAX_DIMS} reduced dims after merging, got ${k.shape.length} and ${r.shape.length}`);
+  }
+  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const len = r.shape.reduce((a, b) => a * b, 1);
+  if (nOut === 0 || len === 0) return;
+  const p = new Params(56)
+    .u(nOut, len, srcOffset, bestOffset, gOffset, 0, 0, 0)
+    .uArray(k.shape, MAX_DIMS)
+    .uArray(k.strides[0]!, MAX_DIMS)
+    .uArray(k.strides[1]!, MAX_DIMS)
+    .uArray(r.shape, MAX_DIMS)
+    .uArray(r.strides[0]!, MAX_DIMS)
+    .uArray(r.strides[1]!, MAX_DIMS);
+  rt().dispatch(gradKernel(inType, gType, k.shape.length, r.shape.length), [src, best, g, dst], p.bytes(), Math.ceil(nOut / WG_COL));
 }

@@ -1,12 +1,13 @@
 // Reductions over any set of axes: sum, mean, max, min, prod (values), plus var/std built from
-// them. The reduced axes are permuted last; the kernel reduces contiguous rows.
+// them. kernels/reduce.ts reads the input view through its strides (kept dims, reduced dims), so
+// reductions over leading or middle dims cost no copy.
 import { record } from '../autograd';
 import { type DType, isFloat } from '../dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { launchRowReduce, type ReduceOp } from '../../kernels/reduce';
+import { extremumGradFused, launchExtremumGrad, launchReduce, type ReduceOp } from '../../kernels/reduce';
 import { numelOf } from '../../kernels/elementwise/map';
 import { expand, installSumToShape, reshape } from './view';
-import { eq, mapRaw, mul, mulScalar, sub, div, square, sqrt, where } from './elementwise';
+import { eq, mapRaw, mulScalar, sub, square, sqrt, where } from './elementwise';
 
 export interface ReduceOptions {
   keepdim?: boolean;
@@ -26,18 +27,14 @@ function keptShape(t: Tensor, axes: number[], keepdim: boolean): number[] {
 /** Forward without autograd: reduce `axes` of `t` with `op`, result of dtype `outType`. */
 function reduceRaw(op: ReduceOp, t: Tensor, axes: number[], keepdim: boolean, outType: DType, scale = 1): Tensor {
   const keptDims = t.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  const perm = [...keptDims, ...axes];
-  const rows = numelOf(keptDims.map((i) => t.shape[i]!));
-  const len = numelOf(axes.map((i) => t.shape[i]!));
-  const permuted = t.viewAs(perm.map((i) => t.shape[i]!), perm.map((i) => t.strides[i]!), t.offset);
-  const src = permuted.isContiguous() ? permuted : contiguousCopy(permuted);
   const out = empty(keptShape(t, axes, keepdim), outType);
-  if (rows > 0) {
-    if (len === 0) throw new Error(`${op}: reduction over an empty dimension of [${t.shape}]`);
-    launchRowReduce(op, src.buffer, src.offset, t.dtype, out.buffer, outType, rows, len, scale);
+  if (out.numel > 0) {
+    if (axes.some((i) => t.shape[i] === 0)) throw new Error(`${op}: reduction over an empty dimension of [${t.shape}]`);
+    // The kernel reads the view through its strides: no permute + copy whichever dims are reduced.
+    const kept = { shape: keptDims.map((i) => t.shape[i]!), strides: keptDims.map((i) => t.strides[i]!) };
+    const reduced = { shape: axes.map((i) => t.shape[i]!), strides: axes.map((i) => t.strides[i]!) };
+    launchReduce(op, t.buffer, t.offset, t.dtype, kept, reduced, out.buffer, outType, scale);
   }
-  if (src !== permuted) src.dispose();
-  permuted.dispose();
   return out;
 }
 
@@ -94,11 +91,24 @@ function extremum(op: 'max' | 'min', t: Tensor, axes: number | readonly number[]
   const out = reduceRaw(op, t, ax, keepdim, t.dtype);
   // The gradient is shared equally among tied maxima (PyTorch's amax/amin rule).
   return record(out, op, [t], (g) => {
+    if (isFloat(t.dtype) && extremumGradFused(t.shape, t.strides, ax)) {
+      // One kernel per output group (count the ties, then write the shares): no mask tensor.
+      const gc = g.isContiguous() ? g : contiguousCopy(g);
+      const grad = empty(t.shape, 'f32');
+      launchExtremumGrad(t.buffer, t.offset, t.dtype, t.shape, t.strides, ax, out.buffer, out.offset, gc.buffer, gc.offset, gc.dtype, grad.buffer);
+      if (gc !== g) gc.dispose();
+      return [grad];
+    }
     const shape = keptShape(t, ax, true);
-    const mask = eq(t, expand(reshape(out, shape), t.shape));
+    const best = reshape(out, shape);
+    const mask = eq(t, expand(best, t.shape));
     const count = reduceRaw('sum', mask, ax, true, 'f32');
-    const share = div(reshape(g, shape), count);
-    return [mul(expand(share, t.shape), mask)];
+    // (g / count) * mask in one pass; the same arithmetic as the unfused form, so a NaN extremum
+    // (count 0) still gives NaN, as PyTorch's amax backward does.
+    const grad = mapRaw('extremum_bw', '(z / w) * select(0.0, 1.0, x == y)', [t, best, reshape(g, shape), count], t.shape, 'f32', 'f32');
+    mask.dispose();
+    count.dispose();
+    return [grad];
   });
 }
 
