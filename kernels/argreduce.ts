@@ -3,8 +3,14 @@
 // then a shared-memory tree combines them. The combine prefers the lower index on equal values, so
 // ties give the first index (as PyTorch), and NaN counts as the extreme (PyTorch returns the first
 // NaN's index) — tested by the bits, since compilers may fold `v != v` away.
+// A column form reads any strided view: one invocation per output walks the reduced dim in order
+// (the first best stays), consecutive invocations being consecutive outputs (coalesced along the
+// inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
+// reduction on software adapters (where the 256-thread tree costs far more than a walk).
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { coalesce, type Dims, forcedReduceLayout } from './reduce';
+import { isSoftwareAdapter } from './matmul';
 
 const WG = 256;
 export type ArgOp = 'argmax' | 'argmin';
@@ -72,4 +78,78 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export function launchArgReduce(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, rows: number, len: number): void {
   const p = new Params(4).u(rows, len, srcOffset, 0);
   rt().dispatch(kernel(op, inType), [src, dst], p.bytes(), rows);
+}
+
+const WG_COL = 64;
+const MAX_DIMS = 8;
+
+function columnKernel(op: ArgOp, inType: DType, nk: number): KernelDef {
+  const key = `argreduce:col:${op}:${inType}:${nk}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const t = WGSL_COMPUTE[inType];
+  const better = op === 'argmax' ? '>' : '<';
+  const isNan = t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false';
+  const el = (arr: string, d: number) => `p.${arr}[${d >> 2}][${d & 3}]`;
+  const decode: string[] = ['  var rem = o;', '  var base = p.src_off;'];
+  for (let d = nk - 1; d > 0; d--) decode.push(`  base += (rem % ${el('ks', d)}) * ${el('kt', d)};`, `  rem = rem / ${el('ks', d)};`);
+  if (nk > 0) decode.push(`  base += rem * ${el('kt', 0)};`);
+  const code = /* wgsl */ `
+${inType === 'f16' ? 'enable f16;' : ''}
+@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
+@group(0) @binding(1) var<storage, read_write> dst: array<i32>;
+struct P { n_out: u32, len: u32, src_off: u32, rstride: u32, ks: array<vec4u, 2>, kt: array<vec4u, 2> }
+@group(0) @binding(2) var<uniform> p: P;
+${WGSL_LINEAR_WORKGROUP}
+fn is_nan(v: ${t}) -> bool { return ${isNan}; }
+@compute @workgroup_size(${WG_COL})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let o = linear_workgroup(wid, nwg) * ${WG_COL}u + lid;
+  if (o >= p.n_out) { return; }
+${decode.join('\n')}
+  var best_v = ${t}(src[base]);
+  var best_i = 0u;
+  var best_nan = is_nan(best_v);
+  var a = base;
+  for (var j = 1u; j < p.len; j++) {
+    a += p.rstride;
+    let v = ${t}(src[a]);
+    // Strictly better only, so the first index stays on ties; the first NaN wins for good.
+    if (!best_nan && (is_nan(v) || v ${better} best_v)) {
+      best_v = v;
+      best_i = j;
+      best_nan = is_nan(v);
+    }
+  }
+  dst[o] = i32(best_i);
+}`;
+  def = { key, code, bindings: ['read', 'rw'], uniform: true };
+  cache.set(key, def);
+  return def;
+}
+
+/**
+ * Whether an arg-reduction of `nOut` outputs over `len` elements takes the column kernel: always
+ * on software adapters; on GPUs when the rows are not dense (or short) and there are enough
+ * outputs to fill the GPU with serial walks — otherwise rows (copied when not dense).
+ */
+export function argReduceColumn(nOut: number, len: number, denseRows: boolean): boolean {
+  const forced = forcedReduceLayout();
+  if (forced) return forced === 'column';
+  if (isSoftwareAdapter()) return true;
+  return (!denseRows || len < 64) && (nOut >= 1024 || len <= 1024);
+}
+
+/**
+ * dst[o] (i32, from element 0) = index along the reduced dim (`len` elements `rstride` apart) of
+ * the max/min of output `o`, whose first element is at `srcOffset` + the kept dims' offset (`kept`
+ * in output order, row-major).
+ */
+export function launchArgReduceStrided(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, kept: Dims, len: number, rstride: number): void {
+  const k = coalesce(kept);
+  if (k.shape.length > MAX_DIMS) throw new Error(`${op}: at most ${MAX_DIMS} kept dims after merging, got ${k.shape.length}`);
+  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  if (nOut === 0) return;
+  const p = new Params(20).u(nOut, len, srcOffset, rstride).uArray(k.shape, MAX_DIMS).uArray(k.strides, MAX_DIMS);
+  rt().dispatch(columnKernel(op, inType, k.shape.length), [src, dst], p.bytes(), Math.ceil(nOut / WG_COL));
 }

@@ -242,9 +242,12 @@ function partialTypeOf(inType: DType): DType {
 
 export type ReduceLayout = 'row' | 'column';
 let forced: ReduceLayout | undefined;
-/** Tests: run every reduction with one kernel shape (undefined: choose per adapter and shape). */
+/** Tests: run every reduction (argmax/argmin too) with one kernel shape (undefined: choose per adapter and shape). */
 export function forceReduceLayout(layout: ReduceLayout | undefined): void {
   forced = layout;
+}
+export function forcedReduceLayout(): ReduceLayout | undefined {
+  return forced;
 }
 
 /**

@@ -1,8 +1,9 @@
 // argmax / argmin over one dim (or over the flattened tensor when dim is omitted), returning i32
 // indices; ties give the first index and NaN counts as the extreme, as in PyTorch. Not
-// differentiable (indices). The dim is permuted last and copied to dense rows when needed.
+// differentiable (indices). Over a dim: read through the strides (column kernel), or as dense
+// rows (copied when needed) where kernels/argreduce.ts prefers rows.
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { launchArgReduce, type ArgOp } from '../../kernels/argreduce';
+import { argReduceColumn, launchArgReduce, launchArgReduceStrided, type ArgOp } from '../../kernels/argreduce';
 import { numelOf } from '../../kernels/elementwise/map';
 
 export interface ArgReduceOptions {
@@ -27,6 +28,14 @@ function argReduce(op: ArgOp, t: Tensor, dim: number | undefined, opts: ArgReduc
     outShape = keepdim ? t.shape.map((n, i) => (i === d ? 1 : n)) : t.shape.filter((_, i) => i !== d);
     const perm = [...t.shape.map((_, i) => i).filter((i) => i !== d), d];
     const p = t.viewAs(perm.map((i) => t.shape[i]!), perm.map((i) => t.strides[i]!), t.offset);
+    if (argReduceColumn(numelOf(outShape), len, p.isContiguous())) {
+      // Read through the strides: no copy for non-innermost dims.
+      p.dispose();
+      const out = empty(outShape, 'i32');
+      const kept = { shape: perm.slice(0, -1).map((i) => t.shape[i]!), strides: perm.slice(0, -1).map((i) => t.strides[i]!) };
+      launchArgReduceStrided(op, t.buffer, t.offset, t.dtype, out.buffer, kept, len, t.strides[d]!);
+      return out;
+    }
     rowsView = p.isContiguous() ? p : contiguousCopy(p);
     if (rowsView !== p) p.dispose();
   }

@@ -232,4 +232,39 @@ describe('reductions over non-innermost dims vs float64', () => {
     const b = await cg.sum(x, [0, 1]).toArray();
     expect(Array.from(a)).toEqual(Array.from(b));
   });
+
+  it('argmax/argmin over middle and leading dims of views, both kernels: first index on ties, first NaN wins', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const argRef = (op: 'argmax' | 'argmin', v: number[]) => {
+      const nan = v.findIndex(Number.isNaN);
+      if (nan >= 0) return nan;
+      let best = 0;
+      for (let i = 1; i < v.length; i++) if (op === 'argmax' ? v[i]! > v[best]! : v[i]! < v[best]!) best = i;
+      return best;
+    };
+    for (const layout of ['row', 'column'] as const) {
+      forceReduceLayout(layout);
+      for (const [shape, dim, view] of [
+        [[4, 9, 5], 1, 'contiguous'],
+        [[9, 3, 2], 0, 'permuted'],
+        [[3, 6, 4], 1, 'sliced'],
+        [[3, 5, 4], 1, 'transposed'],
+      ] as [number[], number, View][]) {
+        await cg.scopeAsync(async () => {
+          // Few distinct values: ties are frequent; one NaN placed after a finite value.
+          const x = randIntHost(rng, shape, -2, 3);
+          x.data[ravelIndex(shape.map((n, i) => (i === dim ? 2 : n - 1)), shape)] = NaN;
+          const xt = uploadView(x, view);
+          for (const op of ['argmax', 'argmin'] as const) {
+            const what = `${op} [${shape}] dim ${dim} ${view} ${layout} (seed ${seed})`;
+            const r = cg[op](xt, dim, { keepdim: true });
+            const ref = reduceHost(x, [dim], (v) => argRef(op, v), true);
+            expect(r.shape, what).toEqual(ref.shape);
+            expect(Array.from(await r.toArray()), what).toEqual(Array.from(ref.data));
+          }
+        });
+      }
+    }
+  });
 });
