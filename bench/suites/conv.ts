@@ -11,6 +11,7 @@
 // full-size warm-up, the peer only on the quick shapes); BENCH_CONV_CASES=a,b shapes whose name
 // contains a or b; BENCH_CONV_ALGOS=gemm1,gemm2 variants timed side by side (interleaved, one
 // sample of each per round; default: the auto choice); BENCH_CONV_PEER=quick|all|none;
+// BENCH_CONV_PEER_MAX_GFLOP=g with PEER=all: the peer only on shapes of at most g forward GFLOP;
 // BENCH_CONV_TM=4|8|16 forces the variant-2 register tile. Every row carries the 1-minute load
 // average (os.loadavg) at the time of the shape.
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
@@ -135,7 +136,7 @@ type Op = (typeof OPS)[number];
 
 function parseAlgos(v: string | undefined): ConvAlgo[] {
   if (!v) return ['auto'];
-  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'gemm3', 'fc'];
+  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'gemm3', 'fc', 'few'];
   const algos = v.split(',').map((a) => a.trim()) as ConvAlgo[];
   for (const a of algos) if (!ok.includes(a)) throw new Error(`BENCH_CONV_ALGOS: unknown algo '${a}', expected some of ${ok.join(', ')}`);
   return algos;
@@ -168,6 +169,9 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
   const algos = parseAlgos(env.BENCH_CONV_ALGOS);
   const peerMode = env.BENCH_CONV_PEER ?? 'quick';
   if (!['quick', 'all', 'none'].includes(peerMode)) throw new Error(`BENCH_CONV_PEER must be quick, all or none, got '${peerMode}'`);
+  // tfjs needs ~6 s per GFLOP of fwd+bwd here: cap its shapes to keep a full run bounded.
+  const peerMaxFlops = env.BENCH_CONV_PEER_MAX_GFLOP ? Number(env.BENCH_CONV_PEER_MAX_GFLOP) * 1e9 : Infinity;
+  if (!(peerMaxFlops > 0)) throw new Error(`BENCH_CONV_PEER_MAX_GFLOP must be a positive number, got '${env.BENCH_CONV_PEER_MAX_GFLOP}'`);
   if (env.BENCH_CONV_TM) overrideV2Rows(Number(env.BENCH_CONV_TM));
   const repeats = ctx.repeats ?? (full ? 1 : 3);
   const peak = await machinePeak();
@@ -186,7 +190,7 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
     for (const a of algos) for (const op of OPS) await sample(op, tinyG, tiny, a);
     disposeAll(tiny);
     const t = tensors(g);
-    const usePeer = peerMode === 'all' || (peerMode === 'quick' && s.quick);
+    const usePeer = (peerMode === 'all' && flops <= peerMaxFlops) || (peerMode === 'quick' && s.quick);
     const peer = usePeer ? await peerRunner(s) : null;
     if (peer) {
       await peer.fwd();

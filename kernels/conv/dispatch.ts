@@ -63,6 +63,8 @@ export function chooseWgrad(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKerne
   if (k === 'fc') return 'gemm2'; // wgrad of an fc is an outer product: the split-K GEMM does it
   if (k && (algo !== 'auto' || usable(k, g))) return k;
   if (fewApplicable(g)) return 'few';
+  // 1×1 maps (eSE fc): the wgrad is an outer product over N ≤ a few images; gemm2 measured 2× gemm3.
+  if (isDepthwise(g) || (g.OH === 1 && g.OW === 1)) return 'gemm2';
   return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 

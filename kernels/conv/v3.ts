@@ -24,6 +24,7 @@
 // The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
 import { Params, type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
 import { hasSubgroups8, isSoftwareAdapter } from '../matmul';
+import { reduceSplits } from './wgrad';
 
 /** Output columns per workgroup (8 lanes × 4). */
 export const PANEL = 32;
@@ -73,6 +74,8 @@ const KB = 32;
  *  lavapipe pays a fixed cost per workgroup (a 64-lane pack with one element per lane spent more
  *  time in workgroup overhead than in copying). */
 const WANT_WG = 16;
+/** GEMM workgroups wanted per wgrad dispatch before its reduction is split. */
+const WANT_GEMM_WG = 32;
 const blockRows = (rows: number, otherWgs: number) => Math.max(1, Math.ceil(rows / Math.max(1, Math.ceil(WANT_WG / otherWgs))));
 
 /** Gather for forward/dgrad: panel columns are output positions (n, a, b) on a GH×GW grid, rows
@@ -271,18 +274,23 @@ function gemmDef(s: GemmSpec): KernelDef {
   GW: i32, GHW: i32, ctot: i32, Hf: i32,
   Wf: i32, sH: i32, sW: i32, oH: i32,
   oW: i32, out_off: i32, b_off: i32, accumulate: i32,
+  kS: i32, sstride: i32, ngroups: i32, _p: i32,
 }
 @group(0) @binding(${cb + 1}) var<uniform> q: Q;
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
-  let g = i32(wid.z);
+  // z = split · groups + g: split sp reduces k in [sp·kS, (sp + 1)·kS) into its own output slice.
+  let g = i32(wid.z) % q.ngroups;
+  let sp = i32(wid.z) / q.ngroups;
+  let kBeg = sp * q.kS;
+  let kEnd = min(q.K4, kBeg + q.kS);
   let pl = i32(wid.y);
   let m0 = i32(wid.x) * ${R};
   let col0 = (q.panel0 + pl) * ${PANEL} + i32(lane) * 4;
-  var bi = (g * q.panels + pl) * q.K4 * 8 + i32(lane);`);
-    for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4;`);
+  var bi = ((g * q.panels + pl) * q.K4 + kBeg) * 8 + i32(lane);`);
+    for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4 + kBeg / 4;`);
     for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
-    L.push('  for (var k = 0; k < q.K4; k += 4) {');
+    L.push('  for (var k = kBeg; k < kEnd; k += 4) {');
     for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
     for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
     L.push('    bi += 32;');
@@ -301,7 +309,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
       L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
       for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
     } else if (s.store === 'wgrad') {
-      L.push('  let base = q.out_off + g * q.Mg * q.NC + col0;');
+      L.push('  let base = q.out_off + sp * q.sstride + g * q.Mg * q.NC + col0;');
       for (let r = 0; r < R; r++) {
         for (let j = 0; j < 4; j++) {
           L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
@@ -443,9 +451,11 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
         .bytes();
       rt().dispatch(im2colDef(), [srcDesc.src, ws], ip, [ceilDiv(a.K4, kb), panels, groups]);
     }
-    const gp = new Params(20)
-      .i(mg, mpad, a.K > 0 ? a.K4 : 0, a.K4 / 4, 0, panels, p0, NC)
+    const k4 = a.K > 0 ? a.K4 : 0;
+    const gp = new Params(24)
+      .i(mg, mpad, k4, a.K4 / 4, 0, panels, p0, NC)
       .i(st.GW, st.GH * st.GW, st.ctot, ph.Hf, ph.Wf, ph.sH, ph.sW, ph.oH, ph.oW, st.outOff, st.bias?.offset ?? 0, 0)
+      .i(k4, 0, groups, 0)
       .bytes();
     rt().dispatch(gd, bufs, gp, [mpad / R, panels, groups]);
   }
@@ -484,6 +494,13 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.v3.panelsT');
   const gd = gemmDef({ rows: R, store: 'wgrad', bias: false, relu: false });
   const tw = tapWords(taps, 'offsets');
+  // Few output tiles (small Og·Cg·KH·KW, e.g. the 3-channel stem): split each chunk's reduction
+  // into S slices written to S partial outputs (summed at the end in a fixed order), so that
+  // there are enough workgroups for every core; each slice keeps ≥ 128 rows.
+  const tiles = (mpad / R) * panels * groups;
+  const S = Math.max(1, Math.min(Math.ceil(WANT_GEMM_WG / tiles), Math.floor(chunkRows / 128)));
+  const count = groups * og * KK;
+  const partial = S > 1 ? rt().pool.acquire(S * count * 4, GPUBufferUsage.STORAGE, 'conv.v3.wgrad.partial') : null;
   let first = true;
   for (let s0 = 0; s0 < dyA.NS4; s0 += chunkRows) {
     const R4 = Math.min(chunkRows, dyA.NS4 - s0);
@@ -494,12 +511,18 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
       .i(...tw)
       .bytes();
     rt().dispatch(im2colTDef(), [s.x, ws], ip, [ceilDiv(R4, rb), panels, groups]);
-    const gp = new Params(20)
+    const kS = Math.ceil(R4 / S / 4) * 4;
+    const gp = new Params(24)
       .i(og, mpad, R4, dyA.NS4 / 4, s0 / 4, panels, 0, KK)
-      .i(0, 0, 0, 0, 0, 0, 0, 0, 0, dwOff, 0, first ? 0 : 1)
+      .i(0, 0, 0, 0, 0, 0, 0, 0, 0, partial ? 0 : dwOff, 0, first ? 0 : 1)
+      .i(kS, count, groups, 0)
       .bytes();
-    rt().dispatch(gd, [dyA.a, ws, dw], gp, [mpad / R, panels, groups]);
+    rt().dispatch(gd, [dyA.a, ws, partial ?? dw], gp, [mpad / R, panels, groups * S]);
     first = false;
+  }
+  if (partial) {
+    reduceSplits(partial, S, count, dw, dwOff);
+    rt().pool.release(partial);
   }
   rt().pool.release(ws);
 }

@@ -3,7 +3,8 @@
 // phase with no taps), dilation, asymmetric padding, groups, 1×1, k2 s2, one and four output
 // channels, channel counts that are not multiples of 4, 8-, 16- and 32-row tiles, output planes whose
 // size is and is not a multiple of 4 (vec4 and scalar stores), inputs that are non-contiguous views
-// or start at an odd offset, and a tiny workspace so every op runs through several chunks.
+// or start at an odd offset, a tiny workspace so every op runs through several chunks, and a
+// wgrad with so few output tiles that its reduction is split into partial sums.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init, narrow, permute, type Tensor } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
@@ -51,6 +52,7 @@ const CASES: Case[] = [
   { name: 'four output channels 3x3, 33 in', xs: [1, 33, 5, 8], ws: [4, 33, 3, 3], o: opt(1, 1, 1) },
   { name: 'k2 s2 (deconv-like), 5 out', xs: [3, 6, 8, 6], ws: [5, 6, 2, 2], o: opt(2, 0, 1) },
   { name: '3x3 stride 2 pad 1 dilation 2, odd plane', xs: [1, 4, 9, 11], ws: [20, 4, 3, 3], o: opt(2, 1, 2) },
+  { name: 'few GEMM tiles (3 in, 6 out): wgrad reduction split into partials', xs: [2, 3, 24, 23], ws: [6, 3, 3, 3], o: opt(1, 1, 1) },
 ];
 
 function data(c: Case, seed: number) {
