@@ -27,7 +27,7 @@ export interface Dims {
 const WG = 256; // row kernel: threads per output
 const WG_COL = 64; // column kernel: outputs per workgroup
 const MAX_DIMS = 8; // per group, after coalescing
-/** Below this reduced length an innermost reduction is cheaper as one invocation per output. */
+/** GPUs: below this reduced length an innermost reduction takes the column kernel (a guess, not measured on a GPU). */
 export const ROW_MIN_LEN = 64;
 // Column split: aim for at least COL_TARGET invocations, chunks of at least COL_MIN_CHUNK elements.
 const COL_TARGET = 8192;
@@ -115,7 +115,7 @@ ${WGSL_NAN}
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
 }
 
-/** The final value: NaN if one was seen (float max/min), times the scale (mean), stored. */
+/** Store `r0` at `target`: NaN if one was seen (float max/min), times the scale (mean). */
 function finish(op: ReduceOp, acc: string, outType: DType, nanFlag: string, target: string): string {
   const nan = acc === 'f32' && (op === 'max' || op === 'min');
   return `var r = r0;
