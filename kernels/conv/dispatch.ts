@@ -1,15 +1,21 @@
 // The conv algorithm chooser: picks a kernel per shape for forward, grad input and grad weight.
 //   forward: depthwise (one input and one output channel per group) → direct kernel (KH·KW MACs
-//            per output, nothing to tile); otherwise implicit GEMM variant 2 (packed weights,
-//            vec4 row loads; 1×1 stride-1 → plain-GEMM specialisation inside it).
-//   dgrad:   depthwise → direct gather kernel; otherwise implicit GEMM variant 2.
-//   wgrad:   split-K implicit GEMM variant 2 always (it also covers depthwise: rows = 1 channel).
+//            per output, nothing to tile); 1×1 convs on 1×1 maps with aligned operands → 'fc';
+//            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
+//            subgroups (lavapipe), else implicit GEMM variant 2.
+//   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; otherwise gemm3 / gemm2 (the
+//            dgrad of a few-output conv has Cg rows: a full GEMM).
+//   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
+//            and depthwise → gemm2; otherwise gemm3 / gemm2.
+// On the CenterMask shapes (bench/README.md, suite conv) gemm3 measured 1.5–5× gemm2 forward and
+// 2–9× on the gradients; 'few' 2–4× gemm3 forward on the 1- and 4-channel FCOS heads.
 // Variants: 'direct' = the readable reference kernels (direct.ts); 'gemm1' = the first implicit
 // GEMMs (implicit-gemm.ts, dgrad.ts, wgrad.ts: scalar row loads); 'gemm2' = the packed-operand
-// GEMMs (forward-v2.ts, dgrad-v2.ts, wgrad-v2.ts); 'gemm' = the current best GEMM (= gemm2).
-// 'fc' = 1×1 convs on 1×1 maps (eSE) as matrix–vector kernels (fc.ts), chosen automatically when
-// the channel count and offsets allow vec4 loads. Tests compare every variant against the direct
-// kernels and the float64 reference.
+// GEMMs (forward-v2.ts, dgrad-v2.ts, wgrad-v2.ts); 'gemm' = gemm2 (the portable GEMM); 'gemm3' =
+// chunked im2col + subgroup-broadcast GEMM (v3.ts, gemm-v3.ts; software adapters with 8-wide
+// subgroups only); 'few' = few-output-channel kernels (few.ts); 'fc' = 1×1 convs on 1×1 maps (eSE)
+// as matrix–vector kernels (fc.ts), chosen automatically when the channel count and offsets allow
+// vec4 loads. Tests compare every variant against the float64 reference (and the direct kernels).
 import { type ConvGeometry } from './geometry';
 import { convDgradDirect, convForwardDirect, convWgradDirect } from './direct';
 import { convForwardGemm } from './implicit-gemm';
@@ -31,8 +37,9 @@ export interface BufRef {
 }
 
 const isDepthwise = (g: ConvGeometry) => g.C === g.groups && g.O === g.groups;
-// CELLGPU_CONV_ALGO (gemm1, gemm2, direct) pins the algorithm chosen for 'auto' (debugging and
-// A/B comparisons of whole models).
+// CELLGPU_CONV_ALGO (direct, gemm1, gemm2, gemm3, few, fc) pins the algorithm chosen for 'auto'
+// (debugging and A/B comparisons of whole models); where the pinned kernel cannot run a shape
+// (gemm3 without subgroups, few on a wide or strided conv, fc off 1×1 maps) auto chooses instead.
 const pinned = (typeof process !== 'undefined' ? process.env.CELLGPU_CONV_ALGO : undefined) as ConvKernel | undefined;
 const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? pinned : algo === 'gemm' ? 'gemm2' : algo);
 /** A pinned kernel that cannot run this shape (adapter or geometry) falls back to the auto choice;
