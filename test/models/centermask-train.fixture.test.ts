@@ -2,8 +2,8 @@
 // and the gradients of the stored parameters. V39 stores d(total)/d(param) including the mask
 // branch; V19slim stores d(FCOS losses)/d(param) and no ROI weights. Tolerances from the fixture
 // README: ~1e-2 relative (to max-abs) for the stem / stage2 gradients (ReLU and max-pool routing
-// flips at near-ties), 2e-3 for the rest of the backbone and the FPN (see gradTolerance), 1e-4
-// for the heads.
+// flips at near-ties), 1e-4 for everything else except the two parameters behind one measured
+// ReLU near-tie in the FCOS head (see gradTolerance).
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, init, type Tensor } from '../../core';
@@ -21,17 +21,22 @@ const CONFIGS = [
   { dir: 'V39', config: 'configs/centermask_lite_V_39_eSE_FPN_ms_4x.yaml', roi: true },
 ];
 
-/** The fixture README's guidance: backbone gradients are rough functions of the weights (ReLU and
- *  max-pool routing flips at near-ties; its float64 recomputation differs from the stored stem
- *  gradient by 1.3e-4, its float32 port by ~4e-3); heads agree to ~1e-6.
- *  Measured here (V39): with the direct conv kernels fpn_output3.bias is 5.8e-6 and
- *  stage5.OSA5_2.ese.fc.bias 2.4e-6 of max-abs; with the GEMM kernels (the default) 1.3e-3 and
- *  4.6e-4, although each conv's forward/dgrad/wgrad agrees with the direct kernel to <= 2e-6 on every
- *  CenterMask shape tried. The cause (suspected: a routing flip downstream of p3) is not found yet,
- *  so FPN and backbone parameters get 2e-3 until it is; heads keep 1e-4. */
-function gradTolerance(name: string): number {
-  if (/stem|stage2/.test(name)) return 2e-2;
-  if (name.startsWith('backbone.')) return 2e-3;
+/** The fixture README's guidance: stem / stage2 gradients are rough functions of the weights
+ *  (ReLU and max-pool routing flips at near-ties; its float32 port is ~4e-3 off there, measured
+ *  here 2.2e-3 .. 5.6e-3 depending on the conv kernels), 1e-4 elsewhere.
+ *  One exception, measured with scripts/dev/grad-diff.ts (V39): the FCOS bbox tower's second
+ *  GN output at p3 [channel 32, y 28, x 35] feeds a ReLU from +7.1e-6 (direct and gemm3 kernels),
+ *  -1.9e-6 (gemm2 + fc kernels) while that GN output's max-abs is 4.6; float64 from the oracle's own
+ *  p3 gives +2.1e-6, and from each run's p3 +9.9e-6 / -4.1e-6, so the sign is set by float32
+ *  rounding in the backbone/FPN (p3 differs from the oracle by ~2.5e-6 of max-abs), not by a
+ *  kernel error (every conv of the graph agrees with the direct kernel to <= 7e-6). When it flips,
+ *  the gradient reaching p3 changes, and with it fpn_output3.bias (1.3e-3 of max-abs) and, via the
+ *  top-down path, stage5.OSA5_2.ese.fc.bias (4.6e-4); letting the gradient through that one element
+ *  brings both back to <= 3.5e-6. Those two get 2e-3; the FCOS heads, ROI heads and p7 do not see
+ *  the flip (<= 1.4e-5 either way) and keep 1e-4. */
+function gradTolerance(model: string, name: string): number {
+  if (/stem|stage2/.test(name)) return 1e-2;
+  if (model === 'V39' && (name === 'backbone.fpn_output3.bias' || name === 'backbone.bottom_up.stage5.OSA5_2.ese.fc.bias')) return 2e-3;
   return 1e-4;
 }
 
@@ -89,7 +94,7 @@ for (const c of CONFIGS) {
         const p = params.get(name);
         expect(p, `parameter ${name}`).toBeDefined();
         expect(p!.grad, `no gradient for ${name}`).not.toBeNull();
-        const tol = gradTolerance(name);
+        const tol = gradTolerance(c.dir, name);
         const { rel, maxAbs } = relToMaxAbs(await p!.grad!.data(), ref.data as Float32Array);
         console.log(`${c.dir} grad ${name}: ${rel.toExponential(2)} of max-abs (tolerance ${tol})`);
         if (!(rel < tol)) failures.push(`${name}: max abs err ${maxAbs}, ${rel} of max-abs (tolerance ${tol})`);
