@@ -125,19 +125,25 @@ export function collapseDims(shape: readonly number[], strides: readonly (readon
 // 1 -> 8 -> 16 -> 32 took a 7.4M-output broadcast multiply 1.2 s -> 232 -> 180 -> 139 ms and a
 // dense copy 850 -> 148 -> 96 -> 105 ms; 64 was within the noise of 32.
 const RUN = 32;
+let vec4Enabled = true;
+/** Dev/bench: turn the vec4 variant off (every launch then takes the scalar run loop). */
+export function setMapVec4(enabled: boolean): void {
+  vec4Enabled = enabled;
+}
 
 // One invocation computes a run of up to RUN consecutive outputs along the innermost (collapsed)
 // dim: its coordinates are decoded once per run (rank - 1 integer divisions, which lavapipe runs
 // per lane on the CPU) and each element then only steps every operand by its inner stride.
 // Internal names carry an m_ prefix so that expressions may use any short name.
-function buildCode(spec: MapSpec, rank: number): string {
+function buildCode(spec: MapSpec, rank: number, vec: VecPlan | null): string {
   const { inputs, out } = spec;
   const k = inputs.length;
   const needF16 = out.dtype === 'f16' || inputs.some((v) => v.dtype === 'f16');
   const lines: string[] = [];
   if (needF16) lines.push('enable f16;');
-  inputs.forEach((v, j) => lines.push(`@group(0) @binding(${j}) var<storage, read> in${j}: array<${WGSL_STORAGE[v.dtype]}>;`));
-  lines.push(`@group(0) @binding(${k}) var<storage, read_write> out: array<${WGSL_STORAGE[out.dtype]}>;`);
+  const elem = (t: string, v: boolean) => (v ? `vec4<${t}>` : t);
+  inputs.forEach((v, j) => lines.push(`@group(0) @binding(${j}) var<storage, read> in${j}: array<${elem(WGSL_STORAGE[v.dtype], !!vec && !vec.broadcast[j])}>;`));
+  lines.push(`@group(0) @binding(${k}) var<storage, read_write> out: array<${elem(WGSL_STORAGE[out.dtype], !!vec)}>;`);
   const kv = Math.max(1, Math.ceil(k / 4));
   lines.push(`struct P {
   runs: u32, inner: u32, out_off: u32, seed: u32,
@@ -174,6 +180,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       lines.push('  }');
     }
   }
+  if (vec) {
+    // Operands with inner stride 0 hold one value per run; the others step one vec4 at a time.
+    inputs.forEach((v, j) => {
+      if (vec.broadcast[j]) lines.push(`  let ${LETTERS[j]} = ${WGSL_COMPUTE[v.dtype]}(in${j}[m_x${j}]);`);
+      else lines.push(`  var m_v${j} = m_x${j} / 4u;`);
+    });
+    lines.push(`  var m_ov = m_o / 4u;
+  let m_end = min(m_c0 + ${RUN}u, p.inner);
+  for (var m_c = m_c0; m_c < m_end; m_c += 4u) {`);
+    inputs.forEach((_, j) => {
+      if (!vec.broadcast[j]) lines.push(`    let m_w${j} = in${j}[m_v${j}];`);
+    });
+    lines.push(`    var m_r: vec4<${WGSL_STORAGE[out.dtype]}>;`);
+    for (let e = 0; e < 4; e++) {
+      const ls = inputs.map((v, j) => (vec.broadcast[j] ? '' : `let ${LETTERS[j]} = ${WGSL_COMPUTE[v.dtype]}(m_w${j}[${e}]); `)).join('');
+      lines.push(`    { ${ls}let i = m_row * p.inner + m_c + ${e}u; m_r[${e}] = ${WGSL_STORAGE[out.dtype]}(${spec.expr}); }`);
+    }
+    lines.push('    out[m_ov] = m_r;\n    m_ov++;');
+    inputs.forEach((_, j) => {
+      if (!vec.broadcast[j]) lines.push(`    m_v${j}++;`);
+    });
+    lines.push('  }\n}');
+    return lines.join('\n');
+  }
   lines.push(`  let m_so = ${el('p.out_st', last)};`);
   inputs.forEach((_, j) => lines.push(`  let m_sx${j} = ${inSt(j, last)};`));
   lines.push(`  let m_end = min(m_c0 + ${RUN}u, p.inner);
@@ -185,6 +215,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   inputs.forEach((_, j) => lines.push(`    m_x${j} += m_sx${j};`));
   lines.push('    i++;\n  }\n}');
   return lines.join('\n');
+}
+
+/** Operands read and written as vec4 along the inner dim (4x fewer, wider loads and stores on
+ *  lavapipe); `broadcast[j]`: input j has inner stride 0 (one value per run). */
+export interface VecPlan {
+  broadcast: boolean[];
+}
+
+/** The vec4 plan when no operand is f16, the collapsed inner size is a multiple of 4, the output
+ *  and every other operand step 1 along it (16-byte aligned: offset and outer strides multiples of
+ *  4) or 0 (broadcast along the row: e.g. a per-channel scale); else null. */
+export function vecPlan(views: readonly View[], shape: readonly number[], strides: readonly (readonly number[])[]): VecPlan | null {
+  const r = shape.length;
+  if (shape[r - 1]! % 4 !== 0 || views.some((v) => v.dtype === 'f16')) return null;
+  const aligned = (j: number) => views[j]!.offset % 4 === 0 && strides[j]!.every((st, d) => d === r - 1 || st % 4 === 0);
+  if (strides[0]![r - 1] !== 1 || !aligned(0)) return null;
+  const broadcast: boolean[] = [];
+  for (let j = 1; j < views.length; j++) {
+    const st = strides[j]![r - 1]!;
+    if (st === 0) broadcast.push(true);
+    else if (st === 1 && aligned(j)) broadcast.push(false);
+    else return null;
+  }
+  return { broadcast };
 }
 
 const defCache = new Map<string, KernelDef>();
@@ -200,10 +254,11 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   if (numel === 0) return;
   const c = collapseDims(shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, shape))]);
   const rank = c.shape.length;
-  const key = `map:${spec.name}:${spec.expr}:${inputs.map((v) => v.dtype).join(',')}>${out.dtype}:r${rank}`;
+  const vec = vec4Enabled ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
+  const key = `map:${spec.name}:${spec.expr}:${inputs.map((v) => v.dtype).join(',')}>${out.dtype}:r${rank}${vec ? `v${vec.broadcast.map(Number).join('')}` : ''}`;
   let def = defCache.get(key);
   if (!def) {
-    def = { key, code: buildCode(spec, rank), bindings: [...inputs.map(() => 'read' as const), 'rw'], uniform: true };
+    def = { key, code: buildCode(spec, rank, vec), bindings: [...inputs.map(() => 'read' as const), 'rw'], uniform: true };
     defCache.set(key, def);
   }
   const inner = c.shape[rank - 1]!;

@@ -8,11 +8,13 @@
 //   transposed contiguous() of a [296,128,196] view transposed to [296,196,128]
 //   t-add      a transposed [296,196,128] view + a dense [296,196,128]
 //   relu       relu of a dense [296,128,14,14]
-//   npx tsx scripts/dev/elementwise-timing.ts [--repeats 3] [--cases copy,add,...]
+//   --no-vec4 runs everything on the scalar run loop (the vec4 variant off).
+//   npx tsx scripts/dev/elementwise-timing.ts [--repeats 3] [--cases copy,add,...] [--no-vec4]
 import { loadavg } from 'node:os';
 import { init, rt } from '../../core/runtime';
 import { contiguous, transpose } from '../../core/ops/view';
 import { add, mul, relu } from '../../core/ops/elementwise';
+import { setMapVec4 } from '../../kernels/elementwise/map';
 import { contiguousCopy, randn, scopeAsync, type Tensor } from '../../core/tensor';
 
 const arg = (k: string, d: string): string => {
@@ -37,6 +39,7 @@ const CASES: Record<string, Case> = {
   't-add': { shapes: [[296, 128, 196], [296, 196, 128]], run: ([x, y]) => add(transpose(x!, 1, 2), y!) },
   relu: { shapes: [SAM], run: ([x]) => relu(x!) },
 };
+setMapVec4(!process.argv.includes('--no-vec4'));
 const names = arg('--cases', Object.keys(CASES).join(',')).split(',');
 
 await init();

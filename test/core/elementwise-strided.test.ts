@@ -3,11 +3,12 @@
 // permuted, step-sliced (with offset) or expanded (stride-0) view, through every op class (raw
 // expression using the linear index `i` and scalars, unary, scalar-parameter, binary, where,
 // integer, cast) against float64, outputs written into strided views (untouched elements kept),
-// inner dims that cross the per-invocation run length, and a broadcast backward.
+// inner dims that cross the per-invocation run length, the vec4 path (its choice and its results,
+// aligned and misaligned), and a broadcast backward.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../core';
 import type { DType, Tensor } from '../../core';
-import { collapseDims } from '../../kernels/elementwise/map';
+import { broadcastStrides, collapseDims, vecPlan, type View } from '../../kernels/elementwise/map';
 import { Rng, expectClose, testSeed } from '../util';
 import { numel, stridesOf, unravelIndex } from './reference';
 
@@ -221,5 +222,60 @@ describe('elementwise on strided and broadcast views', () => {
     expectClose(await ta.grad!.data(), gaRef, { atol: 1e-6, rtol: 1e-5, what: `seed ${seed} grad a` });
     expectClose(await tb.grad!.data(), gbRef, { atol: 1e-5, rtol: 1e-5, what: `seed ${seed} grad b` });
     for (const t of [ta, tb, tg, y, ta.grad!, tb.grad!]) t.dispose();
+  });
+});
+
+describe('vec4 path', () => {
+  /** The plan launchMap would use for writing `out` from `inputs`. */
+  const planOf = (out: Tensor, inputs: Tensor[]) => {
+    const c = collapseDims(out.shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, out.shape))]);
+    return vecPlan([out, ...inputs] as View[], c.shape, c.strides);
+  };
+
+  it('is chosen only for aligned rows with inner stride 1 or 0, and gives the same results', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [6, 5, 12];
+    for (const [xOff, outCol, expectVec] of [[4, 4, true], [2, 4, false], [4, 2, false], [0, 0, true]] as const) {
+      // x dense at element offset xOff; y one value per [*,5,*] row (inner stride 0); z a scalar.
+      const x: HView = { base: new Float64Array(xOff + 360).map(() => Math.fround(rng.uniform(-1, 1))), shape, strides: stridesOf(shape), offset: xOff };
+      const y: HView = { base: Float64Array.from([0.5, -1, 2, 0.25, 3].map(Math.fround)), shape: [5, 1], strides: [1, 1], offset: 0 };
+      const z: HView = { base: Float64Array.of(Math.fround(0.3)), shape: [], strides: [], offset: 0 };
+      // Output: columns outCol..outCol+12 of a [30, 16] buffer of sentinels (outer stride 16).
+      const o: HView = { base: new Float64Array(30 * 16).fill(-777), shape, strides: [80, 16, 1], offset: outCol };
+      const [tx, ty, tz] = [toGpu(x), toGpu(y), toGpu(z)];
+      const flat = cg.fromArray(o.base, [o.base.length]);
+      const tout = flat.viewAs(o.shape, o.strides, o.offset);
+      expect(planOf(tout, [tx, ty, tz]) !== null, `xOff ${xOff} outCol ${outCol}`).toBe(expectVec);
+      cg.mapInto('vec_test', 'x * y + z + f32(i) * s0', [tx, ty, tz], tout, 'f32', [1e-3]);
+      const expected = Float64Array.from(o.base);
+      refMap(shape, [x, y, z], ([a, b, c], i) => a! * b! + c! + i * 1e-3).forEach((v, i) => {
+        const [n, h, w] = unravelIndex(i, shape);
+        expected[outCol + n! * 80 + h! * 16 + w!] = v;
+      });
+      expectClose(await flat.data(), expected, { atol: 1e-5, rtol: 1e-6, what: `seed ${seed} xOff ${xOff} outCol ${outCol}` });
+      for (const t of [tx, ty, tz, flat, tout]) t.dispose();
+    }
+  });
+
+  it('integer and bool outputs, a row broadcast over rows, a misaligned outer stride', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const a: HView = { base: Float64Array.from({ length: 24 }, () => rng.int(-9, 9)), shape: [3, 8], strides: [8, 1], offset: 0 };
+    const b: HView = { base: Float64Array.from({ length: 8 }, () => rng.int(-9, 9)), shape: [8], strides: [1], offset: 0 };
+    const [ta, tb] = [toGpu(a, 'i32'), toGpu(b, 'i32')];
+    const sum = cg.add(ta, tb);
+    expect(planOf(sum, [ta, tb])).toEqual({ broadcast: [false, false] });
+    expect(Array.from(await sum.data())).toEqual(Array.from(refMap([3, 8], [a, b], ([x, y]) => x! + y!)));
+    const cmp = cg.gt(ta, tb);
+    expect(cmp.dtype).toBe('bool');
+    expect(Array.from(await cmp.data())).toEqual(Array.from(refMap([3, 8], [a, b], ([x, y]) => (x! > y! ? 1 : 0))));
+    // Columns 0..8 of a [5,10] f32 buffer: outer stride 10 is not 16-byte aligned, scalar path.
+    const w: HView = { base: Float64Array.from({ length: 50 }, () => Math.fround(rng.uniform(-1, 1))), shape: [5, 8], strides: [10, 1], offset: 0 };
+    const tw = toGpu(w);
+    const r = cg.relu(tw);
+    expect(planOf(r, [tw])).toBeNull();
+    expectClose(await r.data(), refMap([5, 8], [w], ([v]) => Math.max(v!, 0)), { atol: 0, rtol: 0, what: `seed ${seed}` });
+    for (const t of [ta, tb, sum, cmp, tw, r]) t.dispose();
   });
 });
