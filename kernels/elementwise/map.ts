@@ -3,8 +3,9 @@
 // template covers unary and binary ops, fused chains, casts, strided copies (contiguous(), concat,
 // pad, slice backward), fills and RNG. The host first collapses the dims (collapseDims), so most
 // broadcasts run at rank 2-3 and dense ops at rank 1; the kernel is specialised on the operand
-// dtypes and that collapsed rank (at most 8 variants per expression; sizes and strides stay in the
-// uniform block, so new shapes add no pipelines).
+// dtypes, that collapsed rank and, where every operand is 16-byte aligned with inner stride 1 or
+// 0, a vec4 variant (see vecPlan); sizes and strides stay in the uniform block, so new shapes add
+// no pipelines. `i` is the row-major linear output index, as before collapsing.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../core/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
 
