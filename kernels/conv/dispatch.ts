@@ -3,8 +3,9 @@
 //            per output, nothing to tile); 1×1 convs on 1×1 maps with aligned operands → 'fc';
 //            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
 //            subgroups (lavapipe), else implicit GEMM variant 2.
-//   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; otherwise gemm3 / gemm2 (the
-//            dgrad of a few-output conv has Cg rows: a full GEMM).
+//   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels on tiny
+//            maps (N·H·W ≤ 128) → 'few'; otherwise gemm3 / gemm2 (the dgrad of a few-output conv
+//            has Cg rows: a full GEMM).
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask shapes (bench/README.md, suite conv) gemm3 measured 1.5–5× gemm2 forward and
@@ -26,7 +27,7 @@ import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
 import { convDgradFc, convForwardFc, fcApplicable } from './fc';
 import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
-import { convForwardFew, convWgradFew, fewApplicable } from './few';
+import { convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
 
 export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
 export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
@@ -58,10 +59,12 @@ export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets:
 
 export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
   const k = resolve(algo);
-  if (k === 'few') return v3Applicable(g) ? 'gemm3' : 'gemm2'; // dgrad of a few-channel conv has Cg rows: a full GEMM
   if (k && (algo !== 'auto' || usable(k, g))) return k;
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
+  // Few output channels on tiny maps (FCOS heads at 8² and 4²): one dispatch without packs beats
+  // gemm3's three (0.5 vs 1.0 ms at 4²); from 16² on gemm3 is 1–3× faster.
+  if (fewApplicable(g) && g.N * g.H * g.W <= 128) return 'few';
   return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 
@@ -85,7 +88,7 @@ export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef 
 /** dx [N,C,H,W] = ∂conv/∂x applied to dy [N,O,OH,OW]. */
 export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, algo: ConvAlgo = 'auto'): void {
   const k = chooseDgrad(g, algo, [w.offset]);
-  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : k === 'fc' ? convDgradFc : k === 'gemm3' ? convDgradGemmV3 : convDgradGemmV2;
+  const run = k === 'direct' ? convDgradDirect : k === 'gemm1' ? convDgradGemm : k === 'fc' ? convDgradFc : k === 'gemm3' ? convDgradGemmV3 : k === 'few' ? convDgradFew : convDgradGemmV2;
   run(g, dy.buffer, dy.offset, w.buffer, w.offset, dx.buffer, dx.offset);
 }
 

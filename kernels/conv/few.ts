@@ -8,6 +8,9 @@
 // perf-anchors §5). Needs 8-wide subgroups (lavapipe); groups = 1, stride 1, dilation 1.
 //   forward  lane = (n, TH output rows, 4 output columns) × all Og channels:
 //            y[n, o, oh, ow] = Σ_(c, kh, kw) W[o, c, kh, kw] · x[n, c, oh − ph + kh, ow − pw + kw]
+//   dgrad    lane = one input channel × TH rows × 4 columns of dx, its O·KH·KW weights in registers
+//            (one dispatch, no packs: for the tiny FCOS maps; larger ones go to gemm3):
+//            dx[n, c, ih, iw] = Σ_(o, kh, kw) W[o, c, kh, kw] · dy[n, o, ih + ph − kh, iw + pw − kw]
 //   wgrad    lane = (c, kh) × all KW taps × all Og channels, looping over (n, oh, 4 columns), the
 //            rows split into chunks reduced in a fixed order (deterministic):
 //            dW[o, c, kh, kw] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, c, oh − ph + kh, ow − pw + kw]
@@ -207,4 +210,85 @@ export function convWgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: G
   rt().dispatch(def, [dy, x, partial], packConvParams(g, { x: xOff, y: dyOff }, [laneTiles, rowsPerChunk, 0]), laneTiles * splits);
   reduceSplits(partial, splits, count, dw, dwOff);
   rt().pool.release(partial);
+}
+
+function dgradDef(O: number, KH: number, KW: number): KernelDef {
+  const key = `conv.few.dgrad:o${O}:k${KH}x${KW}`;
+  let d = cache.get(key);
+  if (d) return d;
+  const SEG = KW + 3;
+  const ROWS = TH + KH - 1;
+  const L: string[] = [];
+  L.push(`@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${WGSL_CONV_PARAMS}
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = i32(wid.x + wid.y * nwg.x);
+  let cTiles = p.e0;
+  let tpw = p.e1;                 // spatial tiles per workgroup
+  let c = (t % cTiles) * 8 + i32(lid);
+  let sp0 = (t / cTiles) * tpw;
+  let cc = min(c, p.C - 1);
+  let QW = (p.W + 3) / 4;
+  let QH = (p.H + ${TH - 1}) / ${TH};
+  let total = p.N * QH * QW;
+  let sp1 = min(sp0 + tpw, total);
+  let KHW = p.KH * p.KW;
+  let OHW = p.OH * p.OW;`);
+  // This lane's weights W[o, cc, kh, kw], kept in registers for all its tiles.
+  for (let o = 0; o < O; o++) for (let e = 0; e < KH * KW; e++) L.push(`  let w${o}_${e} = w[i32(p.w_off) + (${o} * p.C + cc) * KHW + ${e}];`);
+  L.push(`  for (var sp = sp0; sp < sp1; sp++) {
+    let n = sp / (QH * QW);
+    let rq = sp - n * QH * QW;
+    let ih0 = (rq / QW) * ${TH};
+    let iw0 = (rq % QW) * 4;`);
+  for (let r = 0; r < ROWS; r++) L.push(`    let oh${r} = ih0 + p.ph - ${KH - 1} + ${r};\n    let rok${r} = oh${r} >= 0 && oh${r} < p.OH;\n    let ro${r} = select(0, oh${r} * p.OW, rok${r});`);
+  for (let q = 0; q < SEG; q++) L.push(`    let ow${q} = iw0 + p.pw - ${KW - 1} + ${q};\n    let cok${q} = ow${q} >= 0 && ow${q} < p.OW;\n    let co${q} = select(0, ow${q}, cok${q});`);
+  for (let tt = 0; tt < TH; tt++) L.push(`    var acc${tt} = vec4f(0.0);`);
+  for (let o = 0; o < O; o++) {
+    L.push(`    {\n      let yo = i32(p.y_off) + (n * p.O + ${o}) * OHW;`);
+    for (let r = 0; r < ROWS; r++) {
+      L.push('      {');
+      for (let q = 0; q < SEG; q++) L.push(`        let s${q} = select(0.0, dy[yo + ro${r} + co${q}], rok${r} && cok${q});`);
+      // dx column j under tap kw reads dy column q = j − kw + KW − 1; dx row tt under kh reads row r = tt − kh + KH − 1.
+      for (let kw = 0; kw < KW; kw++) {
+        const q0 = KW - 1 - kw;
+        L.push(`        let b${kw} = vec4f(s${q0}, s${q0 + 1}, s${q0 + 2}, s${q0 + 3});`);
+      }
+      for (let tt = 0; tt < TH; tt++) {
+        const kh = tt + KH - 1 - r;
+        if (kh < 0 || kh >= KH) continue;
+        for (let kw = 0; kw < KW; kw++) L.push(`        acc${tt} = fma(vec4f(w${o}_${kh * KW + kw}), b${kw}, acc${tt});`);
+      }
+      L.push('      }');
+    }
+    L.push('    }');
+  }
+  L.push('    if (c < p.C) {');
+  for (let tt = 0; tt < TH; tt++) {
+    for (let j = 0; j < 4; j++) {
+      L.push(`      if (ih0 + ${tt} < p.H && iw0 + ${j} < p.W) { dx[i32(p.x_off) + ((n * p.C + c) * p.H + ih0 + ${tt}) * p.W + iw0 + ${j}] = acc${tt}.${X[j]}; }`);
+    }
+  }
+  L.push('    }\n  }\n}');
+  d = { key, code: L.join('\n'), bindings: ['read', 'read', 'rw'], uniform: true };
+  cache.set(key, d);
+  return d;
+}
+
+/** dx[N, C, H, W] from dy and w for ≤ 4 output channels: one dispatch, no packing (the small FCOS
+ *  heads spent more in the packs and launches of a GEMM than in arithmetic). Lane = one input
+ *  channel × 2 rows × 4 columns of dx, its O·KH·KW weights in registers. */
+export function convDgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+  check('dgrad', g);
+  const cTiles = Math.ceil(g.C / 8);
+  const tiles = g.N * Math.ceil(g.H / TH) * Math.ceil(g.W / 4);
+  // A few spatial tiles per workgroup: enough workgroups for every core, few enough that the
+  // per-workgroup cost stays small.
+  const tpw = Math.max(1, Math.ceil((tiles * cTiles) / TARGET_WORKGROUPS));
+  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff }, [cTiles, tpw]);
+  rt().dispatch(dgradDef(g.O, g.KH, g.KW), [dy, w, dx], params, cTiles * Math.ceil(tiles / tpw));
 }

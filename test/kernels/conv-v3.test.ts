@@ -145,11 +145,13 @@ const FEW: Case[] = [
   { name: 'few: 3 out 5x3, pad [2,0], SAM-like 2 in', xs: [2, 2, 7, 10], ws: [3, 2, 5, 3], o: opt(1, [2, 0], 1) },
 ];
 
-describe('few-output-channel kernels (few.ts) vs float64 reference', () => {
-  it('auto picks few for forward and wgrad, gemm3 for dgrad', () => {
+describe('few-output-channel kernels (few.ts: forward, dgrad, wgrad) vs float64 reference', () => {
+  it('auto picks few for forward and wgrad, for dgrad only on tiny maps (else gemm3)', () => {
     if (!available) return;
     const geo = convGeometry('t', FEW[0]!.xs, FEW[0]!.ws, FEW[0]!.o);
-    expect([chooseForward(geo, 'auto', [0, 0]), chooseDgrad(geo, 'auto', [0]), chooseWgrad(geo, 'auto')]).toEqual(['few', 'gemm3', 'few']);
+    expect([chooseForward(geo, 'auto', [0, 0]), chooseDgrad(geo, 'auto', [0]), chooseWgrad(geo, 'auto')]).toEqual(['few', 'few', 'few']);
+    const big = convGeometry('t', [2, 128, 32, 32], [4, 128, 3, 3], opt(1, 1, 1));
+    expect([chooseForward(big, 'auto', [0, 0]), chooseDgrad(big, 'auto', [0]), chooseWgrad(big, 'auto')]).toEqual(['few', 'gemm3', 'few']);
     const strided = convGeometry('t', [1, 4, 9, 9], [2, 4, 3, 3], opt(2, 1, 1));
     expect(chooseForward(strided, 'auto', [0, 0])).not.toBe('few');
   });
