@@ -1,7 +1,7 @@
 // Diagnostic for the CenterMask training-gradient fixture (test/models/centermask-train.fixture):
 // where do two conv-kernel choices' training gradients part ways, and why?
 //   npx tsx scripts/dev/grad-diff.ts [V39|V19slim] [--mode ab|single|tie|kernels] [--a ALGO] [--b ALGO]
-//                                    [--direct REGEX] [--no-read] [--sync] [--pass-relu N:I] [--top N]
+//                                    [--direct REGEX] [--no-read] [--sync] [--pass-relu N:I] [--cancel W] [--top N]
 // ALGO (per Conv2d module, default A direct, B auto): auto, direct, gemm2, gemm3, 'gemm2+fc' (the
 //   default before gemm3); --direct REGEX puts the matching modules of B on direct (bisection).
 // --mode ab (default): two training forward+backward passes in one process, A then B. The graph
@@ -14,6 +14,8 @@
 //   (FCOS bbox tower, 2nd GN -> ReLU, level p3, flat index I, default 42115 = channel 32, y 28,
 //   x 35): that pre-ReLU value in float32 from runs A and B, and recomputed in float64 from each
 //   run's p3 and from the oracle's stored p3 (fixture features.safetensors fpn.p3).
+// --mode ties: every element of both FCOS towers' GN outputs at p3..p7 whose sign (= ReLU
+//   decision) differs between run B's float32 and float64 recomputed from the oracle's stored pX.
 // --mode kernels: one pass; at every conv2d node the forward, grad input and grad weight are
 //   recomputed with the direct kernels on exactly the inputs the default kernels saw.
 // What it found (V39, 2026-11-26): the gemm2(+fc) kernels agree with direct to <= 7e-6 of max-abs
@@ -21,6 +23,10 @@
 // on stage5.OSA5_2.ese.fc.bias come from ONE ReLU near-tie: bbox tower GN(4) output at p3
 // [32, 28, 35] is +7.1e-6 (auto/gemm3), -1.9e-6 (gemm2+fc), float64 from the oracle's p3 +2.1e-6
 // (GN output max-abs 4.59); --pass-relu 304:42115 on gemm2+fc brings both to <= 3.5e-6.
+// V19slim: fpn_output3.bias 2.5e-5 and stage5.OSA5_1.ese.fc.bias 2.3e-5 with every kernel family
+// (auto, gemm2+fc, direct), so not a kernel effect; --mode ties finds one tower ReLU decision at
+// p3 (cls_tower.4, flat 96684) opposite to float64-from-the-oracle's-p3, but passing it changes
+// nothing; --cancel gives a cancellation factor of only 2.3 for that bias sum. Cause not found.
 import { readFileSync } from 'node:fs';
 import { add, backward, init, rt, type Tensor } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
@@ -143,13 +149,22 @@ async function runAB(spec: string, tag: string): Promise<Run> {
   }
   // --pass-relu NODE:INDEX: let the gradient through that ReLU element as if its input were > 0
   // (to test whether one flipped decision explains a difference).
-  const pass = opt('--pass-relu')?.split(':').map(Number);
+  // NODE may also be GN_PARAM[@L]: the ReLU after that GN at level p(3+L) (default p3).
+  const pass = opt('--pass-relu')?.split(':');
   if (pass) {
-    const node = order[pass[0]!]!.gradFn!;
-    if (node.name !== 'relu') throw new Error(`--pass-relu: node ${pass[0]} is ${node.name}, not relu`);
+    let at = Number(pass[0]);
+    if (!Number.isInteger(at)) {
+      const [pname, lvl] = pass[0]!.split('@');
+      const gnOut = order.filter((t) => t.gradFn?.name === 'groupNorm' && t.gradFn.inputs.some((x) => paramName.get(x) === pname)).sort((a, b) => b.numel - a.numel)[Number(lvl ?? 0)]; // by size: p3 first
+      at = order.findIndex((t) => t.gradFn?.name === 'relu' && t.gradFn.inputs[0] === gnOut);
+    }
+    const node = order[at]?.gradFn;
+    if (node?.name !== 'relu') throw new Error(`--pass-relu: node ${pass[0]} is ${node?.name}, not relu`);
     const orig = node.backward!;
-    node.backward = (g: Tensor) => [mapRaw('pass_one', `select(x, y, i == ${pass[1]}u)`, [orig(g)[0]!, g], g.shape, 'f32', 'f32')];
+    node.backward = (g: Tensor) => [mapRaw('pass_one', `select(x, y, i == ${Number(pass[1])}u)`, [orig(g)[0]!, g], g.shape, 'f32', 'f32')];
+    console.log(`passing the gradient through element ${pass[1]} of ReLU node ${at} ${run.labels[at]}`);
   }
+  const cancelIdx = order.findIndex((t) => t.gradFn?.name.startsWith('conv2d') && paramName.get(t.gradFn.inputs[1]!) === opt('--cancel'));
   const caps = new Map<number, Tensor>();
   order.forEach((t, i) => {
     const node = t.gradFn;
@@ -170,6 +185,24 @@ async function runAB(spec: string, tag: string): Promise<Run> {
     c?.dispose();
   }
   for (const [n, p] of model.namedParameters()) if (p.grad) run.params.set(n, (await p.grad.data()) as Float32Array);
+  // --cancel CONV_WEIGHT: how much the bias gradient of that conv (a sum of dL/dy over pixels)
+  // cancels: max_c Σ|dL/dy| / max_c |Σ dL/dy| multiplies the per-element relative rounding error.
+  const cancelOf = opt('--cancel');
+  if (cancelOf) {
+    const i = cancelIdx;
+    const g = run.grad[i]!;
+    const [, C, H, W] = order[i]!.shape as number[];
+    let absMax = 0;
+    let sumMax = 0;
+    for (let c = 0; c < C!; c++) {
+      let s = 0;
+      let a = 0;
+      for (let k = 0; k < H! * W!; k++) (s += g[c * H! * W! + k]!), (a += Math.abs(g[c * H! * W! + k]!));
+      absMax = Math.max(absMax, a);
+      sumMax = Math.max(sumMax, Math.abs(s));
+    }
+    console.log(`${cancelOf}: bias gradient max_c |sum| ${sumMax.toExponential(3)}, max_c sum|.| ${absMax.toExponential(3)}: cancellation factor ${(absMax / sumMax).toFixed(1)}`);
+  }
   await printStoredGrads();
   return run;
 }
@@ -282,6 +315,7 @@ async function modeKernels(): Promise<void> {
 
 if (mode === 'kernels') await modeKernels();
 else if (mode === 'tie') await modeTie();
+else if (mode === 'ties') await modeTies();
 else if (mode === 'single') await runAB(algoB, `single (${algoB})`);
 else if (mode === 'ab') await modeAB();
 else throw new Error(`--mode must be ab or kernels, got ${mode}`);
@@ -357,5 +391,54 @@ async function modeTie(): Promise<void> {
     let maxAbs = 0;
     for (const v of gn4All) maxAbs = Math.max(maxAbs, Math.abs(v));
     console.log(`  ${spec}: float32 in the model ${v32} (GN output max-abs ${maxAbs.toFixed(3)}); float64 from this run's p3 ${f64(p3)}; p3 vs oracle ${relToMaxAbs(p3, oracleP3).rel.toExponential(2)} of max-abs`);
+  }
+}
+
+/** Both FCOS towers at p3 in float64 from `p3`: the GN(1) and GN(4) outputs (pre-ReLU). */
+async function towersF64(p3: Float32Array, C: number, H: number, W: number): Promise<Map<string, Float64Array>> {
+  const params = new Map(model.namedParameters());
+  const out = new Map<string, Float64Array>();
+  const all = Array.from({ length: C }, (_, o) => o);
+  const gsz = C / 32;
+  const gn = (planes: Float64Array[], gamma: Float32Array, beta: Float32Array) => {
+    const y = new Float64Array(C * H * W);
+    for (let g = 0; g < 32; g++) {
+      const cs = Array.from({ length: gsz }, (_, k) => g * gsz + k);
+      groupNormF64(cs.map((o) => planes[o]!), cs, gamma, beta).forEach((pl, k) => y.set(pl, cs[k]! * H * W));
+    }
+    return y;
+  };
+  for (const tower of ['cls_tower', 'bbox_tower']) {
+    const P = async (n: string) => (await params.get(`proposal_generator.fcos_head.${tower}.${n}`)!.data()) as Float32Array;
+    const [w0, b0, g1, be1, w3, b3, g4, be4] = await Promise.all(['0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias', '4.weight', '4.bias'].map(P));
+    const n1 = gn(conv3x3F64(Float64Array.from(p3), C, H, W, w0, b0, all), g1!, be1!);
+    const n4 = gn(conv3x3F64(n1.map((v) => Math.max(v, 0)), C, H, W, w3!, b3!, all), g4!, be4!);
+    out.set(`${tower}.1`, n1);
+    out.set(`${tower}.4`, n4);
+  }
+  return out;
+}
+
+async function modeTies(): Promise<void> {
+  const params = new Map(model.namedParameters());
+  const feats = await readTensors(`${root}/${which}/features.safetensors`);
+  for (const [n, m] of convModules) (m.opts as { algo?: string }).algo = algoFor(algoB, n);
+  const { total } = await forwardLoss();
+  const order = graphOrder(total);
+  for (const level of [3, 4, 5, 6, 7]) {
+    const oracle = feats.get(`fpn.p${level}`)!;
+    const [, C, H, W] = oracle.shape as number[];
+    const ref = await towersF64(oracle.data as Float32Array, C!, H!, W!);
+    for (const [key, want] of ref) {
+      const gn = order.find((t) => t.gradFn?.name === 'groupNorm' && t.gradFn.inputs.includes(params.get(`proposal_generator.fcos_head.${key}.weight`)!) && t.shape[2] === H && t.shape[3] === W)!;
+      const got = (await gn.data()) as Float32Array;
+      let maxAbs = 0;
+      for (const v of want) maxAbs = Math.max(maxAbs, Math.abs(v));
+      const flips: string[] = [];
+      for (let i = 0; i < got.length; i++) {
+        if ((got[i]! > 0) !== (want[i]! > 0)) flips.push(`[${i}] = (${Math.floor(i / (H! * W!))}, ${Math.floor((i % (H! * W!)) / W!)}, ${i % W!}): ours ${got[i]}, float64 ${want[i]}`);
+      }
+      console.log(`${which} p${level} ${key} GN output (max-abs ${maxAbs.toFixed(3)}, ours vs float64 ${relToMaxAbs(got, want).rel.toExponential(2)}): ${flips.length} ReLU decisions differ${flips.length ? `: ${flips.slice(0, 8).join('; ')}` : ''}`);
+    }
   }
 }
