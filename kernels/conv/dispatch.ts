@@ -4,8 +4,8 @@
 //            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
 //            subgroups (lavapipe), else implicit GEMM variant 2.
 //   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels on tiny
-//            maps (N·H·W ≤ 128) → 'few'; otherwise gemm3 / gemm2 (the dgrad of a few-output conv
-//            has Cg rows: a full GEMM).
+//            maps (N·H·W ≤ 128) or with ≤ 8 input channels → 'few'; otherwise gemm3 / gemm2 (the
+//            dgrad of a few-output conv has Cg rows: a full GEMM).
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask shapes (bench/README.md, suite conv) gemm3 measured 1.5–5× gemm2 forward and
@@ -62,9 +62,10 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   if (k && (algo !== 'auto' || usable(k, g))) return k;
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
-  // Few output channels on tiny maps (FCOS heads at 8² and 4²): one dispatch without packs beats
-  // gemm3's three (0.5 vs 1.0 ms at 4²); from 16² on gemm3 is 1–3× faster.
-  if (fewApplicable(g) && g.N * g.H * g.W <= 128) return 'few';
+  // Few output channels on tiny maps (FCOS heads at 8² and 4²) or with few input channels (SAM
+  // 2→1, where gemm3's row tile would be mostly padding): one dispatch without packs beats gemm3's
+  // three (0.5 vs 1.0 ms at 4², 3.2 vs 4.3 ms on SAM); from 16² on with 128 channels gemm3 is 1–3× faster.
+  if (fewApplicable(g) && (g.N * g.H * g.W <= 128 || g.C <= 8)) return 'few';
   return v3Applicable(g) ? 'gemm3' : 'gemm2';
 }
 
