@@ -8,8 +8,8 @@
 //            dgrad of a few-output conv has Cg rows: a full GEMM).
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
-// On the CenterMask shapes (bench/README.md, suite conv) gemm3 measured 1.5–5× gemm2 forward and
-// 2–9× on the gradients; 'few' 2–4× gemm3 forward on the 1- and 4-channel FCOS heads.
+// On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 1.9–5.7× gemm2
+// forward and 2.7–6.2× on the gradients; 'few' 3.6× gemm3 forward on FCOS bbox 128→4 @32.
 // Variants: 'direct' = the readable reference kernels (direct.ts); 'gemm1' = the first implicit
 // GEMMs (implicit-gemm.ts, dgrad.ts, wgrad.ts: scalar row loads); 'gemm2' = the packed-operand
 // GEMMs (forward-v2.ts, dgrad-v2.ts, wgrad-v2.ts); 'gemm' = gemm2 (the portable GEMM); 'gemm3' =
