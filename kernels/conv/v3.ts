@@ -7,7 +7,7 @@
 // row across the subgroup with subgroupBroadcast (perf-anchors §5: every storage load is
 // scalarised per lane, so loads per FMA is what bounds throughput). Here a gather kernel writes
 // the im2col matrix straight into that panel layout, a chunk of panels at a time into one pooled
-// workspace (bounded memory; the chunk is re-read by the GEMM while it is still in cache), and
+// workspace (bounded memory, and meant to be re-read by the GEMM while still in cache), and
 // the GEMM below runs 32 rows × 32 columns per 8-lane workgroup (16 or 8 rows when the
 // operand has fewer): each lane holds 32 vec4 accumulators, which spill, but a spill reload is one
 // vector move while every storage load is 8 scalar ones, so 4 A + 4 B loads per 128 vec4 FMAs
@@ -430,7 +430,7 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
   const NC = N * st.GH * st.GW;
   const totalPanels = ceilDiv(NC, PANEL);
   const panelBytes = groups * a.K4 * PANEL * 4;
-  const perChunk = Math.max(1, Math.min(totalPanels, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / panelBytes)));
+  const perChunk = Math.max(1, Math.min(totalPanels, 65535, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / panelBytes)));
   if (panelBytes > MAX_BINDING) throw new Error(`conv v3: one panel needs ${panelBytes} bytes (over 128 MiB)`);
   const ws = rt().pool.acquire(perChunk * panelBytes, GPUBufferUsage.STORAGE, 'conv.v3.panels');
   const dense = st.phase === null;
