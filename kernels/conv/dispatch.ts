@@ -8,8 +8,9 @@
 //            dgrad of a few-output conv has Cg rows: a full GEMM).
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
-// On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 1.9–5.7× gemm2
-// forward and 2.7–6.2× on the gradients; 'few' 3.6× gemm3 forward on FCOS bbox 128→4 @32.
+// On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 2.1–2.5× gemm2
+// forward and 2.6–3.8× on the gradients on a quiet machine (1.9–5.7× / 2.7–6.2× at load 15);
+// 'few' 2× gemm2 forward and 3.6× gemm3 on FCOS bbox 128→4 @32.
 // Variants: 'direct' = the readable reference kernels (direct.ts); 'gemm1' = the first implicit
 // GEMMs (implicit-gemm.ts, dgrad.ts, wgrad.ts: scalar row loads); 'gemm2' = the packed-operand
 // GEMMs (forward-v2.ts, dgrad-v2.ts, wgrad-v2.ts); 'gemm' = gemm2 (the portable GEMM); 'gemm3' =
