@@ -1,7 +1,10 @@
 // Issue 6's overfit test: CenterMask-Lite V-19-slim, randomly initialised, trained with SGD on one
 // small synthetic image with five cells (test/util/overfit.ts says how and why), must bring the
 // total loss down at least 5x within ITERS iterations and then detect every cell with a mask IoU
-// above 0.5. This is the slowest test of the suite (ITERS training steps of the whole model).
+// above 0.5. This is the slowest test of the suite (ITERS training steps of the whole model: about
+// 2.4 s each on a quiet 2-core lavapipe host). At this length the masks are still coarse (mask BCE
+// about 0.5; each cell's IoU is about 0.8, close to what its box alone would give): the test shows
+// that every part trains, not a converged mask head.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../core';
 import { runOverfit, type OverfitResult } from '../util/overfit';
