@@ -14,10 +14,10 @@
 import { add, backward, rt, scopeAsync } from '../../core';
 import { SGD } from '../../core/optim/sgd';
 import { WarmupMultiStepLR } from '../../core/optim/lr-scheduler';
-import { clipGradNorm } from '../../core/optim/clip';
 import { manualSeed } from '../../core/nn/init';
 import { CenterMask, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
+import { buildGradientClipper } from '../../pipeline/train/solver';
 import { makeScene, maskIou, type Cell } from './cell-scene';
 
 // One shape for all five (the classes differ by the body's gray level): the five regression
@@ -79,6 +79,9 @@ export async function runOverfit(o: OverfitOptions): Promise<OverfitResult> {
     // The synthetic gray image's statistics instead of ImageNet's (the model sees unit-scale input).
     'MODEL.PIXEL_MEAN', '[128.0, 128.0, 128.0]',
     'MODEL.PIXEL_STD', '[32.0, 32.0, 32.0]',
+    'SOLVER.CLIP_GRADIENTS.ENABLED', 'True',
+    'SOLVER.CLIP_GRADIENTS.CLIP_TYPE', 'norm',
+    'SOLVER.CLIP_GRADIENTS.CLIP_VALUE', (o.clip ?? 1).toFixed(6),
   ]);
   const model = new CenterMask(cfg);
   model.train();
@@ -86,7 +89,7 @@ export async function runOverfit(o: OverfitOptions): Promise<OverfitResult> {
   const params = model.parameters().filter((p) => p.requiresGrad);
   const opt = new SGD(params, { lr: o.lr, momentum: 0.9 });
   const sched = new WarmupMultiStepLR(opt, { steps: [Math.floor(o.iters * 0.8)], warmupIters: Math.floor(o.iters / 5), warmupFactor: 0.1 });
-  const clip = o.clip ?? 1;
+  const clipGradients = buildGradientClipper(cfg)!;
   const history: Record<string, number>[] = [];
   const t0 = performance.now();
   for (let it = 0; it < o.iters; it++) {
@@ -95,7 +98,7 @@ export async function runOverfit(o: OverfitOptions): Promise<OverfitResult> {
       const total = Object.values(losses).reduce((a, b) => add(a, b));
       opt.zeroGrad();
       backward(total);
-      for (const p of params) if (p.grad) clipGradNorm([p], clip).dispose();
+      clipGradients(params);
       opt.step();
       sched.step();
       const named = Object.entries({ total, ...losses });
