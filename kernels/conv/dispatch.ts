@@ -46,38 +46,38 @@ const pinned = (typeof process !== 'undefined' ? process.env.CELLGPU_CONV_ALGO :
 const resolve = (algo: ConvAlgo): ConvKernel | undefined => (algo === 'auto' ? pinned : algo === 'gemm' ? 'gemm2' : algo);
 /** A pinned kernel that cannot run this shape (adapter or geometry) falls back to the auto choice;
  *  an explicitly requested one throws from the kernel with the reason. */
-const usable = (k: ConvKernel, g: ConvGeometry) => (k === 'gemm3' ? v3Applicable(g) : k === 'few' ? fewApplicable(g) : k !== 'fc');
+const usable = (k: ConvKernel, g: ConvGeometry, op: 'forward' | 'dgrad' | 'wgrad') => (k === 'gemm3' ? v3Applicable(g, op) : k === 'few' ? fewApplicable(g) : k !== 'fc');
 
 /** `offsets`: element offsets of the operands (the fc kernels need them 4-aligned). */
 export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
   const k = resolve(algo);
-  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (k && (algo !== 'auto' || usable(k, g, 'forward'))) return k;
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
   if (fewApplicable(g)) return 'few';
-  return v3Applicable(g) ? 'gemm3' : 'gemm2';
+  return v3Applicable(g, 'forward') ? 'gemm3' : 'gemm2';
 }
 
 export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
   const k = resolve(algo);
-  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (k && (algo !== 'auto' || usable(k, g, 'dgrad'))) return k;
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
   // Few output channels on tiny maps (FCOS heads at 8² and 4²) or with few input channels (SAM
   // 2→1, where gemm3's row tile would be mostly padding): one dispatch without packs beats gemm3's
   // three (0.5 vs 1.0 ms at 4², 3.2 vs 4.3 ms on SAM); from 16² on with 128 channels gemm3 is 1–3× faster.
   if (fewApplicable(g) && (g.N * g.H * g.W <= 128 || g.C <= 8)) return 'few';
-  return v3Applicable(g) ? 'gemm3' : 'gemm2';
+  return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }
 
 export function chooseWgrad(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
   const k = resolve(algo);
   if (k === 'fc') return 'gemm2'; // wgrad of an fc is an outer product: the split-K GEMM does it
-  if (k && (algo !== 'auto' || usable(k, g))) return k;
+  if (k && (algo !== 'auto' || usable(k, g, 'wgrad'))) return k;
   if (fewApplicable(g)) return 'few';
   // 1×1 maps (eSE fc): the wgrad is an outer product over N ≤ a few images; gemm2 measured 2× gemm3.
   if (isDepthwise(g) || (g.OH === 1 && g.OW === 1)) return 'gemm2';
-  return v3Applicable(g) ? 'gemm3' : 'gemm2';
+  return v3Applicable(g, 'wgrad') ? 'gemm3' : 'gemm2';
 }
 
 /** y = conv(x, w) (+ bias) (ReLU): x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW], all contiguous. */

@@ -9,12 +9,24 @@
 //            is one phase with every tap: the convolution of dy with the flipped weight.
 //   wgrad    every tap, columns (c, kh, kw) in dw's own order.
 import { type ConvGeometry } from './geometry';
-import { gatherGemm, MAX_TAPS, packDyRowsV3, packWeightRows, paddedRowsV3, type Tap, v3Available, wgradGemm } from './v3';
+import { gatherGemm, MAX_TAPS, V3_MAX_BINDING, packDyRowsV3, packWeightRows, paddedRowsV3, type Tap, v3Available, wgradGemm } from './v3';
 import { rt } from '../../core/runtime';
 
 /** v3 handles the geometry: the adapter has 8-wide subgroups and the kernel fits the tap table. */
-export function v3Applicable(g: ConvGeometry): boolean {
-  return v3Available() && g.KH * g.KW <= MAX_TAPS;
+/** Whether gemm3 can run `g` (for `op`; 'any' = all three): the packed operands must fit one
+ *  128 MiB binding (weights for forward and dgrad, dy rows for wgrad) and the dy pack's grid. */
+export function v3Applicable(g: ConvGeometry, op: 'forward' | 'dgrad' | 'wgrad' | 'any' = 'any'): boolean {
+  if (!v3Available() || g.KH * g.KW > MAX_TAPS) return false;
+  const T = g.KH * g.KW;
+  const og = g.O / g.groups;
+  const cg = g.C / g.groups;
+  const packBytes = (rows: number, k: number) => g.groups * paddedRowsV3(rows) * Math.max(4, Math.ceil(k / 4) * 4) * 4;
+  if ((op === 'forward' || op === 'any') && packBytes(og, cg * T) > V3_MAX_BINDING) return false;
+  if ((op === 'dgrad' || op === 'any') && packBytes(cg, og * T) > V3_MAX_BINDING) return false;
+  if (op === 'wgrad' || op === 'any') {
+    if (packBytes(og, g.N * g.OH * g.OW) > V3_MAX_BINDING || g.groups * g.N > 65535) return false;
+  }
+  return true;
 }
 
 function check(what: string, g: ConvGeometry): void {

@@ -364,6 +364,7 @@ export const rowsFor = (mg: number): Rows => {
 export const paddedRowsV3 = (mg: number) => Math.ceil(mg / rowsFor(mg)) * rowsFor(mg);
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 const MAX_BINDING = 128 * 1024 * 1024;
+export const V3_MAX_BINDING = MAX_BINDING;
 
 /** Pack weight rows into a pooled A [groups][Mpad][K4] (caller releases). */
 export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number, kAlign = 4): { a: GPUBuffer; K: number; K4: number } {
@@ -372,6 +373,7 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
   // Row length: K rounded up to kAlign (a multiple of 4: whole vec4 loads).
   const K4 = Math.max(kAlign, ceilDiv(K, kAlign) * kAlign);
   const total = groups * mpad * K4;
+  if (total * 4 > MAX_BINDING) throw new Error(`conv v3: packed weights would take ${total * 4} bytes (over 128 MiB; use gemm2)`);
   const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.A');
   const natural = taps.every((t, i) => t.index === i);
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);

@@ -105,6 +105,20 @@ describe('conv GEMM variant 3 vs float64 reference', () => {
     if (!available) expect(chooseForward(geo, 'auto', [0, 0])).not.toBe('gemm3');
     else expect(v3Applicable(geo)).toBe(true);
   });
+  it('auto falls back to gemm2 where a packed operand would not fit one 128 MiB binding', () => {
+    // 4 images of 512² with 64 channels: the wgrad's packed dy rows take 64 x 4·512·512 x 4 B =
+    // 256 MiB, while the forward's and dgrad's packed weights are a few KiB.
+    const big = convGeometry('big', [4, 64, 512, 512], [64, 64, 3, 3], opt(1, 1, 1));
+    expect(chooseWgrad(big)).toBe('gemm2');
+    expect(v3Applicable(big, 'wgrad')).toBe(false);
+    if (!available) return;
+    expect(chooseForward(big, 'auto', [0, 0])).toBe('gemm3');
+    expect(chooseDgrad(big, 'auto', [0, 0])).toBe('gemm3');
+    // Weights of 4096 x 4096 x 3 x 3 pack to 576 MiB: forward and dgrad fall back too.
+    const wide = convGeometry('wide', [1, 4096, 4, 4], [4096, 4096, 3, 3], opt(1, 1, 1));
+    expect(chooseForward(wide, 'auto', [0, 0])).toBe('gemm2');
+    expect(chooseDgrad(wide, 'auto', [0, 0])).toBe('gemm2');
+  });
   for (const c of CASES) it(c.name, async () => {
     if (!available) return;
     await check(c, testSeed());
