@@ -10,6 +10,20 @@ export interface RefConv {
 
 export type Shape4 = [number, number, number, number];
 
+/** Conv options from scalars or pairs, as the test cases write them: opt(stride, padding, dilation, groups). */
+export function opt(s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv {
+  const two = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+  return { stride: two(s), padding: two(p), dilation: two(d), groups };
+}
+
+/** One random-input conv test case: input and weight shapes and the options. */
+export interface ConvCase {
+  name: string;
+  xs: Shape4;
+  ws: Shape4;
+  o: RefConv;
+}
+
 export function outSize(n: number, k: number, s: number, p: number, d: number): number {
   return Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
 }

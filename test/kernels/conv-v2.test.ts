@@ -11,26 +11,14 @@ import { type ConvAlgo, chooseDgrad, chooseForward } from '../../kernels/conv/di
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { Rng, expectClose, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from './conv-reference';
 
 beforeAll(async () => {
   await init();
 });
 afterEach(() => overrideV2Rows(undefined));
 
-const opt = (s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv => ({
-  stride: typeof s === 'number' ? [s, s] : s,
-  padding: typeof p === 'number' ? [p, p] : p,
-  dilation: typeof d === 'number' ? [d, d] : d,
-  groups,
-});
-
-interface Case {
-  name: string;
-  xs: Shape4;
-  ws: Shape4;
-  o: RefConv;
-}
+type Case = ConvCase;
 
 const CASES: Case[] = [
   { name: '3x3 pad 1, 17 out channels, wide interior', xs: [2, 5, 7, 19], ws: [17, 5, 3, 3], o: opt(1, 1, 1) },

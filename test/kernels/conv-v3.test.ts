@@ -13,7 +13,7 @@ import { v3Applicable } from '../../kernels/conv/gemm-v3';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { overrideV3ChunkBytes, overrideV3Rows } from '../../kernels/conv/v3';
 import { Rng, expectClose, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from './conv-reference';
 
 let available = false;
 beforeAll(async () => {
@@ -25,21 +25,7 @@ afterEach(() => {
   overrideV3Rows(undefined);
 });
 
-function opt(s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv {
-  return {
-    stride: typeof s === 'number' ? [s, s] : s,
-    padding: typeof p === 'number' ? [p, p] : p,
-    dilation: typeof d === 'number' ? [d, d] : d,
-    groups,
-  };
-}
-
-interface Case {
-  name: string;
-  xs: Shape4;
-  ws: Shape4;
-  o: RefConv;
-}
+type Case = ConvCase;
 
 const CASES: Case[] = [
   { name: '3x3 pad 1, 17 out (16-row tiles), 5 in', xs: [2, 5, 7, 9], ws: [17, 5, 3, 3], o: opt(1, 1, 1) },

@@ -7,7 +7,7 @@ import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../..
 import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../core/ops/conv';
 import { convGeometry, overrideGemmWorkgroupSize } from '../../kernels/conv/geometry';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4 } from './conv-reference';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt } from './conv-reference';
 
 beforeAll(async () => {
   await init();
@@ -22,13 +22,6 @@ interface Case {
   opts: RefConv;
   bias: boolean;
 }
-
-const opt = (s: number | [number, number], p: number | [number, number], d: number | [number, number], groups = 1): RefConv => ({
-  stride: typeof s === 'number' ? [s, s] : s,
-  padding: typeof p === 'number' ? [p, p] : p,
-  dilation: typeof d === 'number' ? [d, d] : d,
-  groups,
-});
 
 const CASES: Case[] = [
   { name: '3x3 pad 1', xs: [2, 5, 9, 7], ws: [11, 5, 3, 3], opts: opt(1, 1, 1), bias: true },
