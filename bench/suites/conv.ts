@@ -19,7 +19,7 @@
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { machinePeak, median, timeGpu } from '../harness';
 import { init, randn, type Tensor } from '../../core';
-import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { loadavg } from 'node:os';
@@ -144,8 +144,9 @@ async function peerRunner(s: Shape): Promise<PeerRunner | null> {
 }
 
 const OPS = ['fwd', 'dgrad', 'wgrad'] as const;
-/** 'bwd' = dgrad and wgrad recorded back to back with one completion wait, as in a training step
- *  (and as the peer's grads − forward, which holds no wait of its own). */
+/** 'bwd' = both gradients recorded together by conv2dBackwardRaw (what conv2d's autograd backward
+ *  calls: the two kernels back to back, or one fused dispatch for the few-channel shapes) with one
+ *  completion wait, as in a training step. */
 const SAMPLED = [...OPS, 'bwd'] as const;
 type Op = (typeof SAMPLED)[number];
 
@@ -160,8 +161,12 @@ function parseAlgos(v: string | undefined): ConvAlgo[] {
 /** Time one call of `op` for `s` with `algo` (one sample, completion awaited). */
 async function sample(op: Op, g: ConvGeometry, t: { x: Tensor; w: Tensor; dy: Tensor }, algo: ConvAlgo): Promise<number> {
   const fn = () => {
-    if (op === 'fwd' || op === 'bwd') (op === 'fwd' ? conv2dForwardRaw(g, t.x, t.w, null, false, algo) : conv2dDgradRaw(g, t.dy, t.w, algo)).dispose();
-    if (op !== 'fwd') (op === 'dgrad' ? conv2dDgradRaw(g, t.dy, t.w, algo) : conv2dWgradRaw(g, t.dy, t.x, algo)).dispose();
+    if (op === 'bwd') {
+      // Both gradients as the autograd backward records them (one fused dispatch where available).
+      for (const t2 of conv2dBackwardRaw(g, t.dy, t.x, t.w, true, true, algo)) t2?.dispose();
+      return;
+    }
+    (op === 'fwd' ? conv2dForwardRaw(g, t.x, t.w, null, false, algo) : op === 'dgrad' ? conv2dDgradRaw(g, t.dy, t.w, algo) : conv2dWgradRaw(g, t.dy, t.x, algo)).dispose();
   };
   return (await timeGpu(fn, { warmup: 0, repeats: 1, noTimestamps: true })).ms;
 }

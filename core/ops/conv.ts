@@ -6,7 +6,7 @@ import { record } from '../autograd';
 import { contiguousCopy, empty, type Tensor } from '../tensor';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
-import { type ConvAlgo, convDgrad, convForward, convWgrad } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, convBackward, convDgrad, convForward, convWgrad } from '../../kernels/conv/dispatch';
 import { convGeometry, type ConvGeometry, pair, type Pair } from '../../kernels/conv/geometry';
 
 export interface Conv2dOptions {
@@ -66,6 +66,21 @@ export function conv2dWgradRaw(geo: ConvGeometry, dy: Tensor, x: Tensor, algo?: 
   return dw;
 }
 
+/** Both raw gradients of conv from one dy: [dx or null, dw or null]. Recorded together so that
+ *  shapes with a fused backward kernel (few output channels on small maps) launch it once. */
+export function conv2dBackwardRaw(geo: ConvGeometry, dy: Tensor, x: Tensor, w: Tensor, wantDx: boolean, wantDw: boolean, algo?: ConvAlgo): [Tensor | null, Tensor | null] {
+  const gd = dense(dy);
+  const xd = dense(x);
+  const wd = dense(w);
+  const dx = wantDx ? empty([geo.N, geo.C, geo.H, geo.W]) : null;
+  const dw = wantDw ? empty([geo.O, geo.C / geo.groups, geo.KH, geo.KW]) : null;
+  convBackward(geo, gd.t, xd.t, wd.t, dx, dw, algo);
+  gd.done();
+  xd.done();
+  wd.done();
+  return [dx, dw];
+}
+
 /** PyTorch's F.conv2d (+ optional fused ReLU). x [N, C, H, W], w [O, C/groups, KH, KW], b [O]. */
 export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   checkF32('conv2d', x, w, b);
@@ -82,8 +97,7 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOpti
   const inputs = b ? [x, w, b] : [x, w];
   return record(y, relu ? 'conv2d_relu' : 'conv2d', inputs, (g) => {
     const gm = relu ? mapRaw('relu_mask', 'select(0.0, x, y > 0.0)', [g, y], g.shape, 'f32', 'f32') : g;
-    const gx = x.requiresGrad ? conv2dDgradRaw(geo, gm, w, opts.algo) : null;
-    const gw = w.requiresGrad ? conv2dWgradRaw(geo, gm, x, opts.algo) : null;
+    const [gx, gw] = conv2dBackwardRaw(geo, gm, x, w, x.requiresGrad, w.requiresGrad, opts.algo);
     const gb = b?.requiresGrad ? sum(gm, [0, 2, 3]) : null;
     if (gm !== g) gm.dispose();
     return [gx, gw, gb];

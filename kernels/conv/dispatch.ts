@@ -3,9 +3,8 @@
 //            per output, nothing to tile); 1×1 convs on 1×1 maps with aligned operands → 'fc';
 //            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
 //            subgroups (lavapipe), else implicit GEMM variant 2.
-//   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels on tiny
-//            maps (N·H·W ≤ 128) or with ≤ 8 input channels → 'few'; otherwise gemm3 / gemm2 (the
-//            dgrad of a few-output conv has Cg rows: a full GEMM).
+//   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels, stride 1
+//            → 'few'; otherwise gemm3 / gemm2.
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 2.1–2.5× gemm2
@@ -28,7 +27,7 @@ import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
 import { convDgradFc, convForwardFc, fcApplicable } from './fc';
 import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
-import { convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
+import { convBackwardFew, convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
 
 export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
 export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
@@ -63,10 +62,10 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   if (k && (algo !== 'auto' || usable(k, g, 'dgrad'))) return k;
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
-  // Few output channels on tiny maps (FCOS heads at 8² and 4²) or with few input channels (SAM
-  // 2→1, where gemm3's row tile would be mostly padding): one dispatch without packs beats gemm3's
-  // three (0.5 vs 1.0 ms at 4², 3.2 vs 4.3 ms on SAM); from 16² on with 128 channels gemm3 is 1–3× faster.
-  if (fewApplicable(g) && (g.N * g.H * g.W <= 128 || g.C <= 8)) return 'few';
+  // Few output channels: one dispatch without packs, the dy patch broadcast across the 8 channel
+  // lanes; on the FCOS heads from 64² down to 4², the mask predictor and SAM it measured 1.0–2.5×
+  // gemm3 (bench/README.md), and with the few wgrad it fuses into one backward dispatch.
+  if (fewApplicable(g)) return 'few';
   return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }
 
@@ -99,4 +98,15 @@ export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, al
   const k = chooseWgrad(g, algo);
   const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : k === 'few' ? convWgradFew : convWgradGemmV2;
   run(g, dy.buffer, dy.offset, x.buffer, x.offset, dw.buffer, dw.offset);
+}
+
+/** Both gradients: dx and dw from dy (either may be null when not wanted). Where both would use
+ *  the few-channel kernels they run as one fused dispatch (convBackwardFew), else one after the other. */
+export function convBackward(g: ConvGeometry, dy: BufRef, x: BufRef, w: BufRef, dx: BufRef | null, dw: BufRef | null, algo: ConvAlgo = 'auto'): void {
+  if (dx && dw && chooseDgrad(g, algo, [w.offset]) === 'few' && chooseWgrad(g, algo) === 'few') {
+    convBackwardFew(g, dy.buffer, dy.offset, x.buffer, x.offset, w.buffer, w.offset, dx.buffer, dx.offset, dw.buffer, dw.offset);
+    return;
+  }
+  if (dx) convDgrad(g, dy, w, dx, algo);
+  if (dw) convWgrad(g, dy, x, dw, algo);
 }

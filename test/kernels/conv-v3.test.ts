@@ -7,9 +7,10 @@
 // wgrad with so few output tiles that its reduction is split into partial sums.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init, narrow, permute, type Tensor } from '../../core';
-import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { v3Applicable } from '../../kernels/conv/gemm-v3';
+import { rt } from '../../core/runtime';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { overrideV3ChunkBytes, overrideV3Rows } from '../../kernels/conv/v3';
 import { Rng, expectClose, testSeed } from '../util';
@@ -82,7 +83,12 @@ async function check(c: Case, seed: number, view?: 'permuted' | 'offset', algo: 
   expectClose(await conv2dForwardRaw(geo, x, w, b, true, algo).data(), yRef, { ...tol, what: what('y = relu(conv + b)'), shape: ys });
   expectClose(await conv2dForwardRaw(geo, x, w, null, false, algo).data(), conv2dRef(xh, c.xs, wh, c.ws, null, c.o), { ...tol, what: what('y = conv'), shape: ys });
   expectClose(await conv2dDgradRaw(geo, dy, w, algo).data(), ref.gx, { ...tol, what: what('grad x'), shape: c.xs });
-  expectClose(await conv2dWgradRaw(geo, dy, x, algo).data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w'), shape: c.ws });
+  const gwTol = { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4 };
+  expectClose(await conv2dWgradRaw(geo, dy, x, algo).data(), ref.gw, { ...gwTol, what: what('grad w'), shape: c.ws });
+  // Both gradients recorded together (the few kernels fuse them into one dispatch).
+  const [gx, gw] = conv2dBackwardRaw(geo, dy, x, w, true, true, algo);
+  expectClose(await gx!.data(), ref.gx, { ...tol, what: what('grad x (backward pair)'), shape: c.xs });
+  expectClose(await gw!.data(), ref.gw, { ...gwTol, what: what('grad w (backward pair)'), shape: c.ws });
 }
 
 describe('conv GEMM variant 3 vs float64 reference', () => {
@@ -143,21 +149,45 @@ const FEW: Case[] = [
   { name: 'few: 4 out 3x3 (FCOS bbox-like), 33 in, 8-wide plane', xs: [1, 33, 5, 8], ws: [4, 33, 3, 3], o: opt(1, 1, 1) },
   { name: 'few: 1 out 1x1 (mask predictor-like), 12-wide', xs: [3, 10, 5, 12], ws: [1, 10, 1, 1], o: opt(1, 0, 1) },
   { name: 'few: 3 out 5x3, pad [2,0], SAM-like 2 in', xs: [2, 2, 7, 10], ws: [3, 2, 5, 3], o: opt(1, [2, 0], 1) },
+  { name: 'few: 4 out 5x3 (wgrad lanes per (c, kh): O·KH = 20), 11 in', xs: [2, 11, 6, 7], ws: [4, 11, 5, 3], o: opt(1, [2, 1], 1) },
 ];
 
 describe('few-output-channel kernels (few.ts: forward, dgrad, wgrad) vs float64 reference', () => {
-  it('auto picks few for forward and wgrad, for dgrad only on tiny maps (else gemm3)', () => {
+  it('auto picks few for forward, dgrad and wgrad of few-output stride-1 convs, small or large', () => {
     if (!available) return;
     const geo = convGeometry('t', FEW[0]!.xs, FEW[0]!.ws, FEW[0]!.o);
     expect([chooseForward(geo, 'auto', [0, 0]), chooseDgrad(geo, 'auto', [0]), chooseWgrad(geo, 'auto')]).toEqual(['few', 'few', 'few']);
     const big = convGeometry('t', [2, 128, 32, 32], [4, 128, 3, 3], opt(1, 1, 1));
-    expect([chooseForward(big, 'auto', [0, 0]), chooseDgrad(big, 'auto', [0]), chooseWgrad(big, 'auto')]).toEqual(['few', 'gemm3', 'few']);
+    expect([chooseForward(big, 'auto', [0, 0]), chooseDgrad(big, 'auto', [0]), chooseWgrad(big, 'auto')]).toEqual(['few', 'few', 'few']);
     const strided = convGeometry('t', [1, 4, 9, 9], [2, 4, 3, 3], opt(2, 1, 1));
     expect(chooseForward(strided, 'auto', [0, 0])).not.toBe('few');
   });
   for (const c of FEW) it(c.name, async () => {
     if (!available) return;
     await check(c, testSeed(), undefined, 'few');
+  });
+  it('fused few backward: one dispatch, bit-identical to the two separate kernels, with and without a split wgrad', async () => {
+    if (!available) return;
+    // Lanes per (channel, kernel row) or per channel (O·KH ≤ 8, ≥ 8 channels); one row chunk (dw
+    // written directly: 1 dispatch) or split rows (+ the fixed-order reduction: 2 dispatches).
+    const cases: [Case, number][] = [
+      [FEW[1]!, 1],
+      [{ name: 'SAM-like 2 → 1, 16 images', xs: [16, 2, 7, 8], ws: [1, 2, 3, 3], o: opt(1, 1, 1) }, 2],
+      [{ name: 'cls-like 16 → 1 @4', xs: [1, 16, 4, 4], ws: [1, 16, 3, 3], o: opt(1, 1, 1) }, 1],
+      [{ name: 'cls-like 9 → 2, 2 images, odd plane', xs: [2, 9, 7, 9], ws: [2, 9, 3, 3], o: opt(1, 1, 1) }, 2],
+    ];
+    for (const [c, dispatches] of cases) {
+      const { xh, wh, gh, ys } = data(c, testSeed());
+      const geo = convGeometry('test', c.xs, c.ws, c.o);
+      const [x, w, dy] = [fromArray(xh, c.xs), fromArray(wh, c.ws), fromArray(gh, ys)];
+      const before = rt().stats().dispatches;
+      const [gx, gw] = conv2dBackwardRaw(geo, dy, x, w, true, true);
+      expect(rt().stats().dispatches - before, c.name).toBe(dispatches);
+      expect(Array.from(await gx!.data()), c.name).toEqual(Array.from(await conv2dDgradRaw(geo, dy, w, 'few').data()));
+      expect(Array.from(await gw!.data()), c.name).toEqual(Array.from(await conv2dWgradRaw(geo, dy, x, 'few').data()));
+      const ref = conv2dGradRef(xh, c.xs, wh, c.ws, gh, c.o);
+      expectClose(await gw!.data(), ref.gw, { atol: 1e-4, rtol: 1e-4, what: `${c.name} grad w`, shape: c.ws });
+    }
   });
   it('few with non-contiguous and odd-offset inputs', async () => {
     if (!available) return;
