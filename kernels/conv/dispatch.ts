@@ -4,7 +4,7 @@
 //            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
 //            subgroups (lavapipe), else implicit GEMM variant 2.
 //   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels, stride 1
-//            → 'few'; otherwise gemm3 / gemm2.
+//            → 'few'; < 8 input channels per group (the stem) → gemm2; otherwise gemm3 / gemm2.
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 2.1–2.5× gemm2
@@ -66,6 +66,9 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   // lanes; on the FCOS heads from 64² down to 4², the mask predictor and SAM it measured 1.0–2.5×
   // gemm3 (bench/README.md), and with the few wgrad it fuses into one backward dispatch.
   if (fewApplicable(g)) return 'few';
+  // Fewer than 8 input channels per group (the stem's 3 → 64): dx has Cg GEMM rows, which gemm3's
+  // 32-row tile pads ~10×; gemm2's row tile follows Cg. Stem 3 → 64 s2 at 512²: 357 against 636 ms.
+  if (g.C / g.groups < 8) return 'gemm2';
   return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }
 

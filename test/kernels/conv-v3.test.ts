@@ -97,6 +97,12 @@ describe('conv GEMM variant 3 vs float64 reference', () => {
     if (!available) expect(chooseForward(geo, 'auto', [0, 0])).not.toBe('gemm3');
     else expect(v3Applicable(geo)).toBe(true);
   });
+  it('auto: dgrad with fewer than 8 input channels per group (the stem) uses gemm2, whose row tile follows Cg', () => {
+    const stem = convGeometry('stem', [2, 3, 64, 64], [64, 3, 3, 3], opt(2, 1, 1));
+    expect(chooseDgrad(stem, 'auto', [0])).toBe('gemm2');
+    if (!available) return;
+    expect([chooseForward(stem, 'auto', [0, 0]), chooseWgrad(stem, 'auto')]).toEqual(['gemm3', 'gemm3']);
+  });
   it('auto falls back to gemm2 where a packed operand would not fit one 128 MiB binding', () => {
     // 4 images of 512² with 64 channels: the wgrad's packed dy rows take 64 x 4·512·512 x 4 B =
     // 256 MiB, while the forward's and dgrad's packed weights are a few KiB.
