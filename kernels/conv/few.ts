@@ -186,12 +186,40 @@ function wgradFn(O: number, KW: number, vecDy: boolean): string {
   return L.join('\n');
 }
 
+/** WGSL lines shared by the x-row wgrad layouts: accumulators acc{o}_{kh}_{kw} (vec4: 4 columns). */
+function xRowAccumulators(O: number, KH: number, KW: number): string[] {
+  const L: string[] = [];
+  for (let q = 0; q < KW + 3; q++) L.push(`  let qo${q} = ${q} - p.pw;`);
+  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) L.push(`  var acc${o}_${kh}_${kw} = vec4f(0.0);`);
+  return L;
+}
+
+/** The x segment under 4 columns at ow0 (row base xr), multiplied into every (o, kh, kw)
+ *  accumulator by the dy vectors d{o}_{kh}. */
+function xRowFmas(O: number, KH: number, KW: number): string[] {
+  const L: string[] = [];
+  for (let q = 0; q < KW + 3; q++) L.push(`      let iw${q} = ow0 + qo${q};\n      let s${q} = select(0.0, x[xr + clamp(iw${q}, 0, p.W - 1)], iw${q} >= 0 && iw${q} < p.W);`);
+  for (let kw = 0; kw < KW; kw++) {
+    L.push(`      let b${kw} = vec4f(s${kw}, s${kw + 1}, s${kw + 2}, s${kw + 3});`);
+    for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) L.push(`      acc${o}_${kh}_${kw} = fma(d${o}_${kh}, b${kw}, acc${o}_${kh}_${kw});`);
+  }
+  return L;
+}
+
+/** Store channel c's dW (of split s) from the accumulators. */
+function xRowStore(O: number, KH: number, KW: number): string[] {
+  const L = ['  let KK = p.C * p.KH * p.KW;'];
+  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
+    L.push(`  out[p.e2 + (s * p.O + ${o}) * KK + (c * p.KH + ${kh}) * p.KW + ${kw}] = dot(acc${o}_${kh}_${kw}, vec4f(1.0));`);
+  }
+  return L;
+}
+
 /** WGSL function wgrad_wg(t, lane) for O·KH ≤ 16 (FCOS heads, the mask predictor): lane = one
  *  input channel × all (o, kh, kw), looping over rows of x. Each x row segment is loaded once and
  *  used under all KH kernel rows (the (c, kh) lanes of wgradFn load it KH times); the O·KH dy
  *  vectors it meets are loaded by one lane each and broadcast. */
 function wgradByChannelFn(O: number, KH: number, KW: number, vecDy: boolean): string {
-  const SEG = KW + 3;
   const dyLoads = Math.ceil((O * KH) / 8);
   const L: string[] = [];
   L.push(`fn wgrad_wg(t: i32, lane: u32) {
@@ -207,8 +235,7 @@ function wgradByChannelFn(O: number, KH: number, KW: number, vecDy: boolean): st
   for (let j = 0; j < dyLoads; j++) {
     L.push(`  let v${j} = min(${j * 8} + i32(lane), ${O * KH - 1});\n  let ol${j} = v${j} / ${KH};\n  let kl${j} = v${j} % ${KH};`);
   }
-  for (let q = 0; q < SEG; q++) L.push(`  let qo${q} = ${q} - p.pw;`);
-  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) L.push(`  var acc${o}_${kh}_${kw} = vec4f(0.0);`);
+  L.push(...xRowAccumulators(O, KH, KW));
   L.push(`  for (var r = row_start; r < row_end; r++) {
     let n = r / p.H;
     let ih = r - n * p.H;
@@ -225,17 +252,10 @@ function wgradByChannelFn(O: number, KH: number, KW: number, vecDy: boolean): st
       : `      let dl${j} = vec4f(${range(4).map((i) => `select(0.0, dy[yr${j} + min(ow0 + ${i}, p.OW - 1)], rok${j} && ow0 + ${i} < p.OW)`).join(', ')});`);
   }
   for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) L.push(`      let d${o}_${kh} = subgroupBroadcast(dl${(o * KH + kh) >> 3}, ${(o * KH + kh) & 7}u);`);
-  for (let q = 0; q < SEG; q++) L.push(`      let iw${q} = ow0 + qo${q};\n      let s${q} = select(0.0, x[xr + clamp(iw${q}, 0, p.W - 1)], iw${q} >= 0 && iw${q} < p.W);`);
-  for (let kw = 0; kw < KW; kw++) {
-    L.push(`      let b${kw} = vec4f(s${kw}, s${kw + 1}, s${kw + 2}, s${kw + 3});`);
-    for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) L.push(`      acc${o}_${kh}_${kw} = fma(d${o}_${kh}, b${kw}, acc${o}_${kh}_${kw});`);
-  }
+  L.push(...xRowFmas(O, KH, KW));
   L.push('    }\n  }');
   L.push('  if (c >= p.C || row_start >= p.N * p.H) { return; }');
-  L.push('  let KK = p.C * p.KH * p.KW;');
-  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-    L.push(`  out[p.e2 + (s * p.O + ${o}) * KK + (c * p.KH + ${kh}) * p.KW + ${kw}] = dot(acc${o}_${kh}_${kw}, vec4f(1.0));`);
-  }
+  L.push(...xRowStore(O, KH, KW));
   L.push('}');
   return L.join('\n');
 }
@@ -246,7 +266,6 @@ function wgradByChannelFn(O: number, KH: number, KW: number, vecDy: boolean): st
  *  work where per-channel lanes would leave 8 − C idle. Each x row segment serves all KH kernel
  *  rows; the column groups' sums are added with subgroupShuffleXor in a fixed order at the end. */
 function wgradSmallChannelsFn(O: number, KH: number, KW: number, CP: number, vecDy: boolean): string {
-  const SEG = KW + 3;
   const QS = 8 / CP;
   const L: string[] = [];
   L.push(`fn wgrad_wg(t: i32, lane: u32) {
@@ -258,8 +277,7 @@ function wgradSmallChannelsFn(O: number, KH: number, KW: number, CP: number, vec
   let OHW = p.OH * p.OW;
   let row_start = s * p.e4;      // rows of x: (n, ih)
   let row_end = min(row_start + p.e4, p.N * p.H);`);
-  for (let q = 0; q < SEG; q++) L.push(`  let qo${q} = ${q} - p.pw;`);
-  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) L.push(`  var acc${o}_${kh}_${kw} = vec4f(0.0);`);
+  L.push(...xRowAccumulators(O, KH, KW));
   L.push(`  for (var r = row_start; r < row_end; r++) {
     let n = r / p.H;
     let ih = r - n * p.H;
@@ -278,11 +296,7 @@ function wgradSmallChannelsFn(O: number, KH: number, KW: number, CP: number, vec
         : `      let d${o}_${kh} = vec4f(${range(4).map((i) => `select(0.0, dy[${base} + min(ow0 + ${i}, p.OW - 1)], rok${kh} && ow0 + ${i} < p.OW)`).join(', ')});`);
     }
   }
-  for (let q = 0; q < SEG; q++) L.push(`      let iw${q} = ow0 + qo${q};\n      let s${q} = select(0.0, x[xr + clamp(iw${q}, 0, p.W - 1)], iw${q} >= 0 && iw${q} < p.W);`);
-  for (let kw = 0; kw < KW; kw++) {
-    L.push(`      let b${kw} = vec4f(s${kw}, s${kw + 1}, s${kw + 2}, s${kw + 3});`);
-    for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) L.push(`      acc${o}_${kh}_${kw} = fma(d${o}_${kh}, b${kw}, acc${o}_${kh}_${kw});`);
-  }
+  L.push(...xRowFmas(O, KH, KW));
   L.push('    }\n  }');
   // Sum the column groups of each channel (lanes c, c + CP, c + 2·CP, …), the same order every run.
   for (let m = CP; m < 8; m *= 2) {
@@ -291,10 +305,7 @@ function wgradSmallChannelsFn(O: number, KH: number, KW: number, CP: number, vec
     }
   }
   L.push('  if (qg != 0 || c >= p.C || row_start >= p.N * p.H) { return; }');
-  L.push('  let KK = p.C * p.KH * p.KW;');
-  for (let o = 0; o < O; o++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-    L.push(`  out[p.e2 + (s * p.O + ${o}) * KK + (c * p.KH + ${kh}) * p.KW + ${kw}] = dot(acc${o}_${kh}_${kw}, vec4f(1.0));`);
-  }
+  L.push(...xRowStore(O, KH, KW));
   L.push('}');
   return L.join('\n');
 }

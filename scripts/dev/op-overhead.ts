@@ -54,51 +54,33 @@ const pipe = r.device.createComputePipeline({
   compute: { module: r.device.createShaderModule({ code: emptyKernel.code }), entryPoint: 'main' },
 });
 const layout = pipe.getBindGroupLayout(0);
-let enc: GPUCommandEncoder | undefined;
-let pass: GPUComputePassEncoder | undefined;
-let count = 0;
-await measure('bare Dawn: createBindGroup + dispatch', () => {
-  enc ??= r.device.createCommandEncoder();
-  pass ??= enc.beginComputePass();
-  const bg = r.device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: scratch } }] });
-  pass.setPipeline(pipe);
-  pass.setBindGroup(0, bg);
-  pass.dispatchWorkgroups(1);
-  if (++count === 96) {
-    pass.end();
-    r.device.queue.submit([enc.finish()]);
-    enc = undefined;
-    pass = undefined;
-    count = 0;
-  }
-});
-function endPass(): void {
-  const p = pass as GPUComputePassEncoder | undefined;
-  if (p) {
-    p.end();
+/** A bare Dawn dispatch loop (one encoder per 96 dispatches, as the runtime batches), with a new
+ *  bind group per dispatch or one made once. */
+async function bareDawn(name: string, reuseBindGroup: boolean): Promise<void> {
+  const makeGroup = () => r.device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: scratch } }] });
+  const fixed = makeGroup();
+  let enc: GPUCommandEncoder | undefined;
+  let pass: GPUComputePassEncoder | undefined;
+  let count = 0;
+  const submit = () => {
+    pass!.end();
     r.device.queue.submit([enc!.finish()]);
-  }
-}
-endPass();
-const bgFixed = r.device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: scratch } }] });
-enc = undefined;
-pass = undefined;
-count = 0;
-await measure('bare Dawn: dispatch, bind group reused', () => {
-  enc ??= r.device.createCommandEncoder();
-  pass ??= enc.beginComputePass();
-  pass.setPipeline(pipe);
-  pass.setBindGroup(0, bgFixed);
-  pass.dispatchWorkgroups(1);
-  if (++count === 96) {
-    pass.end();
-    r.device.queue.submit([enc.finish()]);
     enc = undefined;
     pass = undefined;
     count = 0;
-  }
-});
-endPass();
+  };
+  await measure(name, () => {
+    enc ??= r.device.createCommandEncoder();
+    pass ??= enc.beginComputePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, reuseBindGroup ? fixed : makeGroup());
+    pass.dispatchWorkgroups(1);
+    if (++count === 96) submit();
+  });
+  if (pass) submit();
+}
+await bareDawn('bare Dawn: createBindGroup + dispatch', false);
+await bareDawn('bare Dawn: dispatch, bind group reused', true);
 await measure('rt().dispatch, no uniform', () => r.dispatch(emptyKernel, [scratch], undefined, 1));
 const u = new Uint32Array(4);
 await measure('rt().dispatch, uniform', () => r.dispatch(emptyU, [scratch], u, 1));
