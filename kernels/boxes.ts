@@ -128,6 +128,112 @@ export function launchSortDescending(scores: GPUBuffer, offset: number, n: numbe
 }
 
 // ---- NMS IoU bitmask: bit j of row i set when sorted box j (j > i) is suppressed by box i ----
+//
+// torchvision (CPU) computes ovr = inter / (area_i + area_j - inter) with IEEE f32 operations and
+// suppresses when ovr > threshold (a double). Two things keep a GPU from reproducing that bit for
+// bit, both seen on an NVIDIA H100 (Vulkan), neither on lavapipe:
+//  - f32 division in WGSL may be off by 2.5 ulp (NVIDIA divides by a reciprocal): an IoU of exactly
+//    f32(0.6) came out one ulp low, and 2 of 1200 boxes were kept wrongly in the parity fixture;
+//  - the compiler may fuse a product into the following add (area_i + area_j - w*h as one fma),
+//    which rounds once where torchvision rounds twice.
+// So the kernel never divides: it decides fl(inter / union) > threshold exactly, in integers, from
+// the f32 bits of inter and union (see `NMS_EXACT_WGSL`), and routes each product through
+// `unfused()` (an OR with a uniform zero the compiler cannot see through) so it is rounded alone.
+
+/** How the mask kernel compares: 0 exact (0 <= threshold < f32 max), 1 never suppress (threshold
+ *  >= f32 max or NaN), 2 native f32 division (negative thresholds, where any box suppresses). */
+export interface NmsThresholdCode {
+  mode: number;
+  /** The real number M = midM * 2^midE with fl(x) > threshold <=> x > M, or x == M and tieUp. */
+  midM: number;
+  midE: number;
+  tieUp: boolean;
+}
+
+const f32Bits = (v: number) => new Uint32Array(Float32Array.of(v).buffer)[0]!;
+const f32FromBits = (b: number) => new Float32Array(Uint32Array.of(b >>> 0).buffer)[0]!;
+
+/**
+ * Encode `ovr > threshold` (ovr an f32 quotient, threshold a double) as a comparison of the exact
+ * quotient x = inter / union with a constant: the smallest f32 above the threshold is T, its
+ * predecessor P; fl(x) >= T exactly when x > (P + T) / 2, or x equals that midpoint and T's last
+ * mantissa bit is 0 (round half to even picks T).
+ */
+export function nmsThresholdCode(threshold: number): NmsThresholdCode {
+  if (Number.isNaN(threshold) || threshold >= 3.4028234663852886e38) return { mode: 1, midM: 0, midE: 0, tieUp: false };
+  if (threshold < 0) return { mode: 2, midM: 0, midE: 0, tieUp: false };
+  const t32 = Math.fround(threshold);
+  const tBits = t32 > threshold ? f32Bits(t32) : f32Bits(t32) + 1; // T: smallest f32 > threshold
+  const T = f32FromBits(tBits);
+  if (!Number.isFinite(T)) return { mode: 1, midM: 0, midE: 0, tieUp: false };
+  const mid = (f32FromBits(tBits - 1) + T) / 2; // exact in double: two adjacent f32 values
+  // mid = midM * 2^midE with midM an odd integer of at most 26 bits.
+  let midE = Math.floor(Math.log2(mid)) - 30;
+  let midM = mid / 2 ** midE;
+  while (!Number.isInteger(midM)) {
+    midE -= 1;
+    midM = mid / 2 ** midE;
+  }
+  while (midM % 2 === 0) {
+    midM /= 2;
+    midE += 1;
+  }
+  if (midM >= 2 ** 26) throw new Error(`nmsThresholdCode: midpoint ${mid} needs ${Math.ceil(Math.log2(midM))} bits`);
+  return { mode: 0, midM, midE, tieUp: (tBits & 1) === 0 };
+}
+
+/**
+ * WGSL: \`ratio_vs_mid(a, b, mid_m, mid_e)\` = sign(a / b - mid_m * 2^mid_e) computed exactly, for
+ * finite f32 a >= 0, b > 0 and an integer mid_m < 2^26 (64-bit integers as vec2u (lo, hi)).
+ */
+export const NMS_EXACT_WGSL = /* wgsl */ `
+// f32 bits -> (integer mantissa, exponent) with v = m * 2^e (subnormals included).
+fn f32_parts(v: f32) -> vec2i {
+  let bits = bitcast<u32>(v) & 0x7fffffffu;
+  let ex = bits >> 23u;
+  let fr = bits & 0x7fffffu;
+  if (ex == 0u) { return vec2i(i32(fr), -149); }
+  return vec2i(i32(fr | 0x800000u), i32(ex) - 150);
+}
+// a < 2^24, b < 2^26: the 50-bit product, from 16-bit halves so nothing overflows 32 bits.
+fn mul_24x26(a: u32, b: u32) -> vec2u {
+  let a0 = a & 0xffffu; let a1 = a >> 16u;
+  let b0 = b & 0xffffu; let b1 = b >> 16u;
+  let lo = a0 * b0;
+  let mid = a1 * b0 + a0 * b1;
+  let lo2 = lo + (mid << 16u);
+  let carry = select(0u, 1u, lo2 < lo);
+  return vec2u(lo2, a1 * b1 + (mid >> 16u) + carry);
+}
+fn bitlen_64(v: vec2u) -> i32 {
+  if (v.y != 0u) { return 33 + i32(firstLeadingBit(v.y)); }
+  if (v.x != 0u) { return 1 + i32(firstLeadingBit(v.x)); }
+  return 0;
+}
+fn shl_64(v: vec2u, s: u32) -> vec2u {
+  if (s == 0u) { return v; }
+  if (s >= 32u) { return vec2u(0u, v.x << (s - 32u)); }
+  return vec2u(v.x << s, (v.y << s) | (v.x >> (32u - s)));
+}
+fn cmp_64(a: vec2u, b: vec2u) -> i32 {
+  if (a.y != b.y) { return select(-1, 1, a.y > b.y); }
+  if (a.x != b.x) { return select(-1, 1, a.x > b.x); }
+  return 0;
+}
+fn ratio_vs_mid(a: f32, b: f32, mid_m: u32, mid_e: i32) -> i32 {
+  let pa = f32_parts(a);
+  if (pa.x == 0) { return -1; }
+  let pb = f32_parts(b);
+  // a / b vs M  <=>  ma * 2^d vs mb * mid_m, with d = ea - eb - mid_e.
+  let r = mul_24x26(u32(pb.x), mid_m);
+  let d = pa.y - pb.y - mid_e;
+  let la = 1 + i32(firstLeadingBit(u32(pa.x))) + d;
+  let lr = bitlen_64(r);
+  if (la != lr) { return select(-1, 1, la > lr); }
+  // Equal bit lengths (<= 50): both sides fit 64 bits once aligned.
+  if (d >= 0) { return cmp_64(shl_64(vec2u(u32(pa.x), 0u), u32(d)), r); }
+  return cmp_64(vec2u(u32(pa.x), 0u), shl_64(r, u32(-d)));
+}`;
 
 const maskDef: KernelDef = {
   key: 'boxes.nms_mask',
@@ -138,9 +244,24 @@ const maskDef: KernelDef = {
 @group(0) @binding(1) var<storage, read> order: array<u32>;
 @group(0) @binding(2) var<storage, read> classes: array<i32>;
 @group(0) @binding(3) var<storage, read_write> mask: array<u32>;
-struct P { n: u32, words: u32, threshold: f32, inclusive: u32, class_aware: u32, _a: u32, _b: u32, _c: u32 }
+struct P { n: u32, words: u32, threshold: f32, class_aware: u32, mode: u32, mid_m: u32, mid_e: i32, tie_up: u32, zero: u32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(4) var<uniform> p: P;
 ${WGSL_LINEAR_WORKGROUP}
+${NMS_EXACT_WGSL}
+// The value unchanged, but opaque to the compiler, so the product that made it is not fused into
+// a later add.
+fn unfused(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) | p.zero); }
+// torchvision: ovr = inter / union in f32, suppress when ovr > threshold (double).
+fn suppresses(inter: f32, uni: f32) -> bool {
+  if (p.mode == 1u) { return false; }
+  if (p.mode == 0u && uni > 0.0 && uni <= 3.4028234e38 && inter <= 3.4028234e38) {
+    let c = ratio_vs_mid(inter, uni, p.mid_m, p.mid_e);
+    return c > 0 || (c == 0 && p.tie_up != 0u);
+  }
+  // Negative threshold, or degenerate boxes (union <= 0: ovr is NaN or <= 0).
+  let ovr = inter / uni;
+  return ovr > p.threshold;
+}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let e = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -149,7 +270,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let w = e % p.words;
   let oi = order[i];
   let bi = boxes[oi];
-  let area_i = (bi.z - bi.x) * (bi.w - bi.y);
+  let area_i = unfused((bi.z - bi.x) * (bi.w - bi.y));
   var bits = 0u;
   for (var k = 0u; k < 32u; k++) {
     let j = w * 32u + k;
@@ -157,30 +278,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let oj = order[j];
     if (p.class_aware != 0u && classes[oj] != classes[oi]) { continue; }
     let bj = boxes[oj];
-    let area_j = (bj.z - bj.x) * (bj.w - bj.y);
+    let area_j = unfused((bj.z - bj.x) * (bj.w - bj.y));
     let ww = max(0.0, min(bi.z, bj.z) - max(bi.x, bj.x));
     let hh = max(0.0, min(bi.w, bj.w) - max(bi.y, bj.y));
-    let inter = ww * hh;
-    // torchvision: ovr = inter / (area_i + area_j - inter) in f32, compared '>' to a double threshold
-    let ovr = inter / (area_i + area_j - inter);
-    if (ovr > p.threshold || (p.inclusive != 0u && ovr == p.threshold)) { bits |= 1u << k; }
+    let inter = unfused(ww * hh);
+    if (suppresses(inter, area_i + area_j - inter)) { bits |= 1u << k; }
   }
   mask[e] = bits;
 }`,
 };
 
-/**
- * `thresholdF32`/`inclusive` encode torchvision's comparison of an f32 IoU with a double
- * threshold: ovr > thr (double) <=> ovr > t32, or ovr >= t32 when t32 = f32(thr) rounded up.
- */
+/** Record the NMS IoU bitmask of the `n` boxes in score order (`order`), threshold as torchvision. */
 export function launchNmsMask(boxes: GPUBuffer, order: GPUBuffer, classes: GPUBuffer, mask: GPUBuffer, n: number, threshold: number, classAware: boolean): void {
   const words = Math.ceil(n / 32);
+  const c = nmsThresholdCode(threshold);
+  // Native fallback (mode 2, threshold < 0): ovr > threshold <=> ovr > f32 rounded down.
   const t32 = Math.fround(threshold);
-  const p = new Params(8).u(n, words).f(t32).u(t32 > threshold ? 1 : 0, classAware ? 1 : 0, 0, 0, 0).bytes();
+  const below = (v: number) => (v === 0 ? -f32FromBits(1) : f32FromBits(f32Bits(v) + (v < 0 ? 1 : -1)));
+  const tDown = t32 > threshold ? below(t32) : t32;
+  const p = new Params(12).u(n, words).f(tDown).u(classAware ? 1 : 0, c.mode, c.midM).i(c.midE).u(c.tieUp ? 1 : 0, 0, 0, 0, 0).bytes();
   rt().dispatch(maskDef, [boxes, order, classes, mask], p, Math.ceil((n * words) / WG));
 }
 
-/** The greedy pass keeps its suppressed-set bitset in workgroup memory: at most this many boxes. */
 export const NMS_MAX_BOXES = 4000 * 32; // 16,000 bytes of the 16 KiB workgroup storage
 const GREEDY_WG = 64;
 

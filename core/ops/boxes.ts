@@ -107,7 +107,11 @@ export function nmsGpu(boxes: Tensor, scores: Tensor, iouThreshold: number, opts
       // torchvision: boxes + (idxs.to(boxes) * (boxes.max() + 1))[:, None], all in f32.
       const maxCoord = max(boxes);
       const idxF = reshape(cast(idxs, 'f32'), [n, 1]);
-      nmsBoxes = mapRaw('nms_class_offset', 'x + y * (z + 1.0)', [boxes, idxF, maxCoord], [n, 4], 'f32', 'f32');
+      // Two kernels: in one, the compiler may fuse the product into the add (one rounding where
+      // torchvision rounds twice; NVIDIA's does).
+      const offsets = mapRaw('nms_class_offset', 'x * (y + 1.0)', [idxF, maxCoord], [n, 1], 'f32', 'f32');
+      nmsBoxes = mapRaw('nms_class_shift', 'x + y', [boxes, offsets], [n, 4], 'f32', 'f32');
+      offsets.dispose();
       maxCoord.dispose();
       idxF.dispose();
     } else {

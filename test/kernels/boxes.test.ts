@@ -3,7 +3,9 @@
 // including score ties and exact IoU ties at the threshold.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchedNms, boxIou, fromArray, init, nms, nmsGpu, topkScores } from '../../core';
+import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../core';
+import { type KernelDef, Params, rt } from '../../core/runtime';
+import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/boxes';
 import { expectClose, Rng, testSeed } from '../util';
 
 beforeAll(async () => {
@@ -142,6 +144,77 @@ describe('nms', () => {
   it('rejects bad shapes', () => {
     expect(() => nmsGpu(fromArray([0, 0, 1], [1, 3]), fromArray([1], [1]), 0.5)).toThrow(/\[N, 4\]/);
     expect(() => nmsGpu(fromArray([0, 0, 1, 1], [1, 4]), fromArray([1, 2], [2]), 0.5)).toThrow(/scores/);
+  });
+});
+
+describe('exact IoU threshold test (no division on the GPU)', () => {
+  // The kernel decides fl(inter / union) > threshold from the bits; the reference is JS's
+  // double quotient rounded to f32, which is the correctly rounded f32 quotient (53 >= 2*24 + 2).
+  const decide: KernelDef = {
+    key: 'test.nms_exact',
+    bindings: ['read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ab: array<vec2u>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+struct P { n: u32, mid_m: u32, mid_e: i32, tie_up: u32 }
+@group(0) @binding(2) var<uniform> p: P;
+${NMS_EXACT_WGSL}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  if (id.x >= p.n) { return; }
+  let c = ratio_vs_mid(bitcast<f32>(ab[id.x].x), bitcast<f32>(ab[id.x].y), p.mid_m, p.mid_e);
+  out[id.x] = select(0u, 1u, c > 0 || (c == 0 && p.tie_up != 0u));
+}`,
+  };
+  async function gpuDecisions(pairs: [number, number][], thr: number): Promise<number[]> {
+    const code = nmsThresholdCode(thr);
+    expect(code.mode, `threshold ${thr}`).toBe(0);
+    const ab = fromArray(new Uint32Array(new Float32Array(pairs.flat()).buffer), [pairs.length, 2], 'u32');
+    const out = empty([pairs.length], 'u32');
+    rt().dispatch(decide, [ab.buffer, out.buffer], new Params(4).u(pairs.length, code.midM).i(code.midE).u(code.tieUp ? 1 : 0).bytes(), Math.ceil(pairs.length / 64));
+    const d = Array.from(await out.data());
+    ab.dispose();
+    out.dispose();
+    return d;
+  }
+
+  it('agrees with the correctly rounded f32 quotient next to many thresholds', async () => {
+    const rng = new Rng(testSeed());
+    for (const thr of [0.5, 0.6, 0.7, 0.3, 0.1, 0.65, 1e-3, 0, 0.999, 1, 1.5, 2 ** -140, rng.uniform(0, 1)]) {
+      const pairs: [number, number][] = [];
+      for (let k = 0; k < 600; k++) {
+        // union over many scales (subnormal to large), inter = union * thr nudged by a few ulps.
+        const b = fr(rng.uniform(1, 2) * 2 ** Math.floor(rng.uniform(-130, 60)));
+        let a = fr(b * thr);
+        const bits = new Uint32Array(Float32Array.of(a).buffer);
+        bits[0] = Math.max(0, bits[0]! + Math.floor(rng.uniform(-4, 5)));
+        a = new Float32Array(bits.buffer)[0]!;
+        if (k % 50 === 0) a = 0;
+        pairs.push([a, b]);
+      }
+      const want = pairs.map(([a, b]) => (fr(a / b) > thr ? 1 : 0));
+      expect(await gpuDecisions(pairs, thr), `threshold ${thr}`).toEqual(want);
+    }
+  });
+
+  it('rounds an exact midpoint half to even, as f32 division does', async () => {
+    // threshold 1.5 * 2^-149: T = 2^-148 (even mantissa), P = 2^-149, midpoint 3 * 2^-150.
+    const thr = 1.5 * 2 ** -149;
+    const code = nmsThresholdCode(thr);
+    expect([code.midM, code.midE, code.tieUp]).toEqual([3, -150, true]);
+    const pairs: [number, number][] = [[3 * 2 ** -140, 2 ** 10], [fr(2 ** -149 * 5), 2]];
+    // 3 * 2^-150 rounds up to 2^-148 > thr; 5 * 2^-150 is a tie between 2^-148 (even) and 3 * 2^-149.
+    expect(await gpuDecisions(pairs, thr)).toEqual(pairs.map(([a, b]) => (fr(a / b) > thr ? 1 : 0)));
+    expect(pairs.map(([a, b]) => fr(a / b) > thr)).toEqual([true, true]);
+  });
+
+  it('encodes degenerate thresholds', () => {
+    expect(nmsThresholdCode(Number.NaN).mode).toBe(1);
+    expect(nmsThresholdCode(4e38).mode).toBe(1);
+    expect(nmsThresholdCode(-0.5).mode).toBe(2);
+    const c = nmsThresholdCode(0.6);
+    expect(c.midM * 2 ** c.midE).toBe((fr(0.6) + new Float32Array(Uint32Array.of(new Uint32Array(Float32Array.of(0.6).buffer)[0]! - 1).buffer)[0]!) / 2);
   });
 });
 
