@@ -189,9 +189,12 @@ describe('roiAlign torchvision parity', () => {
       input.requiresGrad = true;
       const R = fromArray(Float32Array.from(c.rois), [c.rois.length / 5, 5]);
       const y = roiAlign(input, R, { outputSize: c.output_size, spatialScale: c.spatial_scale, samplingRatio: c.sampling_ratio, aligned: true });
-      expectClose(await y.data(), c.output, { atol: 1e-6, rtol: 1e-4, what: `roi_align ${c.name} forward` });
+      // atol 1e-5, as torchvision's own roi_align tests: a GPU compiler may fuse the products of the
+      // sample positions into adds (NVIDIA's does), moving a sample by an ulp of its coordinate;
+      // on an H100 that changed an output by 1.5e-6.
+      expectClose(await y.data(), c.output, { atol: 1e-5, rtol: 1e-4, what: `roi_align ${c.name} forward` });
       backward(y, fromArray(Float32Array.from(c.grad_output), y.shape));
-      expectClose(await input.grad!.data(), c.grad_input, { atol: 1e-6, rtol: 1e-4, what: `roi_align ${c.name} backward` });
+      expectClose(await input.grad!.data(), c.grad_input, { atol: 1e-5, rtol: 1e-4, what: `roi_align ${c.name} backward` });
     }
   });
 });
