@@ -3,6 +3,8 @@
 // (the defaults are far lower: 8 storage buffers, 16 KiB workgroup memory, 256 invocations) and
 // the optional features we can use are enabled when present, never required.
 
+import { installDawnPacer } from './dawn-pacer';
+
 export interface GpuFeatures {
   f16: boolean;
   timestampQuery: boolean;
@@ -118,6 +120,7 @@ async function getNavigatorGpu(dawnFlags: string[]): Promise<{ gpu: GPU; runtime
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
+  installDawnPacer(); // Dawn polls for completion by spinning the main thread; see core/dawn-pacer.ts
   return { gpu: mod.create(dawnFlags), runtime: 'dawn.node' };
 }
 
