@@ -2,7 +2,6 @@
 // submits in batches, so nothing in forward, backward or an optimizer step waits for the GPU.
 // Pipelines are compiled once per kernel key and cached; per-dispatch parameters are packed into a
 // per-batch uniform arena; buffers come from the pool and go back to it only after submit.
-import { pacerWaitBegins } from './dawn-pacer';
 import { createComputePipelineSync, getGpu, GpuError, type DeviceOptions, type Gpu } from './device';
 import { BufferPool, type PoolStats } from './pool';
 
@@ -272,7 +271,6 @@ export class Runtime {
     const staging = this.pool.acquire(len, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'cellgpu.readback');
     this.commandEncoder().copyBufferToBuffer(src, start, staging, 0, len);
     this.flush();
-    pacerWaitBegins();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, len);
     } catch (err) {
@@ -289,7 +287,6 @@ export class Runtime {
   /** Wait until all submitted work finished (benchmarks and tests only). */
   async sync(): Promise<void> {
     this.flush();
-    pacerWaitBegins();
     await this.device.queue.onSubmittedWorkDone();
     this.gpu.throwIfFailed();
   }
