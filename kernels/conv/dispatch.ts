@@ -2,9 +2,11 @@
 //   forward: depthwise (one input and one output channel per group) → direct kernel (KH·KW MACs
 //            per output, nothing to tile); 1×1 convs on 1×1 maps with aligned operands → 'fc';
 //            ≤ 4 output channels, stride 1 → 'few'; otherwise 'gemm3' where the adapter has 8-wide
-//            subgroups (lavapipe), else implicit GEMM variant 2.
+//            subgroups (lavapipe), else implicit GEMM variant 2 on software adapters and, on
+//            hardware GPUs, direct / gemm1 / gemm2 by shape (hardwareForward).
 //   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels, stride 1
-//            → 'few'; < 8 input channels per group (the stem) → gemm2; otherwise gemm3 / gemm2.
+//            → 'few'; < 8 input channels per group (the stem) → gemm2; otherwise gemm3 / gemm2
+//            (hardware GPUs: direct for small maps, else gemm2; hardwareDgrad).
 //   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
 //            and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 2.1–2.5× gemm2
@@ -28,6 +30,7 @@ import { convWgradGemmV2 } from './wgrad-v2';
 import { convDgradFc, convForwardFc, fcApplicable } from './fc';
 import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
 import { convBackwardFew, convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
+import { isSoftwareAdapter } from '../matmul';
 
 export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
 export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
@@ -54,7 +57,29 @@ export function chooseForward(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets:
   if (isDepthwise(g)) return 'direct';
   if (fcApplicable(g, offsets)) return 'fc';
   if (fewApplicable(g)) return 'few';
-  return v3Applicable(g, 'forward') ? 'gemm3' : 'gemm2';
+  if (v3Applicable(g, 'forward')) return 'gemm3';
+  return isSoftwareAdapter() ? 'gemm2' : hardwareForward(g);
+}
+
+// Hardware GPUs (no gemm3 or few: those are lavapipe's plans). On an H100 (bench/README.md, "On a
+// real GPU"), all 48 CenterMask shapes timed with gemm1, gemm2 and direct: direct won the forward
+// and dgrad of every 3×3 conv with at most 512 output (input) positions, 1.3–2× (OSA5 @16, FPN
+// @16, p6, p7, FCOS towers @8/@4), and the forward of the ≤ 4-channel heads at every size; gemm1
+// (workgroup-memory tiles) won the deep 3×3 forwards at @32–@64 (K = C·9 ≥ 1440) by 1.3×;
+// gemm2 won the rest (large maps: the stem, OSA2, FPN @64, the 1×1s).
+
+/** Forward on a hardware GPU (pure function of the geometry; see above). */
+export function hardwareForward(g: ConvGeometry): ConvKernel {
+  const taps = g.KH * g.KW;
+  const cols = g.N * g.OH * g.OW;
+  if (taps > 1 && (cols <= 512 || g.O <= 4)) return 'direct';
+  if (taps > 1 && cols <= 8192 && (g.C / g.groups) * taps >= 1440) return 'gemm1';
+  return 'gemm2';
+}
+
+/** Grad input on a hardware GPU: direct for small 3×3 maps (see above), else gemm2. */
+export function hardwareDgrad(g: ConvGeometry): ConvKernel {
+  return g.KH * g.KW > 1 && g.N * g.H * g.W <= 512 ? 'direct' : 'gemm2';
 }
 
 export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
@@ -68,6 +93,7 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   if (fewApplicable(g)) return 'few';
   // Fewer than 8 input channels per group (the stem's 3 → 64): dx has Cg GEMM rows, which gemm3's
   // 32-row tile pads ~10×; gemm2's row tile follows Cg. Stem 3 → 64 s2 at 512²: 357 against 636 ms.
+  if (!isSoftwareAdapter() && !v3Applicable(g, 'dgrad')) return hardwareDgrad(g);
   if (g.C / g.groups < 8) return 'gemm2';
   return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }

@@ -7,7 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { type ConvAlgo, chooseDgrad, chooseForward } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, chooseDgrad, chooseForward, hardwareDgrad, hardwareForward } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { Rng, expectClose, testSeed } from '../util';
@@ -108,4 +108,22 @@ describe('fc kernels (1×1 conv on 1×1 maps, eSE)', () => {
     expect(chooseForward(odd, 'auto', [0, 0])).not.toBe('fc');
   });
   it('forward (bias + ReLU), dgrad and wgrad vs float64 reference and direct', async () => check(c, testSeed(), ['fc', 'auto', 'direct']));
+});
+
+describe('auto choice on hardware GPUs (the H100 measurements)', () => {
+  const geo = (n: number, c: number, o: number, h: number, k: number, s = 1) =>
+    convGeometry('test', [n, c, h, h], [o, c, k, k], opt(s, k >> 1, 1));
+  it('direct for small 3×3 maps and few-channel heads, gemm1 for deep 3×3 at 32²–64², gemm2 else', () => {
+    expect(hardwareForward(geo(2, 1024, 224, 16, 3))).toBe('direct'); // OSA5_2: 1.73 vs 3.30 ms (gemm1)
+    expect(hardwareForward(geo(2, 128, 128, 16, 3, 2))).toBe('direct'); // FPN p6
+    expect(hardwareForward(geo(2, 128, 4, 64, 3))).toBe('direct'); // FCOS bbox @64
+    expect(hardwareForward(geo(2, 768, 192, 32, 3))).toBe('gemm1'); // OSA4_2: 2.57 vs 3.36 (gemm2)
+    expect(hardwareForward(geo(2, 160, 160, 64, 3))).toBe('gemm1'); // OSA3
+    expect(hardwareForward(geo(2, 128, 128, 64, 3))).toBe('gemm2'); // FPN @64: 0.66 vs 0.93 (gemm1)
+    expect(hardwareForward(geo(2, 64, 64, 256, 3))).toBe('gemm2'); // stem_2: 0.96 vs 1.92 (gemm1)
+    expect(hardwareForward(geo(2, 1888, 1024, 16, 1))).toBe('gemm2'); // 1×1 at 16²: direct 2.48 vs 0.81
+    expect(hardwareDgrad(geo(2, 224, 224, 16, 3))).toBe('direct'); // OSA5: 0.49 vs 1.21 (gemm2)
+    expect(hardwareDgrad(geo(2, 128, 128, 64, 3))).toBe('gemm2');
+    expect(hardwareDgrad(geo(2, 2144, 1024, 16, 1))).toBe('gemm2');
+  });
 });
