@@ -2,6 +2,7 @@
 // (`rt().sync()`), and GPU time from timestamp queries when the device has them. Plus the
 // machine's measured fp32 peak and copy bandwidth (once per process) so that suites can report a
 // fraction of peak. Method: bench/README.md.
+import { isSoftwareAdapter } from '../kernels/matmul';
 import { type KernelDef, Params, rt } from '../core/runtime';
 
 export interface Timing {
@@ -146,6 +147,8 @@ export interface Peak {
   gbps: number;
   fmaMs: number;
   copyMs: number;
+  /** Size of the copied buffer. */
+  copyMiB: number;
 }
 
 let peakPromise: Promise<Peak> | undefined;
@@ -157,7 +160,10 @@ export function machinePeak(repeats = 5): Promise<Peak> {
 }
 
 async function measurePeak(repeats: number): Promise<Peak> {
-  const invocations = 256 * PEAK_WG;
+  // A hardware GPU needs far more threads in flight than a CPU driver: 256 workgroups filled an
+  // H100 to ~1/4 (14–18 TFLOP/s read), and a 64 MiB copy there is mostly launch latency.
+  const hardware = !isSoftwareAdapter();
+  const invocations = (hardware ? 8192 : 256) * PEAK_WG;
   const out = rt().pool.acquire(invocations * 16, GPUBufferUsage.STORAGE, 'bench.peak');
   // Size the loop for ~50 ms per dispatch: calibrate on a short run first.
   let iters = 256;
@@ -168,7 +174,8 @@ async function measurePeak(repeats: number): Promise<Peak> {
   const flops = invocations * iters * FMA_CHAINS * 4 * 2;
   const fmaMs = t.gpuMs ?? t.ms;
 
-  const n = (64 << 20) / 16; // 64 MiB of vec4
+  const copyBytes = Math.min(hardware ? 512 << 20 : 64 << 20, rt().gpu.limits.maxStorageBufferBindingSize);
+  const n = copyBytes / 16; // vec4s
   const src = rt().pool.acquire(n * 16, GPUBufferUsage.STORAGE, 'bench.copy.src');
   const dst = rt().pool.acquire(n * 16, GPUBufferUsage.STORAGE, 'bench.copy.dst');
   const wgs = Math.ceil(n / 256);
@@ -176,5 +183,5 @@ async function measurePeak(repeats: number): Promise<Peak> {
   const c = await timeGpu(() => rt().dispatch(copyKernel, [src, dst], new Params().u(n).bytes(), grid), { warmup: 2, repeats });
   const copyMs = c.gpuMs ?? c.ms;
   for (const b of [out, src, dst]) rt().pool.release(b);
-  return { gflops: flops / fmaMs / 1e6, gbps: (2 * n * 16) / copyMs / 1e6, fmaMs, copyMs };
+  return { gflops: flops / fmaMs / 1e6, gbps: (2 * n * 16) / copyMs / 1e6, fmaMs, copyMs, copyMiB: copyBytes / 2 ** 20 };
 }

@@ -9,7 +9,7 @@
 //
 // By default only the 6-shape quick subset runs (3×3 s1 at two sizes, 3×3 s2, 1×1 at 32², 1×1 at
 // 1² (eSE), a 4-channel FCOS head). Knobs (env): BENCH_CONV_FULL=1 every shape (bounded: 1 timed
-// repeat unless --repeats, each shape's pipelines compiled on a tiny copy of it instead of a
+// repeat unless --repeats, each shape's pipelines compiled on a tiny copy of it, then one
 // full-size warm-up, the peer only on the quick shapes); BENCH_CONV_CASES=a,b shapes whose name
 // contains a or b; BENCH_CONV_ALGOS=gemm1,gemm2 variants timed side by side (interleaved, one
 // sample of each per round; default: the auto choice); BENCH_CONV_PEER=quick|all|none;
@@ -24,6 +24,7 @@ import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../ke
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { loadavg } from 'node:os';
 import { convFlops, convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
+import { isSoftwareAdapter } from '../../kernels/matmul';
 
 interface Shape {
   name: string;
@@ -218,14 +219,22 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
       await peer.fwd();
       await peer.bwd();
     }
-    if (!full) for (const a of algos) for (const op of SAMPLED) await sample(op, g, t, a); // full-size warm-up (pool, caches)
+    // Full-size warm-up (pool buffers, first touch of their pages): without it the first op timed
+    // (fwd) paid them, e.g. stem_2's forward read 2667 ms once against 850 ms warm.
+    for (const a of algos) for (const op of SAMPLED) await sample(op, g, t, a);
     const times = new Map<string, number[]>();
     const push = (k: string, v: number) => (times.get(k) ?? times.set(k, []).get(k)!).push(v);
     const loads: number[] = [];
+    // On a hardware GPU the first submission after the other device's (tfjs's) work pays a switch
+    // between the two devices (~0.7 ms on an H100, which had our small-shape forwards at 1.0 ms
+    // against 0.3 ms alone): there each side gets one untimed call after the other's turn.
+    const settle = !!peer && !isSoftwareAdapter();
     for (let r = 0; r < repeats; r++) {
       loads.push(loadavg()[0]!);
+      if (settle) await sample('fwd', g, t, algos[0]!);
       for (const a of algos) for (const op of SAMPLED) push(`${a}:${op}`, await sample(op, g, t, a));
       if (peer) {
+        if (settle) await peer.fwd();
         const f = await peer.fwd();
         push('peer:fwd', f);
         push('peer:bwd', await peer.bwd());
