@@ -7,8 +7,8 @@
 //   dgrad:   depthwise → direct gather kernel; 'fc' as for forward; ≤ 4 output channels, stride 1
 //            → 'few'; < 8 input channels per group (the stem) → gemm2; otherwise gemm3 / gemm2
 //            (hardware GPUs: direct for small maps, else gemm2; hardwareDgrad).
-//   wgrad:   ≤ 4 output channels, stride 1 → 'few'; 1×1 maps (eSE: an outer product over N images)
-//            and depthwise → gemm2; otherwise gemm3 / gemm2.
+//   wgrad:   'fc' as for forward (an outer product over N images); ≤ 4 output channels, stride 1
+//            → 'few'; other 1×1 maps and depthwise → gemm2; otherwise gemm3 / gemm2.
 // On the CenterMask quick subset (bench/README.md, suite conv) gemm3 measured 2.1–2.5× gemm2
 // forward and 2.6–3.8× on the gradients on a quiet machine (1.9–5.7× / 2.7–6.2× at load 15);
 // 'few' 2× gemm2 forward and 3.6× gemm3 on FCOS bbox 128→4 @32.
@@ -27,7 +27,7 @@ import { convWgradGemm } from './wgrad';
 import { convForwardGemmV2 } from './forward-v2';
 import { convDgradGemmV2 } from './dgrad-v2';
 import { convWgradGemmV2 } from './wgrad-v2';
-import { convDgradFc, convForwardFc, fcApplicable } from './fc';
+import { convDgradFc, convForwardFc, convWgradFc, fcApplicable } from './fc';
 import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
 import { convBackwardFew, convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
 import { isSoftwareAdapter } from '../matmul';
@@ -98,10 +98,15 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }
 
-export function chooseWgrad(g: ConvGeometry, algo: ConvAlgo = 'auto'): ConvKernel {
+/** `offsets`: element offsets of x and dw (the fc kernel needs them 4-aligned). */
+export function chooseWgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: number[] = []): ConvKernel {
   const k = resolve(algo);
-  if (k === 'fc') return 'gemm2'; // wgrad of an fc is an outer product: the split-K GEMM does it
+  const fc = fcApplicable(g, offsets) && g.O <= 65535;
+  if (k === 'fc') return fc ? 'fc' : 'gemm2';
   if (k && (algo !== 'auto' || usable(k, g, 'wgrad'))) return k;
+  // 1×1 conv on 1×1 maps (eSE): an outer product over N images, one dispatch (fc.ts); eSE
+  // 256→256: 1.1 ms with the split-K GEMM's packs and reductions.
+  if (fc) return 'fc';
   if (fewApplicable(g)) return 'few';
   // 1×1 maps (eSE fc): the wgrad is an outer product over N ≤ a few images; gemm2 measured 2× gemm3.
   if (isDepthwise(g) || (g.OH === 1 && g.OW === 1)) return 'gemm2';
@@ -124,8 +129,8 @@ export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, al
 
 /** dw [O,C/g,KH,KW] = ∂conv/∂w applied to dy, given the input x. */
 export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, algo: ConvAlgo = 'auto'): void {
-  const k = chooseWgrad(g, algo);
-  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : k === 'few' ? convWgradFew : convWgradGemmV2;
+  const k = chooseWgrad(g, algo, [x.offset, dw.offset]);
+  const run = k === 'direct' ? convWgradDirect : k === 'gemm1' ? convWgradGemm : k === 'gemm3' ? convWgradGemmV3 : k === 'few' ? convWgradFew : k === 'fc' ? convWgradFc : convWgradGemmV2;
   run(g, dy.buffer, dy.offset, x.buffer, x.offset, dw.buffer, dw.offset);
 }
 

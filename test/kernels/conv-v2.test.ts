@@ -7,7 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init } from '../../core';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { type ConvAlgo, chooseDgrad, chooseForward, hardwareDgrad, hardwareForward } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad, hardwareDgrad, hardwareForward } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { Rng, expectClose, testSeed } from '../util';
@@ -104,6 +104,9 @@ describe('fc kernels (1×1 conv on 1×1 maps, eSE)', () => {
     expect(chooseForward(geo, 'auto', [0, 0])).toBe('fc');
     expect(chooseDgrad(geo, 'auto', [0])).toBe('fc');
     expect(chooseForward(geo, 'auto', [0, 3])).not.toBe('fc');
+    expect(chooseWgrad(geo, 'auto', [0, 0])).toBe('fc');
+    expect(chooseWgrad(geo, 'auto', [2, 0])).not.toBe('fc');
+    expect(chooseWgrad(geo, 'fc', [0, 1])).toBe('gemm2');
     const odd = convGeometry('test', [2, 6, 1, 1], [4, 6, 1, 1], c.o);
     expect(chooseForward(odd, 'auto', [0, 0])).not.toBe('fc');
   });
