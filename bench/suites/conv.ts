@@ -225,10 +225,13 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
     const times = new Map<string, number[]>();
     const push = (k: string, v: number) => (times.get(k) ?? times.set(k, []).get(k)!).push(v);
     const loads: number[] = [];
-    // On a hardware GPU the first submission after the other device's (tfjs's) work pays a switch
-    // between the two devices (~0.7 ms on an H100, which had our small-shape forwards at 1.0 ms
-    // against 0.3 ms alone): there each side gets one untimed call after the other's turn.
-    const settle = !!peer && !isSoftwareAdapter();
+    // The first submission after the other device's (tfjs's) work pays a switch between the two
+    // devices (~0.7 ms on an H100, which had our small-shape forwards at 1.0 ms against 0.3 ms
+    // alone; lavapipe wakes the other device's threads): each side then gets one untimed call
+    // after the other's turn, on hardware GPUs and for shapes under 0.5 GFLOP (where it costs
+    // little). BENCH_CONV_SETTLE=0|1 forces it off or on.
+    const settleEnv = env.BENCH_CONV_SETTLE;
+    const settle = !!peer && (settleEnv !== undefined ? settleEnv === '1' : !isSoftwareAdapter() || flops < 0.5e9);
     for (let r = 0; r < repeats; r++) {
       loads.push(loadavg()[0]!);
       if (settle) await sample('fwd', g, t, algos[0]!);
