@@ -457,8 +457,10 @@ function fusedDef(g: ConvGeometry, vecDy: boolean): KernelDef {
 }
 
 /** Workgroups a launch aims for: a few per core, few enough that lavapipe's fixed cost per
- *  workgroup stays small (FCOS cls @8, dgrad + wgrad: 0.94 ms at 32 against 1.11 ms at 128). */
-const TARGET_WORKGROUPS = 32;
+ *  workgroup stays small (FCOS cls @8, dgrad + wgrad: 0.94 ms at 32 against 1.11 ms at 128; after
+ *  the Dawn pacer, medians of 7: bbox @8 1.3 → 0.7 ms and cls @16 1.6 → 1.0 ms at 16 against 32,
+ *  the other few-channel shapes unchanged, 8 slower on cls @64). */
+const TARGET_WORKGROUPS = 16;
 
 interface DgradPlan {
   cTiles: number;
