@@ -5,9 +5,11 @@
 // and keep 4 images in registers. They need C % 4 == 0 and 4-aligned offsets (fcApplicable).
 //   forward: one invocation per output channel o, vec4 over c:   y[n, o] = Σ_c W[o, c] · x[n, c] (+ b) (ReLU)
 //   dgrad:   one invocation per 4 input channels c, loop over o: dx[n, c..c+3] = Σ_o W[o, c..c+3] · dy[n, o]
-//   wgrad:   one invocation per (o, 4 input channels), loop over n: dW[o, c..c+3] = Σ_n dy[n, o] · x[n, c..c+3]
+//   wgrad:   one invocation per (block of o, 4 input channels), loop over n: dW[o, c..c+3] = Σ_n dy[n, o] · x[n, c..c+3]
 //            (an outer product summed over N ≤ a few images: the split-K GEMM it replaces spent
 //            1.1 ms on eSE 256→256 in packs and reductions, for 131 k multiply-adds)
+//   backward: dgrad and wgrad in one dispatch (convBackwardFc), as autograd records them: eSE's
+//            backward is launch-bound on lavapipe (~0.3 ms per dispatch and wait)
 import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
 import { type ConvGeometry, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { range } from './tile';
@@ -64,17 +66,22 @@ ${entry(WG)}
   return def;
 }
 
-function dgradDef(WG: number): KernelDef {
-  const key = `conv.fc.dgrad:wg${WG}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
-${entry(WG)}
+// The gradient kernels share one parameter layout, so the fused backward can run both bodies:
+// x_off = x, w_off = W, y_off = dy, b_off = dx, e4 = dW (elements); e0 = dgrad column tiles,
+// e1 = wgrad rows per workgroup, e2 = wgrad column tiles, e3 = dgrad workgroups (fused only).
+const GRAD_BINDINGS = (dgrad: boolean, wgrad: boolean) => [
+  '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
+  ...(dgrad ? ['@group(0) @binding(1) var<storage, read> w: array<vec4f>;', '@group(0) @binding(2) var<storage, read_write> dx: array<f32>;'] : []),
+  ...(wgrad ? [`@group(0) @binding(${dgrad ? 3 : 1}) var<storage, read> x: array<vec4f>;`, `@group(0) @binding(${dgrad ? 4 : 2}) var<storage, read_write> dw: array<vec4f>;`] : []),
+  WGSL_CONV_PARAMS,
+  `@group(0) @binding(${(dgrad ? 2 : 0) + (wgrad ? 2 : 0) + 1}) var<uniform> p: P;`,
+].join('\n');
+
+/** Workgroup t of the dgrad: 4 input channels per invocation, NT images, loop over o. */
+const dgradFn = (WG: number) => /* wgsl */ `
+fn dgrad_wg(t: i32, lid: i32) {
+  let i = (t % p.e0) * ${WG} + lid;
+  let n0 = (t / p.e0) * ${NT};
   let C4 = p.C / 4;
   if (i >= C4) { return; }
   let wc = i32(p.w_off / 4u) + i;
@@ -84,43 +91,69 @@ ${entry(WG)}
     let a = w[wc + o * C4];
     ${range(NT).map((j) => `acc${j} = fma(a, vec4f(dy[yr${j} + o]), acc${j});`).join('\n    ')}
   }
-  ${range(NT).map((j) => `if (n0 + ${j} < p.N) { let b = i32(p.x_off) + (n0 + ${j}) * p.C + 4 * i; dx[b] = acc${j}.x; dx[b + 1] = acc${j}.y; dx[b + 2] = acc${j}.z; dx[b + 3] = acc${j}.w; }`).join('\n  ')}
+  ${range(NT).map((j) => `if (n0 + ${j} < p.N) { let b = i32(p.b_off) + (n0 + ${j}) * p.C + 4 * i; dx[b] = acc${j}.x; dx[b + 1] = acc${j}.y; dx[b + 2] = acc${j}.z; dx[b + 3] = acc${j}.w; }`).join('\n  ')}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
 
-function wgradDef(WG: number): KernelDef {
-  const key = `conv.fc.wgrad:wg${WG}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> dw: array<vec4f>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
-// Grid: x = tiles of ${WG} vec4 columns, y = blocks of e0 output channels (no division per
-// invocation); each invocation loops over its block's rows.
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+/** Workgroup u of the wgrad: a tile of vec4 columns × a block of e1 output channels, loop over n. */
+const wgradFn = (WG: number) => /* wgsl */ `
+fn wgrad_wg(u: i32, lid: i32) {
   let C4 = p.C / 4;
-  let c4 = i32(wid.x) * ${WG} + i32(lid);
+  let c4 = (u % p.e2) * ${WG} + lid;
   if (c4 >= C4) { return; }
-  let o0 = i32(wid.y) * p.e0;
-  let o1 = min(o0 + p.e0, p.O);
+  let o0 = (u / p.e2) * p.e1;
+  let o1 = min(o0 + p.e1, p.O);
   for (var o = o0; o < o1; o++) {
     var acc = vec4f(0.0);
     for (var n = 0; n < p.N; n++) {
       acc = fma(vec4f(dy[i32(p.y_off) + n * p.O + o]), x[i32(p.x_off / 4u) + n * C4 + c4], acc);
     }
-    dw[i32(p.w_off / 4u) + o * C4 + c4] = acc;
+    dw[p.e4 / 4 + o * C4 + c4] = acc;
   }
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
+
+/** 'dgrad', 'wgrad' or both in one dispatch (workgroups below e3 do the dgrad). */
+function gradDef(kind: 'dgrad' | 'wgrad' | 'both', WG: number): KernelDef {
+  const key = `conv.fc.${kind}:wg${WG}`;
+  let def = cache.get(key);
+  if (def) return def;
+  const d = kind !== 'wgrad';
+  const w = kind !== 'dgrad';
+  const call = kind === 'both' ? 'if (t < p.e3) { dgrad_wg(t, i32(lid)); } else { wgrad_wg(t - p.e3, i32(lid)); }' : d ? 'dgrad_wg(t, i32(lid));' : 'wgrad_wg(t, i32(lid));';
+  const code = /* wgsl */ `
+${GRAD_BINDINGS(d, w)}
+${WGSL_LINEAR_WORKGROUP}
+${d ? dgradFn(WG) : ''}
+${w ? wgradFn(WG) : ''}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = i32(linear_workgroup(wid, nwg));
+  ${call}
+}`;
+  const bindings: ('read' | 'rw')[] = ['read', ...(d ? (['read', 'rw'] as const) : []), ...(w ? (['read', 'rw'] as const) : [])];
+  def = { key, code, bindings, uniform: true };
   cache.set(key, def);
   return def;
+}
+
+interface FcGradPlan {
+  WG: number;
+  dgradTiles: number;
+  dgradWorkgroups: number;
+  rows: number;
+  colTiles: number;
+  wgradWorkgroups: number;
+}
+
+function planGrad(g: ConvGeometry): FcGradPlan {
+  const WG = fcWorkgroup();
+  const dgradTiles = Math.ceil(g.C / 4 / WG);
+  const colTiles = Math.ceil(g.C / 4 / WG);
+  const rows = Math.max(1, Math.ceil((g.O * colTiles) / wgradTarget()));
+  return { WG, dgradTiles, dgradWorkgroups: dgradTiles * Math.ceil(g.N / NT), rows, colTiles, wgradWorkgroups: colTiles * Math.ceil(g.O / rows) };
+}
+
+function gradParams(g: ConvGeometry, pl: FcGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }): Uint8Array {
+  return packConvParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.dgradTiles, pl.rows, pl.colTiles, pl.dgradWorkgroups, offs.dw]);
 }
 
 /** y[N, O, 1, 1] = x[N, C, 1, 1] · Wᵀ (+ b) (ReLU). Requires fcApplicable(g, [xOff, wOff]). */
@@ -140,18 +173,24 @@ export function convForwardFc(
 /** dx[N, C, 1, 1] = dy[N, O, 1, 1] · W. Requires fcApplicable(g, [wOff]). */
 export function convDgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   if (!fcApplicable(g, [wOff])) throw new Error(`convDgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and a 4-aligned weight offset, got C ${g.C}, H×W ${g.H}×${g.W}, offset ${wOff}`);
-  const WG = fcWorkgroup();
-  const tiles = Math.ceil(g.C / 4 / WG);
-  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff }, [tiles]);
-  rt().dispatch(dgradDef(WG), [dy, w, dx], params, tiles * Math.ceil(g.N / NT));
+  const pl = planGrad(g);
+  rt().dispatch(gradDef('dgrad', pl.WG), [dy, w, dx], gradParams(g, pl, { x: 0, w: wOff, dy: dyOff, dx: dxOff, dw: 0 }), pl.dgradWorkgroups);
 }
 
-/** dW[O, C, 1, 1] = Σ_n dy[n, :]ᵀ x[n, :]. Requires fcApplicable(g, [xOff, dwOff]) and O ≤ 65,535. */
+/** dW[O, C, 1, 1] = Σ_n dy[n, :]ᵀ x[n, :]. Requires fcApplicable(g, [xOff, dwOff]). */
 export function convWgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
-  if (!fcApplicable(g, [xOff, dwOff]) || g.O > 65535) throw new Error(`convWgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0, 4-aligned offsets and O ≤ 65535, got C ${g.C}, O ${g.O}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${dwOff}`);
-  const WG = fcWorkgroup();
-  const colTiles = Math.ceil(g.C / 4 / WG);
-  const rows = Math.max(1, Math.ceil((g.O * colTiles) / wgradTarget()));
-  const params = packConvParams(g, { x: xOff, w: dwOff, y: dyOff }, [rows]);
-  rt().dispatch(wgradDef(WG), [dy, x, dw], params, [colTiles, Math.ceil(g.O / rows)]);
+  if (!fcApplicable(g, [xOff, dwOff])) throw new Error(`convWgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${dwOff}`);
+  const pl = planGrad(g);
+  rt().dispatch(gradDef('wgrad', pl.WG), [dy, x, dw], gradParams(g, pl, { x: xOff, w: 0, dy: dyOff, dx: 0, dw: dwOff }), pl.wgradWorkgroups);
+}
+
+/** Both gradients in one dispatch (one launch-and-wait instead of two: eSE's backward is launch-bound
+ *  on lavapipe). Requires fcApplicable(g, [wOff, xOff, dwOff]). */
+export function convBackwardFc(
+  g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
+  dx: GPUBuffer, dxOff: number, dw: GPUBuffer, dwOff: number,
+): void {
+  if (!fcApplicable(g, [wOff, xOff, dwOff])) throw new Error(`convBackwardFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${wOff}, ${xOff}, ${dwOff}`);
+  const pl = planGrad(g);
+  rt().dispatch(gradDef('both', pl.WG), [dy, w, dx, x, dw], gradParams(g, pl, { x: xOff, w: wOff, dy: dyOff, dx: dxOff, dw: dwOff }), pl.dgradWorkgroups + pl.wgradWorkgroups);
 }

@@ -6,7 +6,7 @@
 // kernels (fc.ts) for 1×1 convs on 1×1 maps (eSE), chosen automatically there.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init } from '../../core';
-import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad, hardwareDgrad, hardwareForward } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { convGeometry } from '../../kernels/conv/geometry';
@@ -56,6 +56,10 @@ async function check(c: Case, seed: number, algos: ConvAlgo[]) {
     expectClose(await conv2dForwardRaw(geo, x, w, b, true, algo).data(), yRef, { ...tol, what: what('y = relu(conv + b)'), shape: ys });
     expectClose(await conv2dDgradRaw(geo, dy, w, algo).data(), ref.gx, { ...tol, what: what('grad x'), shape: c.xs });
     expectClose(await conv2dWgradRaw(geo, dy, x, algo).data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w'), shape: c.ws });
+    // Both gradients as autograd records them (one fused dispatch for few and fc).
+    const [gx, gw] = conv2dBackwardRaw(geo, dy, x, w, true, true, algo);
+    expectClose(await gx!.data(), ref.gx, { ...tol, what: what('grad x (backward)'), shape: c.xs });
+    expectClose(await gw!.data(), ref.gw, { atol: 2e-6 * nhw + 1e-5, rtol: 1e-4, what: what('grad w (backward)'), shape: c.ws });
   }
 }
 
