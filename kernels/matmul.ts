@@ -134,8 +134,15 @@ function analyse(a: View, b: View): Problem {
 /** CPU rasterizers (lavapipe, SwiftShader) want v2; real GPUs want workgroup-memory tiles. */
 export function isSoftwareAdapter(): boolean {
   const a = rt().gpu.adapter;
-  return a.isFallbackAdapter || a.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
+  // Asked on every conv and matmul launch: decided once per adapter.
+  let v = softwareAdapters.get(a);
+  if (v === undefined) {
+    v = a.isFallbackAdapter || a.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
+    softwareAdapters.set(a, v);
+  }
+  return v;
 }
+const softwareAdapters = new WeakMap<object, boolean>();
 
 /** Kernel and tile shape for a problem on the current adapter. */
 export function choosePlan(M: number, N: number, K: number, nBatch: number): MatmulConfig {

@@ -91,9 +91,9 @@ export function chooseDgrad(g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: n
   // lanes; on the FCOS heads from 64² down to 4², the mask predictor and SAM it measured 1.0–2.5×
   // gemm3 (bench/README.md), and with the few wgrad it fuses into one backward dispatch.
   if (fewApplicable(g)) return 'few';
+  if (!isSoftwareAdapter()) return hardwareDgrad(g);
   // Fewer than 8 input channels per group (the stem's 3 → 64): dx has Cg GEMM rows, which gemm3's
   // 32-row tile pads ~10×; gemm2's row tile follows Cg. Stem 3 → 64 s2 at 512²: 357 against 636 ms.
-  if (!isSoftwareAdapter() && !v3Applicable(g, 'dgrad')) return hardwareDgrad(g);
   if (g.C / g.groups < 8) return 'gemm2';
   return v3Applicable(g, 'dgrad') ? 'gemm3' : 'gemm2';
 }

@@ -67,8 +67,9 @@ ${entry(WG)}
 }
 
 // The gradient kernels share one parameter layout, so the fused backward can run both bodies:
-// x_off = x, w_off = W, y_off = dy, b_off = dx, e4 = dW (elements); e0 = dgrad column tiles,
-// e1 = wgrad rows per workgroup, e2 = wgrad column tiles, e3 = dgrad workgroups (fused only).
+// x_off = x, w_off = W, y_off = dy, b_off = dx, e4 = dW (elements); e0 = tiles of vec4 columns
+// (C/4 over the workgroup width, both kernels), e1 = wgrad rows per workgroup, e3 = dgrad
+// workgroups (fused only).
 const GRAD_BINDINGS = (dgrad: boolean, wgrad: boolean) => [
   '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
   ...(dgrad ? ['@group(0) @binding(1) var<storage, read> w: array<vec4f>;', '@group(0) @binding(2) var<storage, read_write> dx: array<f32>;'] : []),
@@ -98,9 +99,9 @@ fn dgrad_wg(t: i32, lid: i32) {
 const wgradFn = (WG: number) => /* wgsl */ `
 fn wgrad_wg(u: i32, lid: i32) {
   let C4 = p.C / 4;
-  let c4 = (u % p.e2) * ${WG} + lid;
+  let c4 = (u % p.e0) * ${WG} + lid;
   if (c4 >= C4) { return; }
-  let o0 = (u / p.e2) * p.e1;
+  let o0 = (u / p.e0) * p.e1;
   let o1 = min(o0 + p.e1, p.O);
   for (var o = o0; o < o1; o++) {
     var acc = vec4f(0.0);
@@ -137,23 +138,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 interface FcGradPlan {
   WG: number;
-  dgradTiles: number;
-  dgradWorkgroups: number;
-  rows: number;
   colTiles: number;
+  rows: number;
+  dgradWorkgroups: number;
   wgradWorkgroups: number;
 }
 
 function planGrad(g: ConvGeometry): FcGradPlan {
   const WG = fcWorkgroup();
-  const dgradTiles = Math.ceil(g.C / 4 / WG);
   const colTiles = Math.ceil(g.C / 4 / WG);
   const rows = Math.max(1, Math.ceil((g.O * colTiles) / wgradTarget()));
-  return { WG, dgradTiles, dgradWorkgroups: dgradTiles * Math.ceil(g.N / NT), rows, colTiles, wgradWorkgroups: colTiles * Math.ceil(g.O / rows) };
+  return { WG, colTiles, rows, dgradWorkgroups: colTiles * Math.ceil(g.N / NT), wgradWorkgroups: colTiles * Math.ceil(g.O / rows) };
 }
 
 function gradParams(g: ConvGeometry, pl: FcGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }): Uint8Array {
-  return packConvParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.dgradTiles, pl.rows, pl.colTiles, pl.dgradWorkgroups, offs.dw]);
+  return packConvParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.colTiles, pl.rows, 0, pl.dgradWorkgroups, offs.dw]);
 }
 
 /** y[N, O, 1, 1] = x[N, C, 1, 1] · Wᵀ (+ b) (ReLU). Requires fcApplicable(g, [xOff, wOff]). */
