@@ -7,6 +7,10 @@
 dir=${1:-.ci/cores}
 node_bin=$(command -v node)
 found=0
+# gdb only matters once there is a core: install it then (Debian, as root), never before.
+if ls "$dir"/core.* >/dev/null 2>&1 && ! command -v gdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb >/dev/null 2>&1 || echo "(could not install gdb)"
+fi
 for core in "$dir"/core.*; do
   [ -e "$core" ] || continue
   found=1
