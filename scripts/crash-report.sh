@@ -17,7 +17,7 @@ for core in "$dir"/core.*; do
   echo "== crash report: $(basename "$core") ($(du -h "$core" | cut -f1))"
   if command -v gdb >/dev/null 2>&1; then
     gdb -q -batch -ex "bt 24" -ex "info threads" "$node_bin" "$core" 2>/dev/null \
-      | grep -v -E '^(Signal|SIGSEGV|\[New LWP|warning:)' | head -70
+      | grep -v -E '^(\[New LWP|warning:)' | head -70
   else
     echo "(gdb is not installed: only the signal in the file name is known)"
   fi
