@@ -14,9 +14,8 @@ export function buildBackbone(cfg: CfgNode): FPN {
   if (m.BACKBONE.NAME !== 'build_fcos_vovnet_fpn_backbone' && m.BACKBONE.NAME !== 'build_vovnet_fpn_backbone') {
     throw new UserError(`MODEL.BACKBONE.NAME '${m.BACKBONE.NAME}' is not supported; cellgpu builds VoVNet + FPN (build_fcos_vovnet_fpn_backbone)`);
   }
-  if (m.VOVNET.NORM !== 'FrozenBN') throw new UserError(`MODEL.VOVNET.NORM '${m.VOVNET.NORM}' is not supported (only FrozenBN, as every CenterMask2/LIVECell config uses)`);
   if (m.VOVNET.STAGE_WITH_DCN.some(Boolean)) throw new UserError('MODEL.VOVNET.STAGE_WITH_DCN: deformable convolutions are not supported');
-  const bottomUp = new VoVNet(m.VOVNET.CONV_BODY, { outFeatures: m.VOVNET.OUT_FEATURES as StageName[], freezeAt: m.BACKBONE.FREEZE_AT });
+  const bottomUp = new VoVNet(m.VOVNET.CONV_BODY, { outFeatures: m.VOVNET.OUT_FEATURES as StageName[], freezeAt: m.BACKBONE.FREEZE_AT, norm: m.VOVNET.NORM });
   if (m.FPN.NORM) throw new UserError(`MODEL.FPN.NORM '${m.FPN.NORM}' is not supported (CenterMask configs use no FPN norm)`);
   return new FPN(bottomUp, { inFeatures: m.FPN.IN_FEATURES, outChannels: m.FPN.OUT_CHANNELS, topLevels: m.FCOS.TOP_LEVELS });
 }

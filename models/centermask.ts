@@ -17,6 +17,7 @@ import { computeFcosTargets } from './fcos/targets';
 import { fcosLosses } from './fcos/losses';
 import { fcosPredictProposals } from './fcos/inference';
 import { CenterROIHeads } from './roi/heads';
+import type { InstanceBitmask } from './roi/targets';
 import { Container } from './layers';
 import { detectorPostprocess, postprocessBoxes, selectDetections, type MaskRegion } from './postprocess';
 
@@ -36,8 +37,10 @@ export interface GtInstances {
   boxes: Float32Array;
   /** 0-based class indices. */
   classes: Int32Array;
-  /** Per instance, its polygons as flat [x0, y0, x1, y1, ...] lists. */
-  polygons: number[][][];
+  /** Per instance, its polygons as flat [x0, y0, x1, y1, ...] lists (INPUT.MASK_FORMAT polygon). */
+  polygons?: number[][][];
+  /** Per instance, its bitmask inside its box (INPUT.MASK_FORMAT bitmask). */
+  masks?: readonly InstanceBitmask[];
 }
 
 /** Detections of one image in original-image coordinates. */
@@ -183,7 +186,7 @@ export class CenterMask extends Module {
     const roi = this.roiHeads.losses(
       this.roiFeatures(features),
       boxes,
-      gts.map((g) => ({ boxes: g.boxes, classes: g.classes, polygons: g.polygons })),
+      gts.map((g) => ({ boxes: g.boxes, classes: g.classes, ...(g.masks ? { masks: g.masks } : { polygons: g.polygons ?? [] }) })),
       batch.map((b) => [b.height, b.width]),
     );
     return { ...fcos, loss_mask: roi.loss_mask, loss_maskiou: roi.loss_maskiou ?? zeroLike(roi.loss_mask) } as LossDict;

@@ -3,7 +3,8 @@
 // core/ops; these modules only own parameters and call them.
 import { conv2d, type Conv2dOptions } from '../core/ops/conv';
 import { convTranspose2d } from '../core/ops/conv-transpose';
-import { frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
+import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
+import { mapRaw } from '../core/ops/elementwise';
 import { empty, full, type Tensor } from '../core/tensor';
 import { Module } from '../core/nn/module';
 import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../core/nn/init';
@@ -99,6 +100,51 @@ export class FrozenBatchNorm2d extends Module {
     });
   }
 }
+
+/**
+ * nn.BatchNorm2d(C) (eps 1e-5, momentum 0.1): in training mode it normalises with the batch
+ * statistics and updates running_mean / running_var (unbiased variance) and num_batches_tracked;
+ * in eval mode, or when frozen (a stage under FREEZE_AT), it uses the running statistics. State
+ * names are PyTorch's: weight, bias, running_mean, running_var, num_batches_tracked.
+ */
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  /** Frozen: running statistics in training mode too, and no parameter gradients. */
+  frozen = false;
+  constructor(
+    readonly numFeatures: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', full([numFeatures], 1));
+    this.bias = this.registerParameter('bias', full([numFeatures], 0));
+    this.registerBuffer('running_mean', full([numFeatures], 0));
+    this.registerBuffer('running_var', full([numFeatures], 1));
+    this.registerBuffer('num_batches_tracked', full([], 0, 'i32'));
+  }
+  forward(x: Tensor): Tensor {
+    const training = this.training && !this.frozen;
+    if (training) {
+      // Counted on the device, so that training never waits on the host for it.
+      const n = this.getBuffer('num_batches_tracked')!;
+      this.setBuffer('num_batches_tracked', mapRaw('bn_batches_tracked', 'x + 1', [n], [], 'i32', 'i32'));
+    }
+    return batchNorm2d(x, {
+      weight: this.weight,
+      bias: this.bias,
+      runningMean: this.getBuffer('running_mean')!,
+      runningVar: this.getBuffer('running_var')!,
+      training,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+  }
+}
+
+/** nn.SyncBatchNorm: statistics over every device of a step; with one device it is BatchNorm2d. */
+export class SyncBatchNorm extends BatchNorm2d {}
 
 /** nn.GroupNorm(num_groups, num_channels), affine with weight 1 and bias 0 at init. */
 export class GroupNorm extends Module {

@@ -1,7 +1,8 @@
 // VoVNetV2 with effective Squeeze-Excitation (eSE), as CenterMask2's `vovnet.py` builds it, with
 // the same module names so Detectron2 state-dict keys load unchanged, e.g.
-// `stage2.OSA2_1.layers.0.OSA2_1_0/conv.weight`. FrozenBN everywhere (the only norm any
-// CenterMask2 or LIVECell config uses); eSE is applied in every OSA block (the original ignores the
+// `stage2.OSA2_1.layers.0.OSA2_1_0/conv.weight`. The norm after every conv is MODEL.VOVNET.NORM:
+// FrozenBN (CenterMask2's default, for ImageNet-initialised backbones), BN / SyncBN (batch
+// statistics, for training from scratch) or GN (32 groups); eSE is applied in every OSA block (the original ignores the
 // spec's eSE flag); blocks after the first of a stage add their input after eSE (identity).
 import { Module } from '../../core/nn/module';
 import { cat } from '../../core/ops/join';
@@ -9,7 +10,29 @@ import { add, hardsigmoid, mul, relu } from '../../core/ops/elementwise';
 import { mean } from '../../core/ops/reduce';
 import { maxPool2d } from '../../core/ops/pool';
 import type { Tensor } from '../../core/tensor';
-import { Container, Conv2d, FrozenBatchNorm2d } from '../layers';
+import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../layers';
+import { UserError } from '../../core/errors';
+
+/** MODEL.VOVNET.NORM values (Detectron2's get_norm names). */
+export type VoVNetNorm = 'FrozenBN' | 'BN' | 'SyncBN' | 'GN';
+export const VOVNET_NORMS: readonly VoVNetNorm[] = ['FrozenBN', 'BN', 'SyncBN', 'GN'];
+
+type NormLayer = Module & { forward(x: Tensor): Tensor };
+
+/** Detectron2's get_norm(norm, channels) for the norms VoVNet accepts. */
+function makeNorm(norm: VoVNetNorm, channels: number, where: string): NormLayer {
+  switch (norm) {
+    case 'FrozenBN':
+      return new FrozenBatchNorm2d(channels);
+    case 'BN':
+      return new BatchNorm2d(channels);
+    case 'SyncBN':
+      return new SyncBatchNorm(channels);
+    case 'GN':
+      if (channels % 32 !== 0) throw new UserError(`MODEL.VOVNET.NORM 'GN' uses 32 groups, but ${where} has ${channels} channels, which 32 does not divide; use BN or another CONV_BODY`);
+      return new GroupNorm(32, channels);
+  }
+}
 
 export interface VoVNetSpec {
   stem: [number, number, number];
@@ -31,28 +54,28 @@ export const VOVNET_SPECS: Record<string, VoVNetSpec> = {
   'V-99-eSE': { stem: [64, 64, 128], stageConvCh: [128, 160, 192, 224], stageOutCh: [256, 512, 768, 1024], layersPerBlock: 5, blocksPerStage: [1, 3, 9, 3], depthwise: false },
 };
 
-/** conv (no bias) -> FrozenBN -> ReLU, registered on `parent` as `${name}/conv`, `${name}/norm`. */
+/** conv (no bias) -> norm -> ReLU, registered on `parent` as `${name}/conv`, `${name}/norm`. */
 class ConvNormReLU {
   readonly conv: Conv2d;
-  readonly norm: FrozenBatchNorm2d;
-  constructor(parent: Module, name: string, cin: number, cout: number, k: number, stride = 1, groups = 1) {
+  readonly norm: NormLayer;
+  constructor(parent: Module, name: string, norm: VoVNetNorm, cin: number, cout: number, k: number, stride = 1, groups = 1) {
     this.conv = parent.registerModule(`${name}/conv`, new Conv2d(cin, cout, k, { stride, padding: (k - 1) >> 1, groups, bias: false }));
-    this.norm = parent.registerModule(`${name}/norm`, new FrozenBatchNorm2d(cout));
+    this.norm = parent.registerModule(`${name}/norm`, makeNorm(norm, cout, `${name}/norm`));
   }
   forward(x: Tensor): Tensor {
     return relu(this.norm.forward(this.conv.forward(x)));
   }
 }
 
-/** Depthwise-separable unit: dw 3x3 (groups = c) -> pw 1x1 -> FrozenBN -> ReLU (no norm between). */
+/** Depthwise-separable unit: dw 3x3 (groups = c) -> pw 1x1 -> norm -> ReLU (no norm between). */
 class DWUnit {
   readonly dw: Conv2d;
   readonly pw: Conv2d;
-  readonly norm: FrozenBatchNorm2d;
-  constructor(parent: Module, name: string, c: number, stride = 1) {
+  readonly norm: NormLayer;
+  constructor(parent: Module, name: string, norm: VoVNetNorm, c: number, stride = 1) {
     this.dw = parent.registerModule(`${name}/dw_conv3x3`, new Conv2d(c, c, 3, { stride, padding: 1, groups: c, bias: false }));
     this.pw = parent.registerModule(`${name}/pw_conv1x1`, new Conv2d(c, c, 1, { bias: false }));
-    this.norm = parent.registerModule(`${name}/pw_norm`, new FrozenBatchNorm2d(c));
+    this.norm = parent.registerModule(`${name}/pw_norm`, makeNorm(norm, c, `${name}/pw_norm`));
   }
   forward(x: Tensor): Tensor {
     return relu(this.norm.forward(this.pw.forward(this.dw.forward(x))));
@@ -79,22 +102,22 @@ class OSAModule extends Module {
   private readonly layerUnits: Unit[] = [];
   private readonly concatUnit: ConvNormReLU;
   readonly ese: ESE;
-  constructor(name: string, inCh: number, stageCh: number, concatCh: number, layers: number, readonly identity: boolean, depthwise: boolean) {
+  constructor(name: string, norm: VoVNetNorm, inCh: number, stageCh: number, concatCh: number, layers: number, readonly identity: boolean, depthwise: boolean) {
     super();
     let c = inCh;
     if (depthwise && inCh !== stageCh) {
       const red = this.registerModule('conv_reduction', new Container());
-      this.reduction = new ConvNormReLU(red, `${name}_reduction_0`, inCh, stageCh, 1);
+      this.reduction = new ConvNormReLU(red, `${name}_reduction_0`, norm, inCh, stageCh, 1);
       c = stageCh;
     }
     const list = this.registerModule('layers', new Container());
     for (let i = 0; i < layers; i++) {
       const seq = list.add(String(i), new Container());
-      this.layerUnits.push(depthwise ? new DWUnit(seq, `${name}_${i}`, stageCh) : new ConvNormReLU(seq, `${name}_${i}`, c, stageCh, 3));
+      this.layerUnits.push(depthwise ? new DWUnit(seq, `${name}_${i}`, norm, stageCh) : new ConvNormReLU(seq, `${name}_${i}`, norm, c, stageCh, 3));
       c = stageCh;
     }
     const concat = this.registerModule('concat', new Container());
-    this.concatUnit = new ConvNormReLU(concat, `${name}_concat`, inCh + layers * stageCh, concatCh, 1);
+    this.concatUnit = new ConvNormReLU(concat, `${name}_concat`, norm, inCh + layers * stageCh, concatCh, 1);
     this.ese = this.registerModule('ese', new ESE(concatCh));
   }
   forward(input: Tensor): Tensor {
@@ -112,11 +135,11 @@ class OSAModule extends Module {
 
 class OSAStage extends Module {
   readonly blocks: OSAModule[] = [];
-  constructor(readonly stageNum: number, inCh: number, stageCh: number, concatCh: number, blocks: number, layers: number, depthwise: boolean) {
+  constructor(readonly stageNum: number, norm: VoVNetNorm, inCh: number, stageCh: number, concatCh: number, blocks: number, layers: number, depthwise: boolean) {
     super();
     for (let b = 1; b <= blocks; b++) {
       const name = `OSA${stageNum}_${b}`;
-      this.blocks.push(this.registerModule(name, new OSAModule(name, b === 1 ? inCh : concatCh, stageCh, concatCh, layers, b > 1, depthwise)));
+      this.blocks.push(this.registerModule(name, new OSAModule(name, norm, b === 1 ? inCh : concatCh, stageCh, concatCh, layers, b > 1, depthwise)));
     }
   }
   forward(x: Tensor): Tensor {
@@ -133,6 +156,8 @@ export interface VoVNetOptions {
   outFeatures?: StageName[];
   /** Detectron2 FREEZE_AT: 1 freezes the stem, k > 1 also stage2..stage(k). */
   freezeAt?: number;
+  /** MODEL.VOVNET.NORM (default FrozenBN). */
+  norm?: string;
 }
 
 export class VoVNet extends Module {
@@ -149,21 +174,23 @@ export class VoVNet extends Module {
     if (!spec) throw new Error(`unknown MODEL.VOVNET.CONV_BODY '${convBody}'; expected one of ${Object.keys(VOVNET_SPECS).join(', ')}`);
     this.spec = spec;
     this.outFeatures = opts.outFeatures ?? ['stage3', 'stage4', 'stage5'];
+    const norm = (opts.norm ?? 'FrozenBN') as VoVNetNorm;
+    if (!VOVNET_NORMS.includes(norm)) throw new UserError(`MODEL.VOVNET.NORM '${opts.norm}' is not supported; expected one of ${VOVNET_NORMS.join(', ')}`);
     const stem = this.registerModule('stem', new Container());
     const [s1, s2, s3] = spec.stem;
-    this.stemUnits.push(new ConvNormReLU(stem, 'stem_1', 3, s1, 3, 2));
+    this.stemUnits.push(new ConvNormReLU(stem, 'stem_1', norm, 3, s1, 3, 2));
     if (spec.depthwise) {
-      this.stemUnits.push(new DWUnit(stem, 'stem_2', s2, 1));
-      this.stemUnits.push(new DWUnit(stem, 'stem_3', s3, 2));
+      this.stemUnits.push(new DWUnit(stem, 'stem_2', norm, s2, 1));
+      this.stemUnits.push(new DWUnit(stem, 'stem_3', norm, s3, 2));
     } else {
-      this.stemUnits.push(new ConvNormReLU(stem, 'stem_2', s1, s2, 3, 1));
-      this.stemUnits.push(new ConvNormReLU(stem, 'stem_3', s2, s3, 3, 2));
+      this.stemUnits.push(new ConvNormReLU(stem, 'stem_2', norm, s1, s2, 3, 1));
+      this.stemUnits.push(new ConvNormReLU(stem, 'stem_3', norm, s2, s3, 3, 2));
     }
     this.outChannels.stem = s3;
     let inCh = s3;
     for (let i = 0; i < 4; i++) {
       const n = i + 2;
-      const stage = this.registerModule(`stage${n}`, new OSAStage(n, inCh, spec.stageConvCh[i]!, spec.stageOutCh[i]!, spec.blocksPerStage[i]!, spec.layersPerBlock, spec.depthwise));
+      const stage = this.registerModule(`stage${n}`, new OSAStage(n, norm, inCh, spec.stageConvCh[i]!, spec.stageOutCh[i]!, spec.blocksPerStage[i]!, spec.layersPerBlock, spec.depthwise));
       this.stages.push(stage);
       inCh = spec.stageOutCh[i]!;
       this.outChannels[`stage${n}`] = inCh;
@@ -171,12 +198,16 @@ export class VoVNet extends Module {
     this.freeze(opts.freezeAt ?? 0);
   }
 
-  /** Stop gradients for the stem (k >= 1) and stage2..stage(k) (k >= 2), as Detectron2 does. */
+  /** Stop gradients for the stem (k >= 1) and stage2..stage(k) (k >= 2), as Detectron2 does; a
+   *  BatchNorm there then uses its running statistics (Detectron2's convert_frozen_batchnorm). */
   freeze(freezeAt: number): void {
     const frozen: Module[] = [];
     if (freezeAt >= 1) frozen.push(this.getModule('stem')!);
     for (let k = 2; k <= freezeAt; k++) frozen.push(this.getModule(`stage${k}`)!);
-    for (const m of frozen) for (const p of m.parameters()) p.requiresGrad = false;
+    for (const m of frozen) {
+      for (const p of m.parameters()) p.requiresGrad = false;
+      for (const [, sub] of m.namedModules()) if (sub instanceof BatchNorm2d) sub.frozen = true;
+    }
   }
 
   forward(x: Tensor): Record<string, Tensor> {

@@ -18,7 +18,7 @@ import { Rng } from '../../core/rng';
 import { poolRois } from './pooler';
 import { SpatialAttentionMaskHead } from './mask-head';
 import { MaskIoUHead } from './maskiou-head';
-import { type GtInstances, labelAndSampleProposals, maskTargets, type SampledProposals } from './targets';
+import { type GtInstances, type GtMask, gtMaskOf, labelAndSampleProposals, maskTargets, type SampledProposals } from './targets';
 
 export interface CenterROIHeadsOptions {
   /** ROI_HEADS.IN_FEATURES, finest first (p3, p4, p5). */
@@ -235,7 +235,7 @@ export class CenterROIHeads extends Module {
     const fgBoxes = new Float32Array(fgBoxesPerImage.reduce((a, b) => a + b.length, 0));
     const fgClasses: number[] = [];
     const fgGtIndex: number[] = [];
-    const fgPolygons: GtInstances['polygons'][number][] = [];
+    const fgMasks: GtMask[] = [];
     let o = 0;
     sampled.forEach((s, i) => {
       fgBoxes.set(fgBoxesPerImage[i]!, o);
@@ -243,11 +243,11 @@ export class CenterROIHeads extends Module {
       for (let k = 0; k < s.numFg; k++) {
         fgClasses.push(s.gtClasses[k]!);
         fgGtIndex.push(s.gtIndex[k]!);
-        fgPolygons.push(gt[i]!.polygons[s.gtIndex[k]!]!);
+        fgMasks.push(gtMaskOf(gt[i]!, s.gtIndex[k]!));
       }
     });
     const F = fgClasses.length;
-    const { targets, ratios, fullAreas } = maskTargets(fgBoxes, fgPolygons, M);
+    const { targets, ratios, fullAreas } = maskTargets(fgBoxes, fgMasks, M);
     const base = { sampled, fgBoxes, fgClasses: Int32Array.from(fgClasses), fgGtIndex: Int32Array.from(fgGtIndex), ratios };
     if (F === 0) {
       // The original returns logits.sum() * 0 and pred_maskiou.sum() * 0: zero losses.

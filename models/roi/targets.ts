@@ -12,14 +12,37 @@ import { type InstancePolygons, polygonsArea, polygonsToBitmask, summedPolygonRa
 
 const f = Math.fround;
 
-/** Ground truth of one image. */
+/** One instance's binary mask, stored inside a box of an image (detectron2 BitMasks row). */
+export interface InstanceBitmask {
+  imageWidth: number;
+  imageHeight: number;
+  /** The stored box: pixels outside it are 0. */
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+  /** Row-major over the box, 0/1. */
+  data: Uint8Array;
+}
+
+/** Ground truth of one image: masks as polygons (PolygonMasks) or as bitmasks (BitMasks). */
 export interface GtInstances {
   /** [M * 4] x0, y0, x1, y1 (input-image pixels). */
   boxes: Float32Array;
   /** [M] class indices in [0, numClasses). */
   classes: ArrayLike<number>;
-  /** [M] polygons of each instance (detectron2 PolygonMasks). */
-  polygons: readonly InstancePolygons[];
+  /** [M] polygons of each instance (INPUT.MASK_FORMAT polygon). */
+  polygons?: readonly InstancePolygons[];
+  /** [M] bitmask of each instance (INPUT.MASK_FORMAT bitmask). */
+  masks?: readonly InstanceBitmask[];
+}
+
+/** The GT mask of instance i, whichever form the GT carries. */
+export type GtMask = { polygons: InstancePolygons } | { bitmask: InstanceBitmask };
+
+export function gtMaskOf(gt: GtInstances, i: number): GtMask {
+  if (gt.masks) return { bitmask: gt.masks[i]! };
+  return { polygons: gt.polygons![i]! };
 }
 
 /** detectron2 `pairwise_iou` in float32: [Na, Nb] row-major; 0 where the intersection is empty. */
@@ -127,8 +150,9 @@ export interface SampledProposals {
 export function labelAndSampleProposals(proposalBoxes: Float32Array, gt: GtInstances, opts: SampleOptions): SampledProposals {
   if (proposalBoxes.length % 4) throw new Error(`labelAndSampleProposals: proposal boxes must be [N * 4], got ${proposalBoxes.length} values`);
   const numGt = gt.boxes.length / 4;
-  if (gt.boxes.length % 4 || gt.classes.length !== numGt || gt.polygons.length !== numGt) {
-    throw new Error(`labelAndSampleProposals: GT has ${gt.boxes.length / 4} boxes, ${gt.classes.length} classes and ${gt.polygons.length} polygon lists; they must agree`);
+  const numMasks = gt.masks ? gt.masks.length : (gt.polygons?.length ?? -1);
+  if (gt.boxes.length % 4 || gt.classes.length !== numGt || numMasks !== numGt) {
+    throw new Error(`labelAndSampleProposals: GT has ${gt.boxes.length / 4} boxes, ${gt.classes.length} classes and ${numMasks} masks; they must agree`);
   }
   const all = new Float32Array(proposalBoxes.length + ((opts.appendGt ?? true) ? gt.boxes.length : 0));
   all.set(proposalBoxes);
@@ -200,20 +224,107 @@ export interface MaskTargets {
   fullAreas: Float64Array;
 }
 
-/** Targets for foreground ROIs: `boxes` [F * 4], `polygons[r]` the matched GT's polygons. */
-export function maskTargets(boxes: Float32Array, polygons: readonly InstancePolygons[], size: number): MaskTargets {
+/**
+ * detectron2 `BitMasks.crop_and_resize` for one mask: ROIAlign((size, size), spatial_scale 1,
+ * sampling_ratio 0 (adaptive: ceil(box side / size) samples per bin side), aligned=True) of the
+ * 0/1 mask over the box, then >= 0.5. Row-major 0/1. Sampling follows torchvision's bilinear rule
+ * on the whole image (zero beyond one pixel outside, clamped at the border); pixels outside the
+ * stored box read 0.
+ */
+export function bitmaskCropAndResize(m: InstanceBitmask, box: ArrayLike<number>, size: number): Uint8Array {
+  const H = m.imageHeight;
+  const W = m.imageWidth;
+  const at = (y: number, x: number) => {
+    const yy = y - m.y0;
+    const xx = x - m.x0;
+    return yy >= 0 && yy < m.height && xx >= 0 && xx < m.width ? m.data[yy * m.width + xx]! : 0;
+  };
+  const bilinear = (y: number, x: number): number => {
+    if (y < -1 || y > H || x < -1 || x > W) return 0;
+    if (y <= 0) y = 0;
+    if (x <= 0) x = 0;
+    let yl = Math.trunc(y);
+    let xl = Math.trunc(x);
+    let yh: number;
+    let xh: number;
+    if (yl >= H - 1) {
+      yh = yl = H - 1;
+      y = yl;
+    } else yh = yl + 1;
+    if (xl >= W - 1) {
+      xh = xl = W - 1;
+      x = xl;
+    } else xh = xl + 1;
+    const ly = f(y - yl);
+    const lx = f(x - xl);
+    const hy = f(1 - ly);
+    const hx = f(1 - lx);
+    // torchvision's order: w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4, left to right.
+    return f(f(f(f(f(hy * hx) * at(yl, xl)) + f(f(hy * lx) * at(yl, xh))) + f(f(ly * hx) * at(yh, xl))) + f(f(ly * lx) * at(yh, xh)));
+  };
+  const x0 = f(f(box[0]!) - 0.5);
+  const y0 = f(f(box[1]!) - 0.5);
+  const rw = f(f(f(box[2]!) - 0.5) - x0);
+  const rh = f(f(f(box[3]!) - 0.5) - y0);
+  const binW = f(rw / size);
+  const binH = f(rh / size);
+  const gridH = Math.max(Math.ceil(rh / size), 0);
+  const gridW = Math.max(Math.ceil(rw / size), 0);
+  const count = Math.max(gridH * gridW, 1);
+  const out = new Uint8Array(size * size);
+  for (let ph = 0; ph < size; ph++) {
+    for (let pw = 0; pw < size; pw++) {
+      let sum = 0;
+      for (let iy = 0; iy < gridH; iy++) {
+        const y = f(f(y0 + f(ph * binH)) + f(f((iy + 0.5) * binH) / gridH));
+        for (let ix = 0; ix < gridW; ix++) {
+          const x = f(f(x0 + f(pw * binW)) + f(f((ix + 0.5) * binW) / gridW));
+          sum = f(sum + bilinear(y, x));
+        }
+      }
+      out[ph * size + pw] = f(sum / count) >= 0.5 ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The MaskIoU area ratio for bitmask GT (CenterMask2 defines it only for polygons): the share of the
+ * GT mask's pixels whose centre (col + 0.5, row + 0.5) lies inside the box [x0, x1) x [y0, y1).
+ * NaN for an empty mask (0/0, as the polygon rule gives).
+ */
+export function bitmaskIouRatio(m: InstanceBitmask, box: ArrayLike<number>): number {
+  let total = 0;
+  let inside = 0;
+  for (let y = 0; y < m.height; y++) {
+    const cy = m.y0 + y + 0.5;
+    const rowIn = cy >= box[1]! && cy < box[3]!;
+    for (let x = 0; x < m.width; x++) {
+      if (!m.data[y * m.width + x]) continue;
+      total++;
+      const cx = m.x0 + x + 0.5;
+      if (rowIn && cx >= box[0]! && cx < box[2]!) inside++;
+    }
+  }
+  return inside / total;
+}
+
+/** Targets for foreground ROIs: `boxes` [F * 4], `masks[r]` the matched GT's mask (polygons or bitmask). */
+export function maskTargets(boxes: Float32Array, masks: readonly (GtMask | InstancePolygons)[], size: number): MaskTargets {
   const n = boxes.length / 4;
-  if (polygons.length !== n) throw new Error(`maskTargets: ${n} boxes but ${polygons.length} polygon lists`);
+  if (masks.length !== n) throw new Error(`maskTargets: ${n} boxes but ${masks.length} masks`);
   const out: MaskTargets = { targets: new Float32Array(n * size * size), ratios: new Float64Array(n), fullAreas: new Float64Array(n) };
   for (let r = 0; r < n; r++) {
     const box = boxes.subarray(4 * r, 4 * r + 4);
-    const bits = rasterizePolygonsWithinBox(polygons[r]!, box, size);
+    const mk = masks[r]!;
+    const gm: GtMask = Array.isArray(mk) ? { polygons: mk as InstancePolygons } : (mk as GtMask);
+    const bits = 'bitmask' in gm ? bitmaskCropAndResize(gm.bitmask, box, size) : rasterizePolygonsWithinBox(gm.polygons, box, size);
     let count = 0;
     for (let i = 0; i < bits.length; i++) {
       out.targets[r * size * size + i] = bits[i]!;
       count += bits[i]!;
     }
-    const ratio = maskIouRatio(polygons[r]!, box);
+    const ratio = 'bitmask' in gm ? bitmaskIouRatio(gm.bitmask, box) : maskIouRatio(gm.polygons, box);
     out.ratios[r] = ratio;
     out.fullAreas[r] = count / Math.max(ratio, 1e-10);
     if (Number.isNaN(ratio)) out.fullAreas[r] = NaN;

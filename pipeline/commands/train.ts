@@ -11,7 +11,7 @@ import { readCocoDataset } from '../coco/read';
 import { writeFileAtomic } from '../io/atomic';
 import { loadTrainingSet } from '../train/dataset';
 import { buildTrainableModel } from '../train/build-model';
-import { train, type TrainResult } from '../train/trainer';
+import { maskFormatOf, train, type TrainResult } from '../train/trainer';
 import type { TrainableModel } from '../train/model';
 import { evaluateModel } from '../predict/evaluate';
 import { predictorOptionsFromConfig } from '../predict/predictor';
@@ -22,15 +22,19 @@ export interface TrainCommandOptions {
   trainJson: string;
   valJson?: string;
   imageRoot: string;
+  /** Folder the validation json's file names are relative to (default imageRoot). */
+  valImageRoot?: string;
   resume?: boolean;
   logPeriod?: number;
+  /** COCOeval maxDets for the periodic evaluation (default [1, 10, 100]). */
+  maxDets?: number[];
   log?: (line: string) => void;
 }
 
 /** Load data, build the model, train (with evaluation on valJson when given). */
 export async function runTraining(o: TrainCommandOptions): Promise<{ result: TrainResult; model: TrainableModel; categoryIds: number[] }> {
   const log = o.log ?? ((l: string) => console.log(l));
-  const set = loadTrainingSet(o.trainJson, o.imageRoot, { filterEmpty: o.cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS });
+  const set = loadTrainingSet(o.trainJson, o.imageRoot, { filterEmpty: o.cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS, maskFormat: maskFormatOf(o.cfg) });
   if (set.categoryIds.length !== o.cfg.MODEL.FCOS.NUM_CLASSES) {
     throw new UserError(`${o.trainJson} has ${set.categoryIds.length} categories but MODEL.FCOS.NUM_CLASSES is ${o.cfg.MODEL.FCOS.NUM_CLASSES}`);
   }
@@ -39,12 +43,23 @@ export async function runTraining(o: TrainCommandOptions): Promise<{ result: Tra
   const model = buildTrainableModel(o.cfg);
   mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
   writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
-  const val = o.valJson && existsSync(o.valJson) ? readCocoDataset(o.valJson) : undefined;
+  if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
+  const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
+  const valRoot = o.valImageRoot ?? o.imageRoot;
   const evaluate = val
-    ? async () => (await evaluateModel(model, val, { imageRoot: o.imageRoot, predictor: predictorOptionsFromConfig(o.cfg, set.categoryIds) })).metrics
+    ? async () => (await evaluateModel(model, val, { imageRoot: valRoot, predictor: predictorOptionsFromConfig(o.cfg, set.categoryIds), maxDets: o.maxDets })).metrics
     : undefined;
   const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log });
   return { result, model, categoryIds: set.categoryIds };
+}
+
+/** '--max-dets 1,100,1000' as three increasing positive integers. */
+export function parseMaxDets(text: string): number[] {
+  const v = text.split(',').map((t) => Number(t.trim()));
+  if (v.length !== 3 || v.some((x) => !Number.isInteger(x) || x <= 0) || !(v[0]! < v[1]! && v[1]! < v[2]!)) {
+    throw new UserError(`--max-dets '${text}': expected three increasing positive integers, e.g. 1,100,1000`);
+  }
+  return v;
 }
 
 export function register(program: Command): void {
@@ -57,11 +72,23 @@ export function register(program: Command): void {
     .option('--train-json <file>', 'COCO json behind DATASETS.TRAIN', 'output/folds/train_fold_0.json')
     .option('--val-json <file>', 'COCO json behind DATASETS.TEST (evaluated every TEST.EVAL_PERIOD and at the end)', 'output/folds/val_fold_0.json')
     .option('--image-root <dir>', 'folder the COCO file_name entries are relative to', 'datasets/synth')
+    .option('--val-image-root <dir>', 'folder the validation json file_name entries are relative to (default: --image-root)')
+    .option('--no-eval', 'train without the periodic evaluation')
+    .option('--max-dets <list>', 'COCO maxDets of the evaluation, e.g. 1,100,1000 for images with hundreds of cells', '1,10,100')
     .option('--log-period <n>', 'iterations between metrics lines', parseIntOption('--log-period', 1), 20)
     .argument('[overrides...]', 'KEY VALUE config overrides, e.g. SOLVER.MAX_ITER 100')
-    .action(async (overrides: string[], o: { configFile: string; resume?: boolean; trainJson: string; valJson: string; imageRoot: string; logPeriod: number }) => {
+    .action(async (overrides: string[], o: { configFile: string; resume?: boolean; trainJson: string; valJson: string; valImageRoot?: string; eval: boolean; maxDets: string; imageRoot: string; logPeriod: number }) => {
       const cfg = loadConfig(o.configFile, overrides);
-      const { result } = await runTraining({ cfg, trainJson: o.trainJson, valJson: o.valJson, imageRoot: o.imageRoot, resume: o.resume, logPeriod: o.logPeriod });
+      const { result } = await runTraining({
+        cfg,
+        trainJson: o.trainJson,
+        valJson: o.eval ? o.valJson : undefined,
+        imageRoot: o.imageRoot,
+        valImageRoot: o.valImageRoot,
+        resume: o.resume,
+        logPeriod: o.logPeriod,
+        maxDets: parseMaxDets(o.maxDets),
+      });
       console.log(`trained iterations ${result.startIter}..${result.startIter + result.iterations - 1} in ${result.seconds.toFixed(1)} s; final weights ${result.finalCheckpoint ?? '(none)'}`);
     });
 }

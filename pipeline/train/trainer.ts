@@ -20,7 +20,7 @@ import { cat } from '../../core/ops/join';
 import { reshape } from '../../core/ops/view';
 import { UserError } from '../../core/errors';
 import type { LRScheduler } from '../../core/optim/lr-scheduler';
-import { TrainLoader, type TrainingSet, type TrainBatch } from './dataset';
+import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from './dataset';
 import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
 import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
@@ -118,6 +118,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   const loader = new TrainLoader(
     o.train.records,
     {
+      crop: cropOf(cfg),
       minSizes: cfg.INPUT.MIN_SIZE_TRAIN,
       sampling: samplingOf(cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING),
       maxSize: cfg.INPUT.MAX_SIZE_TRAIN,
@@ -245,6 +246,21 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;
+}
+
+/** INPUT.CROP as loader options (undefined when disabled). */
+export function cropOf(cfg: CfgNode): CropOptions | undefined {
+  if (!cfg.INPUT.CROP.ENABLED) return undefined;
+  const c: CropOptions = { type: cfg.INPUT.CROP.TYPE as CropOptions['type'], size: cfg.INPUT.CROP.SIZE };
+  checkCropOptions(c);
+  return c;
+}
+
+/** INPUT.MASK_FORMAT as the training set's mask form. */
+export function maskFormatOf(cfg: CfgNode): 'polygon' | 'bitmask' {
+  const f = cfg.INPUT.MASK_FORMAT;
+  if (f === 'polygon' || f === 'bitmask') return f;
+  throw new UserError(`INPUT.MASK_FORMAT '${f}' is not supported (polygon or bitmask)`);
 }
 
 function samplingOf(s: string): 'choice' | 'range' {

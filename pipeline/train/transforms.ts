@@ -134,10 +134,21 @@ export function flipImageU8(src: Uint8Array, width: number, height: number, flip
   return out;
 }
 
-/** The geometry applied to one image: scale (resize) then flip, in the output image's frame. */
+/** A crop window in the input image (integer pixels). */
+export interface CropWindow {
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+}
+
+/** The geometry applied to one image: crop (optional), scale (resize) then flip, in the output
+ *  image's frame. */
 export interface Geometry {
   inWidth: number;
   inHeight: number;
+  /** Applied first (Detectron2 inserts RandomCrop before ResizeShortestEdge). */
+  crop?: CropWindow;
   outWidth: number;
   outHeight: number;
   flip: Flip;
@@ -146,12 +157,14 @@ export interface Geometry {
 /** Map a flat [x0, y0, x1, y1, ...] polygon through the geometry (a new array). */
 export function transformPolygon(poly: readonly number[], g: Geometry): number[] {
   if (poly.length % 2 !== 0) throw new Error(`transformPolygon: a polygon needs x,y pairs, got ${poly.length} numbers`);
-  const sx = g.outWidth / g.inWidth;
-  const sy = g.outHeight / g.inHeight;
+  const cx = g.crop?.x0 ?? 0;
+  const cy = g.crop?.y0 ?? 0;
+  const sx = g.outWidth / (g.crop?.width ?? g.inWidth);
+  const sy = g.outHeight / (g.crop?.height ?? g.inHeight);
   const out = new Array<number>(poly.length);
   for (let i = 0; i < poly.length; i += 2) {
-    let x = poly[i]! * sx;
-    let y = poly[i + 1]! * sy;
+    let x = g.crop ? (poly[i]! - cx) * sx : poly[i]! * sx;
+    let y = g.crop ? (poly[i + 1]! - cy) * sy : poly[i + 1]! * sy;
     if (g.flip.horizontal) x = g.outWidth - x;
     if (g.flip.vertical) y = g.outHeight - y;
     out[i] = x;
@@ -161,15 +174,149 @@ export function transformPolygon(poly: readonly number[], g: Geometry): number[]
 }
 
 /** Map an XYXY box: its corners go through the geometry, the result is their min/max (apply_box),
- *  then clipped above to the output size as Detectron2's transform_instance_annotations does. */
+ *  then clipped to [0, output size] as Detectron2's transform_instance_annotations does. */
 export function transformBox(box: readonly number[], g: Geometry): [number, number, number, number] {
   const [a, b, c, d] = transformPolygon([box[0]!, box[1]!, box[2]!, box[3]!], g);
   return [
-    Math.min(Math.min(a!, c!), g.outWidth),
-    Math.min(Math.min(b!, d!), g.outHeight),
-    Math.min(Math.max(a!, c!), g.outWidth),
-    Math.min(Math.max(b!, d!), g.outHeight),
+    Math.min(Math.max(Math.min(a!, c!), 0), g.outWidth),
+    Math.min(Math.max(Math.min(b!, d!), 0), g.outHeight),
+    Math.min(Math.max(Math.max(a!, c!), 0), g.outWidth),
+    Math.min(Math.max(Math.max(b!, d!), 0), g.outHeight),
   ];
+}
+
+/**
+ * A polygon clipped to a crop window (Sutherland-Hodgman against the four window edges), as
+ * CropTransform.apply_polygons clips with shapely. A concave polygon cut into several pieces comes
+ * back as one ring joined along the window edge: the joins have no area, so it rasterises the same.
+ * Returns [] when less than 3 points remain.
+ */
+export function clipPolygonToWindow(poly: readonly number[], w: CropWindow): number[] {
+  let pts: [number, number][] = [];
+  for (let i = 0; i + 1 < poly.length; i += 2) pts.push([poly[i]!, poly[i + 1]!]);
+  const x1 = w.x0 + w.width;
+  const y1 = w.y0 + w.height;
+  const edges: [(p: [number, number]) => boolean, (a: [number, number], b: [number, number]) => [number, number]][] = [
+    [(p) => p[0] >= w.x0, (a, b) => [w.x0, a[1] + ((b[1] - a[1]) * (w.x0 - a[0])) / (b[0] - a[0])]],
+    [(p) => p[0] <= x1, (a, b) => [x1, a[1] + ((b[1] - a[1]) * (x1 - a[0])) / (b[0] - a[0])]],
+    [(p) => p[1] >= w.y0, (a, b) => [a[0] + ((b[0] - a[0]) * (w.y0 - a[1])) / (b[1] - a[1]), w.y0]],
+    [(p) => p[1] <= y1, (a, b) => [a[0] + ((b[0] - a[0]) * (y1 - a[1])) / (b[1] - a[1]), y1]],
+  ];
+  for (const [inside, cut] of edges) {
+    if (pts.length === 0) break;
+    const out: [number, number][] = [];
+    for (let i = 0; i < pts.length; i++) {
+      const cur = pts[i]!;
+      const prev = pts[(i + pts.length - 1) % pts.length]!;
+      if (inside(cur)) {
+        if (!inside(prev)) out.push(cut(prev, cur));
+        out.push(cur);
+      } else if (inside(prev)) out.push(cut(prev, cur));
+    }
+    pts = out;
+  }
+  return pts.length >= 3 ? pts.flat() : [];
+}
+
+// --- Bitmasks (INPUT.MASK_FORMAT "bitmask") ----------------------------------------------------
+
+/** One instance's binary mask stored inside its bounding box within an image of the given size. */
+export interface BoxedBitmask {
+  imageWidth: number;
+  imageHeight: number;
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+  /** Row-major over the box, 0/1. */
+  data: Uint8Array;
+}
+
+/** The mask shrunk to the bounding box of its set pixels (width/height 0 when empty). */
+export function tightenBitmask(m: BoxedBitmask): BoxedBitmask {
+  let x0 = m.width;
+  let y0 = m.height;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < m.height; y++) {
+    for (let x = 0; x < m.width; x++) {
+      if (m.data[y * m.width + x]) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        y1 = y;
+      }
+    }
+  }
+  if (x1 < 0) return { imageWidth: m.imageWidth, imageHeight: m.imageHeight, x0: 0, y0: 0, width: 0, height: 0, data: new Uint8Array(0) };
+  if (x0 === 0 && y0 === 0 && x1 === m.width - 1 && y1 === m.height - 1) return m;
+  const width = x1 - x0 + 1;
+  const height = y1 - y0 + 1;
+  const data = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) data.set(m.data.subarray((y0 + y) * m.width + x0, (y0 + y) * m.width + x0 + width), y * width);
+  return { imageWidth: m.imageWidth, imageHeight: m.imageHeight, x0: m.x0 + x0, y0: m.y0 + y0, width, height, data };
+}
+
+/**
+ * A bitmask through the geometry, as Detectron2's apply_segmentation does: the crop cuts it, the
+ * resize samples it with PIL's NEAREST (source pixel floor((x + 0.5) * in / out)), the flip mirrors
+ * it. The result is tight (empty when the crop left nothing).
+ */
+export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
+  const cw = g.crop ?? { x0: 0, y0: 0, width: g.inWidth, height: g.inHeight };
+  const inW = cw.width;
+  const inH = cw.height;
+  // Mask box in the cropped frame.
+  const bx0 = m.x0 - cw.x0;
+  const by0 = m.y0 - cw.y0;
+  const sx = inW / g.outWidth;
+  const sy = inH / g.outHeight;
+  // Output columns/rows whose nearest source lies inside the mask box (and the crop).
+  const lo = (b: number, s: number) => Math.max(0, Math.floor(b / s - 0.5) - 1);
+  const hi = (b: number, s: number, n: number) => Math.min(n, Math.ceil(b / s - 0.5) + 1);
+  const ox0 = lo(Math.max(bx0, 0), sx);
+  const ox1 = hi(Math.min(bx0 + m.width, inW), sx, g.outWidth);
+  const oy0 = lo(Math.max(by0, 0), sy);
+  const oy1 = hi(Math.min(by0 + m.height, inH), sy, g.outHeight);
+  const width = Math.max(0, ox1 - ox0);
+  const height = Math.max(0, oy1 - oy0);
+  const data = new Uint8Array(width * height);
+  for (let oy = oy0; oy < oy1; oy++) {
+    const syi = Math.min(Math.floor((oy + 0.5) * sy), inH - 1) - by0;
+    if (syi < 0 || syi >= m.height) continue;
+    for (let ox = ox0; ox < ox1; ox++) {
+      const sxi = Math.min(Math.floor((ox + 0.5) * sx), inW - 1) - bx0;
+      if (sxi < 0 || sxi >= m.width) continue;
+      data[(oy - oy0) * width + (ox - ox0)] = m.data[syi * m.width + sxi]!;
+    }
+  }
+  let out: BoxedBitmask = { imageWidth: g.outWidth, imageHeight: g.outHeight, x0: ox0, y0: oy0, width, height, data };
+  if (g.flip.horizontal || g.flip.vertical) {
+    const f = new Uint8Array(width * height);
+    for (let y = 0; y < height; y++) {
+      const sy2 = g.flip.vertical ? height - 1 - y : y;
+      for (let x = 0; x < width; x++) f[y * width + x] = data[sy2 * width + (g.flip.horizontal ? width - 1 - x : x)]!;
+    }
+    out = {
+      ...out,
+      x0: g.flip.horizontal ? g.outWidth - (ox0 + width) : ox0,
+      y0: g.flip.vertical ? g.outHeight - (oy0 + height) : oy0,
+      data: f,
+    };
+  }
+  return tightenBitmask(out);
+}
+
+/** BitMasks.get_bounding_boxes: [min col, min row, max col + 1, max row + 1] of a tight mask. */
+export function bitmaskBox(m: BoxedBitmask): [number, number, number, number] {
+  return m.width === 0 ? [0, 0, 0, 0] : [m.x0, m.y0, m.x0 + m.width, m.y0 + m.height];
+}
+
+/** Pixels of a row-major 8-bit image inside a window. */
+export function cropImageU8(src: Uint8Array, width: number, w: CropWindow): Uint8Array {
+  const out = new Uint8Array(w.width * w.height);
+  for (let y = 0; y < w.height; y++) out.set(src.subarray((w.y0 + y) * width + w.x0, (w.y0 + y) * width + w.x0 + w.width), y * w.width);
+  return out;
 }
 
 /** Gray image -> CHW float32 with 3 identical channels (BGR of a gray image), values 0..255. */

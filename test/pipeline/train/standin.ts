@@ -48,7 +48,7 @@ export class StandInModel extends Module {
       let meanW = 0;
       for (let k = 0; k < n; k++) meanW += (gt.boxes[4 * k + 2]! - gt.boxes[4 * k]!) / im.width / Math.max(1, n);
       const l = square(addScalar(sum(this.head.bias), -meanW));
-      const polys = gt.polygons.reduce((t, p) => t + p.length, 0);
+      const polys = (gt.polygons ?? []).reduce((t, p) => t + p.length, 0);
       const m = square(addScalar(sum(this.head.weight), -polys / 10));
       cls = cls ? add(cls, c) : c;
       loc = loc ? add(loc, l) : l;

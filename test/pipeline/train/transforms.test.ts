@@ -82,7 +82,7 @@ describe('flips and coordinates', () => {
           for (let c = 0; c < 3; c++) expect(input.image[c * W * H + y * W + x], `seed ${seed} flip ${JSON.stringify(flip)} (${x},${y})`).toBe(inside ? 255 : 0);
         }
       }
-      const p = gt.polygons[0]![0]!;
+      const p = gt.polygons![0]![0]!;
       const xs = p.filter((_, i) => i % 2 === 0);
       const ys = p.filter((_, i) => i % 2 === 1);
       expect([Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)]).toEqual([bx0, by0, bx1, by1]);
