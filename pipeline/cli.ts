@@ -19,6 +19,9 @@ import * as submit from './commands/submit';
 import * as synth from './commands/synth';
 import * as train from './commands/train';
 import * as validateSubmission from './commands/validateSubmission';
+import * as plot from './commands/plot';
+import * as overlay from './commands/overlay';
+import * as exportModel from './commands/export-model';
 
 const program = new Command();
 program
@@ -27,7 +30,7 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, train, evaluate, predict, score, fuseBoxes, submit, validateSubmission]) {
+for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, train, evaluate, predict, score, fuseBoxes, submit, validateSubmission, plot, overlay, exportModel]) {
   mod.register(program);
 }
 

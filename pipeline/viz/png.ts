@@ -1,0 +1,29 @@
+// RGBA figures to PNG (pngjs), written atomically. The figures are opaque, so they are stored as
+// 8-bit RGB (alpha dropped); readPngRgba reads any PNG back as RGBA (for tests and tools).
+import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+import { InputError } from '../../core/errors';
+import { writeFileAtomic } from '../io/atomic';
+import type { RgbaImage } from './raster';
+
+export function encodePngRgba(img: RgbaImage): Buffer {
+  if (img.rgba.length !== img.width * img.height * 4) throw new Error(`encodePngRgba: ${img.rgba.length} bytes for a ${img.width}x${img.height} RGBA image`);
+  return PNG.sync.write(
+    { width: img.width, height: img.height, data: Buffer.from(img.rgba.buffer, img.rgba.byteOffset, img.rgba.length) } as PNG,
+    { colorType: 2, inputColorType: 6, inputHasAlpha: true, bitDepth: 8 },
+  );
+}
+
+export function writePngRgba(file: string, img: RgbaImage): void {
+  writeFileAtomic(file, encodePngRgba(img));
+}
+
+export function readPngRgba(file: string): RgbaImage {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(readFileSync(file));
+  } catch (err) {
+    throw new InputError(file, undefined, `not a readable PNG (${(err as Error).message})`);
+  }
+  return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length) };
+}
