@@ -7,6 +7,7 @@ import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
 import { mapRaw } from '../core/ops/elementwise';
 import { empty, full, type Tensor } from '../core/tensor';
 import { Module } from '../core/nn/module';
+import { rt } from '../core/runtime';
 import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../core/nn/init';
 
 type Pair = number | [number, number];
@@ -127,9 +128,13 @@ export class BatchNorm2d extends Module {
   forward(x: Tensor): Tensor {
     const training = this.training && !this.frozen;
     if (training) {
-      // Counted on the device, so that training never waits on the host for it.
+      // Counted on the device, so that training never waits on the host for it, and in place, so
+      // that state-dict tensors held across a forward stay valid (one dispatch cannot read and
+      // write the same buffer: add into a temporary, then copy back).
       const n = this.getBuffer('num_batches_tracked')!;
-      this.setBuffer('num_batches_tracked', mapRaw('bn_batches_tracked', 'x + 1', [n], [], 'i32', 'i32'));
+      const next = mapRaw('bn_batches_tracked', 'x + 1', [n], [], 'i32', 'i32');
+      rt().copyBuffer(next.buffer, next.offset * 4, n.buffer, n.offset * 4, 4);
+      next.dispose();
     }
     return batchNorm2d(x, {
       weight: this.weight,

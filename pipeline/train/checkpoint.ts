@@ -30,6 +30,8 @@ export function checkpointName(iteration: number | 'final'): string {
 async function tensorToHost(t: Tensor, key: string): Promise<HostTensor> {
   const data = await t.data();
   if (data instanceof Float32Array) return hostTensor('F32', [...t.shape], data);
+  // PyTorch keeps BatchNorm's batch counter as int64: save it so, for a strict load in Detectron2.
+  if (data instanceof Int32Array && key.endsWith('num_batches_tracked')) return hostTensor('I64', [...t.shape], BigInt64Array.from(data, (v) => BigInt(v)));
   if (data instanceof Int32Array) return hostTensor('I32', [...t.shape], data);
   throw new Error(`checkpoint: cannot save '${key}' of dtype ${t.dtype}`);
 }

@@ -74,13 +74,18 @@ describe('the from-scratch recipe trains through cellseg train', () => {
     const bn = 'backbone.bottom_up.stage2.OSA2_1.layers.0.OSA2_1_0/norm';
     for (const k of ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']) expect(saved.has(`${bn}.${k}`), `${bn}.${k}`).toBe(true);
     // One training forward per iteration.
-    expect(Array.from(saved.get(`${bn}.num_batches_tracked`)!.data as ArrayLike<number>)).toEqual([ITERS]);
+    const count = saved.get(`${bn}.num_batches_tracked`)!;
+    expect(count.dtype).toBe('I64'); // as PyTorch keeps it
+    expect(Array.from(count.data as BigInt64Array, Number)).toEqual([ITERS]);
     const fresh = buildTrainableModel(loadConfig(RECIPE, overrides));
     const rep = await loadPretrainedWeights(result.finalCheckpoint!, fresh, () => {});
     expect(rep.missing).toEqual([]);
     expect(rep.skippedShape).toEqual([]);
     const loaded = await modelStateToHost(fresh);
     expect([...loaded.keys()].sort()).toEqual([...saved.keys()].sort());
-    for (const [k, t] of saved) expect(Array.from(loaded.get(k)!.data as ArrayLike<number>), k).toEqual(Array.from(t.data as ArrayLike<number>));
+    for (const [k, t] of saved) {
+      const a = loaded.get(k)!.data;
+      expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), k).toBe(true);
+    }
   });
 });
