@@ -1,11 +1,16 @@
-// `cellseg run` (what `npm start` calls): the whole pipeline on the synthetic default dataset.
-//   synth -> analyze -> coco + split (fold 0) -> train (sartorius lite V-19-slim config, a short
-//   CPU schedule) -> evaluate on the val fold (COCO segm AP + competition metric) -> predict the
-//   test images with TTA + WSF -> post-process -> submission.csv -> validate-submission.
+// `cellseg run` (what `npm start` calls): the whole pipeline on the synthetic default dataset, with
+// the shipped demo model (models/zoo, trained by the from-scratch recipe):
+//   synth -> analyze -> coco + split (fold 0) -> evaluate the demo model on the val fold (COCO segm
+//   and bbox AP, competition metric) -> fine-tune it for a short CPU schedule with the same recipe
+//   (256 px crops at native scale) -> evaluate again -> predict the test images with 4-flip TTA +
+//   WSF -> post-process -> submission.csv -> validate-submission -> an overlay picture of the test
+//   predictions and the fine-tuning loss plot.
 // Every stage prints its timing; the last line is a one-line summary.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { runDoctor } from '../../core/doctor';
+import { UserError } from '../../core/errors';
 import { loadConfig } from '../../models/config/config';
 import { writeSynthDataset } from '../synth/dataset';
 import { buildShapeReport, collectShapeSamples } from '../shape/analyze';
@@ -14,19 +19,28 @@ import { buildCocoDataset, subsetCoco } from '../coco/build';
 import { stratifiedKFold } from '../coco/split';
 import { readCocoDataset } from '../coco/read';
 import { writeJsonAtomic } from '../io/atomic';
+import { readPngGray } from '../io/png';
 import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
 import { writeSubmission } from '../data/submission';
 import type { Runs } from '../data/rle';
 import { DEFAULT_POSTPROCESS, postprocessImage, type Candidate } from '../post/postprocess';
 import { validateSubmission } from '../post/validateSubmission';
-import { centerMaskIsTrainable } from '../train/build-model';
+import { buildTrainableModel } from '../train/build-model';
+import { loadPretrainedWeights } from '../train/checkpoint';
 import { evaluateModel } from '../predict/evaluate';
 import { predictorOptionsFromConfig } from '../predict/predictor';
+import { readModelCard } from '../zoo/card';
+import { writeOverlayPng } from '../viz/overlay';
+import { writeMetricsPlot } from '../viz/plot';
 import { listImages, predictImages } from './predict';
 import { runTraining } from './train';
 import { parseIntOption } from './progress';
 
-export const RUN_CONFIG = 'configs/sartorius_centermask_lite_V_19_slim.yaml';
+/** The shipped demo model: its card names the config and the weights. */
+export const DEMO_MODEL_CARD = 'models/zoo/centermask_lite_V_19_slim_synth.json';
+
+/** COCO maxDets for images with hundreds of cells (pycocotools: AP at 100, AP50/AP75 at 1000). */
+const MAX_DETS = [1, 100, 1000];
 
 interface RunOptions {
   out: string;
@@ -35,22 +49,24 @@ interface RunOptions {
   testImages: number;
   width: number;
   height: number;
-  size: number;
+  card: string;
+  weights?: string;
 }
 
-/** The short CPU schedule: overrides on top of the shipped config (whose own schedule is 200 iterations). */
-export function cpuScheduleOverrides(o: Pick<RunOptions, 'iters' | 'size' | 'out'>): string[] {
-  const warm = Math.max(1, Math.floor(o.iters / 5));
+/**
+ * The short CPU fine-tuning schedule on top of the recipe: the recipe's crops at native scale and
+ * batch, from the demo weights, at the recipe's final learning rate (after its two 10x steps), no
+ * warmup, no evaluation inside (the run evaluates before and after).
+ */
+export function fineTuneOverrides(o: { iters: number; out: string; weights: string }): string[] {
   return [
+    'MODEL.WEIGHTS', o.weights,
     'SOLVER.MAX_ITER', String(o.iters),
-    'SOLVER.STEPS', `(${Math.max(1, Math.floor(o.iters * 0.75))},)`,
-    'SOLVER.WARMUP_ITERS', String(warm),
+    'SOLVER.BASE_LR', '0.0001',
+    'SOLVER.STEPS', '()',
+    'SOLVER.WARMUP_ITERS', '0',
     'SOLVER.CHECKPOINT_PERIOD', String(o.iters),
     'TEST.EVAL_PERIOD', '0',
-    'INPUT.MIN_SIZE_TRAIN', `(${o.size},)`,
-    'INPUT.MAX_SIZE_TRAIN', String(Math.round((o.size * 704) / 520) + 1),
-    'INPUT.MIN_SIZE_TEST', String(o.size),
-    'INPUT.MAX_SIZE_TEST', String(Math.round((o.size * 704) / 520) + 1),
     'OUTPUT_DIR', join(o.out, 'model'),
   ];
 }
@@ -60,12 +76,13 @@ export function register(program: Command): void {
     .command('run')
     .description('run the whole pipeline on the synthetic default dataset (synth -> analyze -> COCO/split -> train -> evaluate -> TTA+WSF -> submission)')
     .option('--out <dir>', 'output directory', 'output')
-    .option('--iters <n>', 'training iterations (a short CPU schedule; the config itself says 200)', parseIntOption('--iters', 1), 4)
+    .option('--iters <n>', 'fine-tuning iterations of the demo model (a short CPU schedule)', parseIntOption('--iters', 1), 4)
+    .option('--card <file>', 'model card of the model to start from (names its config and weights)', DEMO_MODEL_CARD)
+    .option('--weights <file>', 'start from these weights instead of the card\'s (same config)')
     .option('--train-images <n>', 'synthetic training images', parseIntOption('--train-images', 5), 10)
     .option('--test-images <n>', 'synthetic test images', parseIntOption('--test-images', 1), 2)
     .option('--width <px>', 'synthetic image width', parseIntOption('--width', 64), 704)
     .option('--height <px>', 'synthetic image height', parseIntOption('--height', 64), 520)
-    .option('--size <px>', 'short side the images are resized to for training and inference', parseIntOption('--size', 32), 96)
     .action(async (o: RunOptions) => {
       await runPipeline(o);
     });
@@ -116,29 +133,45 @@ async function runPipeline(o: RunOptions): Promise<void> {
     console.log(`   ${dataset.images.length} images, ${dataset.annotations.length} annotations; fold 0: ${trn.length} train / ${val.length} val`);
   });
 
-  if (!centerMaskIsTrainable()) {
-    console.log('\nCenterMask.losses / CenterMask.inference are not in models/centermask.ts yet, so the run stops after the data stages.');
-    console.log(`SUMMARY: data stages done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${o.out}/); training, evaluation and submission need the model's losses/inference`);
-    return;
-  }
+  if (!existsSync(o.card)) throw new UserError(`${o.card}: no such model card (the demo model ships in models/zoo; --card names another)`);
+  const card = readModelCard(o.card);
+  const weights = o.weights ?? card.weights;
+  if (!existsSync(weights)) throw new UserError(`${weights}: no such weights file (named by ${o.weights ? '--weights' : o.card})`);
+  const valJson = join(folds, 'val_fold_0.json');
+  const val = readCocoDataset(valJson);
 
-  const cfg = loadConfig(RUN_CONFIG, cpuScheduleOverrides(o));
-  const trained = await stage('train', async () => {
-    console.log(`   ${RUN_CONFIG} with a short CPU schedule: ${o.iters} iterations of ${cfg.SOLVER.IMS_PER_BATCH} images at short side ${o.size} px`);
-    console.log(`   (the config's own schedule is 200 iterations at 256-320 px; a real run is thousands of iterations on a GPU, so expect near-zero scores here)`);
-    return runTraining({ cfg, trainJson: join(folds, 'train_fold_0.json'), imageRoot: data, logPeriod: Math.max(1, Math.min(20, Math.floor(o.iters / 4))) });
+  const evaluateOnVal = async (model: Parameters<typeof evaluateModel>[0], categoryIds: readonly number[], tag: string) => {
+    const r = await evaluateModel(model, val, { imageRoot: data, predictor: predictorOptionsFromConfig(cfg, categoryIds), maxDets: MAX_DETS });
+    writeJsonAtomic(join(o.out, `val_results_${tag}.json`), r.results, 0);
+    writeJsonAtomic(join(o.out, `val_metrics_${tag}.json`), r.metrics);
+    console.log(
+      `   segm AP ${fmt(r.metrics['segm/AP'])}  AP50 ${fmt(r.metrics['segm/AP50'])}  AP75 ${fmt(r.metrics['segm/AP75'])}  ` +
+        `bbox AP ${fmt(r.metrics['bbox/AP'])}  AP50 ${fmt(r.metrics['bbox/AP50'])}  competition score ${fmt(r.metrics['competition/score'], 4)}  ` +
+        `(${r.results.length} detections on ${val.images.length} images; AP at 100 detections, AP50/AP75 at 1000)`,
+    );
+    return r;
+  };
+
+  const cfg = loadConfig(card.config, fineTuneOverrides({ iters: o.iters, out: o.out, weights }));
+  const before = await stage('evaluate demo model (val fold 0)', async () => {
+    console.log(`   ${card.name}: ${card.config}, ${card.iterations} iterations on ${card.data.images} images of \`${card.data.generator}\` seed ${card.data.seed}; weights ${weights}`);
+    const model = buildTrainableModel(cfg);
+    await loadPretrainedWeights(weights, model, (m) => console.log(`   warning: ${m}`));
+    model.eval();
+    const categoryIds = readCocoDataset(join(folds, 'train_fold_0.json')).categories.map((c) => c.id).sort((a, b) => a - b);
+    const r = await evaluateOnVal(model, categoryIds, 'demo');
+    model.dispose();
+    return r;
+  });
+
+  const trained = await stage('fine-tune', async () => {
+    console.log(`   ${card.config} from the demo weights: ${o.iters} iterations of ${cfg.SOLVER.IMS_PER_BATCH} crops ${cfg.INPUT.CROP.SIZE.join('x')} at native scale, lr ${cfg.SOLVER.BASE_LR}`);
+    return runTraining({ cfg, trainJson: join(folds, 'train_fold_0.json'), imageRoot: data, logPeriod: 1 });
   });
   const { model, categoryIds } = trained;
   model.eval();
 
-  const evalOut = await stage('evaluate (val fold 0)', async () => {
-    const val = readCocoDataset(join(folds, 'val_fold_0.json'));
-    const r = await evaluateModel(model, val, { imageRoot: data, predictor: predictorOptionsFromConfig(cfg, categoryIds) });
-    writeJsonAtomic(join(o.out, 'val_results.json'), r.results, 0);
-    writeJsonAtomic(join(o.out, 'val_metrics.json'), r.metrics);
-    console.log(`   segm AP ${fmt(r.metrics['segm/AP'])}  AP50 ${fmt(r.metrics['segm/AP50'])}  bbox AP ${fmt(r.metrics['bbox/AP'])}  competition score ${fmt(r.metrics['competition/score'], 4)}  (${r.results.length} detections on ${val.images.length} images)`);
-    return r;
-  });
+  const evalOut = await stage('evaluate fine-tuned model (val fold 0)', () => evaluateOnVal(model, categoryIds, 'finetuned'));
 
   const testDir = join(data, 'test');
   const { entries } = listImages(testDir);
@@ -150,6 +183,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
   });
 
   const submission = join(o.out, 'submission.csv');
+  let firstImageCandidates: Candidate[] | undefined;
   await stage('post-process + submission', async () => {
     const masks = new Map<string, Runs[]>();
     let kept = 0;
@@ -162,6 +196,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
         });
       const [h, w] = [o.height, o.width];
       const post = postprocessImage(cands, w, h, { ...DEFAULT_POSTPROCESS, shapeData: report.shape_data });
+      firstImageCandidates ??= cands;
       masks.set(e.name, post.masks);
       kept += post.masks.length;
     }
@@ -175,11 +210,21 @@ async function runPipeline(o: RunOptions): Promise<void> {
     return r;
   });
 
+  await stage('pictures', () => {
+    const e = entries[0]!;
+    const gray = readPngGray(e.file, { width: o.width, height: o.height }).data;
+    const overlay = join(o.out, 'test_overlay.png');
+    writeOverlayPng(overlay, gray, o.width, o.height, (firstImageCandidates ?? []).map((c) => ({ categoryId: c.categoryId, mask: c.mask, score: c.score })), { scoreThresh: 0.3 });
+    const curves = join(o.out, 'finetune_curves.png');
+    writeMetricsPlot(join(cfg.OUTPUT_DIR, 'metrics.json'), curves, { title: `fine-tuning ${card.name}` });
+    console.log(`   ${overlay}: test image ${e.name} with its TTA + WSF predictions (score >= 0.3); ${curves}: fine-tuning losses`);
+  });
+
   const total = (performance.now() - t0) / 1000;
   console.log('\nstage timings: ' + timings.map(([n, s]) => `${n} ${s.toFixed(1)} s`).join(', '));
   console.log(
-    `SUMMARY: trained ${trained.result.iterations} iterations (short CPU schedule) in ${trained.result.seconds.toFixed(0)} s; ` +
-      `val segm AP ${fmt(evalOut.metrics['segm/AP'])}, competition score ${fmt(evalOut.metrics['competition/score'], 4)}; ` +
+    `SUMMARY: demo model val segm AP ${fmt(before.metrics['segm/AP'])} / AP50 ${fmt(before.metrics['segm/AP50'])}, competition ${fmt(before.metrics['competition/score'], 4)}; ` +
+      `fine-tuned ${trained.result.iterations} iterations in ${trained.result.seconds.toFixed(0)} s: segm AP ${fmt(evalOut.metrics['segm/AP'])} / AP50 ${fmt(evalOut.metrics['segm/AP50'])}, competition ${fmt(evalOut.metrics['competition/score'], 4)}; ` +
       `submission ${submission} valid (${valid.instances} instances on ${valid.images} images); total ${total.toFixed(0)} s`,
   );
 }

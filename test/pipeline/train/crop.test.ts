@@ -81,7 +81,7 @@ describe('RandomCrop sizes (Detectron2 get_crop_size)', () => {
     expect(cropSize({ type: 'relative', size: [0.5, 0.25] }, 520, 705, never)).toEqual([260, 176]);
   });
   it('relative_range and absolute_range stay inside their ranges', () => {
-    const rng = new Rng(testSeed('crop sizes'));
+    const rng = new Rng(testSeed());
     for (let i = 0; i < 200; i++) {
       const [h, w] = cropSize({ type: 'relative_range', size: [0.3, 0.6] }, 520, 704, () => rng.next());
       expect(h).toBeGreaterThanOrEqual(Math.trunc(520 * 0.3 + 0.5));
@@ -102,7 +102,7 @@ describe('RandomCrop sizes (Detectron2 get_crop_size)', () => {
 
 describe('bitmasks through crop, resize and flip', () => {
   it('match a dense reference (PIL nearest) on random masks, crops, sizes and flips', () => {
-    const seed = testSeed('bitmask transform');
+    const seed = testSeed();
     const rng = new Rng(seed);
     for (let t = 0; t < 60; t++) {
       const W = rng.int(20, 70);
