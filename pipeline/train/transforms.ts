@@ -2,7 +2,9 @@
 // PIL-faithful bilinear resize of the 8-bit image) and horizontal/vertical flips, applied to the
 // image, the polygons and the boxes consistently. Coordinates are continuous (pixel (x, y) covers
 // [x, x+1) x [y, y+1)), so a resize scales them and a flip maps x -> w - x, as Detectron2's
-// ResizeTransform.apply_coords / HFlipTransform.apply_coords do.
+// ResizeTransform.apply_coords / HFlipTransform.apply_coords do. A RandomCrop window (INPUT.CROP)
+// comes first; bitmasks (INPUT.MASK_FORMAT bitmask) follow with PIL's nearest-neighbour resize.
+import { tightenCrop, type MaskCrop } from '../data/maskCrop';
 
 /** ResizeShortestEdge.get_output_shape: short side to `short`, long side capped at `maxSize`,
  *  each rounded with int(x + 0.5). Returns [newHeight, newWidth]. */
@@ -220,42 +222,8 @@ export function clipPolygonToWindow(poly: readonly number[], w: CropWindow): num
 
 // --- Bitmasks (INPUT.MASK_FORMAT "bitmask") ----------------------------------------------------
 
-/** One instance's binary mask stored inside its bounding box within an image of the given size. */
-export interface BoxedBitmask {
-  imageWidth: number;
-  imageHeight: number;
-  x0: number;
-  y0: number;
-  width: number;
-  height: number;
-  /** Row-major over the box, 0/1. */
-  data: Uint8Array;
-}
-
-/** The mask shrunk to the bounding box of its set pixels (width/height 0 when empty). */
-export function tightenBitmask(m: BoxedBitmask): BoxedBitmask {
-  let x0 = m.width;
-  let y0 = m.height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < m.height; y++) {
-    for (let x = 0; x < m.width; x++) {
-      if (m.data[y * m.width + x]) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        y1 = y;
-      }
-    }
-  }
-  if (x1 < 0) return { imageWidth: m.imageWidth, imageHeight: m.imageHeight, x0: 0, y0: 0, width: 0, height: 0, data: new Uint8Array(0) };
-  if (x0 === 0 && y0 === 0 && x1 === m.width - 1 && y1 === m.height - 1) return m;
-  const width = x1 - x0 + 1;
-  const height = y1 - y0 + 1;
-  const data = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) data.set(m.data.subarray((y0 + y) * m.width + x0, (y0 + y) * m.width + x0 + width), y * width);
-  return { imageWidth: m.imageWidth, imageHeight: m.imageHeight, x0: m.x0 + x0, y0: m.y0 + y0, width, height, data };
-}
+/** One instance's binary mask stored inside its bounding box (the pipeline's MaskCrop). */
+export type BoxedBitmask = MaskCrop;
 
 /**
  * A bitmask through the geometry, as Detectron2's apply_segmentation does: the crop cuts it, the
@@ -304,7 +272,7 @@ export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
       data: f,
     };
   }
-  return tightenBitmask(out);
+  return tightenCrop(out);
 }
 
 /** BitMasks.get_bounding_boxes: [min col, min row, max col + 1, max row + 1] of a tight mask. */
