@@ -2,9 +2,11 @@
 //   cellseg train --config-file configs/sartorius_centermask_lite_V_19_slim.yaml [--resume] SOLVER.MAX_ITER 50
 // DATASETS.TRAIN / TEST name datasets; here the files behind them are --train-json / --val-json.
 import { existsSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { init } from '../../core/runtime';
+import { getGpu } from '../../core/device';
 import { UserError } from '../../core/errors';
 import { loadConfig, type CfgNode } from '../../models/config/config';
 import { readCocoDataset } from '../coco/read';
@@ -43,6 +45,7 @@ export async function runTraining(o: TrainCommandOptions): Promise<{ result: Tra
   const model = buildTrainableModel(o.cfg);
   mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
   writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
+  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify(await trainingEnv(), null, 2) + '\n');
   if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
   const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
   const valRoot = o.valImageRoot ?? o.imageRoot;
@@ -51,6 +54,19 @@ export async function runTraining(o: TrainCommandOptions): Promise<{ result: Tra
     : undefined;
   const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log });
   return { result, model, categoryIds: set.categoryIds };
+}
+
+/** Where a run trained (Detectron2 logs collect_env_info at start): the adapter, the host, Node. */
+export async function trainingEnv(): Promise<Record<string, unknown>> {
+  const gpu = await getGpu();
+  const cpu = cpus();
+  return {
+    date: new Date().toISOString(),
+    adapter: `${gpu.adapter.description || gpu.adapter.device || '?'} (vendor ${gpu.adapter.vendor || '?'}, ${gpu.runtime})`,
+    host_cpu: `${cpu[0]?.model ?? '?'} x ${cpu.length}`,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
 }
 
 /** '--max-dets 1,100,1000' as three increasing positive integers. */
