@@ -15,6 +15,7 @@ import { empty, fromArray, full, Tensor } from '../../core/tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 import { cat } from '../../core/ops/join';
 import { Rng } from '../../core/rng';
+import { rt } from '../../core/runtime';
 import { poolRois } from './pooler';
 import { SpatialAttentionMaskHead } from './mask-head';
 import { MaskIoUHead } from './maskiou-head';
@@ -188,15 +189,34 @@ export class CenterROIHeads extends Module {
       return proposals.map(() => ({ maskProbs: full([0, 1, M, M], 0), maskIou: this.maskIouHead ? full([0, K], 0) : null, maskScores: full([0], 0), levels: new Int32Array(0) }));
     }
     const { pooled, levels } = this.pool(feats, proposals.map((p) => p.boxes), imageSizes);
-    const logits = this.maskHead.forward(pooled);
     const joined = (parts: Tensor[]) => (parts.length === 1 ? parts[0]! : cat(parts, 0));
     const classes = joined(proposals.map((p) => asTensor(p.classes, 'i32')));
     const scores = joined(proposals.map((p) => asTensor(p.scores, 'f32')));
-    const maskProbs = reshape(sigmoid(selectClass(logits, classes)), [total, 1, M, M]);
+    // The heads work ROI by ROI, so they run on chunks of ROIs whose largest activation (the
+    // deconvolution's [n, convDim, M, M]) fits one storage binding: 500 detections of a 128-channel
+    // head need 200 MB, over the 128 MiB many adapters allow. Chunking changes no value.
+    const perRoi = Math.max(this.maskHead.opts.convDim, this.opts.inChannels) * M * M * 4;
+    const chunk = Math.max(1, Math.floor(rt().gpu.limits.maxStorageBufferBindingSize / perRoi));
+    const logitParts: Tensor[] = [];
+    const probParts: Tensor[] = [];
+    const iouParts: Tensor[] = [];
+    for (let s = 0; s < total; s += chunk) {
+      const n = Math.min(chunk, total - s);
+      const whole = n === total;
+      const pooledC = whole ? pooled : narrow(pooled, 0, s, n);
+      const classesC = whole ? classes : narrow(classes, 0, s, n);
+      const logitsC = this.maskHead.forward(pooledC);
+      const probsC = reshape(sigmoid(selectClass(logitsC, classesC)), [n, 1, M, M]);
+      logitParts.push(logitsC);
+      probParts.push(probsC);
+      if (this.maskIouHead) iouParts.push(this.maskIouHead.forward(pooledC, probsC));
+    }
+    const logits = joined(logitParts);
+    const maskProbs = joined(probParts);
     let maskIou: Tensor | null = null;
     let maskScores = scores;
     if (this.maskIouHead) {
-      maskIou = this.maskIouHead.forward(pooled, maskProbs);
+      maskIou = joined(iouParts);
       maskScores = mul(scores, selectClass(maskIou, classes));
     }
     let start = 0;
