@@ -22,6 +22,8 @@ const { values: a } = parseArgs({
     command: { type: 'string' },
     reference: { type: 'string', default: 'models/zoo/reference_centermask2_synth_recipe.json' },
     zoo: { type: 'string', default: 'models/zoo' },
+    // Default: the median of the run's logged windows; pass the quiet-machine figure when other work shared the cores for part of the run.
+    'seconds-per-iteration': { type: 'string' },
   },
 });
 if (!a.run || !a.hardware || !a.command) throw new Error('--run, --hardware and --command are required');
@@ -33,7 +35,7 @@ const evals = lines.filter((l) => 'segm/AP' in l);
 const last = evals.at(-1);
 if (!last) throw new Error(`${a.run}/metrics.json has no evaluation`);
 const times = train.map((l) => l.time!).sort((x, y) => x - y);
-const secondsPerIteration = times[Math.floor(times.length / 2)]!;
+const secondsPerIteration = a['seconds-per-iteration'] ? Number(a['seconds-per-iteration']) : times[Math.floor(times.length / 2)]!;
 const pick = (prefix: string) => {
   const out: Record<string, number | null> = {};
   for (const [k, v] of Object.entries(last)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = Number.isFinite(v) ? Math.round(v * 1000) / 1000 : null;
