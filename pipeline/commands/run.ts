@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { runDoctor } from '../../core/doctor';
+import { init } from '../../core/runtime';
 import { UserError } from '../../core/errors';
 import { loadConfig } from '../../models/config/config';
 import { writeSynthDataset } from '../synth/dataset';
@@ -155,6 +156,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
   const cfg = loadConfig(card.config, fineTuneOverrides({ iters: o.iters, out: o.out, weights }));
   const before = await stage('evaluate demo model (val fold 0)', async () => {
     console.log(`   ${card.name}: ${card.config}, ${card.iterations} iterations on ${card.data.images} images of \`${card.data.generator}\` seed ${card.data.seed}; weights ${weights}`);
+    await init();
     const model = buildTrainableModel(cfg);
     await loadPretrainedWeights(weights, model, (m) => console.log(`   warning: ${m}`));
     model.eval();
