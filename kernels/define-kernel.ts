@@ -1,0 +1,270 @@
+// defineKernel: one declaration per kernel, from which everything that used to be written twice is
+// generated, so the halves cannot drift apart:
+//   - the WGSL storage binding lines (bindings 0..n-1, in declaration order) and the uniform block
+//     `struct P { ... }` at binding n with `var<uniform> p: P` (16-byte padding inserted), plus an
+//     accessor `p_<name>(i)` for each array parameter;
+//   - the TypeScript packing of a `{ field: value }` object into that struct, in declaration order,
+//     with type checks (u32: a non-negative integer below 2^32, i32, f32) naming kernel and field;
+//   - the pipeline cache key: the kernel name plus every variant value (canonical, so two variants
+//     never share a key and one variant always gets the same key);
+//   - one cached KernelDef per variant.
+// A kernel body is `code(variant)`: WGSL text that uses the bindings by name and the parameters as
+// `p.<field>`. Where a variant switches code, write the body with the `wgsl` tag exported here
+// (wgsl-preprocessor: `#if ${cond}` ... `#elif ${cond}` ... `#else` ... `#endif`). Directives in the
+// body (`enable f16;`, `requires ...;`, `diagnostic(...);`) are hoisted above the generated
+// declarations, and `enable f16;` is added when a bound array is f16.
+//
+//   const axpy = defineKernel({
+//     name: 'axpy',
+//     variants: { wg: [64, 256] },
+//     bindings: { x: { type: 'f32', access: 'read' }, y: { type: 'f32', access: 'rw' } },
+//     params: { n: 'u32', a: 'f32' },
+//     code: (v) => `@compute @workgroup_size(${v.wg}) fn main(...) { ... y[i] += p.a * x[i]; }`,
+//   });
+//   axpy.dispatch({ wg: 64 }, { x: xBuf, y: yBuf }, { n, a: 2 }, Math.ceil(n / 64));
+//
+// This is the one kernels/ file that imports the runtime's dispatch API.
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { type KernelDef, rt } from '../core/runtime';
+
+export { wgsl };
+export { WGSL_LINEAR_WORKGROUP, WGSL_NAN, MAX_WORKGROUPS, type KernelDef } from '../core/runtime';
+
+export type ScalarType = 'u32' | 'i32' | 'f32';
+/** A scalar field, or a fixed-length array `[type, length]` / `[type, length, fill]` (packed as
+ *  `array<vec4u|vec4i|vec4f, ceil(length/4)>`; shorter values are padded with `fill`, default 0). */
+export type ParamType = ScalarType | readonly [ScalarType, number] | readonly [ScalarType, number, number];
+export type ParamSpec = Readonly<Record<string, ParamType>>;
+export type Access = 'read' | 'rw';
+export type VariantValue = string | number | boolean;
+export type Variant = Readonly<Record<string, VariantValue>>;
+
+export interface BindingDecl<V> {
+  /** WGSL element type of the storage array (`f32`, `vec4f`, `atomic<u32>`, ...), or a function of
+   *  the variant. */
+  type: string | ((v: V) => string);
+  access: Access;
+  /** Present only in the variants where this returns true (e.g. an optional bias). */
+  when?: (v: V) => boolean;
+}
+
+export interface KernelSpec<V extends Variant, B extends Record<string, BindingDecl<V>>, P extends ParamSpec> {
+  name: string;
+  /** The values each variant key may take (checked on every dispatch). Optional: a kernel may take
+   *  a typed variant object instead (annotate `code`'s parameter). */
+  variants?: { readonly [K in keyof V]: readonly V[K][] };
+  bindings: B;
+  params?: P;
+  code: (v: V) => string;
+  entryPoint?: string;
+}
+
+type Optional<B> = { [K in keyof B]: B[K] extends { when: (v: never) => boolean } ? K : never }[keyof B];
+/** Buffers by binding name: required ones, plus the `when` ones (present iff the variant has them). */
+export type BufferArgs<B> = { [K in Exclude<keyof B, Optional<B>>]: GPUBuffer } & { [K in Optional<B>]?: GPUBuffer };
+export type ParamArgs<P> = {
+  [K in keyof P]: P[K] extends ScalarType ? (P[K] extends 'u32' ? number | boolean : number) : readonly number[];
+};
+export type Workgroups = number | [number, number?, number?];
+
+export interface Kernel<V extends Variant, B, P> {
+  readonly name: string;
+  /** Record one dispatch of this variant (see Runtime.dispatch for the workgroup folding). */
+  dispatch(variant: V, buffers: BufferArgs<B>, params: ParamArgs<P>, workgroups: Workgroups): void;
+  /** The cached KernelDef of a variant. */
+  def(variant: V): KernelDef;
+  /** The pipeline cache key of a variant. */
+  key(variant: V): string;
+  /** The uniform bytes of a parameter object (empty when the kernel has no parameters). */
+  pack(params: ParamArgs<P>): Uint8Array;
+  /** Every variant of the declared `variants` space (empty object when there is none). */
+  variants(): V[];
+}
+
+interface Field {
+  name: string;
+  type: ScalarType;
+  /** Word offset in the uniform block. */
+  offset: number;
+  /** Array length (undefined for a scalar). */
+  len?: number;
+  words: number;
+  fill: number;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VEC4: Record<ScalarType, string> = { u32: 'vec4u', i32: 'vec4i', f32: 'vec4f' };
+const DIRECTIVE = /^[ \t]*(enable|requires|diagnostic)\b[^;\n]*;[ \t]*$/gm;
+
+function layoutOf(name: string, params: ParamSpec): { fields: Field[]; words: number; struct: string } {
+  const fields: Field[] = [];
+  const lines: string[] = [];
+  const accessors: string[] = [];
+  let w = 0;
+  let pad = 0;
+  const padTo4 = () => {
+    while (w % 4) {
+      lines.push(`  _pad${pad++}: u32,`);
+      w++;
+    }
+  };
+  for (const [field, t] of Object.entries(params)) {
+    if (!IDENT.test(field) || field.startsWith('_pad')) throw new Error(`kernel '${name}': bad parameter name '${field}'`);
+    if (typeof t === 'string') {
+      fields.push({ name: field, type: t, offset: w, words: 1, fill: 0 });
+      lines.push(`  ${field}: ${t},`);
+      w += 1;
+      continue;
+    }
+    const [type, len, fill = 0] = t;
+    if (!Number.isInteger(len) || len < 1) throw new Error(`kernel '${name}': array parameter '${field}' needs a positive length`);
+    padTo4();
+    const vecs = Math.ceil(len / 4);
+    fields.push({ name: field, type, offset: w, len, words: vecs * 4, fill });
+    lines.push(`  ${field}: array<${VEC4[type]}, ${vecs}>,`);
+    accessors.push(`fn p_${field}(i: u32) -> ${type} { return p.${field}[i >> 2u][i & 3u]; }`);
+    w += vecs * 4;
+  }
+  if (!fields.length) return { fields, words: 0, struct: '' };
+  padTo4();
+  return { fields, words: w, struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
+}
+
+function checkValue(kernel: string, f: Field, v: unknown, index?: number): number {
+  const what = () => `kernel '${kernel}': parameter '${f.name}'${index === undefined ? '' : `[${index}]`}`;
+  if (typeof v === 'boolean' && f.type === 'u32') return v ? 1 : 0;
+  if (typeof v !== 'number') throw new Error(`${what()} must be a number (${f.type}), got ${typeof v}`);
+  if (f.type === 'u32' && !(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) {
+    throw new Error(`${what()} must be a u32 (an integer in [0, 2^32)), got ${v}`);
+  }
+  if (f.type === 'i32' && !(Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff)) {
+    throw new Error(`${what()} must be an i32 (an integer in [-2^31, 2^31)), got ${v}`);
+  }
+  return v;
+}
+
+function canonical(kernel: string, v: Variant): string {
+  const parts: string[] = [];
+  for (const k of Object.keys(v).sort()) {
+    const x = v[k];
+    if (typeof x === 'number' ? !Number.isFinite(x) : typeof x !== 'string' && typeof x !== 'boolean') {
+      throw new Error(`kernel '${kernel}': variant '${k}' must be a string, finite number or boolean, got ${String(x)}`);
+    }
+    parts.push(`${k}=${JSON.stringify(x)}`);
+  }
+  return `${kernel}(${parts.join(',')})`;
+}
+
+export function defineKernel<
+  const V extends Variant = Record<never, never>,
+  const B extends Record<string, BindingDecl<V>> = Record<string, BindingDecl<V>>,
+  const P extends ParamSpec = Record<never, never>,
+>(spec: KernelSpec<V, B, P>): Kernel<V, B, P> {
+  const { name } = spec;
+  const bindingNames = Object.keys(spec.bindings);
+  for (const b of bindingNames) if (!IDENT.test(b) || b === 'p') throw new Error(`kernel '${name}': bad binding name '${b}'`);
+  const layout = layoutOf(name, spec.params ?? {});
+  const space = spec.variants as Readonly<Record<string, readonly VariantValue[]>> | undefined;
+  const defs = new Map<string, KernelDef>();
+
+  const key = (v: V): string => {
+    if (space) {
+      for (const k of Object.keys(space)) {
+        if (!space[k]!.includes(v[k]!)) throw new Error(`kernel '${name}': variant '${k}' = ${String(v[k])} is not one of ${space[k]!.join(', ')}`);
+      }
+      for (const k of Object.keys(v)) if (!(k in space)) throw new Error(`kernel '${name}': unknown variant key '${k}'`);
+    }
+    return canonical(name, v);
+  };
+  const active = (v: V) => bindingNames.filter((b) => spec.bindings[b]!.when?.(v) ?? true);
+
+  const build = (v: V, k: string): KernelDef => {
+    const names = active(v);
+    const decls = names.map((b, i) => {
+      const d = spec.bindings[b]!;
+      const type = typeof d.type === 'function' ? d.type(v) : d.type;
+      return `@group(0) @binding(${i}) var<storage, ${d.access === 'rw' ? 'read_write' : 'read'}> ${b}: array<${type}>;`;
+    });
+    let body = spec.code(v);
+    const directives = new Set<string>();
+    body = body.replace(DIRECTIVE, (m) => (directives.add(m.trim()), ''));
+    if (decls.some((d) => /\bf16\b/.test(d))) directives.add('enable f16;');
+    const code = [
+      ...directives,
+      ...decls,
+      ...(layout.words ? [layout.struct, `@group(0) @binding(${names.length}) var<uniform> p: P;`] : []),
+      body,
+    ].join('\n');
+    return {
+      key: k,
+      code,
+      bindings: names.map((b) => spec.bindings[b]!.access),
+      uniform: layout.words > 0,
+      ...(spec.entryPoint ? { entryPoint: spec.entryPoint } : {}),
+    };
+  };
+
+  const def = (v: V): KernelDef => {
+    const k = key(v);
+    let d = defs.get(k);
+    if (!d) defs.set(k, (d = build(v, k)));
+    return d;
+  };
+
+  const pack = (params: ParamArgs<P>): Uint8Array => {
+    const given = params as Record<string, unknown>;
+    for (const k of Object.keys(given)) {
+      if (!layout.fields.some((f) => f.name === k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
+    }
+    const buf = new ArrayBuffer(layout.words * 4);
+    const u32 = new Uint32Array(buf);
+    const i32 = new Int32Array(buf);
+    const f32 = new Float32Array(buf);
+    const put = (f: Field, at: number, x: number) => {
+      if (f.type === 'u32') u32[at] = x;
+      else if (f.type === 'i32') i32[at] = x;
+      else f32[at] = x;
+    };
+    for (const f of layout.fields) {
+      const v = given[f.name];
+      if (v === undefined) throw new Error(`kernel '${name}': parameter '${f.name}' is missing`);
+      if (f.len === undefined) {
+        put(f, f.offset, checkValue(name, f, v));
+        continue;
+      }
+      if (!Array.isArray(v) && !ArrayBuffer.isView(v)) throw new Error(`kernel '${name}': parameter '${f.name}' must be an array of ${f.type}`);
+      const arr = v as ArrayLike<unknown>;
+      if (arr.length > f.len) throw new Error(`kernel '${name}': parameter '${f.name}' has ${arr.length} values, at most ${f.len} fit`);
+      for (let i = 0; i < f.words; i++) put(f, f.offset + i, i < arr.length ? checkValue(name, f, arr[i], i) : f.fill);
+    }
+    return new Uint8Array(buf);
+  };
+
+  return {
+    name,
+    def,
+    key,
+    pack,
+    dispatch(variant, buffers, params, workgroups) {
+      const d = def(variant);
+      const names = active(variant);
+      const given = buffers as Record<string, GPUBuffer | undefined>;
+      for (const b of Object.keys(given)) {
+        if (given[b] !== undefined && !names.includes(b)) {
+          throw new Error(`kernel '${d.key}': buffer '${b}' is not a binding of this variant (bindings: ${names.join(', ')})`);
+        }
+      }
+      const list = names.map((b) => {
+        const buf = given[b];
+        if (!buf) throw new Error(`kernel '${d.key}': buffer '${b}' is missing`);
+        return buf;
+      });
+      rt().dispatch(d, list, layout.words ? pack(params) : undefined, workgroups);
+    },
+    variants() {
+      let out: Record<string, VariantValue>[] = [{}];
+      for (const [k, values] of Object.entries(space ?? {})) out = out.flatMap((o) => values.map((x) => ({ ...o, [k]: x })));
+      return out as unknown as V[];
+    },
+  };
+}
