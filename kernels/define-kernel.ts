@@ -28,7 +28,7 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { type KernelDef, rt } from '../core/runtime';
 
 export { wgsl };
-export { WGSL_LINEAR_WORKGROUP, WGSL_NAN, MAX_WORKGROUPS, type KernelDef } from '../core/runtime';
+export { WGSL_LINEAR_WORKGROUP, WGSL_NAN, MAX_WORKGROUPS, rt, type KernelDef } from '../core/runtime';
 
 export type ScalarType = 'u32' | 'i32' | 'f32';
 /** A scalar field, or a fixed-length array `[type, length]` / `[type, length, fill]` (packed as
@@ -91,6 +91,9 @@ interface Field {
   words: number;
   fill: number;
 }
+
+/** Names taken so far: two declarations under one name would share pipeline keys. */
+const names = new Set<string>();
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VEC4: Record<ScalarType, string> = { u32: 'vec4u', i32: 'vec4i', f32: 'vec4f' };
@@ -161,6 +164,8 @@ export function defineKernel<
   const P extends ParamSpec = Record<never, never>,
 >(spec: KernelSpec<V, B, P>): Kernel<V, B, P> {
   const { name } = spec;
+  if (names.has(name)) throw new Error(`kernel '${name}' is declared twice`);
+  names.add(name);
   const bindingNames = Object.keys(spec.bindings);
   for (const b of bindingNames) if (!IDENT.test(b) || b === 'p') throw new Error(`kernel '${name}': bad binding name '${b}'`);
   const layout = layoutOf(name, spec.params ?? {});
