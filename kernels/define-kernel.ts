@@ -37,7 +37,8 @@ export type ParamType = ScalarType | readonly [ScalarType, number] | readonly [S
 export type ParamSpec = Readonly<Record<string, ParamType>>;
 export type Access = 'read' | 'rw';
 export type VariantValue = string | number | boolean;
-export type Variant = Readonly<Record<string, VariantValue>>;
+/** A variant: an object of strings, finite numbers and booleans (an interface is fine). */
+export type Variant = object;
 
 export interface BindingDecl<V> {
   /** WGSL element type of the storage array (`f32`, `vec4f`, `atomic<u32>`, ...), or a function of
@@ -149,7 +150,7 @@ function checkValue(kernel: string, f: Field, v: unknown, index?: number): numbe
 function canonical(kernel: string, v: Variant): string {
   const parts: string[] = [];
   for (const k of Object.keys(v).sort()) {
-    const x = v[k];
+    const x = (v as Record<string, unknown>)[k];
     if (typeof x === 'number' ? !Number.isFinite(x) : typeof x !== 'string' && typeof x !== 'boolean') {
       throw new Error(`kernel '${kernel}': variant '${k}' must be a string, finite number or boolean, got ${String(x)}`);
     }
@@ -174,8 +175,9 @@ export function defineKernel<
 
   const key = (v: V): string => {
     if (space) {
+      const vv = v as Record<string, VariantValue>;
       for (const k of Object.keys(space)) {
-        if (!space[k]!.includes(v[k]!)) throw new Error(`kernel '${name}': variant '${k}' = ${String(v[k])} is not one of ${space[k]!.join(', ')}`);
+        if (!space[k]!.includes(vv[k]!)) throw new Error(`kernel '${name}': variant '${k}' = ${String(vv[k])} is not one of ${space[k]!.join(', ')}`);
       }
       for (const k of Object.keys(v)) if (!(k in space)) throw new Error(`kernel '${name}': unknown variant key '${k}'`);
     }
