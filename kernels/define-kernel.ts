@@ -55,7 +55,9 @@ export interface KernelSpec<V extends Variant, B extends Record<string, BindingD
    *  a typed variant object instead (annotate `code`'s parameter). */
   variants?: { readonly [K in keyof V]: readonly V[K][] };
   bindings: B;
-  params?: P;
+  /** The uniform block, in order; a function of the variant where its shape depends on it (e.g.
+   *  one array slot per operand). */
+  params?: P | ((v: V) => P);
   code: (v: V) => string;
   entryPoint?: string;
 }
@@ -76,10 +78,24 @@ export interface Kernel<V extends Variant, B, P> {
   def(variant: V): KernelDef;
   /** The pipeline cache key of a variant. */
   key(variant: V): string;
-  /** The uniform bytes of a parameter object (empty when the kernel has no parameters). */
-  pack(params: ParamArgs<P>): Uint8Array;
+  /** The uniform bytes of a parameter object (empty when the kernel has no parameters). The
+   *  variant is needed only when the parameters are declared as a function of it. */
+  pack(params: ParamArgs<P>, variant?: V): Uint8Array;
   /** Every variant of the declared `variants` space (empty object when there is none). */
   variants(): V[];
+}
+
+interface Layout {
+  fields: Field[];
+  words: number;
+  struct: string;
+}
+
+interface Entry {
+  def: KernelDef;
+  layout: Layout;
+  /** Active binding names, in binding order. */
+  names: string[];
 }
 
 interface Field {
@@ -100,7 +116,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VEC4: Record<ScalarType, string> = { u32: 'vec4u', i32: 'vec4i', f32: 'vec4f' };
 const DIRECTIVE = /^[ \t]*(enable|requires|diagnostic)\b[^;\n]*;[ \t]*$/gm;
 
-function layoutOf(name: string, params: ParamSpec): { fields: Field[]; words: number; struct: string } {
+function layoutOf(name: string, params: ParamSpec): Layout {
   const fields: Field[] = [];
   const lines: string[] = [];
   const accessors: string[] = [];
@@ -169,9 +185,10 @@ export function defineKernel<
   names.add(name);
   const bindingNames = Object.keys(spec.bindings);
   for (const b of bindingNames) if (!IDENT.test(b) || b === 'p') throw new Error(`kernel '${name}': bad binding name '${b}'`);
-  const layout = layoutOf(name, spec.params ?? {});
+  const staticLayout = typeof spec.params === 'function' ? undefined : layoutOf(name, spec.params ?? {});
+  const layoutFor = (v: V): Layout => staticLayout ?? layoutOf(name, (spec.params as (v: V) => P)(v));
   const space = spec.variants as Readonly<Record<string, readonly VariantValue[]>> | undefined;
-  const defs = new Map<string, KernelDef>();
+  const entries = new Map<string, Entry>();
 
   const key = (v: V): string => {
     if (space) {
@@ -185,8 +202,9 @@ export function defineKernel<
   };
   const active = (v: V) => bindingNames.filter((b) => spec.bindings[b]!.when?.(v) ?? true);
 
-  const build = (v: V, k: string): KernelDef => {
+  const build = (v: V, k: string): Entry => {
     const names = active(v);
+    const layout = layoutFor(v);
     const decls = names.map((b, i) => {
       const d = spec.bindings[b]!;
       const type = typeof d.type === 'function' ? d.type(v) : d.type;
@@ -202,23 +220,24 @@ export function defineKernel<
       ...(layout.words ? [layout.struct, `@group(0) @binding(${names.length}) var<uniform> p: P;`] : []),
       body,
     ].join('\n');
-    return {
+    const def: KernelDef = {
       key: k,
       code,
       bindings: names.map((b) => spec.bindings[b]!.access),
       uniform: layout.words > 0,
       ...(spec.entryPoint ? { entryPoint: spec.entryPoint } : {}),
     };
+    return { def, layout, names };
   };
 
-  const def = (v: V): KernelDef => {
+  const entry = (v: V): Entry => {
     const k = key(v);
-    let d = defs.get(k);
-    if (!d) defs.set(k, (d = build(v, k)));
-    return d;
+    let e = entries.get(k);
+    if (!e) entries.set(k, (e = build(v, k)));
+    return e;
   };
 
-  const pack = (params: ParamArgs<P>): Uint8Array => {
+  const packWith = (layout: Layout, params: ParamArgs<P>): Uint8Array => {
     const given = params as Record<string, unknown>;
     for (const k of Object.keys(given)) {
       if (!layout.fields.some((f) => f.name === k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
@@ -246,15 +265,19 @@ export function defineKernel<
     }
     return new Uint8Array(buf);
   };
+  const pack = (params: ParamArgs<P>, variant?: V): Uint8Array => {
+    if (staticLayout) return packWith(staticLayout, params);
+    if (!variant) throw new Error(`kernel '${name}': its parameters depend on the variant; pass one to pack()`);
+    return packWith(entry(variant).layout, params);
+  };
 
   return {
     name,
-    def,
+    def: (v) => entry(v).def,
     key,
     pack,
     dispatch(variant, buffers, params, workgroups) {
-      const d = def(variant);
-      const names = active(variant);
+      const { def: d, layout, names } = entry(variant);
       const given = buffers as Record<string, GPUBuffer | undefined>;
       for (const b of Object.keys(given)) {
         if (given[b] !== undefined && !names.includes(b)) {
@@ -266,7 +289,7 @@ export function defineKernel<
         if (!buf) throw new Error(`kernel '${d.key}': buffer '${b}' is missing`);
         return buf;
       });
-      rt().dispatch(d, list, layout.words ? pack(params) : undefined, workgroups);
+      rt().dispatch(d, list, layout.words ? packWith(layout, params) : undefined, workgroups);
     },
     variants() {
       let out: Record<string, VariantValue>[] = [{}];
