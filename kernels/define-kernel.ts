@@ -49,6 +49,10 @@ export interface BindingDecl<V> {
   when?: (v: V) => boolean;
 }
 
+/** Shorthands for a fixed-type binding: `{ x: read('f32'), y: rw('vec4f') }`. */
+export const read = <T extends string>(type: T) => ({ type, access: 'read' }) as const;
+export const rw = <T extends string>(type: T) => ({ type, access: 'rw' }) as const;
+
 export interface KernelSpec<V extends Variant, B extends Record<string, BindingDecl<V>>, P extends ParamSpec> {
   name: string;
   /** The values each variant key may take (checked on every dispatch). Optional: a kernel may take
@@ -60,6 +64,8 @@ export interface KernelSpec<V extends Variant, B extends Record<string, BindingD
   params?: P | ((v: V) => P);
   code: (v: V) => string;
   entryPoint?: string;
+  /** Name of the uniform variable in WGSL (default `p`). */
+  uniformVar?: string;
 }
 
 type Optional<B> = { [K in keyof B]: B[K] extends { when: (v: never) => boolean } ? K : never }[keyof B];
@@ -116,7 +122,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VEC4: Record<ScalarType, string> = { u32: 'vec4u', i32: 'vec4i', f32: 'vec4f' };
 const DIRECTIVE = /^[ \t]*(enable|requires|diagnostic)\b[^;\n]*;[ \t]*$/gm;
 
-function layoutOf(name: string, params: ParamSpec): Layout {
+function layoutOf(name: string, params: ParamSpec, u: string): Layout {
   const fields: Field[] = [];
   const lines: string[] = [];
   const accessors: string[] = [];
@@ -142,7 +148,7 @@ function layoutOf(name: string, params: ParamSpec): Layout {
     const vecs = Math.ceil(len / 4);
     fields.push({ name: field, type, offset: w, len, words: vecs * 4, fill });
     lines.push(`  ${field}: array<${VEC4[type]}, ${vecs}>,`);
-    accessors.push(`fn p_${field}(i: u32) -> ${type} { return p.${field}[i >> 2u][i & 3u]; }`);
+    accessors.push(`fn ${u}_${field}(i: u32) -> ${type} { return ${u}.${field}[i >> 2u][i & 3u]; }`);
     w += vecs * 4;
   }
   if (!fields.length) return { fields, words: 0, struct: '' };
@@ -184,9 +190,10 @@ export function defineKernel<
   if (names.has(name)) throw new Error(`kernel '${name}' is declared twice`);
   names.add(name);
   const bindingNames = Object.keys(spec.bindings);
-  for (const b of bindingNames) if (!IDENT.test(b) || b === 'p') throw new Error(`kernel '${name}': bad binding name '${b}'`);
-  const staticLayout = typeof spec.params === 'function' ? undefined : layoutOf(name, spec.params ?? {});
-  const layoutFor = (v: V): Layout => staticLayout ?? layoutOf(name, (spec.params as (v: V) => P)(v));
+  for (const b of bindingNames) if (!IDENT.test(b) || b === (spec.uniformVar ?? 'p')) throw new Error(`kernel '${name}': bad binding name '${b}'`);
+  const u = spec.uniformVar ?? 'p';
+  const staticLayout = typeof spec.params === 'function' ? undefined : layoutOf(name, spec.params ?? {}, u);
+  const layoutFor = (v: V): Layout => staticLayout ?? layoutOf(name, (spec.params as (v: V) => P)(v), u);
   const space = spec.variants as Readonly<Record<string, readonly VariantValue[]>> | undefined;
   const entries = new Map<string, Entry>();
 
@@ -217,7 +224,7 @@ export function defineKernel<
     const code = [
       ...directives,
       ...decls,
-      ...(layout.words ? [layout.struct, `@group(0) @binding(${names.length}) var<uniform> p: P;`] : []),
+      ...(layout.words ? [layout.struct, `@group(0) @binding(${names.length}) var<uniform> ${u}: P;`] : []),
       body,
     ].join('\n');
     const def: KernelDef = {
