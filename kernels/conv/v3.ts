@@ -275,9 +275,8 @@ const gemmKernel = defineKernel({
 function gemmCode(s: GemmSpec): string {
   const R = s.rows;
   const loadsA = R / 8;
-  {
-    const L: string[] = ['enable subgroups;'];
-    L.push(`@compute @workgroup_size(8)
+  const L: string[] = ['enable subgroups;'];
+  L.push(`@compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   // z = split · groups + g: split sp reduces k in [sp·kS, (sp + 1)·kS) into its own output slice.
   let g = i32(wid.z) % q.ngroups;
@@ -288,54 +287,53 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
   let m0 = i32(wid.x) * ${R};
   let col0 = (q.panel0 + pl) * ${PANEL} + i32(lane) * 4;
   var bi = ((g * q.panels + pl) * q.K4 + kBeg) * 8 + i32(lane);`);
-    for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4 + kBeg / 4;`);
-    for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
-    L.push('  for (var k = kBeg; k < kEnd; k += 4) {');
-    for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
-    for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
-    L.push('    bi += 32;');
-    for (let r = 0; r < R; r++) {
-      L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
-      for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
-    }
-    L.push('  }');
-    const epi = (v: string, m: string) => {
-      let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
-      if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
-      return e;
-    };
-    if (s.store === 'fwd4') {
-      // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
-      L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
-      for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
-    } else if (s.store === 'wgrad') {
-      L.push('  let base = q.out_off + sp * q.sstride + g * q.Mg * q.NC + col0;');
-      for (let r = 0; r < R; r++) {
-        for (let j = 0; j < 4; j++) {
-          L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
-        }
-      }
-    } else {
-      // Per column: image n and position (a, b) on the GH×GW grid, then the destination.
-      for (let j = 0; j < 4; j++) {
-        L.push(`  let c${j} = col0 + ${j};\n  let n${j} = c${j} / q.GHW;\n  let rr${j} = c${j} - n${j} * q.GHW;`);
-        if (s.store === 'fwd') L.push(`  let d${j} = q.out_off + (n${j} * q.ctot + g * q.Mg) * q.GHW + rr${j};`);
-        else {
-          L.push(`  let a${j} = rr${j} / q.GW;\n  let bb${j} = rr${j} - a${j} * q.GW;`);
-          L.push(`  let d${j} = q.out_off + ((n${j} * q.ctot + g * q.Mg) * q.Hf + a${j} * q.sH + q.oH) * q.Wf + bb${j} * q.sW + q.oW;`);
-        }
-      }
-      const plane = s.store === 'fwd' ? 'q.GHW' : 'q.Hf * q.Wf';
-      L.push(`  let plane = ${plane};`);
-      for (let r = 0; r < R; r++) {
-        for (let j = 0; j < 4; j++) {
-          L.push(`  if (m0 + ${r} < q.Mg && c${j} < q.NC) { C[d${j} + (m0 + ${r}) * plane] = ${epi(`acc${r}.${X[j]}`, `m0 + ${r}`)}; }`);
-        }
-      }
-    }
-    L.push('}');
-    return L.join('\n');
+  for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4 + kBeg / 4;`);
+  for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
+  L.push('  for (var k = kBeg; k < kEnd; k += 4) {');
+  for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
+  for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
+  L.push('    bi += 32;');
+  for (let r = 0; r < R; r++) {
+    L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
+    for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
   }
+  L.push('  }');
+  const epi = (v: string, m: string) => {
+    let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
+    if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
+    return e;
+  };
+  if (s.store === 'fwd4') {
+    // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
+    L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
+    for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
+  } else if (s.store === 'wgrad') {
+    L.push('  let base = q.out_off + sp * q.sstride + g * q.Mg * q.NC + col0;');
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < 4; j++) {
+        L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
+      }
+    }
+  } else {
+    // Per column: image n and position (a, b) on the GH×GW grid, then the destination.
+    for (let j = 0; j < 4; j++) {
+      L.push(`  let c${j} = col0 + ${j};\n  let n${j} = c${j} / q.GHW;\n  let rr${j} = c${j} - n${j} * q.GHW;`);
+      if (s.store === 'fwd') L.push(`  let d${j} = q.out_off + (n${j} * q.ctot + g * q.Mg) * q.GHW + rr${j};`);
+      else {
+        L.push(`  let a${j} = rr${j} / q.GW;\n  let bb${j} = rr${j} - a${j} * q.GW;`);
+        L.push(`  let d${j} = q.out_off + ((n${j} * q.ctot + g * q.Mg) * q.Hf + a${j} * q.sH + q.oH) * q.Wf + bb${j} * q.sW + q.oW;`);
+      }
+    }
+    const plane = s.store === 'fwd' ? 'q.GHW' : 'q.Hf * q.Wf';
+    L.push(`  let plane = ${plane};`);
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < 4; j++) {
+        L.push(`  if (m0 + ${r} < q.Mg && c${j} < q.NC) { C[d${j} + (m0 + ${r}) * plane] = ${epi(`acc${r}.${X[j]}`, `m0 + ${r}`)}; }`);
+      }
+    }
+  }
+  L.push('}');
+  return L.join('\n');
 }
 
 // ---- host side ---------------------------------------------------------------------------------

@@ -99,6 +99,39 @@ describe('defineKernel', () => {
     expect(t.key({ a: 'x,b=1' })).not.toBe(t.key({ a: 'x' }));
   });
 
+  it('takes parameters that depend on the variant, and a custom uniform name', () => {
+    const k = defineKernel({
+      name: 'test_operands',
+      uniformVar: 'q',
+      bindings: { out: { type: 'u32', access: 'rw' } },
+      params: (v: { n: number }) => ({ count: 'u32', offs: ['u32', 4 * Math.max(1, Math.ceil(v.n / 4))] }) as const,
+      code: () => '@compute @workgroup_size(1) fn main() { out[0] = q.count + q_offs(0u); }',
+    });
+    expect(k.def({ n: 5 }).code).toContain('offs: array<vec4u, 2>');
+    expect(k.def({ n: 5 }).code).toContain('fn q_offs(i: u32) -> u32 { return q.offs[i >> 2u][i & 3u]; }');
+    expect(k.def({ n: 5 }).code).toContain('var<uniform> q: P;');
+    expect(k.def({ n: 2 }).code).toContain('offs: array<vec4u, 1>');
+    expect(k.pack({ count: 3, offs: [1, 2, 3, 4, 5] }, { n: 5 }).byteLength).toBe(48);
+    expect(() => k.pack({ count: 3, offs: [] })).toThrow(/pass one to pack/);
+  });
+
+  it('rejects a second declaration under the same name', () => {
+    expect(() => defineKernel({ name: 'test_axpy', bindings: { x: { type: 'f32', access: 'rw' } }, code: () => '' })).toThrow(/declared twice/);
+  });
+
+  it('types buffers, parameters and variants from the declaration', () => {
+    const check = (f: () => void) => expect(f).toThrow();
+    const ok = { n: 1, a: 0, shape: [1], off: 0 };
+    // @ts-expect-error: 'mul' is not a declared value of op
+    check(() => axpy.def({ op: 'mul', wg: 64 }));
+    // @ts-expect-error: 'a' is missing
+    check(() => axpy.pack({ n: 1, shape: [], off: 0 }));
+    // @ts-expect-error: an array parameter takes numbers
+    check(() => axpy.pack({ ...ok, shape: 3 }));
+    // @ts-expect-error: 'y' is required
+    check(() => axpy.dispatch({ op: 'sub', wg: 64 }, { x: {} as GPUBuffer }, ok, 1));
+  });
+
   it('names the kernel and field in errors', () => {
     const ok = { n: 1, a: 0, shape: [1], off: 0 };
     expect(() => axpy.pack({ ...ok, n: -1 })).toThrow(/test_axpy.*'n'.*u32/);
