@@ -93,6 +93,7 @@ export interface Kernel<V extends Variant, B, P> {
 
 interface Layout {
   fields: Field[];
+  names: Set<string>;
   words: number;
   struct: string;
 }
@@ -151,9 +152,10 @@ function layoutOf(name: string, params: ParamSpec, u: string): Layout {
     accessors.push(`fn ${u}_${field}(i: u32) -> ${type} { return ${u}.${field}[i >> 2u][i & 3u]; }`);
     w += vecs * 4;
   }
-  if (!fields.length) return { fields, words: 0, struct: '' };
+  const names = new Set(fields.map((f) => f.name));
+  if (!fields.length) return { fields, names, words: 0, struct: '' };
   padTo4();
-  return { fields, words: w, struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
+  return { fields, names, words: w, struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
 }
 
 function checkValue(kernel: string, f: Field, v: unknown, index?: number): number {
@@ -247,7 +249,7 @@ export function defineKernel<
   const packWith = (layout: Layout, params: ParamArgs<P>): Uint8Array => {
     const given = params as Record<string, unknown>;
     for (const k of Object.keys(given)) {
-      if (!layout.fields.some((f) => f.name === k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
+      if (!layout.names.has(k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
     }
     const buf = new ArrayBuffer(layout.words * 4);
     const u32 = new Uint32Array(buf);
