@@ -96,6 +96,20 @@ interface Layout {
   names: Set<string>;
   words: number;
   struct: string;
+  /** Scratch the dispatch packs into (the runtime copies the bytes out at once). */
+  scratch: Scratch;
+}
+
+interface Scratch {
+  bytes: Uint8Array;
+  u32: Uint32Array;
+  i32: Int32Array;
+  f32: Float32Array;
+}
+
+function scratchOf(words: number): Scratch {
+  const buf = new ArrayBuffer(words * 4);
+  return { bytes: new Uint8Array(buf), u32: new Uint32Array(buf), i32: new Int32Array(buf), f32: new Float32Array(buf) };
 }
 
 interface Entry {
@@ -153,9 +167,9 @@ function layoutOf(name: string, params: ParamSpec, u: string): Layout {
     w += vecs * 4;
   }
   const names = new Set(fields.map((f) => f.name));
-  if (!fields.length) return { fields, names, words: 0, struct: '' };
+  if (!fields.length) return { fields, names, words: 0, struct: '', scratch: scratchOf(0) };
   padTo4();
-  return { fields, names, words: w, struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
+  return { fields, names, words: w, scratch: scratchOf(w), struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
 }
 
 function checkValue(kernel: string, f: Field, v: unknown, index?: number): number {
@@ -239,45 +253,72 @@ export function defineKernel<
     return { def, layout, names };
   };
 
+  // Per dispatch the variant is looked up by a quick string of its keys and typed values in their
+  // own order; the canonical key (sorted, validated) is computed only when that string is new.
+  const quick = new Map<string, Entry>();
   const entry = (v: V): Entry => {
+    let q = '';
+    const vv = v as Record<string, unknown>;
+    for (const k in vv) {
+      const x = vv[k];
+      q += typeof x === 'string' ? `${k}\u0001s${x}\u0000` : `${k}\u0001${typeof x}${String(x)}\u0000`;
+    }
+    let e = quick.get(q);
+    if (e) return e;
     const k = key(v);
-    let e = entries.get(k);
+    e = entries.get(k);
     if (!e) entries.set(k, (e = build(v, k)));
+    // A string holding the separators could make two variants' quick strings alike: not cached.
+    if (!/[\u0000\u0001]/.test(Object.values(vv).filter((x) => typeof x === 'string').join(''))) quick.set(q, e);
     return e;
   };
 
+  /** Pack into the layout's scratch (every field word is written; padding words stay 0). Hot:
+   *  runs on every dispatch, so the common case is plain typed-array stores. */
   const packWith = (layout: Layout, params: ParamArgs<P>): Uint8Array => {
     const given = params as Record<string, unknown>;
-    for (const k of Object.keys(given)) {
-      if (!layout.names.has(k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
-    }
-    const buf = new ArrayBuffer(layout.words * 4);
-    const u32 = new Uint32Array(buf);
-    const i32 = new Int32Array(buf);
-    const f32 = new Float32Array(buf);
-    const put = (f: Field, at: number, x: number) => {
-      if (f.type === 'u32') u32[at] = x;
-      else if (f.type === 'i32') i32[at] = x;
-      else f32[at] = x;
-    };
-    for (const f of layout.fields) {
+    const { u32, i32, f32 } = layout.scratch;
+    const fields = layout.fields;
+    for (let fi = 0; fi < fields.length; fi++) {
+      const f = fields[fi]!;
       const v = given[f.name];
-      if (v === undefined) throw new Error(`kernel '${name}': parameter '${f.name}' is missing`);
       if (f.len === undefined) {
-        put(f, f.offset, checkValue(name, f, v));
+        if (f.type === 'f32' && typeof v === 'number') f32[f.offset] = v;
+        else if (f.type === 'u32' && typeof v === 'number' && v >>> 0 === v) u32[f.offset] = v;
+        else if (f.type === 'i32' && typeof v === 'number' && (v | 0) === v) i32[f.offset] = v;
+        else put(f, f.offset, slowValue(f, v));
         continue;
       }
-      if (!Array.isArray(v) && !ArrayBuffer.isView(v)) throw new Error(`kernel '${name}': parameter '${f.name}' must be an array of ${f.type}`);
+      if (!Array.isArray(v) && !ArrayBuffer.isView(v)) {
+        if (v === undefined) throw new Error(`kernel '${name}': parameter '${f.name}' is missing`);
+        throw new Error(`kernel '${name}': parameter '${f.name}' must be an array of ${f.type}`);
+      }
       const arr = v as ArrayLike<unknown>;
       if (arr.length > f.len) throw new Error(`kernel '${name}': parameter '${f.name}' has ${arr.length} values, at most ${f.len} fit`);
       for (let i = 0; i < f.words; i++) put(f, f.offset + i, i < arr.length ? checkValue(name, f, arr[i], i) : f.fill);
     }
-    return new Uint8Array(buf);
+    // Every declared field was found; extra keys are typos (or fields of another kernel).
+    if (Object.keys(given).length !== fields.length) {
+      for (const k of Object.keys(given)) {
+        if (given[k] !== undefined && !layout.names.has(k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
+      }
+    }
+    return layout.scratch.bytes;
+
+    function put(f: Field, at: number, x: number): void {
+      if (f.type === 'u32') u32[at] = x;
+      else if (f.type === 'i32') i32[at] = x;
+      else f32[at] = x;
+    }
+    function slowValue(f: Field, v: unknown): number {
+      if (v === undefined) throw new Error(`kernel '${name}': parameter '${f.name}' is missing`);
+      return checkValue(name, f, v);
+    }
   };
   const pack = (params: ParamArgs<P>, variant?: V): Uint8Array => {
-    if (staticLayout) return packWith(staticLayout, params);
+    if (staticLayout) return packWith(staticLayout, params).slice();
     if (!variant) throw new Error(`kernel '${name}': its parameters depend on the variant; pass one to pack()`);
-    return packWith(entry(variant).layout, params);
+    return packWith(entry(variant).layout, params).slice();
   };
 
   return {
