@@ -71,6 +71,13 @@ describe('defineKernel', () => {
     expect(axpy.pack({ n: true, a: 0, shape: [], off: 0 })[0]).toBe(1);
   });
 
+  it('packs every word on each call (no value of an earlier call survives)', () => {
+    const a = axpy.pack({ n: 1, a: 2, shape: [9, 9, 9, 9, 9, 9, 9, 9], off: 3 });
+    const b = axpy.pack({ n: 4, a: 5, shape: [2], off: -6 });
+    expect(Array.from(a)).toEqual(Array.from(new Params().u(1).f(2).u(0, 0).uArray([9, 9, 9, 9, 9, 9, 9, 9], 8, 1).i(3).bytes()));
+    expect(Array.from(b)).toEqual(Array.from(new Params().u(4).f(5).u(0, 0).uArray([2], 8, 1).i(-6).bytes()));
+  });
+
   it('hoists directives and enables f16 for f16 bindings', () => {
     const k = defineKernel({
       name: 'test_f16',
@@ -97,6 +104,10 @@ describe('defineKernel', () => {
     const t = defineKernel({ name: 't', bindings: { x: { type: 'f32', access: 'rw' } }, code: (_v: { a: string | number }) => '' });
     expect(t.key({ a: '1' })).not.toBe(t.key({ a: 1 }));
     expect(t.key({ a: 'x,b=1' })).not.toBe(t.key({ a: 'x' }));
+    // The per-dispatch lookup keeps them apart too, separators in strings included.
+    const defs = [{ a: '1' }, { a: 1 }, { a: 'x\u0000' }, { a: 'x' }, { a: 'true' }, { a: true } as never].map((v) => t.def(v));
+    expect(new Set(defs.map((d) => d.key)).size).toBe(6);
+    expect(t.def({ a: 'x\u0000' })).toBe(defs[2]);
   });
 
   it('takes parameters that depend on the variant, and a custom uniform name', () => {
