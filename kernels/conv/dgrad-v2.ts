@@ -9,16 +9,16 @@ import { defineKernel, read, rt, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packWeightDgrad, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
 
 const dgradV2Kernel = defineKernel({
   name: 'conv.gemm2.dgrad',
   bindings: { dy: read('f32'), wp: read('vec4f'), dx: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean }) => dgradV2Code(v.tm, v.wg, v.pointwise),
+  code: dgradV2Code,
 });
 
-function dgradV2Code(tm: number, wg: number, pointwise: boolean): string {
+function dgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
   const outLoop = (b: string) => `for (var og = 0; og < p.Og; og++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + og * RP4')}

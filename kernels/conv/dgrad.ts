@@ -10,16 +10,16 @@
 // stride-1 unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
 import { defineKernel, read, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
 
 const dgradGemmKernel = defineKernel({
   name: 'conv.gemm.dgrad',
   bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean }) => dgradGemmCode(v.tm, v.wg, v.pointwise),
+  code: dgradGemmCode,
 });
 
-function dgradGemmCode(tm: number, wg: number, pointwise: boolean): string {
+function dgradGemmCode({ tm, wg, pointwise }: GemmTileVariant): string {
   // W[o, c, kh, kw] for o = g·Og + og: wr@ points at (g·Og, c, 0, 0); o steps by Cg·KH·KW.
   const loop = pointwise
     ? `for (var og = 0; og < p.Og; og++) {

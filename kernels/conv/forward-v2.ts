@@ -10,7 +10,7 @@
 import { defineKernel, read, rt, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { packWeightForward, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type ForwardTileVariant } from './tile';
 
 let rowsOverride: number | undefined;
 /** Force TM (4, 8 or 16) for tuning and tests. */
@@ -28,10 +28,10 @@ const forwardV2Kernel = defineKernel({
   name: 'conv.gemm2.fwd',
   bindings: { x: read('f32'), wp: read('vec4f'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean; hasBias: boolean; relu: boolean }) => forwardV2Code(v.tm, v.wg, v.pointwise, v.hasBias, v.relu),
+  code: forwardV2Code,
 });
 
-function forwardV2Code(tm: number, wg: number, pointwise: boolean, hasBias: boolean, relu: boolean): string {
+function forwardV2Code({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
   const channelLoop = (b: string) => `for (var c = 0; c < p.Cg; c++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + c * RP4')}

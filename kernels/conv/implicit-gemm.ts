@@ -9,16 +9,16 @@
 // specialisation (no bounds checks: X̂ rows are input channel planes). Epilogue: bias, ReLU.
 import { defineKernel, read, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type ForwardTileVariant } from './tile';
 
 const forwardGemmKernel = defineKernel({
   name: 'conv.gemm.fwd',
   bindings: { x: read('f32'), w: read('f32'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean; hasBias: boolean; relu: boolean }) => forwardGemmCode(v.tm, v.wg, v.pointwise, v.hasBias, v.relu),
+  code: forwardGemmCode,
 });
 
-function forwardGemmCode(tm: number, wg: number, pointwise: boolean, hasBias: boolean, relu: boolean): string {
+function forwardGemmCode({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
   const loop = pointwise
     ? `for (var c = 0; c < p.Cg; c++) {
     let xo = c * HW;

@@ -6,6 +6,19 @@
 import { WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 export const TN = 4;
+
+/** Variant of the register-tiled GEMM kernels: TM rows per invocation, workgroup width, and the
+ *  1×1 stride-1 unpadded specialisation. */
+export interface GemmTileVariant {
+  tm: number;
+  wg: number;
+  pointwise: boolean;
+}
+/** Forward GEMMs also fuse the bias and ReLU. */
+export interface ForwardTileVariant extends GemmTileVariant {
+  hasBias: boolean;
+  relu: boolean;
+}
 export const COLS = [0, 1, 2, 3] as const;
 
 export const range = (n: number) => Array.from({ length: n }, (_, i) => i);

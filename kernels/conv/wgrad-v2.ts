@@ -9,17 +9,17 @@ import { defineKernel, read, rt, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packDyRows, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
 import { reduceSplits, wgradSplit } from './wgrad';
 
 const wgradV2Kernel = defineKernel({
   name: 'conv.gemm2.wgrad',
   bindings: { dyp: read('vec4f'), x: read('f32'), out: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean }) => wgradV2Code(v.tm, v.wg, v.pointwise),
+  code: wgradV2Code,
 });
 
-function wgradV2Code(tm: number, wg: number, pointwise: boolean): string {
+function wgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
   const step = (b: string) => `{
           let b = ${b};
           ${loadRowsVec4(tm, 'dyp', 'ya + ow * ST')}

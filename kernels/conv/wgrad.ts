@@ -6,16 +6,16 @@
 // fixed order (deterministic, no atomics). With S = 1 pass 1 writes dW directly.
 import { defineKernel, read, rt, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
 
 const wgradGemmKernel = defineKernel({
   name: 'conv.gemm.wgrad',
   bindings: { dy: read('f32'), x: read('f32'), out: rw('f32') },
   params: CONV_PARAMS,
-  code: (v: { tm: number; wg: number; pointwise: boolean }) => wgradGemmCode(v.tm, v.wg, v.pointwise),
+  code: wgradGemmCode,
 });
 
-function wgradGemmCode(tm: number, wg: number, pointwise: boolean): string {
+function wgradGemmCode({ tm, wg, pointwise }: GemmTileVariant): string {
   const inner = pointwise
     ? `for (var ow = 0; ow < p.OW; ow++) {
         let b = ${plainVec4('x', 'rb$ + ow')};
