@@ -10,8 +10,8 @@ import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
-// The uniform fields the sampler reads (mask_h, mask_w, cpu_region) have the same names in both
-// kernels' P structs.
+// The uniform fields the sampler reads (mask_h, mask_w, cpu_region) are declared under the same
+// names by both kernels.
 const WGSL_SAMPLE = /* wgsl */ `
 fn tap(base: u32, y: i32, x: i32) -> f32 {
   if (y < 0 || x < 0 || y >= i32(p.mask_h) || x >= i32(p.mask_w)) { return 0.0; }

@@ -1,6 +1,6 @@
 // Convolution geometry shared by every conv kernel: NCHW input [N, C, H, W], weight
 // [O, C/groups, KH, KW], output [N, O, OH, OW]. All kernels take contiguous buffers plus element
-// offsets and read the geometry from one uniform block with the same field order (WGSL_CONV_PARAMS).
+// offsets and read the geometry from one uniform block, CONV_PARAMS (convParams fills it).
 import { rt } from '../define-kernel';
 
 export interface ConvGeometry {
