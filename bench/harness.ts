@@ -3,7 +3,8 @@
 // machine's measured fp32 peak and copy bandwidth (once per process) so that suites can report a
 // fraction of peak. Method: bench/README.md.
 import { isSoftwareAdapter } from '../kernels/matmul';
-import { type KernelDef, Params, rt } from '../core/runtime';
+import { rt } from '../core/runtime';
+import { defineKernel, read, rw } from '../kernels/define-kernel';
 
 export interface Timing {
   /** Median wall milliseconds per iteration (record + submit + wait for completion). */
@@ -106,14 +107,11 @@ export async function timeAsync(fn: () => Promise<void>, opts: TimeOptions = {})
  *  the compiler cannot drop the work; multiplier and addend come from a uniform. */
 const FMA_CHAINS = 8;
 const PEAK_WG = 64;
-const fmaKernel: KernelDef = {
-  key: 'bench.peak_fma',
-  bindings: ['rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> out: array<vec4f>;
-struct P { iters: u32, m: f32, c: f32, pad: u32 }
-@group(0) @binding(1) var<uniform> p: P;
+const fmaKernel = defineKernel({
+  name: 'bench.peak_fma',
+  bindings: { out: rw('vec4f') },
+  params: { iters: 'u32', m: 'f32', c: 'f32' },
+  code: () => /* wgsl */ `
 @compute @workgroup_size(${PEAK_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let m = vec4f(p.m);
@@ -124,23 +122,19 @@ ${Array.from({ length: FMA_CHAINS }, (_, i) => `    a${i} = fma(a${i}, m, c);`).
   }
   out[gid.x] = ${Array.from({ length: FMA_CHAINS }, (_, i) => `a${i}`).join(' + ')};
 }`,
-};
+});
 
-const copyKernel: KernelDef = {
-  key: 'bench.peak_copy',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<vec4f>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4f>;
-struct P { n: u32, p0: u32, p1: u32, p2: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const copyKernel = defineKernel({
+  name: 'bench.peak_copy',
+  bindings: { src: read('vec4f'), dst: rw('vec4f') },
+  params: { n: 'u32' },
+  code: () => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * 65535u) * 256u + lid;
   if (i < p.n) { dst[i] = src[i]; }
 }`,
-};
+});
 
 export interface Peak {
   gflops: number;
@@ -167,7 +161,7 @@ async function measurePeak(repeats: number): Promise<Peak> {
   const out = rt().pool.acquire(invocations * 16, GPUBufferUsage.STORAGE, 'bench.peak');
   // Size the loop for ~50 ms per dispatch: calibrate on a short run first.
   let iters = 256;
-  const run = () => rt().dispatch(fmaKernel, [out], new Params().u(iters).f(0.999, 0.001).bytes(), invocations / PEAK_WG);
+  const run = () => fmaKernel.dispatch({}, { out }, { iters, m: 0.999, c: 0.001 }, invocations / PEAK_WG);
   let t = await timeGpu(run, { warmup: 1, repeats: 1 });
   iters = Math.max(256, Math.round((iters * 50) / Math.max(t.gpuMs ?? t.ms, 0.5)));
   t = await timeGpu(run, { warmup: 1, repeats });
@@ -180,7 +174,7 @@ async function measurePeak(repeats: number): Promise<Peak> {
   const dst = rt().pool.acquire(n * 16, GPUBufferUsage.STORAGE, 'bench.copy.dst');
   const wgs = Math.ceil(n / 256);
   const grid: [number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535)];
-  const c = await timeGpu(() => rt().dispatch(copyKernel, [src, dst], new Params().u(n).bytes(), grid), { warmup: 2, repeats });
+  const c = await timeGpu(() => copyKernel.dispatch({}, { src, dst }, { n }, grid), { warmup: 2, repeats });
   const copyMs = c.gpuMs ?? c.ms;
   for (const b of [out, src, dst]) rt().pool.release(b);
   return { gflops: flops / fmaMs / 1e6, gbps: (2 * n * 16) / copyMs / 1e6, fmaMs, copyMs, copyMiB: copyBytes / 2 ** 20 };

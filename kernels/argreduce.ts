@@ -8,28 +8,25 @@
 // inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
 import { isSoftwareAdapter } from './matmul';
 
 const WG = 256;
 export type ArgOp = 'argmax' | 'argmin';
 
-const cache = new Map<string, KernelDef>();
-
-function kernel(op: ArgOp, inType: DType): KernelDef {
-  const key = `argreduce:${op}:${inType}`;
-  let def = cache.get(key);
-  if (def) return def;
+const rowKernel = defineKernel({
+  name: 'argreduce',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
+    dst: { type: 'i32', access: 'rw' },
+  },
+  params: { rows: 'u32', len: 'u32', src_off: 'u32' },
+  code: ({ op, inType }: { op: ArgOp; inType: DType }) => {
   const t = WGSL_COMPUTE[inType];
   const better = op === 'argmax' ? '>' : '<';
   const isNan = t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false';
-  const code = /* wgsl */ `
-${inType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read_write> dst: array<i32>;
-struct P { rows: u32, len: u32, src_off: u32, _p: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+  return /* wgsl */ `
 const NONE = 0xffffffffu;
 var<workgroup> sh_v: array<${t}, ${WG}>;
 var<workgroup> sh_i: array<u32, ${WG}>;
@@ -69,24 +66,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   if (lid == 0u) { dst[row] = i32(sh_i[0]); }
 }`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /** dst[row] (i32, from element 0) = index of the max/min of row `row` of src (from srcOffset). */
 export function launchArgReduce(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, rows: number, len: number): void {
-  const p = new Params(4).u(rows, len, srcOffset, 0);
-  rt().dispatch(kernel(op, inType), [src, dst], p.bytes(), rows);
+  rowKernel.dispatch({ op, inType }, { src, dst }, { rows, len, src_off: srcOffset }, rows);
 }
 
 const WG_COL = 64;
 const MAX_DIMS = 8;
 
-function columnKernel(op: ArgOp, inType: DType, nk: number): KernelDef {
-  const key = `argreduce:col:${op}:${inType}:${nk}`;
-  let def = cache.get(key);
-  if (def) return def;
+const columnKernel = defineKernel({
+  name: 'argreduce:col',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
+    dst: { type: 'i32', access: 'rw' },
+  },
+  params: { n_out: 'u32', len: 'u32', src_off: 'u32', rstride: 'u32', ks: ['u32', MAX_DIMS], kt: ['u32', MAX_DIMS] },
+  code: ({ op, inType, nk }: { op: ArgOp; inType: DType; nk: number }) => {
   const t = WGSL_COMPUTE[inType];
   const better = op === 'argmax' ? '>' : '<';
   const isNan = t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false';
@@ -94,12 +92,7 @@ function columnKernel(op: ArgOp, inType: DType, nk: number): KernelDef {
   const decode: string[] = ['  var rem = o;', '  var base = p.src_off;'];
   for (let d = nk - 1; d > 0; d--) decode.push(`  base += (rem % ${el('ks', d)}) * ${el('kt', d)};`, `  rem = rem / ${el('ks', d)};`);
   if (nk > 0) decode.push(`  base += rem * ${el('kt', 0)};`);
-  const code = /* wgsl */ `
-${inType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read_write> dst: array<i32>;
-struct P { n_out: u32, len: u32, src_off: u32, rstride: u32, ks: array<vec4u, 2>, kt: array<vec4u, 2> }
-@group(0) @binding(2) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 fn is_nan(v: ${t}) -> bool { return ${isNan}; }
 @compute @workgroup_size(${WG_COL})
@@ -123,10 +116,8 @@ ${decode.join('\n')}
   }
   dst[o] = i32(best_i);
 }`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /**
  * Whether an arg-reduction of `nOut` outputs over `len` elements takes the column kernel: always
@@ -150,6 +141,10 @@ export function launchArgReduceStrided(op: ArgOp, src: GPUBuffer, srcOffset: num
   if (k.shape.length > MAX_DIMS) throw new Error(`${op}: at most ${MAX_DIMS} kept dims after merging, got ${k.shape.length}`);
   const nOut = k.shape.reduce((a, b) => a * b, 1);
   if (nOut === 0) return;
-  const p = new Params(20).u(nOut, len, srcOffset, rstride).uArray(k.shape, MAX_DIMS).uArray(k.strides, MAX_DIMS);
-  rt().dispatch(columnKernel(op, inType, k.shape.length), [src, dst], p.bytes(), Math.ceil(nOut / WG_COL));
+  columnKernel.dispatch(
+    { op, inType, nk: k.shape.length },
+    { src, dst },
+    { n_out: nOut, len, src_off: srcOffset, rstride, ks: k.shape, kt: k.strides },
+    Math.ceil(nOut / WG_COL),
+  );
 }

@@ -7,22 +7,17 @@
 // box's mask row by all threads in parallel. Each step depends on the previous one, so a single
 // workgroup with barriers is the natural GPU form (the same algorithm torchvision's CUDA kernel runs
 // on the host after copying the mask back).
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
 // ---- pairwise IoU (torchvision box_iou) ----
 
-const pairwiseIouDef: KernelDef = {
-  key: 'boxes.pairwise_iou',
-  bindings: ['read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> a: array<vec4f>;
-@group(0) @binding(1) var<storage, read> b: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-struct P { n: u32, m: u32, _a: u32, _b: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const pairwiseIou = defineKernel({
+  name: 'boxes.pairwise_iou',
+  bindings: { a: { type: 'vec4f', access: 'read' }, b: { type: 'vec4f', access: 'read' }, out: { type: 'f32', access: 'rw' } },
+  params: { n: 'u32', m: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -37,11 +32,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let inter = w * h;
   out[e] = inter / (area_u + area_v - inter);
 }`,
-};
+});
 
 /** out[i*m + j] = IoU(a[i], b[j]); a [n, 4], b [m, 4] dense from element 0. */
 export function launchPairwiseIou(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, n: number, m: number): void {
-  rt().dispatch(pairwiseIouDef, [a, b, out], new Params(4).u(n, m, 0, 0).bytes(), Math.ceil((n * m) / WG));
+  pairwiseIou.dispatch({}, { a, b, out }, { n, m }, Math.ceil((n * m) / WG));
 }
 
 // ---- bitonic sort of (score, index), score descending, ties by lower index ----
@@ -61,16 +56,11 @@ fn before(ka: f32, ia: u32, kb: f32, ib: u32) -> bool {
   return ia < ib;
 }`;
 
-const sortInitDef: KernelDef = {
-  key: 'boxes.sort_init',
-  bindings: ['read', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> scores: array<f32>;
-@group(0) @binding(1) var<storage, read_write> keys: array<f32>;
-@group(0) @binding(2) var<storage, read_write> idx: array<u32>;
-struct P { n: u32, padded: u32, off: u32, _b: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const sortInit = defineKernel({
+  name: 'boxes.sort_init',
+  bindings: { scores: { type: 'f32', access: 'read' }, keys: { type: 'f32', access: 'rw' }, idx: { type: 'u32', access: 'rw' } },
+  params: { n: 'u32', padded: 'u32', off: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -79,17 +69,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   // Padding sorts last: the lowest score and an index above every real one.
   if (i < p.n) { keys[i] = scores[p.off + i]; idx[i] = i; } else { keys[i] = -3.402823466e+38; idx[i] = 0xffffffffu; }
 }`,
-};
+});
 
-const sortStepDef: KernelDef = {
-  key: 'boxes.bitonic_step',
-  bindings: ['rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> keys: array<f32>;
-@group(0) @binding(1) var<storage, read_write> idx: array<u32>;
-struct P { half_count: u32, block: u32, dist: u32, _b: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const sortStep = defineKernel({
+  name: 'boxes.bitonic_step',
+  bindings: { keys: { type: 'f32', access: 'rw' }, idx: { type: 'u32', access: 'rw' } },
+  params: { half_count: 'u32', block: 'u32', dist: 'u32' },
+  code: () => /* wgsl */ `
 ${SORT_ORDER}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -104,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let swap = select(before(ki, ii, kj, ij), before(kj, ij, ki, ii), forward);
   if (swap) { keys[i] = kj; idx[i] = ij; keys[j] = ki; idx[j] = ii; }
 }`,
-};
+});
 
 export function nextPow2(n: number): number {
   let p = 1;
@@ -118,11 +104,10 @@ export function nextPow2(n: number): number {
  */
 export function launchSortDescending(scores: GPUBuffer, offset: number, n: number, keys: GPUBuffer, idx: GPUBuffer): void {
   const padded = nextPow2(Math.max(n, 2));
-  const runtime = rt();
-  runtime.dispatch(sortInitDef, [scores, keys, idx], new Params(4).u(n, padded, offset, 0).bytes(), Math.ceil(padded / WG));
+  sortInit.dispatch({}, { scores, keys, idx }, { n, padded, off: offset }, Math.ceil(padded / WG));
   for (let block = 2; block <= padded; block *= 2) {
     for (let dist = block / 2; dist >= 1; dist /= 2) {
-      runtime.dispatch(sortStepDef, [keys, idx], new Params(4).u(padded / 2, block, dist, 0).bytes(), Math.ceil(padded / 2 / WG));
+      sortStep.dispatch({}, { keys, idx }, { half_count: padded / 2, block, dist }, Math.ceil(padded / 2 / WG));
     }
   }
 }
@@ -235,17 +220,17 @@ fn ratio_vs_mid(a: f32, b: f32, mid_m: u32, mid_e: i32) -> i32 {
   return cmp_64(vec2u(u32(pa.x), 0u), shl_64(r, u32(-d)));
 }`;
 
-const maskDef: KernelDef = {
-  key: 'boxes.nms_mask',
-  bindings: ['read', 'read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> boxes: array<vec4f>;
-@group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read> classes: array<i32>;
-@group(0) @binding(3) var<storage, read_write> mask: array<u32>;
-struct P { n: u32, words: u32, threshold: f32, class_aware: u32, mode: u32, mid_m: u32, mid_e: i32, tie_up: u32, zero: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+const nmsMask = defineKernel({
+  name: 'boxes.nms_mask',
+  bindings: {
+    boxes: { type: 'vec4f', access: 'read' },
+    order: { type: 'u32', access: 'read' },
+    classes: { type: 'i32', access: 'read' },
+    mask: { type: 'u32', access: 'rw' },
+  },
+  // `zero` is always 0: unfused() ORs it in, opaque to the compiler.
+  params: { n: 'u32', words: 'u32', threshold: 'f32', class_aware: 'u32', mode: 'u32', mid_m: 'u32', mid_e: 'i32', tie_up: 'u32', zero: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${NMS_EXACT_WGSL}
 // The value unchanged, but opaque to the compiler, so the product that made it is not fused into
@@ -286,7 +271,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   mask[e] = bits;
 }`,
-};
+});
 
 /** Record the NMS IoU bitmask of the `n` boxes in score order (`order`), threshold as torchvision. */
 export function launchNmsMask(boxes: GPUBuffer, order: GPUBuffer, classes: GPUBuffer, mask: GPUBuffer, n: number, threshold: number, classAware: boolean): void {
@@ -296,24 +281,27 @@ export function launchNmsMask(boxes: GPUBuffer, order: GPUBuffer, classes: GPUBu
   const t32 = Math.fround(threshold);
   const below = (v: number) => (v === 0 ? -f32FromBits(1) : f32FromBits(f32Bits(v) + (v < 0 ? 1 : -1)));
   const tDown = t32 > threshold ? below(t32) : t32;
-  const p = new Params(12).u(n, words).f(tDown).u(classAware ? 1 : 0, c.mode, c.midM).i(c.midE).u(c.tieUp ? 1 : 0, 0, 0, 0, 0).bytes();
-  rt().dispatch(maskDef, [boxes, order, classes, mask], p, Math.ceil((n * words) / WG));
+  nmsMask.dispatch(
+    {},
+    { boxes, order, classes, mask },
+    { n, words, threshold: tDown, class_aware: classAware, mode: c.mode, mid_m: c.midM, mid_e: c.midE, tie_up: c.tieUp, zero: 0 },
+    Math.ceil((n * words) / WG),
+  );
 }
 
 export const NMS_MAX_BOXES = 4000 * 32; // 16,000 bytes of the 16 KiB workgroup storage
 const GREEDY_WG = 64;
 
-const greedyDef: KernelDef = {
-  key: 'boxes.nms_greedy',
-  bindings: ['read', 'read', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> mask: array<u32>;
-@group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read_write> keep: array<i32>;
-@group(0) @binding(3) var<storage, read_write> count: array<i32>;
-struct P { n: u32, words: u32, _a: u32, _b: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+const nmsGreedy = defineKernel({
+  name: 'boxes.nms_greedy',
+  bindings: {
+    mask: { type: 'u32', access: 'read' },
+    order: { type: 'u32', access: 'read' },
+    keep: { type: 'i32', access: 'rw' },
+    count: { type: 'i32', access: 'rw' },
+  },
+  params: { n: 'u32', words: 'u32' },
+  code: () => /* wgsl */ `
 var<workgroup> removed: array<u32, ${NMS_MAX_BOXES / 32}>;
 var<workgroup> flag: u32;
 @compute @workgroup_size(${GREEDY_WG})
@@ -335,9 +323,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   for (var k = kept + lid; k < p.n; k += ${GREEDY_WG}u) { keep[k] = -1; }
   if (lid == 0u) { count[0] = i32(kept); }
 }`,
-};
+});
 
 export function launchNmsGreedy(mask: GPUBuffer, order: GPUBuffer, keep: GPUBuffer, count: GPUBuffer, n: number): void {
   if (n > NMS_MAX_BOXES) throw new Error(`nms: at most ${NMS_MAX_BOXES} boxes, got ${n}`);
-  rt().dispatch(greedyDef, [mask, order, keep, count], new Params(4).u(n, Math.ceil(n / 32), 0, 0).bytes(), 1);
+  nmsGreedy.dispatch({}, { mask, order, keep, count }, { n, words: Math.ceil(n / 32) }, 1);
 }

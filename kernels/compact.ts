@@ -7,30 +7,17 @@
 // with more than one block the block totals are scanned recursively and added back. The scan has
 // n + 1 outputs: out[n] is the total count, the only value the ops read back.
 import { type DType, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 import { MAX_RANK } from './elementwise/map';
 
 const WG = 256;
 const PER_THREAD = 4;
 const BLOCK = WG * PER_THREAD;
-const cache = new Map<string, KernelDef>();
-
-function def(key: string, bindings: ('read' | 'rw')[], code: () => string): KernelDef {
-  let d = cache.get(key);
-  if (!d) {
-    d = { key, code: code(), bindings, uniform: true };
-    cache.set(key, d);
-  }
-  return d;
-}
-
-const scanBlocksKernel = () =>
-  def('compact_scan_blocks', ['read', 'rw', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> flags: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<storage, read_write> sums: array<u32>;
-struct P { n: u32, flags_off: u32, out_off: u32, _p: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const scanBlocksKernel = defineKernel({
+  name: 'compact_scan_blocks',
+  bindings: { flags: { type: 'u32', access: 'read' }, out: { type: 'u32', access: 'rw' }, sums: { type: 'u32', access: 'rw' } },
+  params: { n: 'u32', flags_off: 'u32', out_off: 'u32' },
+  code: () => /* wgsl */ `
 var<workgroup> sh: array<u32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -58,21 +45,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (base + e <= p.n) { out[p.out_off + base + e] = prefix + local_excl[e]; }
   }
   if (lid == ${WG - 1}u) { sums[blk] = sh[${WG - 1}u]; }
-}`);
+}`,
+});
 
-const addOffsetsKernel = () =>
-  def('compact_add_offsets', ['read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> offsets: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-struct P { count: u32, out_off: u32, _a: u32, _b: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const addOffsetsKernel = defineKernel({
+  name: 'compact_add_offsets',
+  bindings: { offsets: { type: 'u32', access: 'read' }, out: { type: 'u32', access: 'rw' } },
+  params: { count: 'u32', out_off: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
   if (i >= p.count) { return; }
   out[p.out_off + i] += offsets[i / ${BLOCK}u];
-}`);
+}`,
+});
 
 /**
  * Exclusive prefix sum of the n u32 `flags` (from element flagsOffset) into out[0..n] (n + 1
@@ -83,11 +71,11 @@ export function launchExclusiveScan(flags: GPUBuffer, flagsOffset: number, n: nu
   const blocks = Math.ceil((n + 1) / BLOCK);
   const usage = GPUBufferUsage.STORAGE;
   const sums = runtime.pool.acquire(blocks * 4, usage, 'scan.sums');
-  runtime.dispatch(scanBlocksKernel(), [flags, out, sums], new Params(4).u(n, flagsOffset, outOffset, 0).bytes(), blocks);
+  scanBlocksKernel.dispatch({}, { flags, out, sums }, { n, flags_off: flagsOffset, out_off: outOffset }, blocks);
   if (blocks > 1) {
     const offsets = runtime.pool.acquire((blocks + 1) * 4, usage, 'scan.offsets');
     launchExclusiveScan(sums, 0, blocks, offsets, 0);
-    runtime.dispatch(addOffsetsKernel(), [offsets, out], new Params(4).u(n + 1, outOffset, 0, 0).bytes(), Math.ceil((n + 1) / WG));
+    addOffsetsKernel.dispatch({}, { offsets, out }, { count: n + 1, out_off: outOffset }, Math.ceil((n + 1) / WG));
     runtime.pool.release(offsets);
   }
   runtime.pool.release(sums);
@@ -100,13 +88,11 @@ export function exclusiveScanReference(flags: ArrayLike<number>): Uint32Array {
   return out;
 }
 
-const nonzeroKernel = () =>
-  def('compact_nonzero', ['read', 'read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> flags: array<u32>;
-@group(0) @binding(1) var<storage, read> pos: array<u32>;
-@group(0) @binding(2) var<storage, read_write> coords: array<i32>;
-struct P { n: u32, rank: u32, flags_off: u32, pos_off: u32, shape: array<vec4u, 2> }
-@group(0) @binding(3) var<uniform> p: P;
+const nonzeroKernel = defineKernel({
+  name: 'compact_nonzero',
+  bindings: { flags: { type: 'u32', access: 'read' }, pos: { type: 'u32', access: 'read' }, coords: { type: 'i32', access: 'rw' } },
+  params: { n: 'u32', rank: 'u32', flags_off: 'u32', pos_off: 'u32', shape: ['u32', 8, 1] },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -119,17 +105,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     coords[row + u32(d)] = i32(rem % size);
     rem = rem / size;
   }
-}`);
+}`,
+});
 
 /** coords[pos[i], :] = multi-index of i in `shape`, for every flagged i (coords is [count, rank]). */
 export function launchNonzeroCoords(flags: GPUBuffer, flagsOffset: number, pos: GPUBuffer, posOffset: number, shape: readonly number[], n: number, coords: GPUBuffer): void {
   if (n === 0 || shape.length === 0) return;
   if (shape.length > MAX_RANK) throw new Error(`nonzero: rank ${shape.length} > ${MAX_RANK}`);
-  const p = new Params(12).u(n, shape.length, flagsOffset, posOffset).uArray(shape, 8, 1);
-  rt().dispatch(nonzeroKernel(), [flags, pos, coords], p.bytes(), Math.ceil(n / WG));
+  nonzeroKernel.dispatch({}, { flags, pos, coords }, { n, rank: shape.length, flags_off: flagsOffset, pos_off: posOffset, shape }, Math.ceil(n / WG));
 }
 
-const compactKernel = (dtype: DType, inverse: boolean) => {
+const compactKernel = defineKernel({
+  name: 'compact_move',
+  bindings: {
+    flags: { type: 'u32', access: 'read' },
+    pos: { type: 'u32', access: 'read' },
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    dst: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: { n: 'u32', flags_off: 'u32', pos_off: 'u32', src_off: 'u32', dst_off: 'u32' },
+  code: ({ dtype, inverse }: { dtype: DType; inverse: boolean }) => {
   const st = WGSL_STORAGE[dtype];
   const body = inverse
     ? `var v = ${st}(0);
@@ -137,22 +132,16 @@ const compactKernel = (dtype: DType, inverse: boolean) => {
   dst[p.dst_off + i] = v;`
     : `if (flags[p.flags_off + i] == 0u) { return; }
   dst[p.dst_off + pos[p.pos_off + i]] = src[p.src_off + i];`;
-  return def(`compact_${inverse ? 'expand' : 'select'}:${dtype}`, ['read', 'read', 'read', 'rw'], () => /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> flags: array<u32>;
-@group(0) @binding(1) var<storage, read> pos: array<u32>;
-@group(0) @binding(2) var<storage, read> src: array<${st}>;
-@group(0) @binding(3) var<storage, read_write> dst: array<${st}>;
-struct P { n: u32, flags_off: u32, pos_off: u32, src_off: u32, dst_off: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
   if (i >= p.n) { return; }
   ${body}
-}`);
-};
+}`;
+  },
+});
 
 export interface CompactOperands {
   flags: GPUBuffer;
@@ -166,13 +155,20 @@ export interface CompactOperands {
 /** dst[pos[i]] = src[i] for every flagged i < n (src and dst contiguous, element offsets). */
 export function launchCompact(op: CompactOperands, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number): void {
   if (op.n === 0) return;
-  const p = new Params(8).u(op.n, op.flagsOffset, op.posOffset, srcOffset, dstOffset, 0, 0, 0);
-  rt().dispatch(compactKernel(op.dtype, false), [op.flags, op.pos, src, dst], p.bytes(), Math.ceil(op.n / WG));
+  moveDispatch(op, false, src, srcOffset, dst, dstOffset);
 }
 
 /** The inverse: dst[i] = flagged ? src[pos[i]] : 0 for every i < n (masked_scatter into zeros). */
 export function launchExpand(op: CompactOperands, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number): void {
   if (op.n === 0) return;
-  const p = new Params(8).u(op.n, op.flagsOffset, op.posOffset, srcOffset, dstOffset, 0, 0, 0);
-  rt().dispatch(compactKernel(op.dtype, true), [op.flags, op.pos, src, dst], p.bytes(), Math.ceil(op.n / WG));
+  moveDispatch(op, true, src, srcOffset, dst, dstOffset);
+}
+
+function moveDispatch(op: CompactOperands, inverse: boolean, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number): void {
+  compactKernel.dispatch(
+    { dtype: op.dtype, inverse },
+    { flags: op.flags, pos: op.pos, src, dst },
+    { n: op.n, flags_off: op.flagsOffset, pos_off: op.posOffset, src_off: srcOffset, dst_off: dstOffset },
+    Math.ceil(op.n / WG),
+  );
 }

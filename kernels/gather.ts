@@ -5,29 +5,24 @@
 // Out-of-range indices (< 0 or >= input.shape[dim]) read nothing and yield 0: there is no
 // readback to raise an error, and clamping would silently return a real element.
 import { type DType, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 import { MAX_RANK, numelOf, type View } from './elementwise/map';
 
 const WG = 256;
-const cache = new Map<string, KernelDef>();
 
-function gatherKernel(dtype: DType): KernelDef {
-  const key = `gather:${dtype}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[dtype]}>;
-@group(0) @binding(1) var<storage, read> index: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<${WGSL_STORAGE[dtype]}>;
-struct P {
-  numel: u32, rank: u32, dim: u32, dim_size: u32,
-  src_off: u32, idx_off: u32, out_off: u32, _p: u32,
-  shape: array<vec4u, 2>,
-  src_st: array<vec4u, 2>,
-  idx_st: array<vec4u, 2>,
-}
-@group(0) @binding(3) var<uniform> p: P;
+const gather = defineKernel({
+  name: 'gather',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    index: { type: 'i32', access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: {
+    numel: 'u32', rank: 'u32', dim: 'u32', dim_size: 'u32',
+    src_off: 'u32', idx_off: 'u32', out_off: 'u32',
+    shape: ['u32', 8, 1], src_st: ['u32', 8], idx_st: ['u32', 8],
+  },
+  code: ({ dtype }: { dtype: DType }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -49,11 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     return;
   }
   out[p.out_off + i] = src[s + u32(t) * p.src_st[p.dim >> 2][p.dim & 3]];
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 /**
  * out (contiguous, shape = index.shape, starting at out.offset) = src gathered along `dim` by
@@ -64,11 +56,14 @@ export function launchGather(src: View, dim: number, index: View, out: View): vo
   if (shape.length > MAX_RANK) throw new Error(`gather: rank ${shape.length} > ${MAX_RANK}`);
   const numel = numelOf(shape);
   if (numel === 0) return;
-  const p = new Params(40)
-    .u(numel, shape.length, dim, src.shape[dim]!)
-    .u(src.offset, index.offset, out.offset, 0)
-    .uArray(shape, 8, 1)
-    .uArray(src.strides, 8)
-    .uArray(index.strides, 8);
-  rt().dispatch(gatherKernel(src.dtype), [src.buffer, index.buffer, out.buffer], p.bytes(), Math.ceil(numel / WG));
+  gather.dispatch(
+    { dtype: src.dtype },
+    { src: src.buffer, index: index.buffer, out: out.buffer },
+    {
+      numel, rank: shape.length, dim, dim_size: src.shape[dim]!,
+      src_off: src.offset, idx_off: index.offset, out_off: out.offset,
+      shape, src_st: src.strides, idx_st: index.strides,
+    },
+    Math.ceil(numel / WG),
+  );
 }

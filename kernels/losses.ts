@@ -5,7 +5,7 @@
 //     'iou' = -log IoU, 'linear_iou' = 1 - IoU, 'giou' = 1 - GIoU.
 //   * torchvision generalized_box_iou_loss on (x1, y1, x2, y2) boxes with eps.
 // torch.min / torch.max split the gradient equally between tied operands; so do these kernels.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
@@ -85,48 +85,47 @@ fn giou_box(b1: vec4f, b2: vec4f, eps: f32) -> LossGrad {
   return r;
 }`;
 
-function rowKernel(name: string, helpers: string, call: string, backward: boolean): KernelDef {
-  const bindings: KernelDef['bindings'] = backward ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'];
-  const body = backward
-    ? `let r = ${call};\n  grad[i] = gout[i] * r.g;`
-    : `let r = ${call};\n  loss[i] = r.loss;`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> a: array<vec4f>;
-@group(0) @binding(1) var<storage, read> b: array<vec4f>;
-${backward ? '@group(0) @binding(2) var<storage, read> gout: array<f32>;\n@group(0) @binding(3) var<storage, read_write> grad: array<vec4f>;' : '@group(0) @binding(2) var<storage, read_write> loss: array<f32>;'}
-struct P { rows: u32, mode: u32, eps: f32, _a: u32 }
-@group(0) @binding(${bindings.length}) var<uniform> p: P;
-${helpers}
+type LossKind = 'iou_ltrb' | 'giou_box';
+const HELPERS: Record<LossKind, string> = { iou_ltrb: IOU_LTRB, giou_box: GIOU_BOX };
+const CALL: Record<LossKind, string> = { iou_ltrb: 'iou_ltrb(a[i], b[i], p.mode)', giou_box: 'giou_box(a[i], b[i], p.eps)' };
+
+/** Forward writes the per-row loss; backward the per-row gradient scaled by gout. */
+const rowKernel = defineKernel({
+  name: 'losses',
+  variants: { kind: ['iou_ltrb', 'giou_box'], backward: [false, true] },
+  bindings: {
+    a: { type: 'vec4f', access: 'read' },
+    b: { type: 'vec4f', access: 'read' },
+    gout: { type: 'f32', access: 'read', when: (v) => v.backward },
+    grad: { type: 'vec4f', access: 'rw', when: (v) => v.backward },
+    loss: { type: 'f32', access: 'rw', when: (v) => !v.backward },
+  },
+  params: { rows: 'u32', mode: 'u32', eps: 'f32' },
+  code: ({ kind, backward }) => wgsl`
+${HELPERS[kind]}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
   if (i >= p.rows) { return; }
-  ${body}
-}`;
-  return { key: `losses.${name}.${backward ? 'backward' : 'forward'}`, code, bindings, uniform: true };
-}
-
-const defs = new Map<string, KernelDef>();
-function def(kind: 'iou_ltrb' | 'giou_box', backward: boolean): KernelDef {
-  const key = `${kind}:${backward}`;
-  let d = defs.get(key);
-  if (!d) {
-    d = kind === 'iou_ltrb' ? rowKernel(kind, IOU_LTRB, 'iou_ltrb(a[i], b[i], p.mode)', backward) : rowKernel(kind, GIOU_BOX, 'giou_box(a[i], b[i], p.eps)', backward);
-    defs.set(key, d);
-  }
-  return d;
-}
+  let r = ${CALL[kind]};
+#if ${backward}
+  grad[i] = gout[i] * r.g;
+#else
+  loss[i] = r.loss;
+#endif
+}`,
+});
 
 /** Buffers are dense [rows, 4] from element 0; `gradOut` [rows]; `out` [rows] or [rows, 4]. */
 export function launchIouLtrb(pred: GPUBuffer, target: GPUBuffer, out: GPUBuffer, rows: number, type: IouLossType, gradOut?: GPUBuffer): void {
-  const p = new Params(4).u(rows, IOU_MODE[type]).f(0).u(0).bytes();
-  const bufs = gradOut ? [pred, target, gradOut, out] : [pred, target, out];
-  rt().dispatch(def('iou_ltrb', !!gradOut), bufs, p, Math.ceil(rows / WG));
+  const params = { rows, mode: IOU_MODE[type], eps: 0 };
+  if (gradOut) rowKernel.dispatch({ kind: 'iou_ltrb', backward: true }, { a: pred, b: target, gout: gradOut, grad: out }, params, Math.ceil(rows / WG));
+  else rowKernel.dispatch({ kind: 'iou_ltrb', backward: false }, { a: pred, b: target, loss: out }, params, Math.ceil(rows / WG));
 }
 
 export function launchGiouBox(boxes1: GPUBuffer, boxes2: GPUBuffer, out: GPUBuffer, rows: number, eps: number, gradOut?: GPUBuffer): void {
-  const p = new Params(4).u(rows, 0).f(eps).u(0).bytes();
-  const bufs = gradOut ? [boxes1, boxes2, gradOut, out] : [boxes1, boxes2, out];
-  rt().dispatch(def('giou_box', !!gradOut), bufs, p, Math.ceil(rows / WG));
+  const params = { rows, mode: 0, eps };
+  if (gradOut) rowKernel.dispatch({ kind: 'giou_box', backward: true }, { a: boxes1, b: boxes2, gout: gradOut, grad: out }, params, Math.ceil(rows / WG));
+  else rowKernel.dispatch({ kind: 'giou_box', backward: false }, { a: boxes1, b: boxes2, loss: out }, params, Math.ceil(rows / WG));
 }

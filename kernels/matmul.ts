@@ -28,7 +28,7 @@
 //   split-K any of v1/v2/v3 with K cut into `splits` chunks written to a workspace, then summed by a
 //          reduce kernel that applies the epilogue: for tall-K problems with few output tiles.
 // `choosePlan` picks the kernel and tile shape from the problem shape and the adapter.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 import { numelOf, type View } from './elementwise/map';
 
 export type Activation = 'none' | 'relu';
@@ -186,25 +186,26 @@ function splitsFor(tiles: number, K: number, wantTiles: number): number {
 
 // ---- WGSL ------------------------------------------------------------------------------------------
 
+const PARAMS = {
+  M: 'u32', N: 'u32', K: 'u32', kChunk: 'u32',
+  offA: 'u32', sAm: 'u32', sAk: 'u32', offB: 'u32',
+  sBk: 'u32', sBn: 'u32', offC: 'u32', offBias: 'u32',
+  splits: 'u32', batchRank: 'u32', nBatch: 'u32',
+  bshape: ['u32', MAX_BATCH_RANK, 1], bsA: ['u32', MAX_BATCH_RANK], bsB: ['u32', MAX_BATCH_RANK],
+} as const;
+
 const UNIFORMS = /* wgsl */ `
-struct P {
-  M: u32, N: u32, K: u32, kChunk: u32,
-  offA: u32, sAm: u32, sAk: u32, offB: u32,
-  sBk: u32, sBn: u32, offC: u32, offBias: u32,
-  splits: u32, batchRank: u32, nBatch: u32, pad0: u32,
-  bshape: vec4u, bsA: vec4u, bsB: vec4u,
-}
 // Element offsets of batch b's A and B matrices (batch dims broadcast with stride 0).
 fn batch_offsets(b: u32) -> vec2u {
   var rem = b;
   var oa = p.offA;
   var ob = p.offB;
   for (var d = i32(p.batchRank) - 1; d >= 0; d--) {
-    let n = p.bshape[d];
+    let n = p_bshape(u32(d));
     let i = rem % n;
     rem = rem / n;
-    oa += i * p.bsA[d];
-    ob += i * p.bsB[d];
+    oa += i * p_bsA(u32(d));
+    ob += i * p_bsB(u32(d));
   }
   return vec2u(oa, ob);
 }`;
@@ -214,16 +215,26 @@ interface Epilogue {
   act: Activation;
 }
 
-/** Bindings: A, B, [bias], C, uniforms. */
-function header(aType: string, bType: string, cType: string, epi: Epilogue): string {
-  const lines = [
-    `@group(0) @binding(0) var<storage, read> A: array<${aType}>;`,
-    `@group(0) @binding(1) var<storage, read> B: array<${bType}>;`,
-  ];
-  let n = 2;
-  if (epi.bias) lines.push(`@group(0) @binding(${n++}) var<storage, read> bias: array<f32>;`);
-  lines.push(`@group(0) @binding(${n++}) var<storage, read_write> C: array<${cType}>;`);
-  lines.push(`@group(0) @binding(${n}) var<uniform> p: P;`);
+/** What the main kernels' bindings depend on: vec4 element types (absent: f32) and the bias. */
+interface MainBindingVariant {
+  bias: boolean;
+  aVec?: boolean;
+  bVec?: boolean;
+  cVec?: boolean;
+}
+const vecType = (vec: boolean | undefined) => (vec ? 'vec4f' : 'f32');
+/** Bindings A, B, [bias], C of the main kernels (v3's B is always packed vec4 panels). */
+const mainBindings = (packedB: boolean) =>
+  ({
+    A: { type: (v: MainBindingVariant) => vecType(v.aVec), access: 'read' },
+    B: { type: (v: MainBindingVariant) => vecType(packedB || v.bVec), access: 'read' },
+    bias: { type: 'f32', access: 'read', when: (v: MainBindingVariant) => v.bias },
+    C: { type: (v: MainBindingVariant) => vecType(v.cVec), access: 'rw' },
+  }) as const;
+
+/** Helpers over the bindings and uniforms: batch offsets, scalar loads, the epilogue. */
+function header(aType: string, bType: string, epi: Epilogue): string {
+  const lines: string[] = [];
   lines.push(UNIFORMS);
   // Scalar element access whatever the binding's element type.
   lines.push(aType === 'vec4f' ? 'fn ldA(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }' : 'fn ldA(i: u32) -> f32 { return A[i]; }');
@@ -236,7 +247,7 @@ function header(aType: string, bType: string, cType: string, epi: Epilogue): str
 
 /** The reference kernel: one output per invocation, plain loop over K, any strides. */
 function naiveCode(epi: Epilogue): string {
-  return `${header('f32', 'f32', 'f32', epi)}
+  return `${header('f32', 'f32', epi)}
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n = gid.x;
@@ -286,7 +297,7 @@ interface V2Spec extends Epilogue {
 function v2Code(s: V2Spec): string {
   const R = s.rows;
   const L: string[] = [];
-  L.push(header(s.aVec ? 'vec4f' : 'f32', s.bVec ? 'vec4f' : 'f32', s.cVec ? 'vec4f' : 'f32', s));
+  L.push(header(s.aVec ? 'vec4f' : 'f32', s.bVec ? 'vec4f' : 'f32', s));
   L.push(`@compute @workgroup_size(${s.wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let split = wid.z % p.splits;
@@ -363,9 +374,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 const PACK_K = 32;
 function v3PackCode(bVec: boolean): string {
   const lines = [
-    `@group(0) @binding(0) var<storage, read> B: array<${bVec ? 'vec4f' : 'f32'}>;`,
-    '@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;',
-    '@group(0) @binding(2) var<uniform> p: P;',
     UNIFORMS,
     bVec ? 'fn ldB(i: u32) -> f32 { return B[i >> 2u][i & 3u]; }' : 'fn ldB(i: u32) -> f32 { return B[i]; }',
   ];
@@ -408,7 +416,7 @@ function v3Code(s: V3Spec): string {
   const R = s.rows;
   const loadsA = R / 8;
   const L: string[] = ['enable subgroups;'];
-  L.push(header(s.aVec ? 'vec4f' : 'f32', 'vec4f', s.cVec ? 'vec4f' : 'f32', s));
+  L.push(header(s.aVec ? 'vec4f' : 'f32', 'vec4f', s));
   L.push(`@compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let split = wid.z % p.splits;
@@ -477,7 +485,7 @@ function v1Code(s: V1Spec): string {
   const bIdx = s.lb === 'row' ? `let nn = i % ${T}u; let kk = i / ${T}u;` : `let kk = i % ${TK}u; let nn = i / ${TK}u;`;
   const accs = [0, 1, 2, 3].map((r) => `  var acc${r} = vec4f(0.0);`).join('\n');
   const fmas = [0, 1, 2, 3].map((r) => `      acc${r} = fma(vec4f(a.${X[r]}), b, acc${r});`).join('\n');
-  return `${header('f32', 'f32', s.cVec ? 'vec4f' : 'f32', s)}
+  return `${header('f32', 'f32', s)}
 var<workgroup> As: array<f32, ${TK * T}>; // [kk][m]
 var<workgroup> Bs: array<f32, ${TK * T}>; // [kk][n]
 @compute @workgroup_size(${tpr}, ${tpr})
@@ -528,17 +536,9 @@ ${storeBlock(4, s.cVec, s.split, '  ')}
 }
 
 /** Sum the split-K partials [nBatch·splits, M, N] and apply the epilogue. */
-function splitReduceCode(epi: Epilogue, cVec: boolean): string {
-  const biasLine = epi.bias ? '@group(0) @binding(1) var<storage, read> bias: array<f32>;' : '';
-  const cb = epi.bias ? 2 : 1;
+function splitReduceCode(epi: Epilogue): string {
   const act = epi.act === 'relu' ? 'max(v, 0.0)' : 'v';
-  void cVec;
-  return `@group(0) @binding(0) var<storage, read> W: array<f32>;
-${biasLine}
-@group(0) @binding(${cb}) var<storage, read_write> C: array<f32>;
-struct R { total: u32, mn: u32, n: u32, splits: u32, offC: u32, offBias: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(${cb + 1}) var<uniform> p: R;
-${WGSL_LINEAR_WORKGROUP}
+  return `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * 256u + lid;
@@ -554,15 +554,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 // ---- launch ----------------------------------------------------------------------------------------
 
-const defs = new Map<string, KernelDef>();
-function def(key: string, bindings: number, build: () => string): KernelDef {
-  let d = defs.get(key);
-  if (!d) {
-    d = { key, code: build(), bindings: [...new Array<'read'>(bindings - 1).fill('read'), 'rw'], uniform: true };
-    defs.set(key, d);
-  }
-  return d;
-}
+const naiveKernel = defineKernel({ name: 'matmul.naive', bindings: mainBindings(false), params: PARAMS, code: (v: Epilogue) => naiveCode(v) });
+const v1Kernel = defineKernel({ name: 'matmul.v1', bindings: mainBindings(false), params: PARAMS, code: (v: V1Spec) => v1Code(v) });
+const v2Kernel = defineKernel({ name: 'matmul.v2', bindings: mainBindings(false), params: PARAMS, code: (v: V2Spec) => v2Code(v) });
+const v3Kernel = defineKernel({ name: 'matmul.v3', bindings: mainBindings(true), params: PARAMS, code: (v: V3Spec) => v3Code(v) });
+const v3PackKernel = defineKernel({
+  name: 'matmul.v3pack2',
+  bindings: { B: { type: (v) => vecType(v.bVec), access: 'read' }, Bp: { type: 'vec4f', access: 'rw' } },
+  params: PARAMS,
+  code: (v: { bVec: boolean }) => v3PackCode(v.bVec),
+});
+const splitReduceKernel = defineKernel({
+  name: 'matmul.splitk_reduce',
+  bindings: {
+    W: { type: 'f32', access: 'read' },
+    bias: { type: 'f32', access: 'read', when: (v) => v.bias },
+    C: { type: 'f32', access: 'rw' },
+  },
+  params: { total: 'u32', mn: 'u32', n: 'u32', splits: 'u32', offC: 'u32', offBias: 'u32' },
+  code: (v: Epilogue) => splitReduceCode(v),
+});
 
 const aligned4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
 
@@ -599,27 +610,21 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
   const cBuf = work ?? out.buffer;
   const offC = work ? 0 : out.offset;
   const cVec = N % 4 === 0 && offC % 4 === 0;
-  const params = new Params(32)
-    .u(M, N, K, kChunk)
-    .u(a.offset, sAm, sAk, b.offset)
-    .u(sBk, sBn, offC, args.bias?.offset ?? 0)
-    .u(usedSplits, pr.batchShape.length, nBatch, 0)
-    .uArray(pr.batchShape, 4, 1)
-    .uArray(pr.batchStridesA, 4)
-    .uArray(pr.batchStridesB, 4)
-    .bytes();
-  const epiKey = `${epi.bias ? 'b' : ''}${epi.act}`;
+  const params = {
+    M, N, K, kChunk,
+    offA: a.offset, sAm, sAk, offB: b.offset,
+    sBk, sBn, offC, offBias: args.bias?.offset ?? 0,
+    splits: usedSplits, batchRank: pr.batchShape.length, nBatch,
+    bshape: pr.batchShape, bsA: pr.batchStridesA, bsB: pr.batchStridesB,
+  };
   const mainEpi: Epilogue = split ? { bias: false, act: 'none' } : epi;
-  const buffers = [a.buffer, b.buffer, ...(mainEpi.bias ? [args.bias!.buffer] : []), cBuf];
+  const buffers = { A: a.buffer, B: b.buffer, bias: mainEpi.bias ? args.bias!.buffer : undefined, C: cBuf };
 
   if (cfg.kernel === 'naive') {
-    const d = def(`matmul.naive:${epiKey}`, buffers.length, () => naiveCode(epi));
-    rt().dispatch(d, buffers, params, [Math.ceil(N / 8), Math.ceil(M / 8), nBatch]);
+    naiveKernel.dispatch(epi, buffers, params, [Math.ceil(N / 8), Math.ceil(M / 8), nBatch]);
   } else if (cfg.kernel === 'v1') {
     const T = cfg.tile;
-    const key = `matmul.v1:t${T}:${pr.la.layout}${pr.lb.layout}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
-    const d = def(key, buffers.length, () => v1Code({ tile: T, la: pr.la.layout, lb: pr.lb.layout, cVec, split, ...mainEpi }));
-    rt().dispatch(d, buffers, params, [Math.ceil(M / T), Math.ceil(N / T), z]);
+    v1Kernel.dispatch({ tile: T, la: pr.la.layout, lb: pr.lb.layout, cVec, split, ...mainEpi }, buffers, params, [Math.ceil(M / T), Math.ceil(N / T), z]);
   } else if (cfg.kernel === 'v3') {
     const R = cfg.rows;
     if (!hasSubgroups8()) throw new Error('matmul v3 needs the subgroups feature with subgroups of at least 8 invocations');
@@ -627,18 +632,14 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
     if (packedBytes > MAX_PACKED_BYTES) throw new Error(`matmul v3: packed B would take ${packedBytes} bytes (over 128 MiB); use v2`);
     const packed = rt().pool.acquire(packedBytes, GPUBufferUsage.STORAGE, 'matmul.v3.packedB');
     const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, sBk, ...pr.batchStridesB);
-    const pd = def(`matmul.v3pack2:${bVec ? 'b4' : 'b1'}`, 2, () => v3PackCode(bVec));
     const K4 = Math.ceil(K / 4) * 4;
     if (K4 / PACK_K > 65535) throw new Error(`matmul v3: K = ${K} needs over 65,535 pack workgroups; use v2`);
-    rt().dispatch(pd, [b.buffer, packed], params, [Math.ceil(K4 / PACK_K), Math.ceil(N / V3_COLS), nBatch]);
+    v3PackKernel.dispatch({ bVec }, { B: b.buffer, Bp: packed }, params, [Math.ceil(K4 / PACK_K), Math.ceil(N / V3_COLS), nBatch]);
     const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, sAm, ...pr.batchStridesA);
-    const key = `matmul.v3:r${R}:${aVec ? 'a4' : 'a1'}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
-    const d = def(key, buffers.length, () => v3Code({ rows: R, aVec, cVec, split, ...mainEpi }));
     const gx = Math.ceil(M / R);
     const gy = Math.ceil(N / V3_COLS);
     if (gx > 65535 || gy > 65535) throw new Error(`matmul: ${M}×${N} output needs ${gx}×${gy} workgroups, over 65,535 per dimension`);
-    buffers[1] = packed;
-    rt().dispatch(d, buffers, params, [gx, gy, z]);
+    v3Kernel.dispatch({ rows: R, aVec, cVec, split, ...mainEpi }, { ...buffers, B: packed }, params, [gx, gy, z]);
     rt().pool.release(packed);
   } else {
     const R = cfg.rows;
@@ -652,20 +653,20 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
         : R % 4 === 0 && M % 4 === 0 && aligned4(a.offset, sAk, ...batchA);
     const bVec =
       pr.lb.layout === 'row' ? N % 4 === 0 && aligned4(b.offset, sBk, ...batchB) : aligned4(b.offset, sBn, ...batchB);
-    const key = `matmul.v2:r${R}w${cfg.wg}:${pr.la.layout}${aVec ? '4' : '1'}${pr.lb.layout}${bVec ? '4' : '1'}:${cVec ? 'c4' : 'c1'}:${split ? 'split' : epiKey}`;
-    const d = def(key, buffers.length, () => v2Code({ rows: R, wg: cfg.wg, la: pr.la.layout, lb: pr.lb.layout, aVec, bVec, cVec, split, ...mainEpi }));
     const gx = Math.ceil(M / R);
     const gy = Math.ceil(N / (4 * cfg.wg));
     if (gx > 65535 || gy > 65535) throw new Error(`matmul: ${M}×${N} output needs ${gx}×${gy} workgroups, over 65,535 per dimension`);
-    rt().dispatch(d, buffers, params, [gx, gy, z]);
+    v2Kernel.dispatch({ rows: R, wg: cfg.wg, la: pr.la.layout, lb: pr.lb.layout, aVec, bVec, cVec, split, ...mainEpi }, buffers, params, [gx, gy, z]);
   }
 
   if (work) {
     const total = nBatch * M * N;
-    const rb = [work, ...(epi.bias ? [args.bias!.buffer] : []), out.buffer];
-    const d = def(`matmul.splitk_reduce:${epiKey}`, rb.length, () => splitReduceCode(epi, cVec));
-    const rp = new Params(8).u(total, M * N, N, usedSplits, out.offset, args.bias?.offset ?? 0).bytes();
-    rt().dispatch(d, rb, rp, Math.ceil(total / 256));
+    splitReduceKernel.dispatch(
+      epi,
+      { W: work, bias: epi.bias ? args.bias!.buffer : undefined, C: out.buffer },
+      { total, mn: M * N, n: N, splits: usedSplits, offC: out.offset, offBias: args.bias?.offset ?? 0 },
+      Math.ceil(total / 256),
+    );
     rt().pool.release(work);
   }
   return cfg.kernel === 'naive' || splits === usedSplits ? cfg : { ...cfg, splits: usedSplits };

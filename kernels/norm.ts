@@ -5,7 +5,7 @@
 // In both cases row s starts at element s*inner and is `outer` runs of `inner` elements spaced
 // `outerStride` apart (BN: outer = N, inner = HW, outerStride = C*HW; GN: outer = 1, inner =
 // Cg*HW). Every reduction is a fixed-order workgroup tree, so results are deterministic.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
@@ -17,11 +17,14 @@ fn stat_index(n: u32, c: u32) -> u32 {
 }`;
 
 /** Uniform block shared by the elementwise and per-(n, c) kernels. */
-const NCHW_PARAMS = `struct P { batch: u32, channels: u32, hw: u32, groups: u32, bn: u32, inv_m: f32, _a: u32, _b: u32 }`;
+const NCHW_PARAMS = { batch: 'u32', channels: 'u32', hw: 'u32', groups: 'u32', bn: 'u32', inv_m: 'f32' } as const;
 
-function nchwParams(batch: number, channels: number, hw: number, groups: number, bn: boolean, invM = 0): Uint8Array {
-  return new Params(8).u(batch, channels, hw, groups, bn ? 1 : 0).f(invM).u(0, 0).bytes();
+function nchwParams(batch: number, channels: number, hw: number, groups: number, bn: boolean, invM = 0) {
+  return { batch, channels, hw, groups, bn, inv_m: invM };
 }
+
+const F32_READ = { type: 'f32', access: 'read' } as const;
+const F32_RW = { type: 'f32', access: 'rw' } as const;
 
 const TREE_REDUCE = (arr: string) => /* wgsl */ `
   workgroupBarrier();
@@ -32,17 +35,11 @@ const TREE_REDUCE = (arr: string) => /* wgsl */ `
 
 // ---- statistics: mean, 1/sqrt(var + eps), biased var per statistic row (two-pass for accuracy) ----
 
-const statsDef: KernelDef = {
-  key: 'norm.stats',
-  bindings: ['read', 'rw', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> mean_out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> rstd_out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> var_out: array<f32>;
-struct P { rows: u32, outer: u32, outer_stride: u32, inner: u32, x_off: u32, eps: f32, _a: u32, _b: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+const statsKernel = defineKernel({
+  name: 'norm.stats',
+  bindings: { x: F32_READ, mean_out: F32_RW, rstd_out: F32_RW, var_out: F32_RW },
+  params: { rows: 'u32', outer: 'u32', outer_stride: 'u32', inner: 'u32', x_off: 'u32', eps: 'f32' },
+  code: () => /* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -73,7 +70,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     rstd_out[row] = inverseSqrt(v + p.eps);
   }
 }`,
-};
+});
 
 /** Per statistic row: mean, rstd = 1/sqrt(var + eps) and the biased variance. */
 export function launchNormStats(
@@ -88,25 +85,21 @@ export function launchNormStats(
   inner: number,
   eps: number,
 ): void {
-  const p = new Params(8).u(rows, outer, outerStride, inner, xOffset).f(eps).u(0, 0);
-  rt().dispatch(statsDef, [x, mean, rstd, variance], p.bytes(), rows);
+  statsKernel.dispatch(
+    {},
+    { x, mean_out: mean, rstd_out: rstd, var_out: variance },
+    { rows, outer, outer_stride: outerStride, inner, x_off: xOffset, eps },
+    rows,
+  );
 }
 
 // ---- y = (x - mean[s]) * rstd[s] * w[c] + b[c] ----
 
-const applyDef: KernelDef = {
-  key: 'norm.apply',
-  bindings: ['read', 'read', 'read', 'read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> mean: array<f32>;
-@group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read> b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-${NCHW_PARAMS}
-@group(0) @binding(6) var<uniform> p: P;
+const applyKernel = defineKernel({
+  name: 'norm.apply',
+  bindings: { x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, b: F32_READ, y: F32_RW },
+  params: NCHW_PARAMS,
+  code: () => /* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -118,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = stat_index(nc / p.channels, c);
   y[i] = (x[i] - mean[s]) * rstd[s] * w[c] + b[c];
 }`,
-};
+});
 
 export function launchNormApply(
   x: GPUBuffer,
@@ -134,24 +127,16 @@ export function launchNormApply(
   bn: boolean,
 ): void {
   const n = batch * channels * hw;
-  rt().dispatch(applyDef, [x, mean, rstd, w, b, y], nchwParams(batch, channels, hw, groups, bn), Math.ceil(n / WG));
+  applyKernel.dispatch({}, { x, mean, rstd, w, b, y }, nchwParams(batch, channels, hw, groups, bn), Math.ceil(n / WG));
 }
 
 // ---- backward partial sums per (n, c): P1 = sum_j g, P2 = sum_j g * xhat ----
 
-const partialsDef: KernelDef = {
-  key: 'norm.grad_partials',
-  bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> p1: array<f32>;
-@group(0) @binding(5) var<storage, read_write> p2: array<f32>;
-${NCHW_PARAMS}
-@group(0) @binding(6) var<uniform> p: P;
+const partialsKernel = defineKernel({
+  name: 'norm.grad_partials',
+  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW },
+  params: NCHW_PARAMS,
+  code: () => /* wgsl */ `
 var<workgroup> sh1: array<f32, ${WG}>;
 var<workgroup> sh2: array<f32, ${WG}>;
 ${WGSL_STAT_INDEX}
@@ -179,7 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   if (lid == 0u) { p1[nc] = sh1[0]; p2[nc] = sh2[0]; }
 }`,
-};
+});
 
 export function launchNormGradPartials(
   g: GPUBuffer,
@@ -194,26 +179,16 @@ export function launchNormGradPartials(
   groups: number,
   bn: boolean,
 ): void {
-  rt().dispatch(partialsDef, [g, x, mean, rstd, p1, p2], nchwParams(batch, channels, hw, groups, bn), batch * channels);
+  partialsKernel.dispatch({}, { g, x, mean, rstd, p1, p2 }, nchwParams(batch, channels, hw, groups, bn), batch * channels);
 }
 
 // ---- dx = rstd[s] * (w[c] g - A[s]/M - xhat * B[s]/M), A = sum over the row of w g, B of w g xhat ----
 
-const gradInputDef: KernelDef = {
-  key: 'norm.grad_input',
-  bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> sum_a: array<f32>;
-@group(0) @binding(6) var<storage, read> sum_b: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
-${NCHW_PARAMS}
-@group(0) @binding(8) var<uniform> p: P;
+const gradInputKernel = defineKernel({
+  name: 'norm.grad_input',
+  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: F32_RW },
+  params: NCHW_PARAMS,
+  code: () => /* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -227,7 +202,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let xhat = (x[i] - mean[s]) * r;
   dx[i] = r * (w[c] * g[i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
 }`,
-};
+});
 
 export function launchNormGradInput(
   g: GPUBuffer,
@@ -247,22 +222,16 @@ export function launchNormGradInput(
 ): void {
   const n = batch * channels * hw;
   const p = nchwParams(batch, channels, hw, groups, bn, 1 / rowCount);
-  rt().dispatch(gradInputDef, [g, x, mean, rstd, w, sumA, sumB, dx], p, Math.ceil(n / WG));
+  gradInputKernel.dispatch({}, { g, x, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx }, p, Math.ceil(n / WG));
 }
 
 // ---- BatchNorm running statistics, in place (PyTorch: unbiased variance in the running var) ----
 
-const runningDef: KernelDef = {
-  key: 'norm.bn_running_update',
-  bindings: ['read', 'read', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> batch_mean: array<f32>;
-@group(0) @binding(1) var<storage, read> batch_var: array<f32>;
-@group(0) @binding(2) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> running_var: array<f32>;
-struct P { channels: u32, mean_off: u32, var_off: u32, momentum: f32, unbias: f32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+const runningKernel = defineKernel({
+  name: 'norm.bn_running_update',
+  bindings: { batch_mean: F32_READ, batch_var: F32_READ, running_mean: F32_RW, running_var: F32_RW },
+  params: { channels: 'u32', mean_off: 'u32', var_off: 'u32', momentum: 'f32', unbias: 'f32' },
+  code: () => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
@@ -271,7 +240,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   running_mean[p.mean_off + c] = (1.0 - m) * running_mean[p.mean_off + c] + m * batch_mean[c];
   running_var[p.var_off + c] = (1.0 - m) * running_var[p.var_off + c] + m * batch_var[c] * p.unbias;
 }`,
-};
+});
 
 export function launchBnRunningUpdate(
   batchMean: GPUBuffer,
@@ -285,6 +254,10 @@ export function launchBnRunningUpdate(
   count: number,
 ): void {
   const unbias = count > 1 ? count / (count - 1) : 1;
-  const p = new Params(8).u(channels, runningMeanOffset, runningVarOffset).f(momentum, unbias).u(0, 0, 0);
-  rt().dispatch(runningDef, [batchMean, batchVar, runningMean, runningVar], p.bytes(), Math.ceil(channels / 64));
+  runningKernel.dispatch(
+    {},
+    { batch_mean: batchMean, batch_var: batchVar, running_mean: runningMean, running_var: runningVar },
+    { channels, mean_off: runningMeanOffset, var_off: runningVarOffset, momentum, unbias },
+    Math.ceil(channels / 64),
+  );
 }

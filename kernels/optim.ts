@@ -8,19 +8,11 @@
 // Each kernel transcribes PyTorch 1.13's single-tensor (CPU) code path line by line, in the same
 // operation order, so float32 results agree with it to rounding; the float64 references the tests
 // check against live in test/core/optim.test.ts.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
-const cache = new Map<string, KernelDef>();
-
-function cached(key: string, build: () => Omit<KernelDef, 'key'>): KernelDef {
-  let def = cache.get(key);
-  if (!def) {
-    def = { key, ...build() };
-    cache.set(key, def);
-  }
-  return def;
-}
+const F32_READ = { type: 'f32', access: 'read' } as const;
+const F32_RW = { type: 'f32', access: 'rw' } as const;
 
 const MAIN = `@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -46,45 +38,46 @@ export interface SgdScalars {
   first: boolean;
 }
 
-function sgdKernel(withMomentum: boolean): KernelDef {
-  return cached(`optim:sgd:${withMomentum ? 'momentum' : 'plain'}`, () => ({
-    bindings: withMomentum ? ['rw', 'read', 'rw'] : ['rw', 'read'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-${withMomentum ? '@group(0) @binding(2) var<storage, read_write> buf: array<f32>;' : ''}
-struct P { n: u32, p_off: u32, g_off: u32, first: u32, lr: f32, weight_decay: f32, momentum: f32, one_minus_dampening: f32, nesterov: u32, maximize: u32 }
-@group(0) @binding(${withMomentum ? 3 : 2}) var<uniform> p: P;
+const sgdKernel = defineKernel({
+  name: 'optim:sgd',
+  variants: { momentum: [false, true] },
+  bindings: { param: F32_RW, grad: F32_READ, buf: { ...F32_RW, when: (v) => v.momentum } },
+  params: {
+    n: 'u32', p_off: 'u32', g_off: 'u32', first: 'u32',
+    lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32',
+    nesterov: 'u32', maximize: 'u32',
+  },
+  code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
   let w = param[p.p_off + i];
   var d = grad[p.g_off + i];
   if (p.maximize != 0u) { d = -d; }
   if (p.weight_decay != 0.0) { d = d + p.weight_decay * w; }           // d_p.add(param, alpha=wd)
-${
-  withMomentum
-    ? `  var b = d;                                                            // first step: buf = clone(d_p)
+#if ${v.momentum}
+  var b = d;                                                            // first step: buf = clone(d_p)
   if (p.first == 0u) { b = buf[i] * p.momentum + p.one_minus_dampening * d; } // buf.mul_(m).add_(d_p, alpha=1-damp)
   buf[i] = b;
-  if (p.nesterov != 0u) { d = d + p.momentum * b; } else { d = b; }`
-    : ''
-}
+  if (p.nesterov != 0u) { d = d + p.momentum * b; } else { d = b; }
+#endif
   param[p.p_off + i] = w + (-p.lr) * d;                                  // param.add_(d_p, alpha=-lr)
 }`,
-  }));
-}
+});
 
 /** One fused SGD update of `n` elements; `momentumBuffer` is required when momentum != 0. */
 export function launchSgd(n: number, param: FlatF32, grad: FlatF32, momentumBuffer: GPUBuffer | null, s: SgdScalars): void {
   const withMomentum = s.momentum !== 0;
   if (withMomentum && !momentumBuffer) throw new Error('launchSgd: momentum needs a momentum buffer');
-  const p = new Params()
-    .u(n, param.offset, grad.offset, s.first ? 1 : 0)
-    .f(s.lr, s.weightDecay, s.momentum, 1 - s.dampening)
-    .u(s.nesterov ? 1 : 0, s.maximize ? 1 : 0);
-  const buffers = withMomentum ? [param.buffer, grad.buffer, momentumBuffer!] : [param.buffer, grad.buffer];
-  rt().dispatch(sgdKernel(withMomentum), buffers, p.bytes(), Math.ceil(n / WG));
+  sgdKernel.dispatch(
+    { momentum: withMomentum },
+    { param: param.buffer, grad: grad.buffer, buf: withMomentum ? momentumBuffer! : undefined },
+    {
+      n, p_off: param.offset, g_off: grad.offset, first: s.first,
+      lr: s.lr, weight_decay: s.weightDecay, momentum: s.momentum, one_minus_dampening: 1 - s.dampening,
+      nesterov: s.nesterov, maximize: s.maximize,
+    },
+    Math.ceil(n / WG),
+  );
 }
 
 // ---- AdamW -------------------------------------------------------------------------------------
@@ -100,22 +93,22 @@ export interface AdamWScalars {
   maximize: boolean;
 }
 
-function adamwKernel(amsgrad: boolean): KernelDef {
-  return cached(`optim:adamw:${amsgrad ? 'amsgrad' : 'plain'}`, () => ({
-    bindings: amsgrad ? ['rw', 'read', 'rw', 'rw', 'rw'] : ['rw', 'read', 'rw', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> param: array<f32>;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<f32>;
-${amsgrad ? '@group(0) @binding(4) var<storage, read_write> max_exp_avg_sq: array<f32>;' : ''}
-struct P {
-  n: u32, p_off: u32, g_off: u32, maximize: u32,
-  decay: f32, beta1: f32, one_minus_beta1: f32, beta2: f32,
-  one_minus_beta2: f32, neg_step_size: f32, bias_correction2_sqrt: f32, eps: f32,
-}
-@group(0) @binding(${amsgrad ? 5 : 4}) var<uniform> p: P;
+const adamwKernel = defineKernel({
+  name: 'optim:adamw',
+  variants: { amsgrad: [false, true] },
+  bindings: {
+    param: F32_RW,
+    grad: F32_READ,
+    exp_avg: F32_RW,
+    exp_avg_sq: F32_RW,
+    max_exp_avg_sq: { ...F32_RW, when: (v) => v.amsgrad },
+  },
+  params: {
+    n: 'u32', p_off: 'u32', g_off: 'u32', maximize: 'u32',
+    decay: 'f32', beta1: 'f32', one_minus_beta1: 'f32', beta2: 'f32',
+    one_minus_beta2: 'f32', neg_step_size: 'f32', bias_correction2_sqrt: 'f32', eps: 'f32',
+  },
+  code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
   var g = grad[p.g_off + i];
@@ -125,17 +118,16 @@ ${MAIN}
   let v = exp_avg_sq[i] * p.beta2 + p.one_minus_beta2 * g * g;   // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
   exp_avg[i] = m;
   exp_avg_sq[i] = v;
-${
-  amsgrad
-    ? `  let vmax = max(max_exp_avg_sq[i], v);                          // torch.maximum(max_exp_avg_sq, exp_avg_sq)
+#if ${v.amsgrad}
+  let vmax = max(max_exp_avg_sq[i], v);                          // torch.maximum(max_exp_avg_sq, exp_avg_sq)
   max_exp_avg_sq[i] = vmax;
-  let denom = sqrt(vmax) / p.bias_correction2_sqrt + p.eps;`
-    : '  let denom = sqrt(v) / p.bias_correction2_sqrt + p.eps;          // (sqrt(v) / sqrt(bc2)).add_(eps)'
-}
+  let denom = sqrt(vmax) / p.bias_correction2_sqrt + p.eps;
+#else
+  let denom = sqrt(v) / p.bias_correction2_sqrt + p.eps;          // (sqrt(v) / sqrt(bc2)).add_(eps)
+#endif
   param[p.p_off + i] = w + p.neg_step_size * (m / denom);        // param.addcdiv_(m, denom, value=-lr/bc1)
 }`,
-  }));
-}
+});
 
 /** One fused AdamW update; `maxExpAvgSq` is required (and used) when amsgrad is on. */
 export function launchAdamW(
@@ -151,14 +143,16 @@ export function launchAdamW(
   const biasCorrection1 = 1 - s.beta1 ** s.step;
   const biasCorrection2 = 1 - s.beta2 ** s.step;
   const stepSize = s.lr / biasCorrection1;
-  const p = new Params()
-    .u(n, param.offset, grad.offset, s.maximize ? 1 : 0)
-    .f(1 - s.lr * s.weightDecay, s.beta1, 1 - s.beta1, s.beta2)
-    .f(1 - s.beta2, -stepSize, Math.sqrt(biasCorrection2), s.eps);
-  const amsgrad = maxExpAvgSq !== null;
-  const buffers = [param.buffer, grad.buffer, expAvg, expAvgSq];
-  if (amsgrad) buffers.push(maxExpAvgSq);
-  rt().dispatch(adamwKernel(amsgrad), buffers, p.bytes(), Math.ceil(n / WG));
+  adamwKernel.dispatch(
+    { amsgrad: maxExpAvgSq !== null },
+    { param: param.buffer, grad: grad.buffer, exp_avg: expAvg, exp_avg_sq: expAvgSq, max_exp_avg_sq: maxExpAvgSq ?? undefined },
+    {
+      n, p_off: param.offset, g_off: grad.offset, maximize: s.maximize,
+      decay: 1 - s.lr * s.weightDecay, beta1: s.beta1, one_minus_beta1: 1 - s.beta1, beta2: s.beta2,
+      one_minus_beta2: 1 - s.beta2, neg_step_size: -stepSize, bias_correction2_sqrt: Math.sqrt(biasCorrection2), eps: s.eps,
+    },
+    Math.ceil(n / WG),
+  );
 }
 
 // ---- gradient clipping -------------------------------------------------------------------------
@@ -176,15 +170,14 @@ function combine(kind: NormKind, a: string, b: string): string {
   return kind === 'inf' ? `max(${a}, ${b})` : `${a} + ${b}`;
 }
 
-function partialNormKernel(kind: NormKind): KernelDef {
-  return cached(`optim:norm_partial:${kind}`, () => ({
-    bindings: ['read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-struct P { n: u32, g_off: u32, part_off: u32, norm_p: f32 }
-@group(0) @binding(2) var<uniform> p: P;
+const NORM_KINDS = ['l2', 'inf', 'p'] as const;
+
+const partialNormKernel = defineKernel({
+  name: 'optim:norm_partial',
+  variants: { kind: NORM_KINDS },
+  bindings: { grad: F32_READ, partials: F32_RW },
+  params: { n: 'u32', g_off: 'u32', part_off: 'u32', norm_p: 'f32' },
+  code: ({ kind }) => /* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -204,19 +197,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   if (lid == 0u && base < p.n) { partials[p.part_off + w] = sh[0]; }
 }`,
-  }));
-}
+});
 
-function finishNormKernel(kind: NormKind): KernelDef {
-  const finish = kind === 'l2' ? 'sqrt(total)' : kind === 'inf' ? 'total' : 'pow(total, 1.0 / p.norm_p)';
-  return cached(`optim:norm_finish:${kind}`, () => ({
-    bindings: ['read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-struct P { count: u32, out_off: u32, norm_p: f32, max_norm: f32 }
-@group(0) @binding(2) var<uniform> p: P;
+const NORM_FINISH: Record<NormKind, string> = { l2: 'sqrt(total)', inf: 'total', p: 'pow(total, 1.0 / p.norm_p)' };
+
+const finishNormKernel = defineKernel({
+  name: 'optim:norm_finish',
+  variants: { kind: NORM_KINDS },
+  bindings: { partials: F32_READ, out: F32_RW },
+  params: { count: 'u32', out_off: 'u32', norm_p: 'f32', max_norm: 'f32' },
+  code: ({ kind }) => /* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -230,13 +220,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
   if (lid == 0u) {
     let total = sh[0];
-    let norm = ${finish};
+    let norm = ${NORM_FINISH[kind]};
     out[p.out_off] = norm;
     out[p.out_off + 1u] = min(1.0, p.max_norm / (norm + 1e-6));   // clamp(max_norm / (norm + 1e-6), max=1)
   }
 }`,
-  }));
-}
+});
 
 /**
  * Record the global norm of the given gradient runs into `out[outOffset]` and the clip coefficient
@@ -251,53 +240,44 @@ export function launchGlobalNorm(grads: { n: number; run: FlatF32 }[], normType:
   let at = 0;
   grads.forEach((g, j) => {
     if (g.n === 0) return;
-    const p = new Params().u(g.n, g.run.offset, at).f(kind === 'p' ? normType : 0);
-    rt().dispatch(partialNormKernel(kind), [g.run.buffer, partials], p.bytes(), chunks[j]!);
+    const p = { n: g.n, g_off: g.run.offset, part_off: at, norm_p: kind === 'p' ? normType : 0 };
+    partialNormKernel.dispatch({ kind }, { grad: g.run.buffer, partials }, p, chunks[j]!);
     at += chunks[j]!;
   });
   if (total === 0) rt().clearBuffer(partials, 0, 4);
-  const p = new Params().u(Math.max(1, total), out.offset).f(kind === 'p' ? normType : 0, maxNorm);
-  rt().dispatch(finishNormKernel(kind), [partials, out.buffer], p.bytes(), 1);
+  const p = { count: Math.max(1, total), out_off: out.offset, norm_p: kind === 'p' ? normType : 0, max_norm: maxNorm };
+  finishNormKernel.dispatch({ kind }, { partials, out: out.buffer }, p, 1);
   rt().pool.release(partials);
 }
 
-const scaleKernel = (): KernelDef =>
-  cached('optim:scale_by_buffer', () => ({
-    bindings: ['rw', 'read'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> factor: array<f32>;
-struct P { n: u32, x_off: u32, factor_idx: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const scaleKernel = defineKernel({
+  name: 'optim:scale_by_buffer',
+  bindings: { x: F32_RW, factor: F32_READ },
+  params: { n: 'u32', x_off: 'u32', factor_idx: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
   x[p.x_off + i] = x[p.x_off + i] * factor[p.factor_idx];
 }`,
-  }));
+});
 
 /** x[0..n) *= factor[factorIndex], in place; the factor is read on the GPU. */
 export function launchScaleByBuffer(n: number, x: FlatF32, factor: GPUBuffer, factorIndex: number): void {
-  const p = new Params().u(n, x.offset, factorIndex);
-  rt().dispatch(scaleKernel(), [x.buffer, factor], p.bytes(), Math.ceil(n / WG));
+  scaleKernel.dispatch({}, { x: x.buffer, factor }, { n, x_off: x.offset, factor_idx: factorIndex }, Math.ceil(n / WG));
 }
 
-const clampKernel = (): KernelDef =>
-  cached('optim:clamp_inplace', () => ({
-    bindings: ['rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-struct P { n: u32, x_off: u32, lo: f32, hi: f32 }
-@group(0) @binding(1) var<uniform> p: P;
+const clampKernel = defineKernel({
+  name: 'optim:clamp_inplace',
+  bindings: { x: F32_RW },
+  params: { n: 'u32', x_off: 'u32', lo: 'f32', hi: 'f32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
   x[p.x_off + i] = clamp(x[p.x_off + i], p.lo, p.hi);
 }`,
-  }));
+});
 
 /** x[0..n) = clamp(x, lo, hi), in place. */
 export function launchClampInPlace(n: number, x: FlatF32, lo: number, hi: number): void {
-  const p = new Params().u(n, x.offset).f(lo, hi);
-  rt().dispatch(clampKernel(), [x.buffer], p.bytes(), Math.ceil(n / WG));
+  clampKernel.dispatch({}, { x: x.buffer }, { n, x_off: x.offset, lo, hi }, Math.ceil(n / WG));
 }

@@ -6,12 +6,12 @@
 //   launchPasteMasks        one thread per pixel of the full [N, H, W] output (u32 0/1 or f32);
 //   launchPasteMasksPacked  only each detection's pixel region, 32 binary pixels per u32 word,
 //                           one thread per word (the readback is 1/32 of the region's pixels).
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
-// The uniform fields the sampler reads (mask_h, mask_w, cpu_region) have the same names in both
-// kernels' P structs.
+// The uniform fields the sampler reads (mask_h, mask_w, cpu_region) are declared under the same
+// names by both kernels.
 const WGSL_SAMPLE = /* wgsl */ `
 fn tap(base: u32, y: i32, x: i32) -> f32 {
   if (y < 0 || x < 0 || y >= i32(p.mask_h) || x >= i32(p.mask_w)) { return 0.0; }
@@ -39,17 +39,16 @@ fn sample_mask(n: u32, px: u32, py: u32) -> f32 {
   return tap(base, y0, x0) * nw + tap(base, y0, x0 + 1) * ne + tap(base, y0 + 1, x0) * sw + tap(base, y0 + 1, x0 + 1) * se;
 }`;
 
-function pasteDef(binary: boolean): KernelDef {
-  return {
-    key: `paste_masks.${binary ? 'binary' : 'soft'}`,
-    bindings: ['read', 'read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> masks: array<f32>;
-@group(0) @binding(1) var<storage, read> boxes: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> out: array<${binary ? 'u32' : 'f32'}>;
-struct P { count: u32, mask_h: u32, mask_w: u32, img_h: u32, img_w: u32, cpu_region: u32, threshold: f32, _a: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const pasteKernel = defineKernel({
+  name: 'paste_masks',
+  variants: { binary: [false, true] },
+  bindings: {
+    masks: { type: 'f32', access: 'read' },
+    boxes: { type: 'vec4f', access: 'read' },
+    out: { type: (v) => (v.binary ? 'u32' : 'f32'), access: 'rw' },
+  },
+  params: { count: 'u32', mask_h: 'u32', mask_w: 'u32', img_h: 'u32', img_w: 'u32', cpu_region: 'u32', threshold: 'f32' },
+  code: ({ binary }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_SAMPLE}
 @compute @workgroup_size(${WG})
@@ -62,24 +61,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let v = sample_mask(n, px, py);
   ${binary ? 'out[e] = select(0u, 1u, v >= p.threshold);' : 'out[e] = v;'}
 }`,
-  };
-}
+});
 
 // regions[2j] = (x0, y0, width, height) of detection j's pixel region; regions[2j + 1].x = the
 // global index of its first word (non-decreasing; a region starts on a word boundary, bit b of a
 // word is region pixel 32 * k + b in row-major order). A chunk covers detections
 // [first, first + count) and words [word_base, word_base + words).
-const PACKED_DEF: KernelDef = {
-  key: 'paste_masks.packed',
-  bindings: ['read', 'read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> masks: array<f32>;
-@group(0) @binding(1) var<storage, read> boxes: array<vec4f>;
-@group(0) @binding(2) var<storage, read> regions: array<vec4u>;
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
-struct P { first: u32, count: u32, words: u32, word_base: u32, mask_h: u32, mask_w: u32, cpu_region: u32, threshold: f32 }
-@group(0) @binding(4) var<uniform> p: P;
+const packedKernel = defineKernel({
+  name: 'paste_masks.packed',
+  bindings: {
+    masks: { type: 'f32', access: 'read' },
+    boxes: { type: 'vec4f', access: 'read' },
+    regions: { type: 'vec4u', access: 'read' },
+    out: { type: 'u32', access: 'rw' },
+  },
+  params: { first: 'u32', count: 'u32', words: 'u32', word_base: 'u32', mask_h: 'u32', mask_w: 'u32', cpu_region: 'u32', threshold: 'f32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_SAMPLE}
 @compute @workgroup_size(${WG})
@@ -108,9 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   out[w] = bits;
 }`,
-};
-
-const defs = new Map<boolean, KernelDef>();
+});
 
 /** masks [N, mh, mw] and boxes [N, 4] dense from element 0; out [N, H, W] (u32 0/1 or f32). */
 export function launchPasteMasks(
@@ -125,11 +120,12 @@ export function launchPasteMasks(
   threshold: number | null,
   cpuRegion: boolean,
 ): void {
-  const binary = threshold !== null;
-  let def = defs.get(binary);
-  if (!def) defs.set(binary, (def = pasteDef(binary)));
-  const p = new Params(8).u(count, maskH, maskW, imgH, imgW, cpuRegion ? 1 : 0).f(threshold ?? 0).u(0);
-  rt().dispatch(def, [masks, boxes, out], p.bytes(), Math.ceil((count * imgH * imgW) / WG));
+  pasteKernel.dispatch(
+    { binary: threshold !== null },
+    { masks, boxes, out },
+    { count, mask_h: maskH, mask_w: maskW, img_h: imgH, img_w: imgW, cpu_region: cpuRegion, threshold: threshold ?? 0 },
+    Math.ceil((count * imgH * imgW) / WG),
+  );
 }
 
 /**
@@ -152,6 +148,10 @@ export function launchPasteMasksPacked(
   cpuRegion: boolean,
 ): void {
   if (count < 1 || words < 1) throw new Error(`launchPasteMasksPacked: empty chunk (${count} detections, ${words} words)`);
-  const p = new Params(8).u(first, count, words, wordBase, maskH, maskW, cpuRegion ? 1 : 0).f(threshold);
-  rt().dispatch(PACKED_DEF, [masks, boxes, regions, out], p.bytes(), Math.ceil(words / WG));
+  packedKernel.dispatch(
+    {},
+    { masks, boxes, regions, out },
+    { first, count, words, word_base: wordBase, mask_h: maskH, mask_w: maskW, cpu_region: cpuRegion, threshold },
+    Math.ceil(words / WG),
+  );
 }

@@ -8,7 +8,7 @@
 //   adaptive: windows [floor(o·in/out), ceil((o+1)·in/out)).
 //   nearest:  integer scale factors, y[oh, ow] = x[oh / sh, ow / sw].
 //   bilinear: align_corners = false: src = max(ratio·(dst + 0.5) − 0.5, 0), PyTorch's formula.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 64;
 
@@ -32,21 +32,20 @@ export interface PlaneGeometry {
   ratioW?: number;
 }
 
-const PARAMS = /* wgsl */ `
-struct P {
-  count: u32, H: i32, W: i32, OH: i32,
-  OW: i32, kh: i32, kw: i32, sh: i32,
-  sw: i32, ph: i32, pw: i32, flag: i32,
-  in_off: u32, out_off: u32, rh: f32, rw: f32,
-}`;
+const PARAMS = {
+  count: 'u32', H: 'i32', W: 'i32', OH: 'i32',
+  OW: 'i32', kh: 'i32', kw: 'i32', sh: 'i32',
+  sw: 'i32', ph: 'i32', pw: 'i32', flag: 'i32',
+  in_off: 'u32', out_off: 'u32', rh: 'f32', rw: 'f32',
+} as const;
 
-function pack(g: PlaneGeometry, count: number, inOff: number, outOff: number): Uint8Array {
-  return new Params(16)
-    .u(count)
-    .i(g.H, g.W, g.OH, g.OW, g.kH ?? 1, g.kW ?? 1, g.sH ?? 1, g.sW ?? 1, g.pH ?? 0, g.pW ?? 0, g.flag ? 1 : 0)
-    .u(inOff, outOff)
-    .f(g.ratioH ?? 1, g.ratioW ?? 1)
-    .bytes();
+function params(g: PlaneGeometry, count: number, inOff: number, outOff: number) {
+  return {
+    count, H: g.H, W: g.W, OH: g.OH,
+    OW: g.OW, kh: g.kH ?? 1, kw: g.kW ?? 1, sh: g.sH ?? 1,
+    sw: g.sW ?? 1, ph: g.pH ?? 0, pw: g.pW ?? 0, flag: g.flag ? 1 : 0,
+    in_off: inOff, out_off: outOff, rh: g.ratioH ?? 1, rw: g.ratioW ?? 1,
+  };
 }
 
 /** Decode the element index `i` into (plane, row, col) of a [planes, rows, cols] grid. */
@@ -95,21 +94,9 @@ fn lin_weight(ratio: f32, dst: i32, n_in: i32, i: i32) -> f32 {
   return w;
 }`;
 
-// The binding layout of the plain forward (x -> y) and backward (gy -> gx) kernels.
-const FORWARD_DECL = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`;
-const BACKWARD_DECL = `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`;
-
-const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: string }> = {
+// Bindings: max_fwd x, y, arg; max_bwd gy, arg, gx; every other forward x -> y, backward gy -> gx.
+const BODIES = {
   max_fwd: {
-    bindings: ['read', 'rw', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> arg: array<i32>;
-@group(0) @binding(3) var<uniform> p: P;`,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   var h0 = row * p.sh - p.ph;
@@ -131,11 +118,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   arg[i] = best_i;`,
   },
   max_bwd: {
-    bindings: ['read', 'read', 'rw'],
-    decl: `@group(0) @binding(0) var<storage, read> gy: array<f32>;
-@group(0) @binding(1) var<storage, read> arg: array<i32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;`,
     body: `${decode('p.H', 'p.W')}
   let me = row * p.W + col;
   let gbase = plane * p.OH * p.OW;
@@ -149,8 +131,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   gx[p.out_off + i] = acc;`,
   },
   avg_fwd: {
-    bindings: ['read', 'rw'],
-    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let c = avg_window(row, col);
@@ -161,8 +141,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   y[p.out_off + i] = select(acc / avg_divisor(row, col), 0.0, c.x >= c.z || c.y >= c.w);`,
   },
   avg_bwd: {
-    bindings: ['read', 'rw'],
-    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   var acc = 0.0;
@@ -175,8 +153,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   gx[p.out_off + i] = acc;`,
   },
   adaptive_fwd: {
-    bindings: ['read', 'rw'],
-    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let h0 = ad_start(row, p.H, p.OH);
@@ -190,8 +166,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   y[p.out_off + i] = acc / f32((h1 - h0) * (w1 - w0));`,
   },
   adaptive_bwd: {
-    bindings: ['read', 'rw'],
-    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   var acc = 0.0;
@@ -211,14 +185,10 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   gx[p.out_off + i] = acc;`,
   },
   nearest_fwd: {
-    bindings: ['read', 'rw'],
-    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   y[p.out_off + i] = x[i32(p.in_off) + (plane * p.H + row / p.kh) * p.W + col / p.kw];`,
   },
   nearest_bwd: {
-    bindings: ['read', 'rw'],
-    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   var acc = 0.0;
   for (var a = 0; a < p.kh; a++) {
@@ -228,8 +198,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   gx[p.out_off + i] = acc;`,
   },
   bilinear_fwd: {
-    bindings: ['read', 'rw'],
-    decl: FORWARD_DECL,
     body: `${decode('p.OH', 'p.OW')}
   let base = i32(p.in_off) + plane * p.H * p.W;
   let sh = lin_src(p.rh, row);
@@ -245,8 +213,6 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
   y[p.out_off + i] = (1.0 - lh1) * top + lh1 * bot;`,
   },
   bilinear_bwd: {
-    bindings: ['read', 'rw'],
-    decl: BACKWARD_DECL,
     body: `${decode('p.H', 'p.W')}
   let gbase = i32(p.in_off) + plane * p.OH * p.OW;
   // Outputs whose source index lies in [i − 1, i + 1), widened by one for rounding.
@@ -270,18 +236,36 @@ const BODIES: Record<string, { bindings: ('read' | 'rw')[]; decl: string; body: 
 };
 
 export type PoolKernel = keyof typeof BODIES;
+type PlainKernel = Exclude<PoolKernel, 'max_fwd' | 'max_bwd'>;
 
-const cache = new Map<string, KernelDef>();
+const code = (name: PoolKernel) => `${WGSL_LINEAR_WORKGROUP}\n${WINDOW_RANGE}\n${ENTRY}${BODIES[name].body}\n}`;
+const F32_READ = { type: 'f32', access: 'read' } as const;
+const F32_RW = { type: 'f32', access: 'rw' } as const;
 
-function def(name: PoolKernel): KernelDef {
-  const key = `pool.${name}`;
-  let d = cache.get(key);
-  if (d) return d;
-  const b = BODIES[name]!;
-  d = { key, bindings: b.bindings, uniform: true, code: `${b.decl.replace(/@group\(0\) @binding\((\d)\) var<uniform> p: P;/, `${PARAMS}\n@group(0) @binding($1) var<uniform> p: P;`)}\n${WGSL_LINEAR_WORKGROUP}\n${WINDOW_RANGE}\n${ENTRY}${b.body}\n}` };
-  cache.set(key, d);
-  return d;
-}
+const maxForward = defineKernel({
+  name: 'pool.max_fwd',
+  bindings: { x: F32_READ, y: F32_RW, arg: { type: 'i32', access: 'rw' } },
+  params: PARAMS,
+  code: () => code('max_fwd'),
+});
+const maxBackward = defineKernel({
+  name: 'pool.max_bwd',
+  bindings: { gy: F32_READ, arg: { type: 'i32', access: 'read' }, gx: F32_RW },
+  params: PARAMS,
+  code: () => code('max_bwd'),
+});
+const plainForward = defineKernel({
+  name: 'pool.fwd',
+  bindings: { x: F32_READ, y: F32_RW },
+  params: PARAMS,
+  code: ({ op }: { op: PlainKernel }) => code(op),
+});
+const plainBackward = defineKernel({
+  name: 'pool.bwd',
+  bindings: { gy: F32_READ, gx: F32_RW },
+  params: PARAMS,
+  code: ({ op }: { op: PlainKernel }) => code(op),
+});
 
 /**
  * Record one pool kernel. Forward kernels produce one element per output (`count` = P·OH·OW),
@@ -293,5 +277,11 @@ export function launchPool(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffe
   const forward = name.endsWith('_fwd');
   const count = g.planes * (forward ? g.OH * g.OW : g.H * g.W);
   if (count === 0) return;
-  rt().dispatch(def(name), buffers, pack(g, count, inOff, outOff), Math.ceil(count / WG));
+  const p = params(g, count, inOff, outOff);
+  const groups = Math.ceil(count / WG);
+  const [a, b, c] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer?];
+  if (name === 'max_fwd') maxForward.dispatch({}, { x: a, y: b, arg: c! }, p, groups);
+  else if (name === 'max_bwd') maxBackward.dispatch({}, { gy: a, arg: b, gx: c! }, p, groups);
+  else if (forward) plainForward.dispatch({ op: name }, { x: a, y: b }, p, groups);
+  else plainBackward.dispatch({ op: name }, { gy: a, gx: b }, p, groups);
 }

@@ -14,7 +14,7 @@
 //   column pass) so that there are enough invocations.
 // Summation order depends only on the shapes and strides: results are deterministic.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from './define-kernel';
 import { isSoftwareAdapter } from './matmul';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
@@ -100,16 +100,27 @@ function addrFn(name: string, n: number, sz: string, st: string): string {
   return `fn ${name}(i: u32) -> u32 {\n${lines.join('\n')}\n}`;
 }
 
-const PARAMS_WGSL = `struct P { n_out: u32, len: u32, chunks: u32, chunk_len: u32, src_off: u32, scale: f32, apply_scale: u32, _p: u32,
-  ks: array<vec4u, 2>, kt: array<vec4u, 2>, rs: array<vec4u, 2>, rt: array<vec4u, 2> }`;
+const REDUCE_PARAMS = {
+  n_out: 'u32', len: 'u32', chunks: 'u32', chunk_len: 'u32', src_off: 'u32', scale: 'f32', apply_scale: 'u32',
+  ks: ['u32', MAX_DIMS], kt: ['u32', MAX_DIMS], rs: ['u32', MAX_DIMS], rt: ['u32', MAX_DIMS],
+} as const;
 
-function header(inType: DType, outType: DType): string {
-  return `${inType === 'f16' || outType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read_write> dst: array<${WGSL_STORAGE[outType]}>;
-${PARAMS_WGSL}
-@group(0) @binding(2) var<uniform> p: P;
-${WGSL_LINEAR_WORKGROUP}
+/** A reduction kernel's variant: op, storage types, and the kept / reduced dim counts (after coalescing). */
+interface ReduceVariant {
+  op: ReduceOp;
+  inType: DType;
+  outType: DType;
+  nk: number;
+  nr: number;
+}
+
+const REDUCE_BINDINGS = {
+  src: { type: (v: ReduceVariant) => WGSL_STORAGE[v.inType], access: 'read' },
+  dst: { type: (v: ReduceVariant) => WGSL_STORAGE[v.outType], access: 'rw' },
+} as const;
+
+function header(): string {
+  return `${WGSL_LINEAR_WORKGROUP}
 ${WGSL_NAN}
 // By the bits: compilers may fold \`v != v\` to false (lavapipe does), losing NaN propagation.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
@@ -124,15 +135,14 @@ function finish(op: ReduceOp, acc: string, outType: DType, nanFlag: string, targ
     dst[${target}] = ${WGSL_STORAGE[outType]}(r);`;
 }
 
-const cache = new Map<string, KernelDef>();
-
-function rowKernel(op: ReduceOp, inType: DType, outType: DType, nk: number, nr: number): KernelDef {
-  const key = `reduce:row:${op}:${inType}>${outType}:${nk}:${nr}`;
-  let def = cache.get(key);
-  if (def) return def;
+const rowKernel = defineKernel({
+  name: 'reduce:row',
+  bindings: REDUCE_BINDINGS,
+  params: REDUCE_PARAMS,
+  code: ({ op, inType, outType, nk, nr }: ReduceVariant) => {
   const acc = WGSL_COMPUTE[inType];
   const nan = acc === 'f32' && (op === 'max' || op === 'min');
-  const code = /* wgsl */ `${header(inType, outType)}
+  return /* wgsl */ `${header()}
 var<workgroup> sh: array<${acc}, ${WG}>;
 var<workgroup> sh_nan: array<u32, ${WG}>;
 ${addrFn('k_addr', nk, 'ks', 'kt')}
@@ -168,15 +178,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     ${finish(op, acc, outType, 'sh_nan[0]', 'w')}
   }
 }`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
-function columnKernel(op: ReduceOp, inType: DType, outType: DType, nk: number, nr: number): KernelDef {
-  const key = `reduce:col:${op}:${inType}>${outType}:${nk}:${nr}`;
-  let def = cache.get(key);
-  if (def) return def;
+const columnKernel = defineKernel({
+  name: 'reduce:col',
+  bindings: REDUCE_BINDINGS,
+  params: REDUCE_PARAMS,
+  code: ({ op, inType, outType, nk, nr }: ReduceVariant) => {
   const acc = WGSL_COMPUTE[inType];
   const nan = acc === 'f32' && (op === 'max' || op === 'min');
   const step = /* wgsl */ `let v = ${acc}(src[a]);
@@ -201,7 +210,7 @@ function columnKernel(op: ReduceOp, inType: DType, outType: DType, nk: number, n
     a += sl;
     if (k == nl) { k = 0u; a = base + r_addr(j + 1u); }
   }`;
-  const code = /* wgsl */ `${header(inType, outType)}
+  return /* wgsl */ `${header()}
 ${addrFn('k_addr', nk, 'ks', 'kt')}
 ${addrFn('r_addr', nr, 'rs', 'rt')}
 @compute @workgroup_size(${WG_COL})
@@ -219,21 +228,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r0 = acc;
   ${finish(op, acc, outType, 'has_nan', 'g')}
 }`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
-function params(nOut: number, len: number, chunks: number, chunkLen: number, srcOffset: number, scale: number, kept: Dims, red: Dims): Uint8Array {
-  return new Params(40)
-    .u(nOut, len, chunks, chunkLen, srcOffset)
-    .f(scale)
-    .u(scale !== 1 ? 1 : 0, 0)
-    .uArray(kept.shape, MAX_DIMS)
-    .uArray(kept.strides, MAX_DIMS)
-    .uArray(red.shape, MAX_DIMS)
-    .uArray(red.strides, MAX_DIMS)
-    .bytes();
+function params(nOut: number, len: number, chunks: number, chunkLen: number, srcOffset: number, scale: number, kept: Dims, red: Dims) {
+  return {
+    n_out: nOut, len, chunks, chunk_len: chunkLen, src_off: srcOffset, scale, apply_scale: scale !== 1,
+    ks: kept.shape, kt: kept.strides, rs: red.shape, rt: red.strides,
+  };
 }
 
 function partialTypeOf(inType: DType): DType {
@@ -299,21 +301,23 @@ export function launchReduce(
   if (len === 0) throw new Error(`${op}: reduction over an empty dimension`);
   const runtime = rt();
   const partialType = partialTypeOf(inType);
+  const nk = k.shape.length;
+  const nr = r.shape.length;
   if (reduceLayout(k, r) === 'row') {
     let chunks = 1;
     if (nOut < 128 && len > 8192) chunks = Math.min(512, Math.ceil(len / 4096));
     const chunkLen = Math.ceil(len / chunks);
     chunks = Math.ceil(len / chunkLen);
     if (chunks === 1) {
-      runtime.dispatch(rowKernel(op, inType, outType, k.shape.length, r.shape.length), [src, dst], params(nOut, len, 1, len, srcOffset, scale, k, r), nOut);
+      rowKernel.dispatch({ op, inType, outType, nk, nr }, { src, dst }, params(nOut, len, 1, len, srcOffset, scale, k, r), nOut);
       return;
     }
     // Partials [nOut, chunks], then dense rows of `chunks`.
     const partial = runtime.pool.acquire(nOut * chunks * 4, GPUBufferUsage.STORAGE, 'reduce.partial');
-    runtime.dispatch(rowKernel(op, inType, partialType, k.shape.length, r.shape.length), [src, partial], params(nOut, len, chunks, chunkLen, srcOffset, 1, k, r), nOut * chunks);
+    rowKernel.dispatch({ op, inType, outType: partialType, nk, nr }, { src, dst: partial }, params(nOut, len, chunks, chunkLen, srcOffset, 1, k, r), nOut * chunks);
     const k2 = { shape: [nOut], strides: [chunks] };
     const r2 = { shape: [chunks], strides: [1] };
-    runtime.dispatch(rowKernel(op, partialType, outType, 1, 1), [partial, dst], params(nOut, chunks, 1, chunks, 0, scale, k2, r2), nOut);
+    rowKernel.dispatch({ op, inType: partialType, outType, nk: 1, nr: 1 }, { src: partial, dst }, params(nOut, chunks, 1, chunks, 0, scale, k2, r2), nOut);
     runtime.pool.release(partial);
     return;
   }
@@ -325,20 +329,20 @@ export function launchReduce(
   chunks = Math.ceil(len / chunkLen);
   const groups = (n: number) => Math.ceil(n / WG_COL);
   if (chunks === 1) {
-    runtime.dispatch(columnKernel(op, inType, outType, k.shape.length, r.shape.length), [src, dst], params(nOut, len, 1, len, srcOffset, scale, k, r), groups(nOut));
+    columnKernel.dispatch({ op, inType, outType, nk, nr }, { src, dst }, params(nOut, len, 1, len, srcOffset, scale, k, r), groups(nOut));
     return;
   }
   // Partials [chunks, nOut], then a column pass over the chunks (coalesced along nOut).
   const partial = runtime.pool.acquire(nOut * chunks * 4, GPUBufferUsage.STORAGE, 'reduce.partial');
-  runtime.dispatch(
-    columnKernel(op, inType, partialType, k.shape.length, r.shape.length),
-    [src, partial],
+  columnKernel.dispatch(
+    { op, inType, outType: partialType, nk, nr },
+    { src, dst: partial },
     params(nOut, len, chunks, chunkLen, srcOffset, 1, k, r),
     groups(nOut * chunks),
   );
   const k2 = { shape: [nOut], strides: [1] };
   const r2 = { shape: [chunks], strides: [nOut] };
-  runtime.dispatch(columnKernel(op, partialType, outType, 1, 1), [partial, dst], params(nOut, chunks, 1, chunks, 0, scale, k2, r2), groups(nOut));
+  columnKernel.dispatch({ op, inType: partialType, outType, nk: 1, nr: 1 }, { src: partial, dst }, params(nOut, chunks, 1, chunks, 0, scale, k2, r2), groups(nOut));
   runtime.pool.release(partial);
 }
 
@@ -359,13 +363,19 @@ export function extremumGradFused(shape: readonly number[], strides: readonly nu
   return reduceLayout(k, r, software) === 'column' && (software || nOut >= GRAD_MIN_OUT_GPU);
 }
 
-const GRAD_PARAMS_WGSL = `struct P { n_out: u32, len: u32, src_off: u32, best_off: u32, g_off: u32, _p0: u32, _p1: u32, _p2: u32,
-  ks: array<vec4u, 2>, kt: array<vec4u, 2>, kd: array<vec4u, 2>, rs: array<vec4u, 2>, rt: array<vec4u, 2>, rd: array<vec4u, 2> }`;
-
-function gradKernel(inType: DType, gType: DType, nk: number, nr: number): KernelDef {
-  const key = `reduce:extremum_grad:${inType}:${gType}:${nk}:${nr}`;
-  let def = cache.get(key);
-  if (def) return def;
+const gradKernel = defineKernel({
+  name: 'reduce:extremum_grad',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
+    best: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
+    g: { type: (v) => WGSL_STORAGE[v.gType], access: 'read' },
+    dst: { type: 'f32', access: 'rw' },
+  },
+  params: {
+    n_out: 'u32', len: 'u32', src_off: 'u32', best_off: 'u32', g_off: 'u32',
+    ks: ['u32', MAX_DIMS], kt: ['u32', MAX_DIMS], kd: ['u32', MAX_DIMS], rs: ['u32', MAX_DIMS], rt: ['u32', MAX_DIMS], rd: ['u32', MAX_DIMS],
+  },
+  code: ({ nk, nr }: { inType: DType; gType: DType; nk: number; nr: number }) => {
   // Walks the reduced elements of one output with the source pointer `a` (and the gradient
   // pointer `d`); several reduced dims: the last one by pointer steps, recomputed on wrap.
   const walk = (body: string, withDst: boolean) =>
@@ -395,13 +405,7 @@ function gradKernel(inType: DType, gType: DType, nk: number, nr: number): Kernel
       }
     }
   }`;
-  const code = /* wgsl */ `${inType === 'f16' || gType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read> best: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(2) var<storage, read> g: array<${WGSL_STORAGE[gType]}>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-${GRAD_PARAMS_WGSL}
-@group(0) @binding(4) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${addrFn('k_addr', nk, 'ks', 'kt')}
 ${addrFn('kd_addr', nk, 'ks', 'kd')}
@@ -420,10 +424,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let share = f32(g[p.g_off + o]) / f32(cnt);
   ${walk('dst[d] = share * select(0.0, 1.0, f32(src[a]) == b);', true)}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /**
  * Gradient of max/min over `axes` of the view (`shape`, `strides`, `srcOffset`) of `src`: each
@@ -461,13 +463,13 @@ export function launchExtremumGrad(
   const nOut = k.shape.reduce((a, b) => a * b, 1);
   const len = r.shape.reduce((a, b) => a * b, 1);
   if (nOut === 0 || len === 0) return;
-  const p = new Params(56)
-    .u(nOut, len, srcOffset, bestOffset, gOffset, 0, 0, 0)
-    .uArray(k.shape, MAX_DIMS)
-    .uArray(k.strides[0]!, MAX_DIMS)
-    .uArray(k.strides[1]!, MAX_DIMS)
-    .uArray(r.shape, MAX_DIMS)
-    .uArray(r.strides[0]!, MAX_DIMS)
-    .uArray(r.strides[1]!, MAX_DIMS);
-  rt().dispatch(gradKernel(inType, gType, k.shape.length, r.shape.length), [src, best, g, dst], p.bytes(), Math.ceil(nOut / WG_COL));
+  gradKernel.dispatch(
+    { inType, gType, nk: k.shape.length, nr: r.shape.length },
+    { src, best, g, dst },
+    {
+      n_out: nOut, len, src_off: srcOffset, best_off: bestOffset, g_off: gOffset,
+      ks: k.shape, kt: k.strides[0]!, kd: k.strides[1]!, rs: r.shape, rt: r.strides[0]!, rd: r.strides[1]!,
+    },
+    Math.ceil(nOut / WG_COL),
+  );
 }

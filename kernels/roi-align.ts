@@ -10,18 +10,19 @@
 // list built on the GPU, in ascending ROI order), and per ROI only the few sample rows/columns whose
 // bilinear footprint can include (y, x). The summation order is a fixed function of the indices,
 // so two runs give bit-identical gradients.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 /** Channels per backward thread. */
 const CB = 16;
 
-const ROI_PARAMS = /* wgsl */ `
-struct P {
-  batch: u32, channels: u32, height: u32, width: u32,
-  rois: u32, pooled_h: u32, pooled_w: u32, sampling_ratio: u32,
-  spatial_scale: f32, aligned: u32, _a: u32, _b: u32,
-}`;
+const ROI_PARAMS = {
+  batch: 'u32', channels: 'u32', height: 'u32', width: 'u32',
+  rois: 'u32', pooled_h: 'u32', pooled_w: 'u32', sampling_ratio: 'u32',
+  spatial_scale: 'f32', aligned: 'u32',
+} as const;
+const F32_READ = { type: 'f32', access: 'read' } as const;
+const F32_RW = { type: 'f32', access: 'rw' } as const;
 
 /** WGSL: the geometry of ROI k, computed in the reference's operation order. */
 const ROI_GEOMETRY = /* wgsl */ `
@@ -75,20 +76,19 @@ fn bilinear_axis(v_in: f32, size: u32) -> Axis {
   return a;
 }`;
 
-function roiParams(batch: number, channels: number, height: number, width: number, rois: number, ph: number, pw: number, samplingRatio: number, scale: number, aligned: boolean): Uint8Array {
-  return new Params(12).u(batch, channels, height, width, rois, ph, pw, samplingRatio).f(scale).u(aligned ? 1 : 0, 0, 0).bytes();
+function roiParams(batch: number, channels: number, height: number, width: number, rois: number, ph: number, pw: number, samplingRatio: number, scale: number, aligned: boolean) {
+  return {
+    batch, channels, height, width,
+    rois, pooled_h: ph, pooled_w: pw, sampling_ratio: samplingRatio,
+    spatial_scale: scale, aligned,
+  };
 }
 
-const forwardDef: KernelDef = {
-  key: 'roi_align.forward',
-  bindings: ['read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> feat: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${ROI_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
+const forwardKernel = defineKernel({
+  name: 'roi_align.forward',
+  bindings: { feat: F32_READ, rois: F32_READ, out: F32_RW },
+  params: ROI_PARAMS,
+  code: () => /* wgsl */ `
 ${ROI_GEOMETRY}
 ${WGSL_LINEAR_WORKGROUP}
 // One thread per (roi, block of CB channels, ph, pw): sample positions and weights are computed
@@ -133,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   // A ROI with a batch index outside [0, N) gives zeros.
   for (var cc = 0u; cc < nc; cc++) { out[out_base + cc * plane_out] = acc[cc] / r.count; }
 }`,
-};
+});
 
 export function launchRoiAlignForward(
   feat: GPUBuffer,
@@ -147,19 +147,15 @@ export function launchRoiAlignForward(
   const d = dims;
   const n = d.rois * Math.ceil(d.channels / CB) * d.pooledH * d.pooledW;
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
-  rt().dispatch(forwardDef, [feat, rois, out], p, Math.ceil(n / WG));
+  forwardKernel.dispatch({}, { feat, rois, out }, p, Math.ceil(n / WG));
 }
 
 // Per-image ROI lists: list[0..N) = counts, list[N + n*K + j] = j-th ROI of image n (ascending).
-const listDef: KernelDef = {
-  key: 'roi_align.image_lists',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> rois: array<f32>;
-@group(0) @binding(1) var<storage, read_write> lists: array<u32>;
-${ROI_PARAMS}
-@group(0) @binding(2) var<uniform> p: P;
+const listKernel = defineKernel({
+  name: 'roi_align.image_lists',
+  bindings: { rois: F32_READ, lists: { type: 'u32', access: 'rw' } },
+  params: ROI_PARAMS,
+  code: () => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n = gid.x;
@@ -173,19 +169,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
   lists[n] = count;
 }`,
-};
+});
 
-const backwardDef: KernelDef = {
-  key: 'roi_align.backward_gather',
-  bindings: ['read', 'read', 'read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> grad_out: array<f32>;
-@group(0) @binding(1) var<storage, read> rois: array<f32>;
-@group(0) @binding(2) var<storage, read> lists: array<u32>;
-@group(0) @binding(3) var<storage, read_write> grad_in: array<f32>;
-${ROI_PARAMS}
-@group(0) @binding(4) var<uniform> p: P;
+const backwardKernel = defineKernel({
+  name: 'roi_align.backward_gather',
+  bindings: { grad_out: F32_READ, rois: F32_READ, lists: { type: 'u32', access: 'read' }, grad_in: F32_RW },
+  params: ROI_PARAMS,
+  code: () => /* wgsl */ `
 ${ROI_GEOMETRY}
 ${WGSL_LINEAR_WORKGROUP}
 // The weight that a sample at coordinate v gives to pixel index q along one axis.
@@ -251,7 +241,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let out_base = (n * p.channels + c0) * hw + u32(yq) * p.width + u32(xq);
   for (var cc = 0u; cc < nc; cc++) { grad_in[out_base + cc * hw] = acc[cc]; }
 }`,
-};
+});
 
 /** Gradient w.r.t. the features (deterministic gather; `lists` is scratch of N + N*K u32). */
 export function launchRoiAlignBackward(
@@ -267,8 +257,8 @@ export function launchRoiAlignBackward(
   const runtime = rt();
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
   const lists = runtime.pool.acquire(Math.max(16, (d.batch + d.batch * d.rois) * 4), GPUBufferUsage.STORAGE, 'roi_align.lists');
-  runtime.dispatch(listDef, [rois, lists], p, Math.ceil(d.batch / 64));
+  listKernel.dispatch({}, { rois, lists }, p, Math.ceil(d.batch / 64));
   const n = d.batch * Math.ceil(d.channels / CB) * d.height * d.width;
-  runtime.dispatch(backwardDef, [gradOut, rois, lists, gradIn], p, Math.ceil(n / WG));
+  backwardKernel.dispatch({}, { grad_out: gradOut, rois, lists, grad_in: gradIn }, p, Math.ceil(n / WG));
   runtime.pool.release(lists);
 }

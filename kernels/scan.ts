@@ -3,22 +3,20 @@
 // each tile is scanned in shared memory (Hillis-Steele) and offset by the running total of the
 // tiles before it.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
-const cache = new Map<string, KernelDef>();
 
-function kernel(inType: DType, outType: DType): KernelDef {
-  const key = `scan:cumsum:${inType}>${outType}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const acc = WGSL_COMPUTE[outType];
-  const code = /* wgsl */ `
-${inType === 'f16' || outType === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[inType]}>;
-@group(0) @binding(1) var<storage, read_write> dst: array<${WGSL_STORAGE[outType]}>;
-struct P { rows: u32, len: u32, src_off: u32, reverse: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const cumsum = defineKernel({
+  name: 'scan:cumsum',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
+    dst: { type: (v) => WGSL_STORAGE[v.outType], access: 'rw' },
+  },
+  params: { rows: 'u32', len: 'u32', src_off: 'u32', reverse: 'u32' },
+  code: ({ outType }: { inType: DType; outType: DType }) => {
+    const acc = WGSL_COMPUTE[outType];
+    return /* wgsl */ `
 var<workgroup> sh: array<${acc}, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -48,13 +46,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
 }`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /** dst[rows, len] (from element 0) = inclusive cumsum (or reverse cumsum) of the rows of src. */
 export function launchCumsum(src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, outType: DType, rows: number, len: number, reverse = false): void {
-  const p = new Params(4).u(rows, len, srcOffset, reverse ? 1 : 0);
-  rt().dispatch(kernel(inType, outType), [src, dst], p.bytes(), rows);
+  cumsum.dispatch({ inType, outType }, { src, dst }, { rows, len, src_off: srcOffset, reverse }, rows);
 }

@@ -15,36 +15,34 @@
 // launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 import { MAX_RANK, numelOf, type View } from './elementwise/map';
 import { launchExclusiveScan } from './compact';
 
 const WG = 256;
-const cache = new Map<string, KernelDef>();
+/** Variant of the kernels that add into an optional input (zeros without one). */
+interface AddVariant {
+  dtype: DType;
+  hasInput: boolean;
+}
 
-function scatterAddKernel(dtype: DType, hasInput: boolean): KernelDef {
-  const key = `scatter_add:${dtype}:${hasInput ? 'in' : 'zero'}`;
-  let def = cache.get(key);
-  if (def) return def;
+const scatterAddKernel = defineKernel({
+  name: 'scatter_add',
+  bindings: {
+    input: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read', when: (v) => v.hasInput },
+    index: { type: 'i32', access: 'read' },
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: {
+    numel: 'u32', rank: 'u32', dim: 'u32', fibre: 'u32',
+    in_off: 'u32', idx_off: 'u32', src_off: 'u32', out_off: 'u32',
+    shape: ['u32', 8, 1], idx_shape: ['u32', 8, 1], in_st: ['u32', 8], idx_st: ['u32', 8], src_st: ['u32', 8],
+  },
+  code: ({ dtype, hasInput }: AddVariant) => {
   const st = WGSL_STORAGE[dtype];
   const ct = WGSL_COMPUTE[dtype];
-  const b = hasInput ? 1 : 0;
-  const code = /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-${hasInput ? `@group(0) @binding(0) var<storage, read> input: array<${st}>;` : ''}
-@group(0) @binding(${b}) var<storage, read> index: array<i32>;
-@group(0) @binding(${b + 1}) var<storage, read> src: array<${st}>;
-@group(0) @binding(${b + 2}) var<storage, read_write> out: array<${st}>;
-struct P {
-  numel: u32, rank: u32, dim: u32, fibre: u32,
-  in_off: u32, idx_off: u32, src_off: u32, out_off: u32,
-  shape: array<vec4u, 2>,
-  idx_shape: array<vec4u, 2>,
-  in_st: array<vec4u, 2>,
-  idx_st: array<vec4u, 2>,
-  src_st: array<vec4u, 2>,
-}
-@group(0) @binding(${b + 3}) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -80,11 +78,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   out[p.out_off + i] = ${st}(acc);
 }`;
-  const bindings: ('read' | 'rw')[] = hasInput ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'];
-  def = { key, code, bindings, uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /**
  * out (contiguous, shape = outShape) = input (or zeros when `input` is null) plus, for every
@@ -97,30 +92,27 @@ export function launchScatterAdd(input: View | null, dim: number, index: View, s
   const numel = numelOf(shape);
   if (numel === 0) return;
   const fibre = numelOf(index.shape) === 0 ? 0 : index.shape[dim]!;
-  const p = new Params(48)
-    .u(numel, shape.length, dim, fibre)
-    .u(input?.offset ?? 0, index.offset, src.offset, out.offset)
-    .uArray(shape, 8, 1)
-    .uArray(index.shape, 8, 1)
-    .uArray(input?.strides ?? [], 8)
-    .uArray(index.strides, 8)
-    .uArray(src.strides, 8);
-  const buffers = [...(input ? [input.buffer] : []), index.buffer, src.buffer, out.buffer];
-  rt().dispatch(scatterAddKernel(out.dtype, !!input), buffers, p.bytes(), Math.ceil(numel / WG));
+  scatterAddKernel.dispatch(
+    { dtype: out.dtype, hasInput: !!input },
+    { input: input?.buffer, index: index.buffer, src: src.buffer, out: out.buffer },
+    {
+      numel, rank: shape.length, dim, fibre,
+      in_off: input?.offset ?? 0, idx_off: index.offset, src_off: src.offset, out_off: out.offset,
+      shape, idx_shape: index.shape, in_st: input?.strides ?? [], idx_st: index.strides, src_st: src.strides,
+    },
+    Math.ceil(numel / WG),
+  );
 }
 
-function scatterRowsKernel(dtype: DType): KernelDef {
-  const key = `scatter_rows:${dtype}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const st = WGSL_STORAGE[dtype];
-  const code = /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> g: array<${st}>;
-@group(0) @binding(1) var<storage, read> index: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<${st}>;
-struct P { rows: u32, k: u32, n: u32, g_off: u32, idx_off: u32, out_off: u32, _a: u32, _b: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const scatterRowsKernel = defineKernel({
+  name: 'scatter_rows',
+  bindings: {
+    g: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    index: { type: 'i32', access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: { rows: 'u32', k: 'u32', n: 'u32', g_off: 'u32', idx_off: 'u32', out_off: 'u32' },
+  code: (_v: { dtype: DType }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -130,11 +122,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let t = index[p.idx_off + i];
   if (t < 0 || u32(t) >= p.n) { return; }
   out[p.out_off + r * p.n + u32(t)] = g[p.g_off + i];
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 /**
  * out[r, index[r, j]] = g[r, j] for contiguous g, index [rows, k] and out [rows, n]. The indices
@@ -143,8 +132,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 export function launchScatterRows(g: View, index: View, out: View, rows: number, k: number, n: number): void {
   if (rows * k === 0) return;
-  const p = new Params(8).u(rows, k, n, g.offset, index.offset, out.offset, 0, 0);
-  rt().dispatch(scatterRowsKernel(g.dtype), [g.buffer, index.buffer, out.buffer], p.bytes(), Math.ceil((rows * k) / WG));
+  scatterRowsKernel.dispatch(
+    { dtype: g.dtype },
+    { g: g.buffer, index: index.buffer, out: out.buffer },
+    { rows, k, n, g_off: g.offset, idx_off: index.offset, out_off: out.offset },
+    Math.ceil((rows * k) / WG),
+  );
 }
 
 // ---- index_add through hit lists ---------------------------------------------------------------
@@ -154,16 +147,17 @@ export function launchScatterRows(g: View, index: View, out: View, rows: number,
 // L indices) and each output element then reads only its own hits, in ascending j: the same
 // summation order as launchScatterAdd (bit-identical results), at O(out.numel + src.numel) cost.
 
-function hitsKernel(mode: 'count' | 'fill'): KernelDef {
-  const key = `index_hits:${mode}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> index: array<i32>;
-@group(0) @binding(1) var<storage, read_write> counts: array<u32>;
-${mode === 'fill' ? '@group(0) @binding(2) var<storage, read> starts: array<u32>;\n@group(0) @binding(3) var<storage, read_write> hits: array<u32>;' : ''}
-struct P { targets: u32, len: u32, idx_off: u32, idx_st: u32 }
-@group(0) @binding(${mode === 'fill' ? 4 : 2}) var<uniform> p: P;
+const hitsKernel = defineKernel({
+  name: 'index_hits',
+  variants: { mode: ['count', 'fill'] },
+  bindings: {
+    index: { type: 'i32', access: 'read' },
+    counts: { type: 'u32', access: 'rw' },
+    starts: { type: 'u32', access: 'read', when: (v) => v.mode === 'fill' },
+    hits: { type: 'u32', access: 'rw', when: (v) => v.mode === 'fill' },
+  },
+  params: { targets: 'u32', len: 'u32', idx_off: 'u32', idx_st: 'u32' },
+  code: ({ mode }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -178,35 +172,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   ${mode === 'count' ? 'counts[t] = c;' : ''}
-}`;
-  const bindings: ('read' | 'rw')[] = mode === 'fill' ? ['read', 'rw', 'read', 'rw'] : ['read', 'rw'];
-  def = { key, code, bindings, uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
-function indexAddKernel(dtype: DType, hasInput: boolean): KernelDef {
-  const key = `index_add_hits:${dtype}:${hasInput ? 'in' : 'zero'}`;
-  let def = cache.get(key);
-  if (def) return def;
+const indexAddKernel = defineKernel({
+  name: 'index_add_hits',
+  bindings: {
+    input: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read', when: (v) => v.hasInput },
+    starts: { type: 'u32', access: 'read' },
+    hits: { type: 'u32', access: 'read' },
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: {
+    numel: 'u32', rank: 'u32', dim: 'u32',
+    in_off: 'u32', src_off: 'u32', out_off: 'u32',
+    shape: ['u32', 8, 1], in_st: ['u32', 8], src_st: ['u32', 8],
+  },
+  code: ({ dtype, hasInput }: AddVariant) => {
   const st = WGSL_STORAGE[dtype];
   const ct = WGSL_COMPUTE[dtype];
-  const b = hasInput ? 1 : 0;
-  const code = /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-${hasInput ? `@group(0) @binding(0) var<storage, read> input: array<${st}>;` : ''}
-@group(0) @binding(${b}) var<storage, read> starts: array<u32>;
-@group(0) @binding(${b + 1}) var<storage, read> hits: array<u32>;
-@group(0) @binding(${b + 2}) var<storage, read> src: array<${st}>;
-@group(0) @binding(${b + 3}) var<storage, read_write> out: array<${st}>;
-struct P {
-  numel: u32, rank: u32, dim: u32, _p: u32,
-  in_off: u32, src_off: u32, out_off: u32, _q: u32,
-  shape: array<vec4u, 2>,
-  in_st: array<vec4u, 2>,
-  src_st: array<vec4u, 2>,
-}
-@group(0) @binding(${b + 4}) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -230,11 +216,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   out[p.out_off + i] = ${st}(acc);
 }`;
-  const bindings: ('read' | 'rw')[] = [...(hasInput ? ['read' as const] : []), 'read', 'read', 'read', 'rw'];
-  def = { key, code, bindings, uniform: true };
-  cache.set(key, def);
-  return def;
-}
+  },
+});
 
 /**
  * out (contiguous, input's shape) = input (or zeros when null) + index_add(dim, index, src) for
@@ -254,19 +237,21 @@ export function launchIndexAdd(input: View | null, dim: number, index: View, src
   const counts = runtime.pool.acquire(targets * 4, usage, 'index_add.counts');
   const starts = runtime.pool.acquire((targets + 1) * 4, usage, 'index_add.starts');
   const hits = runtime.pool.acquire(Math.max(1, len) * 4, usage, 'index_add.hits');
-  const hp = new Params(4).u(targets, len, index.offset, idxStride).bytes();
+  const hp = { targets, len, idx_off: index.offset, idx_st: idxStride };
   const groups = Math.ceil(targets / WG);
-  runtime.dispatch(hitsKernel('count'), [index.buffer, counts], hp, groups);
+  hitsKernel.dispatch({ mode: 'count' }, { index: index.buffer, counts }, hp, groups);
   launchExclusiveScan(counts, 0, targets, starts, 0);
-  runtime.dispatch(hitsKernel('fill'), [index.buffer, counts, starts, hits], hp, groups);
-  const p = new Params(40)
-    .u(numel, shape.length, dim, 0)
-    .u(input?.offset ?? 0, src.offset, out.offset, 0)
-    .uArray(shape, 8, 1)
-    .uArray(input?.strides ?? [], 8)
-    .uArray(src.strides, 8);
-  const buffers = [...(input ? [input.buffer] : []), starts, hits, src.buffer, out.buffer];
-  runtime.dispatch(indexAddKernel(out.dtype, !!input), buffers, p.bytes(), Math.ceil(numel / WG));
+  hitsKernel.dispatch({ mode: 'fill' }, { index: index.buffer, counts, starts, hits }, hp, groups);
+  indexAddKernel.dispatch(
+    { dtype: out.dtype, hasInput: !!input },
+    { input: input?.buffer, starts, hits, src: src.buffer, out: out.buffer },
+    {
+      numel, rank: shape.length, dim,
+      in_off: input?.offset ?? 0, src_off: src.offset, out_off: out.offset,
+      shape, in_st: input?.strides ?? [], src_st: src.strides,
+    },
+    Math.ceil(numel / WG),
+  );
   runtime.pool.release(counts);
   runtime.pool.release(starts);
   runtime.pool.release(hits);

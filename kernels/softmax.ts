@@ -6,7 +6,7 @@
 //   log-softmax: gx = g - exp(y) * sum(g)
 // The readable reference (the same math from elementwise and reduce ops) is softmaxReference in
 // core/ops/softmax.ts; the tests check this kernel against it and against float64.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 
@@ -28,18 +28,12 @@ fn tree_max(lid: u32) {
   }
 }`;
 
-const cache = new Map<string, KernelDef>();
-
-function forwardKernel(kind: SoftmaxKind): KernelDef {
-  const key = `softmax_fwd:${kind}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const write = kind === 'softmax' ? 'exp(x[base + j] - row_max) / total' : 'x[base + j] - row_max - log(total)';
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-struct P { rows: u32, len: u32, x_off: u32, _p: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const forward = defineKernel({
+  name: 'softmax_fwd',
+  variants: { kind: ['softmax', 'logSoftmax'] },
+  bindings: { x: { type: 'f32', access: 'read' }, y: { type: 'f32', access: 'rw' } },
+  params: { rows: 'u32', len: 'u32', x_off: 'u32' },
+  code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_ROW_REDUCE}
 @compute @workgroup_size(${WG})
@@ -60,25 +54,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   workgroupBarrier();
   tree_sum(lid);
   let total = sh[0];
-  for (var j = lid; j < p.len; j += ${WG}u) { y[row * p.len + j] = ${write}; }
-}`;
-  def = { key, code, bindings: ['read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+#if ${v.kind === 'softmax'}
+  for (var j = lid; j < p.len; j += ${WG}u) { y[row * p.len + j] = exp(x[base + j] - row_max) / total; }
+#else
+  for (var j = lid; j < p.len; j += ${WG}u) { y[row * p.len + j] = x[base + j] - row_max - log(total); }
+#endif
+}`,
+});
 
-function backwardKernel(kind: SoftmaxKind): KernelDef {
-  const key = `softmax_bwd:${kind}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const term = kind === 'softmax' ? 'g[gb + j] * y[yb + j]' : 'g[gb + j]';
-  const write = kind === 'softmax' ? 'y[yb + j] * (g[gb + j] - total)' : 'g[gb + j] - exp(y[yb + j]) * total';
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
-struct P { rows: u32, len: u32, y_off: u32, g_off: u32 }
-@group(0) @binding(3) var<uniform> p: P;
+const backward = defineKernel({
+  name: 'softmax_bwd',
+  variants: { kind: ['softmax', 'logSoftmax'] },
+  bindings: { y: { type: 'f32', access: 'read' }, g: { type: 'f32', access: 'read' }, gx: { type: 'f32', access: 'rw' } },
+  params: { rows: 'u32', len: 'u32', y_off: 'u32', g_off: 'u32' },
+  code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_ROW_REDUCE}
 @compute @workgroup_size(${WG})
@@ -88,22 +77,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let yb = p.y_off + row * p.len;
   let gb = p.g_off + row * p.len;
   var s = 0.0;
-  for (var j = lid; j < p.len; j += ${WG}u) { s += ${term}; }
+#if ${v.kind === 'softmax'}
+  for (var j = lid; j < p.len; j += ${WG}u) { s += g[gb + j] * y[yb + j]; }
+#else
+  for (var j = lid; j < p.len; j += ${WG}u) { s += g[gb + j]; }
+#endif
   sh[lid] = s;
   workgroupBarrier();
   tree_sum(lid);
   let total = sh[0];
-  for (var j = lid; j < p.len; j += ${WG}u) { gx[row * p.len + j] = ${write}; }
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+#if ${v.kind === 'softmax'}
+  for (var j = lid; j < p.len; j += ${WG}u) { gx[row * p.len + j] = y[yb + j] * (g[gb + j] - total); }
+#else
+  for (var j = lid; j < p.len; j += ${WG}u) { gx[row * p.len + j] = g[gb + j] - exp(y[yb + j]) * total; }
+#endif
+}`,
+});
 
 /** y[rows, len] (from element 0) = softmax or log-softmax of the rows of x starting at xOffset. */
 export function launchSoftmax(kind: SoftmaxKind, x: GPUBuffer, xOffset: number, y: GPUBuffer, rows: number, len: number): void {
-  const p = new Params(4).u(rows, len, xOffset, 0);
-  rt().dispatch(forwardKernel(kind), [x, y], p.bytes(), rows);
+  forward.dispatch({ kind }, { x, y }, { rows, len, x_off: xOffset }, rows);
 }
 
 /** gx[rows, len] from the forward output y and its gradient g (both contiguous rows). */
@@ -117,6 +110,5 @@ export function launchSoftmaxBackward(
   rows: number,
   len: number,
 ): void {
-  const p = new Params(4).u(rows, len, yOffset, gOffset);
-  rt().dispatch(backwardKernel(kind), [y, g, gx], p.bytes(), rows);
+  backward.dispatch({ kind }, { y, g, gx }, { rows, len, y_off: yOffset, g_off: gOffset }, rows);
 }

@@ -15,12 +15,11 @@
 //   3. output: values gathered from the input by the sorted indices, first `kOut` of each row.
 // Dispatches for a 100k row (P = 2^17): 1 + 8 local merges + 36 global steps + 1.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;
 /** Elements per workgroup block (two per thread). */
 export const SORT_BLOCK = 2 * WG;
-const cache = new Map<string, KernelDef>();
 
 function keyFn(dtype: DType): string {
   const ct = WGSL_COMPUTE[dtype];
@@ -54,20 +53,10 @@ fn local_step(lid: u32, base: u32, k: u32, j: u32, pmask: u32) {
   }
 }`;
 
-interface LocalParams {
-  rows: number;
-  n: number;
-  P: number;
-  kmax: number;
-  k: number;
-  srcOff: number;
-  descending: boolean;
-}
+const LOCAL_PARAMS = { rows: 'u32', n: 'u32', P: 'u32', kmax: 'u32', k: 'u32', src_off: 'u32', descending: 'u32' } as const;
 
-function localKernel(dtype: DType, mode: 'sort' | 'merge'): KernelDef {
-  const key = `sort_local:${mode}:${mode === 'sort' ? dtype : ''}`;
-  let def = cache.get(key);
-  if (def) return def;
+/** The local pass: 'sort' loads keys from the input (dtype), 'merge' from the keys buffer. */
+function localBody(dtype: DType, mode: 'sort' | 'merge'): string {
   const load =
     mode === 'sort'
       ? `  for (var h = 0u; h < 2u; h++) {
@@ -101,13 +90,7 @@ function localKernel(dtype: DType, mode: 'sort' | 'merge'): KernelDef {
     local_step(lid, base, p.k, j, pmask);
     workgroupBarrier();
   }`;
-  const code = /* wgsl */ `
-${dtype === 'f16' && mode === 'sort' ? 'enable f16;' : ''}
-${mode === 'sort' ? `@group(0) @binding(0) var<storage, read> src: array<${WGSL_STORAGE[dtype]}>;` : ''}
-@group(0) @binding(${mode === 'sort' ? 1 : 0}) var<storage, read_write> keys: array<u32>;
-@group(0) @binding(${mode === 'sort' ? 2 : 1}) var<storage, read_write> idxs: array<u32>;
-struct P { rows: u32, n: u32, P: u32, kmax: u32, k: u32, src_off: u32, descending: u32, _p: u32 }
-@group(0) @binding(${mode === 'sort' ? 3 : 2}) var<uniform> p: P;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${COMMON}
 ${mode === 'sort' ? keyFn(dtype) : ''}
@@ -125,20 +108,31 @@ ${network}
     idxs[base + e] = si[e];
   }
 }`;
-  def = { key, code, bindings: mode === 'sort' ? ['read', 'rw', 'rw'] : ['rw', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
-function globalStepKernel(): KernelDef {
-  const key = 'sort_global_step';
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> keys: array<u32>;
-@group(0) @binding(1) var<storage, read_write> idxs: array<u32>;
-struct P { pairs: u32, P: u32, k: u32, j: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+const localSortKernel = defineKernel({
+  name: 'sort_local',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    keys: { type: 'u32', access: 'rw' },
+    idxs: { type: 'u32', access: 'rw' },
+  },
+  params: LOCAL_PARAMS,
+  code: ({ dtype }: { dtype: DType }) => localBody(dtype, 'sort'),
+});
+
+const localMergeKernel = defineKernel({
+  name: 'sort_local_merge',
+  bindings: { keys: { type: 'u32', access: 'rw' }, idxs: { type: 'u32', access: 'rw' } },
+  params: LOCAL_PARAMS,
+  code: () => localBody('u32', 'merge'),
+});
+
+const globalStepKernel = defineKernel({
+  name: 'sort_global_step',
+  bindings: { keys: { type: 'u32', access: 'rw' }, idxs: { type: 'u32', access: 'rw' } },
+  params: { pairs: 'u32', P: 'u32', k: 'u32', j: 'u32' },
+  code: () => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${COMMON}
 @compute @workgroup_size(${WG})
@@ -153,25 +147,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (after(ka, ia, kb, ib) == ascending) {
     keys[lo] = kb; idxs[lo] = ib; keys[hi] = ka; idxs[hi] = ia;
   }
-}`;
-  def = { key, code, bindings: ['rw', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
-function outputKernel(dtype: DType): KernelDef {
-  const key = `sort_output:${dtype}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const st = WGSL_STORAGE[dtype];
-  const code = /* wgsl */ `
-${dtype === 'f16' ? 'enable f16;' : ''}
-@group(0) @binding(0) var<storage, read> src: array<${st}>;
-@group(0) @binding(1) var<storage, read> idxs: array<u32>;
-@group(0) @binding(2) var<storage, read_write> values: array<${st}>;
-@group(0) @binding(3) var<storage, read_write> indices: array<i32>;
-struct P { rows: u32, n: u32, P: u32, k_out: u32, src_off: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(4) var<uniform> p: P;
+const outputKernel = defineKernel({
+  name: 'sort_output',
+  bindings: {
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    idxs: { type: 'u32', access: 'read' },
+    values: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+    indices: { type: 'i32', access: 'rw' },
+  },
+  params: { rows: 'u32', n: 'u32', P: 'u32', k_out: 'u32', src_off: 'u32' },
+  code: (_v: { dtype: DType }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -182,11 +170,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let idx = idxs[row * p.P + col];
   values[i] = src[p.src_off + row * p.n + idx];
   indices[i] = i32(idx);
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
@@ -219,19 +204,20 @@ export function launchSortRows(
   const keys = runtime.pool.acquire(total * 4, usage, 'sort.keys');
   const idxs = runtime.pool.acquire(total * 4, usage, 'sort.idxs');
   const blocks = total / SORT_BLOCK;
-  const local = (lp: LocalParams) =>
-    new Params(8).u(lp.rows, lp.n, lp.P, lp.kmax, lp.k, lp.srcOff, lp.descending ? 1 : 0, 0).bytes();
-  const lp: LocalParams = { rows, n, P, kmax: Math.min(P, SORT_BLOCK), k: 0, srcOff: srcOffset, descending };
-  runtime.dispatch(localKernel(dtype, 'sort'), [src, keys, idxs], local(lp), blocks);
+  const lp = { rows, n, P, kmax: Math.min(P, SORT_BLOCK), k: 0, src_off: srcOffset, descending };
+  localSortKernel.dispatch({ dtype }, { src, keys, idxs }, lp, blocks);
   for (let k = 2 * SORT_BLOCK; k <= P; k *= 2) {
     for (let j = k / 2; j >= SORT_BLOCK; j /= 2) {
-      const gp = new Params(4).u(total / 2, P, k, j).bytes();
-      runtime.dispatch(globalStepKernel(), [keys, idxs], gp, Math.ceil(total / 2 / WG));
+      globalStepKernel.dispatch({}, { keys, idxs }, { pairs: total / 2, P, k, j }, Math.ceil(total / 2 / WG));
     }
-    runtime.dispatch(localKernel(dtype, 'merge'), [keys, idxs], local({ ...lp, k }), blocks);
+    localMergeKernel.dispatch({}, { keys, idxs }, { ...lp, k }, blocks);
   }
-  const op = new Params(8).u(rows, n, P, kOut, srcOffset, 0, 0, 0).bytes();
-  runtime.dispatch(outputKernel(dtype), [src, idxs, values, indices], op, Math.ceil((rows * kOut) / WG));
+  outputKernel.dispatch(
+    { dtype },
+    { src, idxs, values, indices },
+    { rows, n, P, k_out: kOut, src_off: srcOffset },
+    Math.ceil((rows * kOut) / WG),
+  );
   runtime.pool.release(keys);
   runtime.pool.release(idxs);
 }

@@ -5,18 +5,20 @@
 // exactly a stride-1 conv of dy with the flipped, transposed weight, so no separate kernel is
 // needed for that case.
 //   dx[c, (n, ih, iw)] = Σ_(tap, o) W[o, c, tap] · dy[n, o, (ih + ph − kh·dh)/sh, (iw + pw − kw·dw)/sw]
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rt, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packWeightDgrad, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
 
-const cache = new Map<string, KernelDef>();
+const dgradV2Kernel = defineKernel({
+  name: 'conv.gemm2.dgrad',
+  bindings: { dy: read('f32'), wp: read('vec4f'), dx: rw('f32') },
+  params: CONV_PARAMS,
+  code: dgradV2Code,
+});
 
-function dgradV2Def(tm: number, wg: number, pointwise: boolean): KernelDef {
-  const key = `conv.gemm2.dgrad:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}`;
-  let def = cache.get(key);
-  if (def) return def;
+function dgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
   const outLoop = (b: string) => `for (var og = 0; og < p.Og; og++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + og * RP4')}
@@ -52,12 +54,7 @@ function dgradV2Def(tm: number, wg: number, pointwise: boolean): KernelDef {
       ${COLS.map((j) => `if (valid${j}) { dx[i32(p.x_off) + (n${j} * p.C + g * p.Cg + c) * HW + pix${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> wp: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups')}
   let g = z;
   let HW = p.H * p.W;
@@ -80,9 +77,6 @@ ${gemmEntry(wg, tm, 'p.groups')}
   ${loop}
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 /** dx[N, C, H, W] from dy and w, variant 2 (packed weights). Same contract as convDgradDirect. */
@@ -94,7 +88,7 @@ export function convDgradGemmV2(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w
   const colTiles = Math.ceil((g.N * g.H * g.strideW * Math.ceil(g.W / g.strideW)) / (TN * wg));
   const rowTiles = rp / tm;
   const wp = packWeightDgrad(g, w, wOff, rp);
-  const params = packConvParams(g, { x: dxOff, y: dyOff }, [colTiles, rowTiles, rp / 4]);
-  rt().dispatch(dgradV2Def(tm, wg, isPointwise(g)), [dy, wp, dx], params, colTiles * rowTiles * g.groups);
+  const params = convParams(g, { x: dxOff, y: dyOff }, [colTiles, rowTiles, rp / 4]);
+  dgradV2Kernel.dispatch({ tm, wg, pointwise: isPointwise(g) }, { dy, wp, dx }, params, colTiles * rowTiles * g.groups);
   rt().pool.release(wp);
 }

@@ -8,16 +8,18 @@
 // the columns of a tile share iw mod sw and a tap either fits all of them or none: taps no column
 // can use skip the channel loop (this recovers the sw-fold waste of the gather form). 1×1
 // stride-1 unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { defineKernel, read, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
 
-const cache = new Map<string, KernelDef>();
+const dgradGemmKernel = defineKernel({
+  name: 'conv.gemm.dgrad',
+  bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
+  params: CONV_PARAMS,
+  code: dgradGemmCode,
+});
 
-function dgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
-  const key = `conv.gemm.dgrad:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}`;
-  let def = cache.get(key);
-  if (def) return def;
+function dgradGemmCode({ tm, wg, pointwise }: GemmTileVariant): string {
   // W[o, c, kh, kw] for o = g·Og + og: wr@ points at (g·Og, c, 0, 0); o steps by Cg·KH·KW.
   const loop = pointwise
     ? `for (var og = 0; og < p.Og; og++) {
@@ -48,12 +50,7 @@ function dgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
       ${COLS.map((j) => `if (valid${j}) { dx[i32(p.x_off) + (n${j} * p.C + g * p.Cg + c) * HW + pix${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups')}
   let g = z;
   let HW = p.H * p.W;
@@ -77,9 +74,6 @@ ${gemmEntry(wg, tm, 'p.groups')}
   ${loop}
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 /** dx[N, C, H, W] from dy[N, O, OH, OW] and w as an implicit GEMM. Same contract as convDgradDirect. */
@@ -89,6 +83,6 @@ export function convDgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: 
   const wg = gemmWorkgroupSize();
   const colTiles = Math.ceil((g.N * g.H * g.strideW * Math.ceil(g.W / g.strideW)) / (TN * wg));
   const rowTiles = Math.ceil(cg / tm);
-  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff }, [colTiles, rowTiles]);
-  rt().dispatch(dgradGemmDef(tm, wg, isPointwise(g)), [dy, w, dx], params, colTiles * rowTiles * g.groups);
+  const params = convParams(g, { x: dxOff, w: wOff, y: dyOff }, [colTiles, rowTiles]);
+  dgradGemmKernel.dispatch({ tm, wg, pointwise: isPointwise(g) }, { dy, w, dx }, params, colTiles * rowTiles * g.groups);
 }

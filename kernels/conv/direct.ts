@@ -3,24 +3,16 @@
 // the outputs and taps that read it) and grad weight (each dw element loops over N·OH·OW). They
 // handle every geometry (groups, stride, padding, dilation) and are the fast path only where the
 // work per output is tiny (depthwise); the GEMM kernels are checked against them.
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
-import { type ConvGeometry, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams } from './geometry';
 
 const WG = 64;
-const cache = new Map<string, KernelDef>();
 
-function header(bindings: string[]): string {
-  return `${bindings.join('\n')}\n${WGSL_CONV_PARAMS}\n@group(0) @binding(${bindings.length}) var<uniform> p: P;\n${WGSL_LINEAR_WORKGROUP}`;
-}
-
-function forwardDef(hasBias: boolean, relu: boolean): KernelDef {
-  const key = `conv.direct.fwd:${hasBias ? 'b' : ''}${relu ? 'r' : ''}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const binds = ['@group(0) @binding(0) var<storage, read> x: array<f32>;', '@group(0) @binding(1) var<storage, read> w: array<f32>;'];
-  if (hasBias) binds.push('@group(0) @binding(2) var<storage, read> bias: array<f32>;');
-  binds.push(`@group(0) @binding(${binds.length}) var<storage, read_write> y: array<f32>;`);
-  const code = /* wgsl */ `${header(binds)}
+const forwardKernel = defineKernel({
+  name: 'conv.direct.fwd',
+  bindings: { x: read('f32'), w: read('f32'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
+  params: CONV_PARAMS,
+  code: ({ hasBias, relu }: { hasBias: boolean; relu: boolean }) => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -49,11 +41,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   ${hasBias ? 'acc += bias[p.b_off + u32(o)];' : ''}
   ${relu ? 'acc = max(acc, 0.0);' : ''}
   y[p.y_off + i] = acc;
-}`;
-  def = { key, code, bindings: hasBias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 /** y[N, O, OH, OW] = conv(x, w) (+ bias) (then ReLU). Buffers contiguous from the given offsets. */
 export function convForwardDirect(
@@ -62,21 +51,15 @@ export function convForwardDirect(
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
   y: GPUBuffer, yOff: number,
 ): void {
-  const def = forwardDef(!!bias, relu);
-  const bufs = bias ? [x, w, bias.buffer, y] : [x, w, y];
-  const params = packConvParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 });
-  rt().dispatch(def, bufs, params, Math.ceil((g.N * g.O * g.OH * g.OW) / WG));
+  const params = convParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 });
+  forwardKernel.dispatch({ hasBias: !!bias, relu }, { x, w, bias: bias?.buffer, y }, params, Math.ceil((g.N * g.O * g.OH * g.OW) / WG));
 }
 
-function dgradDef(): KernelDef {
-  const key = 'conv.direct.dgrad';
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `${header([
-    '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
-    '@group(0) @binding(1) var<storage, read> w: array<f32>;',
-    '@group(0) @binding(2) var<storage, read_write> dx: array<f32>;',
-  ])}
+const dgradKernel = defineKernel({
+  name: 'conv.direct.dgrad',
+  bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
+  params: CONV_PARAMS,
+  code: () => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -105,27 +88,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   dx[p.x_off + i] = acc;
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 /** dx[N, C, H, W] = grad of conv w.r.t. its input, from dy[N, O, OH, OW]. */
 export function convDgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
-  const params = packConvParams(g, { x: dxOff, w: wOff, y: dyOff });
-  rt().dispatch(dgradDef(), [dy, w, dx], params, Math.ceil((g.N * g.C * g.H * g.W) / WG));
+  const params = convParams(g, { x: dxOff, w: wOff, y: dyOff });
+  dgradKernel.dispatch({}, { dy, w, dx }, params, Math.ceil((g.N * g.C * g.H * g.W) / WG));
 }
 
-function wgradDef(): KernelDef {
-  const key = 'conv.direct.wgrad';
-  let def = cache.get(key);
-  if (def) return def;
-  const code = /* wgsl */ `${header([
-    '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
-    '@group(0) @binding(1) var<storage, read> x: array<f32>;',
-    '@group(0) @binding(2) var<storage, read_write> dw: array<f32>;',
-  ])}
+const wgradKernel = defineKernel({
+  name: 'conv.direct.wgrad',
+  bindings: { dy: read('f32'), x: read('f32'), dw: rw('f32') },
+  params: CONV_PARAMS,
+  code: () => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -150,14 +126,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   dw[p.w_off + i] = acc;
-}`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 /** dw[O, C/groups, KH, KW] = grad of conv w.r.t. its weight, from dy and the input x. */
 export function convWgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
-  const params = packConvParams(g, { x: xOff, w: dwOff, y: dyOff });
-  rt().dispatch(wgradDef(), [dy, x, dw], params, Math.ceil((g.O * (g.C / g.groups) * g.KH * g.KW) / WG));
+  const params = convParams(g, { x: xOff, w: dwOff, y: dyOff });
+  wgradKernel.dispatch({}, { dy, x, dw }, params, Math.ceil((g.O * (g.C / g.groups) * g.KH * g.KW) / WG));
 }

@@ -10,8 +10,8 @@
 //            1.1 ms on eSE 256→256 in packs and reductions, for 131 k multiply-adds)
 //   backward: dgrad and wgrad in one dispatch (convBackwardFc), as autograd records them: eSE's
 //            backward is launch-bound on lavapipe (~0.3 ms per dispatch and wait)
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
-import { type ConvGeometry, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, isPointwise } from './geometry';
 import { range } from './tile';
 import { isSoftwareAdapter } from '../matmul';
 
@@ -22,7 +22,6 @@ const NT = 4; // images per invocation
 const fcWorkgroup = () => (isSoftwareAdapter() ? 8 : 64);
 /** Workgroups the wgrad aims for: a few per core on lavapipe, enough to fill a hardware GPU. */
 const wgradTarget = () => (isSoftwareAdapter() ? 32 : 1024);
-const cache = new Map<string, KernelDef>();
 
 /** A 1×1 conv on 1×1 maps with vec4-compatible channel counts and offsets. */
 export function fcApplicable(g: ConvGeometry, offsets: number[]): boolean {
@@ -36,18 +35,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let i = (t % p.e0) * ${WG} + i32(lid);
   let n0 = (t / p.e0) * ${NT};`;
 
-function forwardDef(hasBias: boolean, relu: boolean, WG: number): KernelDef {
-  const key = `conv.fc.fwd:${hasBias ? 'b' : ''}${relu ? 'r' : ''}:wg${WG}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const yb = hasBias ? 3 : 2;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<vec4f>;
-@group(0) @binding(1) var<storage, read> w: array<vec4f>;
-${hasBias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
-@group(0) @binding(${yb}) var<storage, read_write> y: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(${yb + 1}) var<uniform> p: P;
+const forwardKernel = defineKernel({
+  name: 'conv.fc.fwd',
+  bindings: { x: read('vec4f'), w: read('vec4f'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
+  params: CONV_PARAMS,
+  code: ({ hasBias, relu, WG }: { hasBias: boolean; relu: boolean; WG: number }) => /* wgsl */ `
 ${entry(WG)}
   if (i >= p.O) { return; }
   let C4 = p.C / 4;
@@ -60,23 +52,13 @@ ${entry(WG)}
   }
   ${hasBias ? 'let bv = bias[p.b_off + u32(i)];' : 'let bv = 0.0;'}
   ${range(NT).map((j) => `if (n0 + ${j} < p.N) { let v = dot(acc${j}, vec4f(1.0)) + bv; y[i32(p.y_off) + (n0 + ${j}) * p.O + i] = ${relu ? 'max(v, 0.0)' : 'v'}; }`).join('\n  ')}
-}`;
-  def = { key, code, bindings: hasBias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
-}
+}`,
+});
 
 // The gradient kernels share one parameter layout, so the fused backward can run both bodies:
 // x_off = x, w_off = W, y_off = dy, b_off = dx, e4 = dW (elements); e0 = tiles of vec4 columns
 // (C/4 over the workgroup width, both kernels), e1 = wgrad rows per workgroup, e3 = dgrad
 // workgroups (fused only).
-const GRAD_BINDINGS = (dgrad: boolean, wgrad: boolean) => [
-  '@group(0) @binding(0) var<storage, read> dy: array<f32>;',
-  ...(dgrad ? ['@group(0) @binding(1) var<storage, read> w: array<vec4f>;', '@group(0) @binding(2) var<storage, read_write> dx: array<f32>;'] : []),
-  ...(wgrad ? [`@group(0) @binding(${dgrad ? 3 : 1}) var<storage, read> x: array<vec4f>;`, `@group(0) @binding(${dgrad ? 4 : 2}) var<storage, read_write> dw: array<vec4f>;`] : []),
-  WGSL_CONV_PARAMS,
-  `@group(0) @binding(${(dgrad ? 2 : 0) + (wgrad ? 2 : 0) + 1}) var<uniform> p: P;`,
-].join('\n');
 
 /** Workgroup t of the dgrad: 4 input channels per invocation, NT images, loop over o. */
 const dgradFn = (WG: number) => /* wgsl */ `
@@ -113,15 +95,28 @@ fn wgrad_wg(u: i32, lid: i32) {
 }`;
 
 /** 'dgrad', 'wgrad' or both in one dispatch (workgroups below e3 do the dgrad). */
-function gradDef(kind: 'dgrad' | 'wgrad' | 'both', WG: number): KernelDef {
-  const key = `conv.fc.${kind}:wg${WG}`;
-  let def = cache.get(key);
-  if (def) return def;
+type GradKind = 'dgrad' | 'wgrad' | 'both';
+const hasDgrad = (kind: GradKind) => kind !== 'wgrad';
+const hasWgrad = (kind: GradKind) => kind !== 'dgrad';
+
+const gradKernel = defineKernel({
+  name: 'conv.fc.grad',
+  bindings: {
+    dy: read('f32'),
+    w: { ...read('vec4f'), when: (v) => hasDgrad(v.kind) },
+    dx: { ...rw('f32'), when: (v) => hasDgrad(v.kind) },
+    x: { ...read('vec4f'), when: (v) => hasWgrad(v.kind) },
+    dw: { ...rw('vec4f'), when: (v) => hasWgrad(v.kind) },
+  },
+  params: CONV_PARAMS,
+  code: ({ kind, WG }: { kind: GradKind; WG: number }) => gradCode(kind, WG),
+});
+
+function gradCode(kind: GradKind, WG: number): string {
   const d = kind !== 'wgrad';
   const w = kind !== 'dgrad';
   const call = kind === 'both' ? 'if (t < p.e3) { dgrad_wg(t, i32(lid)); } else { wgrad_wg(t - p.e3, i32(lid)); }' : d ? 'dgrad_wg(t, i32(lid));' : 'wgrad_wg(t, i32(lid));';
-  const code = /* wgsl */ `
-${GRAD_BINDINGS(d, w)}
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${d ? dgradFn(WG) : ''}
 ${w ? wgradFn(WG) : ''}
@@ -130,10 +125,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let t = i32(linear_workgroup(wid, nwg));
   ${call}
 }`;
-  const bindings: ('read' | 'rw')[] = ['read', ...(d ? (['read', 'rw'] as const) : []), ...(w ? (['read', 'rw'] as const) : [])];
-  def = { key, code, bindings, uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 interface FcGradPlan {
@@ -151,8 +142,8 @@ function planGrad(g: ConvGeometry): FcGradPlan {
   return { WG, colTiles, rows, dgradWorkgroups: colTiles * Math.ceil(g.N / NT), wgradWorkgroups: colTiles * Math.ceil(g.O / rows) };
 }
 
-function gradParams(g: ConvGeometry, pl: FcGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }): Uint8Array {
-  return packConvParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.colTiles, pl.rows, 0, pl.dgradWorkgroups, offs.dw]);
+function gradParams(g: ConvGeometry, pl: FcGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }) {
+  return convParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.colTiles, pl.rows, 0, pl.dgradWorkgroups, offs.dw]);
 }
 
 /** y[N, O, 1, 1] = x[N, C, 1, 1] · Wᵀ (+ b) (ReLU). Requires fcApplicable(g, [xOff, wOff]). */
@@ -165,22 +156,22 @@ export function convForwardFc(
   if (!fcApplicable(g, [xOff, wOff])) throw new Error(`convForwardFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${wOff}`);
   const WG = fcWorkgroup();
   const tiles = Math.ceil(g.O / WG);
-  const params = packConvParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 }, [tiles]);
-  rt().dispatch(forwardDef(!!bias, relu, WG), bias ? [x, w, bias.buffer, y] : [x, w, y], params, tiles * Math.ceil(g.N / NT));
+  const params = convParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 }, [tiles]);
+  forwardKernel.dispatch({ hasBias: !!bias, relu, WG }, { x, w, bias: bias?.buffer, y }, params, tiles * Math.ceil(g.N / NT));
 }
 
 /** dx[N, C, 1, 1] = dy[N, O, 1, 1] · W. Requires fcApplicable(g, [wOff]). */
 export function convDgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   if (!fcApplicable(g, [wOff])) throw new Error(`convDgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and a 4-aligned weight offset, got C ${g.C}, H×W ${g.H}×${g.W}, offset ${wOff}`);
   const pl = planGrad(g);
-  rt().dispatch(gradDef('dgrad', pl.WG), [dy, w, dx], gradParams(g, pl, { x: 0, w: wOff, dy: dyOff, dx: dxOff, dw: 0 }), pl.dgradWorkgroups);
+  gradKernel.dispatch({ kind: 'dgrad', WG: pl.WG }, { dy, w, dx }, gradParams(g, pl, { x: 0, w: wOff, dy: dyOff, dx: dxOff, dw: 0 }), pl.dgradWorkgroups);
 }
 
 /** dW[O, C, 1, 1] = Σ_n dy[n, :]ᵀ x[n, :]. Requires fcApplicable(g, [xOff, dwOff]). */
 export function convWgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
   if (!fcApplicable(g, [xOff, dwOff])) throw new Error(`convWgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${dwOff}`);
   const pl = planGrad(g);
-  rt().dispatch(gradDef('wgrad', pl.WG), [dy, x, dw], gradParams(g, pl, { x: xOff, w: 0, dy: dyOff, dx: 0, dw: dwOff }), pl.wgradWorkgroups);
+  gradKernel.dispatch({ kind: 'wgrad', WG: pl.WG }, { dy, x, dw }, gradParams(g, pl, { x: xOff, w: 0, dy: dyOff, dx: 0, dw: dwOff }), pl.wgradWorkgroups);
 }
 
 /** Both gradients in one dispatch (one launch-and-wait instead of two: eSE's backward is launch-bound
@@ -191,5 +182,5 @@ export function convBackwardFc(
 ): void {
   if (!fcApplicable(g, [wOff, xOff, dwOff])) throw new Error(`convBackwardFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${wOff}, ${xOff}, ${dwOff}`);
   const pl = planGrad(g);
-  rt().dispatch(gradDef('both', pl.WG), [dy, w, dx, x, dw], gradParams(g, pl, { x: xOff, w: wOff, dy: dyOff, dx: dxOff, dw: dwOff }), pl.dgradWorkgroups + pl.wgradWorkgroups);
+  gradKernel.dispatch({ kind: 'both', WG: pl.WG }, { dy, w, dx, x, dw }, gradParams(g, pl, { x: xOff, w: wOff, dy: dyOff, dx: dxOff, dw: dwOff }), pl.dgradWorkgroups + pl.wgradWorkgroups);
 }

@@ -19,8 +19,8 @@
 //            else lane = (c, kh) × all KW taps, looping over rows of dy.
 //   backward dgrad and wgrad in one dispatch (convBackwardFew): on the FCOS maps of 8² and 4² both
 //            are launch-bound, and one launch is cheaper than two (what conv2d's backward runs).
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rt, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams } from './geometry';
 import { range } from './tile';
 import { v3Available, packWeightRows, type Tap } from './v3';
 import { reduceSplits } from './wgrad';
@@ -28,7 +28,6 @@ import { reduceSplits } from './wgrad';
 /** Output rows per lane in the forward kernel. */
 const TH = 2;
 const X = ['x', 'y', 'z', 'w'] as const;
-const cache = new Map<string, KernelDef>();
 
 /** The few-channel kernels handle this geometry. */
 export function fewApplicable(g: ConvGeometry): boolean {
@@ -43,23 +42,20 @@ function check(what: string, g: ConvGeometry): void {
   }
 }
 
-function forwardDef(O: number, KH: number, KW: number, bias: boolean, relu: boolean): KernelDef {
-  const key = `conv.few.fwd:o${O}:k${KH}x${KW}:${bias ? 'b' : ''}${relu ? 'r' : ''}`;
-  let d = cache.get(key);
-  if (d) return d;
+const forwardKernel = defineKernel({
+  name: 'conv.few.fwd',
+  bindings: { x: read('f32'), wp: read('vec4f'), bias: { ...read('f32'), when: (v) => v.bias }, y: rw('f32') },
+  params: CONV_PARAMS,
+  code: (v: { O: number; KH: number; KW: number; bias: boolean; relu: boolean }) => forwardCode(v.O, v.KH, v.KW, v.bias, v.relu),
+});
+
+function forwardCode(O: number, KH: number, KW: number, bias: boolean, relu: boolean): string {
   const SEG = KW + 3; // inputs under 4 adjacent outputs × KW taps
   const ROWS = TH + KH - 1;
   const nw = O * KH * KW;
   const wLoads = Math.ceil(nw / 32);
-  const yb = bias ? 3 : 2;
   const L: string[] = [];
   L.push(`enable subgroups;
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> wp: array<vec4f>;
-${bias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
-@group(0) @binding(${yb}) var<storage, read_write> y: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(${yb + 1}) var<uniform> p: P;
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let id = i32(wid.x + wid.y * nwg.x) * 8 + i32(lane);
@@ -107,9 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     L.push('  }');
   }
   L.push('}');
-  d = { key, code: L.join('\n'), bindings: bias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, d);
-  return d;
+  return L.join('\n');
 }
 
 /** y = conv(x, w) (+ bias) (then ReLU) for ≤ 4 output channels. */
@@ -125,9 +119,8 @@ export function convForwardFew(
   const taps: Tap[] = range(khw).map((index) => ({ oy: 0, ox: 0, index }));
   const a = packWeightRows(w, wOff, 1, g.C, g.C, g.O, taps, khw, g.C * khw, 0, 32);
   const lanes = g.N * Math.ceil(g.OH / TH) * Math.ceil(g.OW / 4);
-  const params = packConvParams(g, { x: xOff, y: yOff, b: bias?.offset ?? 0 }, [a.K4 / 4]);
-  const def = forwardDef(g.O, g.KH, g.KW, !!bias, relu);
-  rt().dispatch(def, bias ? [x, a.a, bias.buffer, y] : [x, a.a, y], params, Math.ceil(lanes / 8));
+  const params = convParams(g, { x: xOff, y: yOff, b: bias?.offset ?? 0 }, [a.K4 / 4]);
+  forwardKernel.dispatch({ O: g.O, KH: g.KH, KW: g.KW, bias: !!bias, relu }, { x, wp: a.a, bias: bias?.buffer, y }, params, Math.ceil(lanes / 8));
   rt().pool.release(a.a);
 }
 
@@ -322,38 +315,42 @@ function wgradLayout(g: ConvGeometry): WgradLayout {
 }
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(n));
 
-const wgradBody = (g: ConvGeometry, vecDy: boolean) => {
-  const l = wgradLayout(g);
-  return l === 'channel' ? wgradByChannelFn(g.O, g.KH, g.KW, vecDy) : l === 'small-c' ? wgradSmallChannelsFn(g.O, g.KH, g.KW, pow2(g.C), vecDy) : wgradFn(g.O, g.KW, vecDy);
-};
-const wgradKey = (g: ConvGeometry, vecDy: boolean) => {
-  const l = wgradLayout(g);
-  return `${l === 'c-kh' ? `ckh:kw${g.KW}` : `${l === 'channel' ? 'c' : `c${pow2(g.C)}`}:k${g.KH}x${g.KW}`}:o${g.O}:${vecDy ? 'd4' : 'd1'}`;
-};
-
-/** Storage bindings in order, then the uniform block. */
-function header(bindings: [name: string, type: string, access: 'read' | 'read_write'][]): string {
-  return [
-    'enable subgroups;',
-    ...bindings.map(([name, type, access], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type}>;`),
-    WGSL_CONV_PARAMS,
-    `@group(0) @binding(${bindings.length}) var<uniform> p: P;`,
-  ].join('\n');
+/** What the wgrad body depends on: its layout, O, the kernel size (KH only where the layout
+ *  unrolls it), the channel count rounded to a power of two (small-c only) and the dy view. */
+interface WgradVariant {
+  layout: WgradLayout;
+  O: number;
+  KH: number;
+  KW: number;
+  CP: number;
+  vecDy: boolean;
 }
+const wgradVariant = (g: ConvGeometry, vecDy: boolean): WgradVariant => {
+  const layout = wgradLayout(g);
+  return { layout, O: g.O, KH: layout === 'c-kh' ? 0 : g.KH, KW: g.KW, CP: layout === 'small-c' ? pow2(g.C) : 0, vecDy };
+};
+const wgradBody = (v: WgradVariant) =>
+  v.layout === 'channel'
+    ? wgradByChannelFn(v.O, v.KH, v.KW, v.vecDy)
+    : v.layout === 'small-c'
+      ? wgradSmallChannelsFn(v.O, v.KH, v.KW, v.CP, v.vecDy)
+      : wgradFn(v.O, v.KW, v.vecDy);
 
 const MAIN = `@compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let t = i32(wid.x + wid.y * nwg.x);`;
 
-function wgradDef(g: ConvGeometry, vecDy: boolean): KernelDef {
-  const key = `conv.few.wgrad:${wgradKey(g, vecDy)}`;
-  let d = cache.get(key);
-  if (d) return d;
-  const code = [header([vecDy ? ['dy4', 'vec4f', 'read'] : ['dy', 'f32', 'read'], ['x', 'f32', 'read'], ['out', 'f32', 'read_write']]), wgradBody(g, vecDy), MAIN, '  wgrad_wg(t, lane);\n}'].join('\n');
-  d = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, d);
-  return d;
-}
+const wgradKernel = defineKernel({
+  name: 'conv.few.wgrad',
+  bindings: {
+    dy: { ...read('f32'), when: (v) => !v.vecDy },
+    dy4: { ...read('vec4f'), when: (v) => v.vecDy },
+    x: read('f32'),
+    out: rw('f32'),
+  },
+  params: CONV_PARAMS,
+  code: (v: WgradVariant) => ['enable subgroups;', wgradBody(v), MAIN, '  wgrad_wg(t, lane);\n}'].join('\n'),
+});
 
 /** WGSL function dgrad_wg(t, lane): workgroup t of the dgrad (lane = one input channel × TH rows ×
  *  4 columns of dx over a few spatial tiles). Reads dy, w; writes dx. */
@@ -434,27 +431,22 @@ function dgradFn(O: number, KH: number, KW: number): string {
   return L.join('\n');
 }
 
-function dgradDef(O: number, KH: number, KW: number): KernelDef {
-  const key = `conv.few.dgrad:o${O}:k${KH}x${KW}`;
-  let d = cache.get(key);
-  if (d) return d;
-  const code = [header([['dy', 'f32', 'read'], ['w', 'f32', 'read'], ['dx', 'f32', 'read_write']]), dgradFn(O, KH, KW), MAIN, '  dgrad_wg(t, lane);\n}'].join('\n');
-  d = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, d);
-  return d;
-}
+const dgradKernel = defineKernel({
+  name: 'conv.few.dgrad',
+  bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
+  params: CONV_PARAMS,
+  code: ({ O, KH, KW }: { O: number; KH: number; KW: number }) => ['enable subgroups;', dgradFn(O, KH, KW), MAIN, '  dgrad_wg(t, lane);\n}'].join('\n'),
+});
 
-function fusedDef(g: ConvGeometry, vecDy: boolean): KernelDef {
-  const key = `conv.few.bwd:k${g.KH}x${g.KW}:${wgradKey(g, vecDy)}`;
-  let d = cache.get(key);
-  if (d) return d;
-  // dy is bound twice when wgrad reads it as vec4 (two read-only views of one buffer).
-  const bindings: [string, string, 'read' | 'read_write'][] = [['dy', 'f32', 'read'], ...(vecDy ? [['dy4', 'vec4f', 'read'] as [string, string, 'read']] : []), ['w', 'f32', 'read'], ['x', 'f32', 'read'], ['dx', 'f32', 'read_write'], ['out', 'f32', 'read_write']];
-  const code = [header(bindings), dgradFn(g.O, g.KH, g.KW), wgradBody(g, vecDy), MAIN, '  if (t < p.e5) { dgrad_wg(t, lane); } else { wgrad_wg(t - p.e5, lane); }\n}'].join('\n');
-  d = { key, code, bindings: bindings.map(([, , a]) => (a === 'read' ? 'read' : 'rw')), uniform: true };
-  cache.set(key, d);
-  return d;
-}
+// dy is bound twice when wgrad reads it as vec4 (two read-only views of one buffer).
+const fusedKernel = defineKernel({
+  name: 'conv.few.bwd',
+  bindings: { dy: read('f32'), dy4: { ...read('vec4f'), when: (v) => v.vecDy }, w: read('f32'), x: read('f32'), dx: rw('f32'), out: rw('f32') },
+  params: CONV_PARAMS,
+  // dKH: the dgrad's kernel height (the wgrad variant's KH is 0 where its layout does not unroll it).
+  code: (v: WgradVariant & { dKH: number }) =>
+    ['enable subgroups;', dgradFn(v.O, v.dKH, v.KW), wgradBody(v), MAIN, '  if (t < p.e5) { dgrad_wg(t, lane); } else { wgrad_wg(t - p.e5, lane); }\n}'].join('\n'),
+});
 
 /** Workgroups a launch aims for: a few per core, few enough that lavapipe's fixed cost per
  *  workgroup stays small (FCOS cls @8, dgrad + wgrad: 0.94 ms at 32 against 1.11 ms at 128; after
@@ -497,8 +489,8 @@ function planWgrad(g: ConvGeometry, dyOff: number): WgradPlan {
 }
 
 /** The uniform block of the gradient kernels (field use: see the comment above wgradFn). */
-function packGradParams(g: ConvGeometry, offs: { x?: number; w?: number; dy: number; dx?: number }, d: DgradPlan | null, w: WgradPlan | null, outOff: number): Uint8Array {
-  return packConvParams(g, { x: offs.x ?? 0, w: offs.w ?? 0, y: offs.dy, b: offs.dx ?? 0 }, [
+function packGradParams(g: ConvGeometry, offs: { x?: number; w?: number; dy: number; dx?: number }, d: DgradPlan | null, w: WgradPlan | null, outOff: number) {
+  return convParams(g, { x: offs.x ?? 0, w: offs.w ?? 0, y: offs.dy, b: offs.dx ?? 0 }, [
     d?.cTiles ?? 0, d?.tpw ?? 0, outOff, w?.laneTiles ?? 0, w?.rowsPerChunk ?? 0, d?.workgroups ?? 0,
   ]);
 }
@@ -523,7 +515,8 @@ export function convWgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: G
   check('wgrad', g);
   const plan = planWgrad(g, dyOff);
   const target = wgradTarget(g, plan, dw, dwOff);
-  rt().dispatch(wgradDef(g, plan.vecDy), [dy, x, target.out], packGradParams(g, { x: xOff, dy: dyOff }, null, plan, target.outOff), plan.workgroups);
+  const buffers = plan.vecDy ? { dy4: dy, x, out: target.out } : { dy, x, out: target.out };
+  wgradKernel.dispatch(wgradVariant(g, plan.vecDy), buffers, packGradParams(g, { x: xOff, dy: dyOff }, null, plan, target.outOff), plan.workgroups);
   target.finish();
 }
 
@@ -533,7 +526,7 @@ export function convWgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: G
 export function convDgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   check('dgrad', g);
   const plan = planDgrad(g);
-  rt().dispatch(dgradDef(g.O, g.KH, g.KW), [dy, w, dx], packGradParams(g, { w: wOff, dy: dyOff, dx: dxOff }, plan, null, 0), plan.workgroups);
+  dgradKernel.dispatch({ O: g.O, KH: g.KH, KW: g.KW }, { dy, w, dx }, packGradParams(g, { w: wOff, dy: dyOff, dx: dxOff }, plan, null, 0), plan.workgroups);
 }
 
 /** dx and dw together in one dispatch (the dgrad workgroups first, then the wgrad's): on the tiny
@@ -547,7 +540,7 @@ export function convBackwardFew(
   const dp = planDgrad(g);
   const wp = planWgrad(g, dyOff);
   const target = wgradTarget(g, wp, dw, dwOff);
-  const buffers = [dy, ...(wp.vecDy ? [dy] : []), w, x, dx, target.out];
-  rt().dispatch(fusedDef(g, wp.vecDy), buffers, packGradParams(g, { x: xOff, w: wOff, dy: dyOff, dx: dxOff }, dp, wp, target.outOff), dp.workgroups + wp.workgroups);
+  const buffers = { dy, dy4: wp.vecDy ? dy : undefined, w, x, dx, out: target.out };
+  fusedKernel.dispatch({ ...wgradVariant(g, wp.vecDy), dKH: g.KH }, buffers, packGradParams(g, { x: xOff, w: wOff, dy: dyOff, dx: dxOff }, dp, wp, target.outOff), dp.workgroups + wp.workgroups);
   target.finish();
 }

@@ -7,12 +7,10 @@
 // invocation are inside the input (the interior, nearly always), the channel loop runs without
 // masks. Same math and column order as variant 1:
 //   Y[o, col] = Σ_(tap, c) W[o, c, tap] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw].
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rt, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { packWeightForward, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
-
-const cache = new Map<string, KernelDef>();
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type ForwardTileVariant } from './tile';
 
 let rowsOverride: number | undefined;
 /** Force TM (4, 8 or 16) for tuning and tests. */
@@ -26,11 +24,14 @@ export function v2Rows(m: number): number {
   return m >= 16 ? 16 : m > 4 ? 8 : 4;
 }
 
-function forwardV2Def(tm: number, wg: number, pointwise: boolean, hasBias: boolean, relu: boolean): KernelDef {
-  const key = `conv.gemm2.fwd:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}:${hasBias ? 'b' : ''}${relu ? 'r' : ''}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const yBinding = hasBias ? 3 : 2;
+const forwardV2Kernel = defineKernel({
+  name: 'conv.gemm2.fwd',
+  bindings: { x: read('f32'), wp: read('vec4f'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
+  params: CONV_PARAMS,
+  code: forwardV2Code,
+});
+
+function forwardV2Code({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
   const channelLoop = (b: string) => `for (var c = 0; c < p.Cg; c++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + c * RP4')}
@@ -69,13 +70,7 @@ function forwardV2Def(tm: number, wg: number, pointwise: boolean, hasBias: boole
       ${COLS.map((j) => `if (c0 + ${j} < NP) { y[i32(p.y_off) + (n${j} * p.O + o) * OHW + pix${j}] = ${relu ? `max(acc${i}.${COMPONENT[j]} + bv, 0.0)` : `acc${i}.${COMPONENT[j]} + bv`}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> wp: array<vec4f>;
-${hasBias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
-@group(0) @binding(${yBinding}) var<storage, read_write> y: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(${yBinding + 1}) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups')}
   let g = z;
   let HW = p.H * p.W;
@@ -92,9 +87,6 @@ ${gemmEntry(wg, tm, 'p.groups')}
   ${loop}
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: hasBias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 /** y = conv(x, w) (+ bias) (then ReLU), variant 2 (packed weights). Same contract as convForwardDirect. */
@@ -111,8 +103,7 @@ export function convForwardGemmV2(
   const colTiles = Math.ceil((g.N * g.OH * g.OW) / (TN * wg));
   const rowTiles = rp / tm;
   const wp = packWeightForward(g, w, wOff, rp);
-  const def = forwardV2Def(tm, wg, isPointwise(g), !!bias, relu);
-  const params = packConvParams(g, { x: xOff, y: yOff, b: bias?.offset ?? 0 }, [colTiles, rowTiles, rp / 4]);
-  rt().dispatch(def, bias ? [x, wp, bias.buffer, y] : [x, wp, y], params, colTiles * rowTiles * g.groups);
+  const params = convParams(g, { x: xOff, y: yOff, b: bias?.offset ?? 0 }, [colTiles, rowTiles, rp / 4]);
+  forwardV2Kernel.dispatch({ tm, wg, pointwise: isPointwise(g), hasBias: !!bias, relu }, { x, wp, bias: bias?.buffer, y }, params, colTiles * rowTiles * g.groups);
   rt().pool.release(wp);
 }

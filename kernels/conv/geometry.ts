@@ -1,7 +1,7 @@
 // Convolution geometry shared by every conv kernel: NCHW input [N, C, H, W], weight
 // [O, C/groups, KH, KW], output [N, O, OH, OW]. All kernels take contiguous buffers plus element
-// offsets and read the geometry from one uniform block with the same field order (WGSL_CONV_PARAMS).
-import { Params, rt } from '../../core/runtime';
+// offsets and read the geometry from one uniform block, CONV_PARAMS (convParams fills it).
+import { rt } from '../define-kernel';
 
 export interface ConvGeometry {
   N: number;
@@ -68,26 +68,30 @@ export function convFlops(g: ConvGeometry): number {
   return 2 * g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW;
 }
 
-/** The WGSL uniform block every conv kernel declares (all i32/u32, same order as packConvParams). */
-export const WGSL_CONV_PARAMS = /* wgsl */ `
-struct P {
-  N: i32, C: i32, H: i32, W: i32,
-  O: i32, OH: i32, OW: i32, KH: i32,
-  KW: i32, sh: i32, sw: i32, ph: i32,
-  pw: i32, dh: i32, dw: i32, groups: i32,
-  Cg: i32, Og: i32, x_off: u32, w_off: u32,
-  y_off: u32, b_off: u32, e0: i32, e1: i32,
-  e2: i32, e3: i32, e4: i32, e5: i32,
-}`;
+/** The uniform block every conv kernel declares: the geometry, buffer offsets (elements) and six
+ *  kernel-specific integers e0..e5 (see convParams). */
+export const CONV_PARAMS = {
+  N: 'i32', C: 'i32', H: 'i32', W: 'i32',
+  O: 'i32', OH: 'i32', OW: 'i32', KH: 'i32',
+  KW: 'i32', sh: 'i32', sw: 'i32', ph: 'i32',
+  pw: 'i32', dh: 'i32', dw: 'i32', groups: 'i32',
+  Cg: 'i32', Og: 'i32', x_off: 'u32', w_off: 'u32',
+  y_off: 'u32', b_off: 'u32', e0: 'i32', e1: 'i32',
+  e2: 'i32', e3: 'i32', e4: 'i32', e5: 'i32',
+} as const;
 
-/** Pack the geometry, buffer offsets (elements) and up to six kernel-specific integers. */
-export function packConvParams(g: ConvGeometry, offs: { x?: number; w?: number; y?: number; b?: number }, extra: number[] = []): Uint8Array {
-  const e = [...extra, 0, 0, 0, 0, 0, 0].slice(0, 6);
-  return new Params(28)
-    .i(g.N, g.C, g.H, g.W, g.O, g.OH, g.OW, g.KH, g.KW, g.strideH, g.strideW, g.padH, g.padW, g.dilH, g.dilW, g.groups, g.C / g.groups, g.O / g.groups)
-    .u(offs.x ?? 0, offs.w ?? 0, offs.y ?? 0, offs.b ?? 0)
-    .i(...e)
-    .bytes();
+/** CONV_PARAMS values: the geometry, buffer offsets and up to six kernel-specific integers. */
+export function convParams(g: ConvGeometry, offs: { x?: number; w?: number; y?: number; b?: number }, extra: number[] = []) {
+  const [e0 = 0, e1 = 0, e2 = 0, e3 = 0, e4 = 0, e5 = 0] = extra;
+  return {
+    N: g.N, C: g.C, H: g.H, W: g.W,
+    O: g.O, OH: g.OH, OW: g.OW, KH: g.KH,
+    KW: g.KW, sh: g.strideH, sw: g.strideW, ph: g.padH,
+    pw: g.padW, dh: g.dilH, dw: g.dilW, groups: g.groups,
+    Cg: g.C / g.groups, Og: g.O / g.groups, x_off: offs.x ?? 0, w_off: offs.w ?? 0,
+    y_off: offs.y ?? 0, b_off: offs.b ?? 0, e0, e1,
+    e2, e3, e4, e5,
+  };
 }
 
 let workgroupOverride: number | undefined;

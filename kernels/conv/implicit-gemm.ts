@@ -7,17 +7,18 @@
 // taps that fall in the padding for every column of the tile are skipped. Register tile TM output channels × 4
 // output pixels per invocation (tile.ts). 1×1 stride-1 unpadded convs take the plain-GEMM
 // specialisation (no bounds checks: X̂ rows are input channel planes). Epilogue: bias, ReLU.
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { defineKernel, read, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type ForwardTileVariant } from './tile';
 
-const cache = new Map<string, KernelDef>();
+const forwardGemmKernel = defineKernel({
+  name: 'conv.gemm.fwd',
+  bindings: { x: read('f32'), w: read('f32'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
+  params: CONV_PARAMS,
+  code: forwardGemmCode,
+});
 
-function forwardGemmDef(tm: number, wg: number, pointwise: boolean, hasBias: boolean, relu: boolean): KernelDef {
-  const key = `conv.gemm.fwd:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}:${hasBias ? 'b' : ''}${relu ? 'r' : ''}`;
-  let def = cache.get(key);
-  if (def) return def;
-  const yBinding = hasBias ? 3 : 2;
+function forwardGemmCode({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
   const loop = pointwise
     ? `for (var c = 0; c < p.Cg; c++) {
     let xo = c * HW;
@@ -50,13 +51,7 @@ function forwardGemmDef(tm: number, wg: number, pointwise: boolean, hasBias: boo
       ${COLS.map((j) => `if (c0 + ${j} < NP) { y[i32(p.y_off) + (n${j} * p.O + o) * OHW + pix${j}] = ${relu ? `max(acc${i}.${COMPONENT[j]} + bv, 0.0)` : `acc${i}.${COMPONENT[j]} + bv`}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-${hasBias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
-@group(0) @binding(${yBinding}) var<storage, read_write> y: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(${yBinding + 1}) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups')}
   let g = z;
   let HW = p.H * p.W;
@@ -74,9 +69,6 @@ ${gemmEntry(wg, tm, 'p.groups')}
   ${loop}
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: hasBias ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 /** y = conv(x, w) (+ bias) (then ReLU) as an implicit GEMM. Same contract as convForwardDirect. */
@@ -91,7 +83,6 @@ export function convForwardGemm(
   const wg = gemmWorkgroupSize();
   const colTiles = Math.ceil((g.N * g.OH * g.OW) / (TN * wg));
   const rowTiles = Math.ceil(og / tm);
-  const def = forwardGemmDef(tm, wg, isPointwise(g), !!bias, relu);
-  const params = packConvParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 }, [colTiles, rowTiles]);
-  rt().dispatch(def, bias ? [x, w, bias.buffer, y] : [x, w, y], params, colTiles * rowTiles * g.groups);
+  const params = convParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 }, [colTiles, rowTiles]);
+  forwardGemmKernel.dispatch({ tm, wg, pointwise: isPointwise(g), hasBias: !!bias, relu }, { x, w, bias: bias?.buffer, y }, params, colTiles * rowTiles * g.groups);
 }

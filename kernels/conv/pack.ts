@@ -6,12 +6,14 @@
 //   weightRows:  W[g·Og + o, c, tap]  →  P[g, tap, k, r]   (fwd: r = o, k = c; dgrad: r = c, k = o)
 //   dyRows:      dy[n, g·Og + o, pix] →  P[n, pix, g, r]   (wgrad: r = o)
 // Padding rows (r ≥ Og or ≥ Cg) are written as 0, so the GEMM needs no row bounds checks.
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { defineKernel, read, rt, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { type ConvGeometry } from './geometry';
 
 const WG = 64;
 
-function packDef(kind: 'fwd' | 'dgrad' | 'dy'): KernelDef {
+type PackKind = 'fwd' | 'dgrad' | 'dy';
+
+function packCode(kind: PackKind): string {
   // All three are P[outer, k, r] with r fastest; src index computed per kind.
   const src =
     kind === 'fwd'
@@ -28,15 +30,7 @@ function packDef(kind: 'fwd' | 'dgrad' | 'dy'): KernelDef {
           `let n = outer / p.khw; let pix = outer % p.khw;
   let ok = r < p.og;
   let s = (n * p.cg * p.og + k * p.og + min(r, p.og - 1u)) * p.khw + pix;`;
-  return {
-    key: `conv.pack.${kind}`,
-    bindings: ['read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-struct Q { total: u32, rp: u32, kn: u32, khw: u32, og: u32, cg: u32, src_off: u32, _p: u32 }
-@group(0) @binding(2) var<uniform> p: Q;
+  return /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -48,20 +42,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let outer = rest / p.kn;
   ${src}
   dst[i] = select(0.0, src[p.src_off + s], ok);
-}`,
-  };
+}`;
 }
 
-const defs = { fwd: packDef('fwd'), dgrad: packDef('dgrad'), dy: packDef('dy') };
+const packKernel = defineKernel({
+  name: 'conv.pack',
+  variants: { kind: ['fwd', 'dgrad', 'dy'] },
+  bindings: { src: read('f32'), dst: rw('f32') },
+  params: { total: 'u32', rp: 'u32', kn: 'u32', khw: 'u32', og: 'u32', cg: 'u32', src_off: 'u32' },
+  code: ({ kind }) => packCode(kind),
+});
 
 /** Rows padded to whole tiles of `tm` rows. */
 export const paddedRows = (rows: number, tm: number) => Math.ceil(rows / tm) * tm;
 
-function run(def: KernelDef, src: GPUBuffer, dst: GPUBuffer, q: number[]): void {
-  const total = q[0]!;
-  const groups = Math.ceil(total / WG);
+function run(kind: PackKind, src: GPUBuffer, dst: GPUBuffer, q: { total: number; rp: number; kn: number; khw: number; og: number; cg: number; src_off: number }): void {
+  const groups = Math.ceil(q.total / WG);
   const gx = Math.min(groups, 65535);
-  rt().dispatch(def, [src, dst], new Uint32Array(q), [gx, Math.ceil(groups / gx)]);
+  packKernel.dispatch({ kind }, { src, dst }, q, [gx, Math.ceil(groups / gx)]);
 }
 
 /** Pack W for the forward GEMM into a pooled buffer P[g, tap, c, o (padded to rp)]; caller releases. */
@@ -71,7 +69,7 @@ export function packWeightForward(g: ConvGeometry, w: GPUBuffer, wOff: number, r
   const og = g.O / g.groups;
   const total = g.groups * khw * cg * rp;
   const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.w.fwd');
-  run(defs.fwd, w, dst, [total, rp, cg, khw, og, cg, wOff, 0]);
+  run('fwd', w, dst, { total, rp, kn: cg, khw, og, cg, src_off: wOff });
   return dst;
 }
 
@@ -82,7 +80,7 @@ export function packWeightDgrad(g: ConvGeometry, w: GPUBuffer, wOff: number, rp:
   const og = g.O / g.groups;
   const total = g.groups * khw * og * rp;
   const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.w.dgrad');
-  run(defs.dgrad, w, dst, [total, rp, og, khw, og, cg, wOff, 0]);
+  run('dgrad', w, dst, { total, rp, kn: og, khw, og, cg, src_off: wOff });
   return dst;
 }
 
@@ -92,6 +90,6 @@ export function packDyRows(g: ConvGeometry, dy: GPUBuffer, dyOff: number, rp: nu
   const og = g.O / g.groups;
   const total = g.N * ohw * g.groups * rp;
   const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.dy');
-  run(defs.dy, dy, dst, [total, rp, g.groups, ohw, og, g.groups, dyOff, 0]);
+  run('dy', dy, dst, { total, rp, kn: g.groups, khw: ohw, og, cg: g.groups, src_off: dyOff });
   return dst;
 }

@@ -3,9 +3,22 @@
 // (acc0..acc{TM-1}); per reduction step it loads TM values of A and 4 values of B and does TM
 // vec4 FMAs. All per-row and per-column code is unrolled here in TypeScript, because WGSL arrays
 // indexed in loops spill on lavapipe. The workgroup is a row of WG invocations along the columns.
-import { WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 export const TN = 4;
+
+/** Variant of the register-tiled GEMM kernels: TM rows per invocation, workgroup width, and the
+ *  1×1 stride-1 unpadded specialisation. */
+export interface GemmTileVariant {
+  tm: number;
+  wg: number;
+  pointwise: boolean;
+}
+/** Forward GEMMs also fuse the bias and ReLU. */
+export interface ForwardTileVariant extends GemmTileVariant {
+  hasBias: boolean;
+  relu: boolean;
+}
 export const COLS = [0, 1, 2, 3] as const;
 
 export const range = (n: number) => Array.from({ length: n }, (_, i) => i);

@@ -22,7 +22,7 @@
 //   wgrad    C[o, (c,tap)] = Σ_(n,oh,ow) dy[n,o,oh,ow] · x[n, c, oh·sh + oy_t, ow·sw + ox_t], with the
 //            reduction cut into chunks that accumulate into dw in order (deterministic split-K).
 // The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
-import { Params, type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { defineKernel, read, rt, rw } from '../define-kernel';
 import { hasSubgroups8, isSoftwareAdapter } from '../matmul';
 import { reduceSplits } from './wgrad';
 
@@ -44,14 +44,6 @@ export interface Tap {
   index: number;
 }
 
-const cache = new Map<string, KernelDef>();
-function def(key: string, bindings: KernelDef['bindings'], code: () => string): KernelDef {
-  let d = cache.get(key);
-  if (!d) cache.set(key, (d = { key, code: code(), bindings, uniform: true }));
-  return d;
-}
-
-const TAPS_WGSL = `taps: array<vec4i, ${Math.ceil(MAX_TAPS / 2)}>`;
 /** The tap table, two taps per vec4i: (oy0, ox0, oy1, ox1); indices go in a second table. */
 function tapWords(taps: Tap[], what: 'offsets' | 'index'): number[] {
   if (taps.length > MAX_TAPS) throw new Error(`conv v3: ${taps.length} taps, at most ${MAX_TAPS}`);
@@ -81,18 +73,18 @@ const blockRows = (rows: number, otherWgs: number) => Math.max(1, Math.ceil(rows
 /** Gather for forward/dgrad: panel columns are output positions (n, a, b) on a GH×GW grid, rows
  *  k = c·T + t. Each lane decodes its 4 columns once, then walks k with counters (no division
  *  per element: x86 has no SIMD integer divide). */
-const im2colDef = () =>
-  def('conv.v3.im2col', ['read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;
-struct Q {
-  NC: i32, GW: i32, GHW: i32, K: i32,
-  K4: i32, T: i32, panels: i32, panel0: i32,
-  stepH: i32, stepW: i32, Hs: i32, Ws: i32,
-  csrc: i32, cgs: i32, src_off: i32, kb: i32,
-  ${TAPS_WGSL},
-}
-@group(0) @binding(2) var<uniform> q: Q;
+const im2colKernel = defineKernel({
+  name: 'conv.v3.im2col',
+  uniformVar: 'q',
+  bindings: { src: read('f32'), Bp: rw('vec4f') },
+  params: {
+    NC: 'i32', GW: 'i32', GHW: 'i32', K: 'i32',
+    K4: 'i32', T: 'i32', panels: 'i32', panel0: 'i32',
+    stepH: 'i32', stepW: 'i32', Hs: 'i32', Ws: 'i32',
+    csrc: 'i32', cgs: 'i32', src_off: 'i32', kb: 'i32',
+    taps: ['i32', Math.ceil(MAX_TAPS / 2) * 4],
+  },
+  code: () => /* wgsl */ `
 ${TAP_FN}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -128,22 +120,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     t++;
     if (t == q.T) { t = 0; c++; }
   }
-}`);
+}`,
+});
 
 /** Gather for wgrad: panel columns are k = c·T + t, rows are output positions s = (n, oh, ow) of
  *  the chunk [s0, s0 + R4). Each lane decodes its 4 (c, tap) once and walks s with counters. */
-const im2colTDef = () =>
-  def('conv.v3.im2colT', ['read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Bp: array<vec4f>;
-struct Q {
-  KK: i32, T: i32, R4: i32, s0: i32,
-  NS: i32, OH: i32, OW: i32, sh: i32,
-  sw: i32, Hs: i32, Ws: i32, csrc: i32,
-  cg: i32, src_off: i32, panels: i32, kb: i32,
-  ${TAPS_WGSL},
-}
-@group(0) @binding(2) var<uniform> q: Q;
+const im2colTKernel = defineKernel({
+  name: 'conv.v3.im2colT',
+  uniformVar: 'q',
+  bindings: { src: read('f32'), Bp: rw('vec4f') },
+  params: {
+    KK: 'i32', T: 'i32', R4: 'i32', s0: 'i32',
+    NS: 'i32', OH: 'i32', OW: 'i32', sh: 'i32',
+    sw: 'i32', Hs: 'i32', Ws: 'i32', csrc: 'i32',
+    cg: 'i32', src_off: 'i32', panels: 'i32', kb: 'i32',
+    taps: ['i32', Math.ceil(MAX_TAPS / 2) * 4],
+  },
+  code: () => /* wgsl */ `
 ${TAP_FN}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -183,7 +176,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     ow++;
     if (ow == q.OW) { ow = 0; oh++; if (oh == q.OH) { oh = 0; n++; } }
   }
-}`);
+}`,
+});
 
 // ---- A operands --------------------------------------------------------------------------------
 
@@ -192,16 +186,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  *  row (m, g), looping over k (lavapipe pays per workgroup): the only per-element division is by the tap count T, a compile-time constant (a
  *  multiply and shift; x86 has no SIMD integer divide). `table`: tap indices from the uniform
  *  (dgrad phases); otherwise tap t is index t. */
-const packWDef = (T: number, table: boolean) =>
-  def(`conv.v3.packw:t${T}:${table ? 'tab' : 'id'}`, ['read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> A: array<f32>;
-struct Q {
-  Mpad: i32, K4: i32, K: i32, Mg: i32,
-  sm: i32, sc: i32, gstride: i32, w_off: i32,
-  idx: array<vec4i, ${Math.ceil(MAX_TAPS / 4)}>,
-}
-@group(0) @binding(2) var<uniform> q: Q;
+const packWKernel = defineKernel({
+  name: 'conv.v3.packw',
+  uniformVar: 'q',
+  bindings: { w: read('f32'), A: rw('f32') },
+  params: {
+    Mpad: 'i32', K4: 'i32', K: 'i32', Mg: 'i32',
+    sm: 'i32', sc: 'i32', gstride: 'i32', w_off: 'i32',
+    idx: ['i32', Math.ceil(MAX_TAPS / 4) * 4],
+  },
+  code: ({ T, table }: { T: number; table: boolean }) => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m = i32(wid.y);
@@ -218,16 +212,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let s = rs + c * q.sc + tap;
     A[row + k] = select(0.0, w[select(0, s, ok)], ok);
   }
-}`);
+}`,
+});
 
 /** dy rows for wgrad: A[g][m][s] = dy[n, g·Og + m, pix], s = n·OHW + pix < NS, zero padded to NS4.
  *  One workgroup per (m, g·N + n), looping over pixels: no per-element division. */
-const packDyDef = () =>
-  def('conv.v3.packdy2', ['read', 'rw'], () => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> A: array<f32>;
-struct Q { Mpad: i32, NS4: i32, NS: i32, Og: i32, O: i32, OHW: i32, dy_off: i32, N: i32 }
-@group(0) @binding(2) var<uniform> q: Q;
+const packDyKernel = defineKernel({
+  name: 'conv.v3.packdy2',
+  uniformVar: 'q',
+  bindings: { dy: read('f32'), A: rw('f32') },
+  params: { Mpad: 'i32', NS4: 'i32', NS: 'i32', Og: 'i32', O: 'i32', OHW: 'i32', dy_off: 'i32', N: 'i32' },
+  code: () => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m = i32(wid.y);
@@ -241,7 +236,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var pix = i32(lid); pix < q.OHW; pix += 64) {
     A[row + n * q.OHW + pix] = select(0.0, dy[select(0, src + pix, ok)], ok);
   }
-}`);
+}`,
+});
 
 // ---- the GEMM ----------------------------------------------------------------------------------
 
@@ -256,28 +252,31 @@ interface GemmSpec {
 
 /** C tile (rows m0.., 32 panel columns) = A[g][m][ka..ka+K4) · Bp[g][panel][0..K4)[32]. Every lane
  *  stays active to the end: subgroupBroadcast reads the other lanes' A rows. */
-function gemmDef(s: GemmSpec): KernelDef {
-  const key = `conv.v3.gemm:r${s.rows}:${s.store}:${s.bias ? 'b' : ''}${s.relu ? 'r' : ''}`;
+const gemmKernel = defineKernel({
+  name: 'conv.v3.gemm',
+  uniformVar: 'q',
+  bindings: {
+    A: read('vec4f'),
+    B: read('vec4f'),
+    bias: { ...read('f32'), when: (v) => v.bias },
+    C: { type: (v) => (v.store === 'fwd4' ? 'vec4f' : 'f32'), access: 'rw' },
+  },
+  params: {
+    Mg: 'i32', Mpad: 'i32', K4: 'i32', lda4: 'i32',
+    ka4: 'i32', panels: 'i32', panel0: 'i32', NC: 'i32',
+    GW: 'i32', GHW: 'i32', ctot: 'i32', Hf: 'i32',
+    Wf: 'i32', sH: 'i32', sW: 'i32', oH: 'i32',
+    oW: 'i32', out_off: 'i32', b_off: 'i32', accumulate: 'i32',
+    kS: 'i32', sstride: 'i32', ngroups: 'i32',
+  },
+  code: (s: GemmSpec) => gemmCode(s),
+});
+
+function gemmCode(s: GemmSpec): string {
   const R = s.rows;
   const loadsA = R / 8;
-  const binds = ['read', 'read', ...(s.bias ? ['read'] : []), 'rw'] as KernelDef['bindings'];
-  return def(key, binds, () => {
-    const L: string[] = ['enable subgroups;'];
-    L.push('@group(0) @binding(0) var<storage, read> A: array<vec4f>;');
-    L.push('@group(0) @binding(1) var<storage, read> B: array<vec4f>;');
-    if (s.bias) L.push('@group(0) @binding(2) var<storage, read> bias: array<f32>;');
-    const cb = s.bias ? 3 : 2;
-    L.push(`@group(0) @binding(${cb}) var<storage, read_write> C: array<${s.store === 'fwd4' ? 'vec4f' : 'f32'}>;`);
-    L.push(`struct Q {
-  Mg: i32, Mpad: i32, K4: i32, lda4: i32,
-  ka4: i32, panels: i32, panel0: i32, NC: i32,
-  GW: i32, GHW: i32, ctot: i32, Hf: i32,
-  Wf: i32, sH: i32, sW: i32, oH: i32,
-  oW: i32, out_off: i32, b_off: i32, accumulate: i32,
-  kS: i32, sstride: i32, ngroups: i32, _p: i32,
-}
-@group(0) @binding(${cb + 1}) var<uniform> q: Q;
-@compute @workgroup_size(8)
+  const L: string[] = ['enable subgroups;'];
+  L.push(`@compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   // z = split · groups + g: split sp reduces k in [sp·kS, (sp + 1)·kS) into its own output slice.
   let g = i32(wid.z) % q.ngroups;
@@ -288,54 +287,53 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
   let m0 = i32(wid.x) * ${R};
   let col0 = (q.panel0 + pl) * ${PANEL} + i32(lane) * 4;
   var bi = ((g * q.panels + pl) * q.K4 + kBeg) * 8 + i32(lane);`);
-    for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4 + kBeg / 4;`);
-    for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
-    L.push('  for (var k = kBeg; k < kEnd; k += 4) {');
-    for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
-    for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
-    L.push('    bi += 32;');
+  for (let j = 0; j < loadsA; j++) L.push(`  var ai${j} = (g * q.Mpad + m0 + i32(lane) + ${8 * j}) * q.lda4 + q.ka4 + kBeg / 4;`);
+  for (let r = 0; r < R; r++) L.push(`  var acc${r} = vec4f(0.0);`);
+  L.push('  for (var k = kBeg; k < kEnd; k += 4) {');
+  for (let j = 0; j < loadsA; j++) L.push(`    let am${j} = A[ai${j}]; ai${j}++;`);
+  for (let kk = 0; kk < 4; kk++) L.push(`    let b${kk} = B[bi + ${kk * 8}];`);
+  L.push('    bi += 32;');
+  for (let r = 0; r < R; r++) {
+    L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
+    for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
+  }
+  L.push('  }');
+  const epi = (v: string, m: string) => {
+    let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
+    if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
+    return e;
+  };
+  if (s.store === 'fwd4') {
+    // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
+    L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
+    for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
+  } else if (s.store === 'wgrad') {
+    L.push('  let base = q.out_off + sp * q.sstride + g * q.Mg * q.NC + col0;');
     for (let r = 0; r < R; r++) {
-      L.push(`    let a${r} = subgroupBroadcast(am${r >> 3}, ${r & 7}u);`);
-      for (let kk = 0; kk < 4; kk++) L.push(`    acc${r} = fma(vec4f(a${r}.${X[kk]}), b${kk}, acc${r});`);
-    }
-    L.push('  }');
-    const epi = (v: string, m: string) => {
-      let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
-      if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
-      return e;
-    };
-    if (s.store === 'fwd4') {
-      // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
-      L.push('  let n = col0 / q.GHW;\n  let rr = col0 - n * q.GHW;\n  let base = q.out_off + (n * q.ctot + g * q.Mg) * q.GHW + rr;');
-      for (let r = 0; r < R; r++) L.push(`  if (m0 + ${r} < q.Mg && col0 < q.NC) { C[(base + (m0 + ${r}) * q.GHW) >> 2u] = ${epi(`acc${r}`, `m0 + ${r}`)}; }`);
-    } else if (s.store === 'wgrad') {
-      L.push('  let base = q.out_off + sp * q.sstride + g * q.Mg * q.NC + col0;');
-      for (let r = 0; r < R; r++) {
-        for (let j = 0; j < 4; j++) {
-          L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
-        }
-      }
-    } else {
-      // Per column: image n and position (a, b) on the GH×GW grid, then the destination.
       for (let j = 0; j < 4; j++) {
-        L.push(`  let c${j} = col0 + ${j};\n  let n${j} = c${j} / q.GHW;\n  let rr${j} = c${j} - n${j} * q.GHW;`);
-        if (s.store === 'fwd') L.push(`  let d${j} = q.out_off + (n${j} * q.ctot + g * q.Mg) * q.GHW + rr${j};`);
-        else {
-          L.push(`  let a${j} = rr${j} / q.GW;\n  let bb${j} = rr${j} - a${j} * q.GW;`);
-          L.push(`  let d${j} = q.out_off + ((n${j} * q.ctot + g * q.Mg) * q.Hf + a${j} * q.sH + q.oH) * q.Wf + bb${j} * q.sW + q.oW;`);
-        }
-      }
-      const plane = s.store === 'fwd' ? 'q.GHW' : 'q.Hf * q.Wf';
-      L.push(`  let plane = ${plane};`);
-      for (let r = 0; r < R; r++) {
-        for (let j = 0; j < 4; j++) {
-          L.push(`  if (m0 + ${r} < q.Mg && c${j} < q.NC) { C[d${j} + (m0 + ${r}) * plane] = ${epi(`acc${r}.${X[j]}`, `m0 + ${r}`)}; }`);
-        }
+        L.push(`  if (m0 + ${r} < q.Mg && col0 + ${j} < q.NC) { let i = base + (m0 + ${r}) * q.NC + ${j}; C[i] = acc${r}.${X[j]} + select(0.0, C[i], q.accumulate != 0); }`);
       }
     }
-    L.push('}');
-    return L.join('\n');
-  });
+  } else {
+    // Per column: image n and position (a, b) on the GH×GW grid, then the destination.
+    for (let j = 0; j < 4; j++) {
+      L.push(`  let c${j} = col0 + ${j};\n  let n${j} = c${j} / q.GHW;\n  let rr${j} = c${j} - n${j} * q.GHW;`);
+      if (s.store === 'fwd') L.push(`  let d${j} = q.out_off + (n${j} * q.ctot + g * q.Mg) * q.GHW + rr${j};`);
+      else {
+        L.push(`  let a${j} = rr${j} / q.GW;\n  let bb${j} = rr${j} - a${j} * q.GW;`);
+        L.push(`  let d${j} = q.out_off + ((n${j} * q.ctot + g * q.Mg) * q.Hf + a${j} * q.sH + q.oH) * q.Wf + bb${j} * q.sW + q.oW;`);
+      }
+    }
+    const plane = s.store === 'fwd' ? 'q.GHW' : 'q.Hf * q.Wf';
+    L.push(`  let plane = ${plane};`);
+    for (let r = 0; r < R; r++) {
+      for (let j = 0; j < 4; j++) {
+        L.push(`  if (m0 + ${r} < q.Mg && c${j} < q.NC) { C[d${j} + (m0 + ${r}) * plane] = ${epi(`acc${r}.${X[j]}`, `m0 + ${r}`)}; }`);
+      }
+    }
+  }
+  L.push('}');
+  return L.join('\n');
 }
 
 // ---- host side ---------------------------------------------------------------------------------
@@ -378,8 +376,8 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
   const natural = taps.every((t, i) => t.index === i);
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);
   taps.forEach((t, i) => (idx[i] = t.index));
-  const params = new Params(8 + idx.length).i(mpad, K4, Math.max(K, 1), mg, sm, sc, gstride, wOff).i(...idx).bytes();
-  rt().dispatch(packWDef(Math.max(T, 1), !natural), [w, a], params, [1, mpad, groups]);
+  const params = { Mpad: mpad, K4, K: Math.max(K, 1), Mg: mg, sm, sc, gstride, w_off: wOff, idx };
+  packWKernel.dispatch({ T: Math.max(T, 1), table: !natural }, { w, A: a }, params, [1, mpad, groups]);
   return { a, K, K4 };
 }
 
@@ -391,8 +389,8 @@ export function packDyRowsV3(dy: GPUBuffer, dyOff: number, groups: number, og: n
   const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.dy');
   const N = ns / ohw;
   if (groups * N > 65535) throw new Error(`conv v3 wgrad: ${groups} groups × ${N} images exceed 65,535 workgroups (use gemm2)`);
-  const params = new Params(8).i(mpad, NS4, ns, og, O, ohw, dyOff, N).bytes();
-  rt().dispatch(packDyDef(), [dy, a], params, [1, mpad, groups * N]);
+  const params = { Mpad: mpad, NS4, NS: ns, Og: og, O, OHW: ohw, dy_off: dyOff, N };
+  packDyKernel.dispatch({}, { dy, A: a }, params, [1, mpad, groups * N]);
   return { a, NS4 };
 }
 
@@ -438,28 +436,28 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
   const dense = st.phase === null;
   const vecStore = dense && (st.GH * st.GW) % 4 === 0 && st.outOff % 4 === 0;
   const mode: StoreMode = dense ? (vecStore ? 'fwd4' : 'fwd') : 'phase';
-  const gd = gemmDef({ rows: R, store: mode, bias: !!st.bias, relu: st.relu });
+  const gv: GemmSpec = { rows: R, store: mode, bias: !!st.bias, relu: st.relu };
   const ph = st.phase ?? { Hf: 0, Wf: 0, sH: 0, sW: 0, oH: 0, oW: 0 };
   const tw = tapWords(taps, 'offsets');
-  const bufs = [a.a, ws, ...(st.bias ? [st.bias.buffer] : []), st.out];
+  const bufs = { A: a.a, B: ws, bias: st.bias?.buffer, C: st.out };
   for (let p0 = 0; p0 < totalPanels; p0 += perChunk) {
     const panels = Math.min(perChunk, totalPanels - p0);
     const kb = blockRows(a.K4, panels * groups);
     if (a.K > 0) {
-      const ip = new Params(16 + tw.length)
-        .i(NC, st.GW, st.GH * st.GW, a.K, a.K4, Math.max(taps.length, 1), panels, p0)
-        .i(srcDesc.stepH, srcDesc.stepW, srcDesc.Hs, srcDesc.Ws, srcDesc.csrc, srcDesc.cgs, srcDesc.srcOff, kb)
-        .i(...tw)
-        .bytes();
-      rt().dispatch(im2colDef(), [srcDesc.src, ws], ip, [ceilDiv(a.K4, kb), panels, groups]);
+      const ip = {
+        NC, GW: st.GW, GHW: st.GH * st.GW, K: a.K, K4: a.K4, T: Math.max(taps.length, 1), panels, panel0: p0,
+        stepH: srcDesc.stepH, stepW: srcDesc.stepW, Hs: srcDesc.Hs, Ws: srcDesc.Ws, csrc: srcDesc.csrc, cgs: srcDesc.cgs, src_off: srcDesc.srcOff, kb,
+        taps: tw,
+      };
+      im2colKernel.dispatch({}, { src: srcDesc.src, Bp: ws }, ip, [ceilDiv(a.K4, kb), panels, groups]);
     }
     const k4 = a.K > 0 ? a.K4 : 0;
-    const gp = new Params(24)
-      .i(mg, mpad, k4, a.K4 / 4, 0, panels, p0, NC)
-      .i(st.GW, st.GH * st.GW, st.ctot, ph.Hf, ph.Wf, ph.sH, ph.sW, ph.oH, ph.oW, st.outOff, st.bias?.offset ?? 0, 0)
-      .i(k4, 0, groups, 0)
-      .bytes();
-    rt().dispatch(gd, bufs, gp, [mpad / R, panels, groups]);
+    const gp = {
+      Mg: mg, Mpad: mpad, K4: k4, lda4: a.K4 / 4, ka4: 0, panels, panel0: p0, NC,
+      GW: st.GW, GHW: st.GH * st.GW, ctot: st.ctot, Hf: ph.Hf, Wf: ph.Wf, sH: ph.sH, sW: ph.sW, oH: ph.oH, oW: ph.oW, out_off: st.outOff, b_off: st.bias?.offset ?? 0, accumulate: 0,
+      kS: k4, sstride: 0, ngroups: groups,
+    };
+    gemmKernel.dispatch(gv, bufs, gp, [mpad / R, panels, groups]);
   }
   rt().pool.release(ws);
 }
@@ -494,7 +492,7 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   const chunkRows = Math.min(rowsPerChunk, ceilDiv(dyA.NS4, KB) * KB);
   if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv v3 wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
   const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.v3.panelsT');
-  const gd = gemmDef({ rows: R, store: 'wgrad', bias: false, relu: false });
+  const gv: GemmSpec = { rows: R, store: 'wgrad', bias: false, relu: false };
   const tw = tapWords(taps, 'offsets');
   // Few output tiles (small Og·Cg·KH·KW, e.g. the 3-channel stem): split each chunk's reduction
   // into S slices written to S partial outputs (summed at the end in a fixed order), so that
@@ -507,19 +505,19 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   for (let s0 = 0; s0 < dyA.NS4; s0 += chunkRows) {
     const R4 = Math.min(chunkRows, dyA.NS4 - s0);
     const rb = blockRows(R4, panels * groups);
-    const ip = new Params(16 + tw.length)
-      .i(KK, T, R4, s0, ns, s.OH, s.OW, s.sh)
-      .i(s.sw, s.H, s.W, s.C, s.cg, s.xOff, panels, rb)
-      .i(...tw)
-      .bytes();
-    rt().dispatch(im2colTDef(), [s.x, ws], ip, [ceilDiv(R4, rb), panels, groups]);
+    const ip = {
+      KK, T, R4, s0, NS: ns, OH: s.OH, OW: s.OW, sh: s.sh,
+      sw: s.sw, Hs: s.H, Ws: s.W, csrc: s.C, cg: s.cg, src_off: s.xOff, panels, kb: rb,
+      taps: tw,
+    };
+    im2colTKernel.dispatch({}, { src: s.x, Bp: ws }, ip, [ceilDiv(R4, rb), panels, groups]);
     const kS = Math.ceil(R4 / S / 4) * 4;
-    const gp = new Params(24)
-      .i(og, mpad, R4, dyA.NS4 / 4, s0 / 4, panels, 0, KK)
-      .i(0, 0, 0, 0, 0, 0, 0, 0, 0, partial ? 0 : dwOff, 0, first ? 0 : 1)
-      .i(kS, count, groups, 0)
-      .bytes();
-    rt().dispatch(gd, [dyA.a, ws, partial ?? dw], gp, [mpad / R, panels, groups * S]);
+    const gp = {
+      Mg: og, Mpad: mpad, K4: R4, lda4: dyA.NS4 / 4, ka4: s0 / 4, panels, panel0: 0, NC: KK,
+      GW: 0, GHW: 0, ctot: 0, Hf: 0, Wf: 0, sH: 0, sW: 0, oH: 0, oW: 0, out_off: partial ? 0 : dwOff, b_off: 0, accumulate: first ? 0 : 1,
+      kS, sstride: count, ngroups: groups,
+    };
+    gemmKernel.dispatch(gv, { A: dyA.a, B: ws, C: partial ?? dw }, gp, [mpad / R, panels, groups * S]);
     first = false;
   }
   if (partial) {

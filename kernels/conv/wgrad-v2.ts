@@ -5,19 +5,21 @@
 // (so they are the same for all invocations: no divergent branches); the interior of an
 // interior row reads x without masks.
 //   dW[o, (c, kh, kw)] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
+import { defineKernel, read, rt, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packDyRows, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
 import { reduceSplits, wgradSplit } from './wgrad';
 
-const cache = new Map<string, KernelDef>();
+const wgradV2Kernel = defineKernel({
+  name: 'conv.gemm2.wgrad',
+  bindings: { dyp: read('vec4f'), x: read('f32'), out: rw('f32') },
+  params: CONV_PARAMS,
+  code: wgradV2Code,
+});
 
-function wgradV2Def(tm: number, wg: number, pointwise: boolean): KernelDef {
-  const key = `conv.gemm2.wgrad:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}`;
-  let def = cache.get(key);
-  if (def) return def;
+function wgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
   const step = (b: string) => `{
           let b = ${b};
           ${loadRowsVec4(tm, 'dyp', 'ya + ow * ST')}
@@ -40,12 +42,7 @@ function wgradV2Def(tm: number, wg: number, pointwise: boolean): KernelDef {
       ${COLS.map((j) => `if (c0 + ${j} < KK) { out[p.e4 + (s * p.O + o) * KK + c0 + ${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dyp: array<vec4f>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups * p.e2')}
   let g = z / p.e2;
   let s = z % p.e2;
@@ -80,9 +77,6 @@ ${gemmEntry(wg, tm, 'p.groups * p.e2')}
   }
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 /** dw[O, C/groups, KH, KW] from dy and x, variant 2 (packed dy, split-K). Same contract as convWgradDirect. */
@@ -101,13 +95,13 @@ export function convWgradGemmV2(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x
     splits = Math.ceil((g.N * g.OH) / rowsPerChunk);
   }
   const dyp = packDyRows(g, dy, dyOff, rp);
-  const def = wgradV2Def(tm, wg, isPointwise(g));
+  const variant = { tm, wg, pointwise: isPointwise(g) };
   const count = g.O * kk;
   if (splits === 1) {
-    rt().dispatch(def, [dyp, x, dw], packConvParams(g, { x: xOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff, rp / 4]), tiles);
+    wgradV2Kernel.dispatch(variant, { dyp, x, out: dw }, convParams(g, { x: xOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff, rp / 4]), tiles);
   } else {
     const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.wgrad2.partial');
-    rt().dispatch(def, [dyp, x, partial], packConvParams(g, { x: xOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0, rp / 4]), tiles * splits);
+    wgradV2Kernel.dispatch(variant, { dyp, x, out: partial }, convParams(g, { x: xOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0, rp / 4]), tiles * splits);
     reduceSplits(partial, splits, count, dw, dwOff);
     rt().pool.release(partial);
   }

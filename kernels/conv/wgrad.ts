@@ -4,16 +4,18 @@
 // The output (O × Cg·KH·KW) is small and the reduction (N·OH·OW) huge, so the reduction is split
 // into S chunks of output rows (n, oh): pass 1 writes S partial products, pass 2 sums them in a
 // fixed order (deterministic, no atomics). With S = 1 pass 1 writes dW directly.
-import { type KernelDef, rt } from '../../core/runtime';
-import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
+import { defineKernel, read, rt, rw } from '../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
 
-const cache = new Map<string, KernelDef>();
+const wgradGemmKernel = defineKernel({
+  name: 'conv.gemm.wgrad',
+  bindings: { dy: read('f32'), x: read('f32'), out: rw('f32') },
+  params: CONV_PARAMS,
+  code: wgradGemmCode,
+});
 
-function wgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
-  const key = `conv.gemm.wgrad:tm${tm}:wg${wg}:${pointwise ? 'pw' : 'gen'}`;
-  let def = cache.get(key);
-  if (def) return def;
+function wgradGemmCode({ tm, wg, pointwise }: GemmTileVariant): string {
   const inner = pointwise
     ? `for (var ow = 0; ow < p.OW; ow++) {
         let b = ${plainVec4('x', 'rb$ + ow')};
@@ -32,12 +34,7 @@ function wgradGemmDef(tm: number, wg: number, pointwise: boolean): KernelDef {
       ${COLS.map((j) => `if (c0 + ${j} < KK) { out[p.e4 + (s * p.O + o) * KK + c0 + ${j}] = acc${i}.${COMPONENT[j]}; }`).join('\n      ')}
     }
   }`;
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${WGSL_CONV_PARAMS}
-@group(0) @binding(3) var<uniform> p: P;
+  return /* wgsl */ `
 ${gemmEntry(wg, tm, 'p.groups * p.e2')}
   let g = z / p.e2;
   let s = z % p.e2;
@@ -67,21 +64,14 @@ ${gemmEntry(wg, tm, 'p.groups * p.e2')}
   }
   ${Array.from({ length: tm }, (_, i) => store(i)).join('\n  ')}
 }`;
-  def = { key, code, bindings: ['read', 'read', 'rw'], uniform: true };
-  cache.set(key, def);
-  return def;
 }
 
 const REDUCE_WG = 64;
-const reduceDef: KernelDef = {
-  key: 'conv.wgrad.splitk_reduce',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dw: array<f32>;
-struct R { count: u32, splits: u32, dw_off: u32, _p: u32 }
-@group(0) @binding(2) var<uniform> p: R;
+const reduceKernel = defineKernel({
+  name: 'conv.wgrad.splitk_reduce',
+  bindings: { partial: read('f32'), dw: rw('f32') },
+  params: { count: 'u32', splits: 'u32', dw_off: 'u32' },
+  code: () => /* wgsl */ `
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * ${REDUCE_WG}u + lid;
@@ -90,7 +80,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var s = 0u; s < p.splits; s++) { acc += partial[s * p.count + i]; }
   dw[p.dw_off + i] = acc;
 }`,
-};
+});
 
 /** Workgroups we aim for: enough to keep every core (or SM) busy. */
 const TARGET_WORKGROUPS = 256;
@@ -120,16 +110,16 @@ export function convWgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: 
     rowsPerChunk = Math.ceil((g.N * g.OH) / forceSplits);
     splits = Math.ceil((g.N * g.OH) / rowsPerChunk);
   }
-  const def = wgradGemmDef(tm, wg, isPointwise(g));
+  const variant = { tm, wg, pointwise: isPointwise(g) };
   const count = g.O * kk;
   if (splits === 1) {
-    const params = packConvParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff]);
-    rt().dispatch(def, [dy, x, dw], params, tiles);
+    const params = convParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff]);
+    wgradGemmKernel.dispatch(variant, { dy, x, out: dw }, params, tiles);
     return;
   }
   const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.wgrad.partial');
-  const params = packConvParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0]);
-  rt().dispatch(def, [dy, x, partial], params, tiles * splits);
+  const params = convParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0]);
+  wgradGemmKernel.dispatch(variant, { dy, x, out: partial }, params, tiles * splits);
   reduceSplits(partial, splits, count, dw, dwOff);
   rt().pool.release(partial);
 }
@@ -138,6 +128,5 @@ export function convWgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: 
 export function reduceSplits(partial: GPUBuffer, splits: number, count: number, dw: GPUBuffer, dwOff: number): void {
   const groupsOfWg = Math.ceil(count / REDUCE_WG);
   const gx = Math.min(groupsOfWg, 65535);
-  const rp = new Uint32Array([count, splits, dwOff, 0]);
-  rt().dispatch(reduceDef, [partial, dw], rp, [gx, Math.ceil(groupsOfWg / gx)]);
+  reduceKernel.dispatch({}, { partial, dw }, { count, splits, dw_off: dwOff }, [gx, Math.ceil(groupsOfWg / gx)]);
 }

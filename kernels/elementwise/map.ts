@@ -7,7 +7,7 @@
 // 0, a vec4 variant (see vecPlan); sizes and strides stay in the uniform block, so new shapes add
 // no pipelines. `i` is the row-major linear output index, as before collapsing.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 export const MAX_RANK = 8;
 const WG = 256;
@@ -136,26 +136,71 @@ export function setMapVec4(enabled: boolean): void {
 // dim: its coordinates are decoded once per run (rank - 1 integer divisions, which lavapipe runs
 // per lane on the CPU) and each element then only steps every operand by its inner stride.
 // Internal names carry an m_ prefix so that expressions may use any short name.
-function buildCode(spec: MapSpec, rank: number, vec: VecPlan | null): string {
-  const { inputs, out } = spec;
-  const k = inputs.length;
-  const needF16 = out.dtype === 'f16' || inputs.some((v) => v.dtype === 'f16');
+/** What the map kernel's code depends on: the expression (and its name and helpers), the operand
+ *  dtypes (`inTypes` comma-separated), the collapsed rank and the vec4 plan (`vec`: false, or one
+ *  '0'/'1' per input, '1' = broadcast along the run). */
+interface MapVariant {
+  name: string;
+  expr: string;
+  helpers: string;
+  inTypes: string;
+  outType: DType;
+  rank: number;
+  vec: string | false;
+}
+
+interface DecodedVariant {
+  inputs: { dtype: DType }[];
+  out: { dtype: DType };
+  vec: VecPlan | null;
+}
+
+function decodeVariant(v: MapVariant): DecodedVariant {
+  const inputs = v.inTypes === '' ? [] : v.inTypes.split(',').map((t) => ({ dtype: t as DType }));
+  return { inputs, out: { dtype: v.outType }, vec: v.vec === false ? null : { broadcast: [...v.vec].map((c) => c === '1') } };
+}
+
+const elem = (t: string, v: boolean) => (v ? `vec4<${t}>` : t);
+
+/** Storage binding of input j (present when the variant has more than j inputs). */
+function input(j: number) {
+  return {
+    type: (v: MapVariant) => {
+      const d = decodeVariant(v);
+      return elem(WGSL_STORAGE[d.inputs[j]!.dtype], !!d.vec && !d.vec.broadcast[j]);
+    },
+    access: 'read',
+    when: (v: MapVariant) => decodeVariant(v).inputs.length > j,
+  } as const;
+}
+
+const mapKernel = defineKernel({
+  name: 'map',
+  bindings: {
+    in0: input(0), in1: input(1), in2: input(2), in3: input(3), in4: input(4), in5: input(5), in6: input(6), in7: input(7),
+    out: { type: (v) => elem(WGSL_STORAGE[v.outType], v.vec !== false), access: 'rw' },
+  },
+  params: (v: MapVariant) => {
+    const k = decodeVariant(v).inputs.length;
+    return {
+      runs: 'u32', inner: 'u32', out_off: 'u32', seed: 'u32',
+      s0: 'f32', s1: 'f32', s2: 'f32', s3: 'f32',
+      rpr: 'u32',
+      shape: ['u32', 8, 1],
+      out_st: ['u32', 8],
+      in_off: ['u32', 4 * Math.max(1, Math.ceil(k / 4))],
+      // Input j's strides at [8j, 8j + 8).
+      in_st: ['u32', 4 * Math.max(1, 2 * k)],
+    } as const;
+  },
+  code: (v: MapVariant) => buildCode(v),
+});
+
+function buildCode(variant: MapVariant): string {
+  const { inputs, out, vec } = decodeVariant(variant);
+  const spec = variant;
+  const rank = variant.rank;
   const lines: string[] = [];
-  if (needF16) lines.push('enable f16;');
-  const elem = (t: string, v: boolean) => (v ? `vec4<${t}>` : t);
-  inputs.forEach((v, j) => lines.push(`@group(0) @binding(${j}) var<storage, read> in${j}: array<${elem(WGSL_STORAGE[v.dtype], !!vec && !vec.broadcast[j])}>;`));
-  lines.push(`@group(0) @binding(${k}) var<storage, read_write> out: array<${elem(WGSL_STORAGE[out.dtype], !!vec)}>;`);
-  const kv = Math.max(1, Math.ceil(k / 4));
-  lines.push(`struct P {
-  runs: u32, inner: u32, out_off: u32, seed: u32,
-  s0: f32, s1: f32, s2: f32, s3: f32,
-  rpr: u32, pad0: u32, pad1: u32, pad2: u32,
-  shape: array<vec4u, 2>,
-  out_st: array<vec4u, 2>,
-  in_off: array<vec4u, ${kv}>,
-  in_st: array<vec4u, ${Math.max(1, 2 * k)}>,
-}`);
-  lines.push(`@group(0) @binding(${k + 1}) var<uniform> p: P;`);
   lines.push(WGSL_LINEAR_WORKGROUP);
   lines.push(RNG_HELPERS);
   if (spec.helpers) lines.push(spec.helpers);
@@ -242,7 +287,6 @@ export function vecPlan(views: readonly View[], shape: readonly number[], stride
   return { broadcast };
 }
 
-const defCache = new Map<string, KernelDef>();
 
 /** Record the elementwise kernel. Output and inputs are views; inputs broadcast to out.shape. */
 export function launchMap(spec: MapSpec, seed = 0): void {
@@ -256,25 +300,35 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   const c = collapseDims(shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, shape))]);
   const rank = c.shape.length;
   const vec = vec4Enabled ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
-  const key = `map:${spec.name}:${spec.expr}:${inputs.map((v) => v.dtype).join(',')}>${out.dtype}:r${rank}${vec ? `v${vec.broadcast.map(Number).join('')}` : ''}`;
-  let def = defCache.get(key);
-  if (!def) {
-    def = { key, code: buildCode(spec, rank, vec), bindings: [...inputs.map(() => 'read' as const), 'rw'], uniform: true };
-    defCache.set(key, def);
-  }
+  const variant: MapVariant = {
+    name: spec.name,
+    expr: spec.expr,
+    helpers: spec.helpers ?? '',
+    inTypes: inputs.map((v) => v.dtype).join(','),
+    outType: out.dtype,
+    rank,
+    vec: vec ? vec.broadcast.map(Number).join('') : false,
+  };
   const inner = c.shape[rank - 1]!;
   const rpr = Math.ceil(inner / RUN);
   const runs = (numel / inner) * rpr;
   const sc = spec.scalars ?? [];
-  const p = new Params(96)
-    .u(runs, inner, out.offset, seed >>> 0)
-    .f(sc[0] ?? 0, sc[1] ?? 0, sc[2] ?? 0, sc[3] ?? 0)
-    .u(rpr, 0, 0, 0)
-    .uArray(c.shape, 8, 1)
-    .uArray(c.strides[0]!, 8);
-  const offs = inputs.map((v) => v.offset);
-  p.uArray(offs, Math.max(1, Math.ceil(inputs.length / 4)) * 4);
-  if (inputs.length === 0) p.uArray([], 8);
-  for (const s of c.strides.slice(1)) p.uArray(s, 8);
-  rt().dispatch(def, [...inputs.map((v) => v.buffer), out.buffer], p.bytes(), Math.ceil(runs / WG));
+  const inSt: number[] = [];
+  for (const s of c.strides.slice(1)) for (let d = 0; d < 8; d++) inSt.push(s[d] ?? 0);
+  const buffers: Record<string, GPUBuffer> = { out: out.buffer };
+  inputs.forEach((v, j) => (buffers[`in${j}`] = v.buffer));
+  mapKernel.dispatch(
+    variant,
+    buffers as { out: GPUBuffer },
+    {
+      runs, inner, out_off: out.offset, seed: seed >>> 0,
+      s0: sc[0] ?? 0, s1: sc[1] ?? 0, s2: sc[2] ?? 0, s3: sc[3] ?? 0,
+      rpr,
+      shape: c.shape,
+      out_st: c.strides[0]!,
+      in_off: inputs.map((v) => v.offset),
+      in_st: inSt,
+    },
+    Math.ceil(runs / WG),
+  );
 }

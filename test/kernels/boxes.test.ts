@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../core';
-import { type KernelDef, Params, rt } from '../../core/runtime';
+import { defineKernel, read, rw } from '../../kernels/define-kernel';
 import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/boxes';
 import { expectClose, Rng, testSeed } from '../util';
 
@@ -150,15 +150,11 @@ describe('nms', () => {
 describe('exact IoU threshold test (no division on the GPU)', () => {
   // The kernel decides fl(inter / union) > threshold from the bits; the reference is JS's
   // double quotient rounded to f32, which is the correctly rounded f32 quotient (53 >= 2*24 + 2).
-  const decide: KernelDef = {
-    key: 'test.nms_exact',
-    bindings: ['read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> ab: array<vec2u>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-struct P { n: u32, mid_m: u32, mid_e: i32, tie_up: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+  const decide = defineKernel({
+    name: 'test.nms_exact',
+    bindings: { ab: read('vec2u'), out: rw('u32') },
+    params: { n: 'u32', mid_m: 'u32', mid_e: 'i32', tie_up: 'u32' },
+    code: () => /* wgsl */ `
 ${NMS_EXACT_WGSL}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3u) {
@@ -166,13 +162,14 @@ fn main(@builtin(global_invocation_id) id: vec3u) {
   let c = ratio_vs_mid(bitcast<f32>(ab[id.x].x), bitcast<f32>(ab[id.x].y), p.mid_m, p.mid_e);
   out[id.x] = select(0u, 1u, c > 0 || (c == 0 && p.tie_up != 0u));
 }`,
-  };
+  });
   async function gpuDecisions(pairs: [number, number][], thr: number): Promise<number[]> {
     const code = nmsThresholdCode(thr);
     expect(code.mode, `threshold ${thr}`).toBe(0);
     const ab = fromArray(new Uint32Array(new Float32Array(pairs.flat()).buffer), [pairs.length, 2], 'u32');
     const out = empty([pairs.length], 'u32');
-    rt().dispatch(decide, [ab.buffer, out.buffer], new Params(4).u(pairs.length, code.midM).i(code.midE).u(code.tieUp ? 1 : 0).bytes(), Math.ceil(pairs.length / 64));
+    const params = { n: pairs.length, mid_m: code.midM, mid_e: code.midE, tie_up: code.tieUp };
+    decide.dispatch({}, { ab: ab.buffer, out: out.buffer }, params, Math.ceil(pairs.length / 64));
     const d = Array.from(await out.data());
     ab.dispose();
     out.dispose();
