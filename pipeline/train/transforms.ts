@@ -226,37 +226,50 @@ export function clipPolygonToWindow(poly: readonly number[], w: CropWindow): num
 export type BoxedBitmask = MaskCrop;
 
 /**
+ * The source index of each output column (or row) of PIL's Image.resize(NEAREST): Pillow's
+ * ImagingScaleAffine walks xo = scale * 0.5, xo += scale (in double, accumulated, so a sample
+ * point that lands on a pixel border in exact arithmetic goes where the running sum puts it) and
+ * takes trunc(xo), clamped to the last pixel.
+ */
+export function pilNearestIndex(inSize: number, outSize: number): Int32Array {
+  const scale = inSize / outSize;
+  const out = new Int32Array(outSize);
+  let xo = scale * 0.5;
+  for (let x = 0; x < outSize; x++) {
+    out[x] = Math.min(Math.trunc(xo), inSize - 1);
+    xo += scale;
+  }
+  return out;
+}
+
+/**
  * A bitmask through the geometry, as Detectron2's apply_segmentation does: the crop cuts it, the
- * resize samples it with PIL's NEAREST (source pixel floor((x + 0.5) * in / out)), the flip mirrors
- * it. The result is tight (empty when the crop left nothing).
+ * resize samples it with PIL's NEAREST (pilNearestIndex), the flip mirrors it. The result is tight
+ * (empty when the crop left nothing).
  */
 export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
   const cw = g.crop ?? { x0: 0, y0: 0, width: g.inWidth, height: g.inHeight };
-  const inW = cw.width;
-  const inH = cw.height;
   // Mask box in the cropped frame.
   const bx0 = m.x0 - cw.x0;
   const by0 = m.y0 - cw.y0;
-  const sx = inW / g.outWidth;
-  const sy = inH / g.outHeight;
-  // Output columns/rows whose nearest source lies inside the mask box (and the crop).
-  const lo = (b: number, s: number) => Math.max(0, Math.floor(b / s - 0.5) - 1);
-  const hi = (b: number, s: number, n: number) => Math.min(n, Math.ceil(b / s - 0.5) + 1);
-  const ox0 = lo(Math.max(bx0, 0), sx);
-  const ox1 = hi(Math.min(bx0 + m.width, inW), sx, g.outWidth);
-  const oy0 = lo(Math.max(by0, 0), sy);
-  const oy1 = hi(Math.min(by0 + m.height, inH), sy, g.outHeight);
+  const xs = pilNearestIndex(cw.width, g.outWidth);
+  const ys = pilNearestIndex(cw.height, g.outHeight);
+  // The output range whose sources fall inside the mask box (sources are non-decreasing).
+  const first = (idx: Int32Array, b: number) => {
+    let i = 0;
+    while (i < idx.length && idx[i]! < b) i++;
+    return i;
+  };
+  const ox0 = first(xs, bx0);
+  const ox1 = first(xs, bx0 + m.width);
+  const oy0 = first(ys, by0);
+  const oy1 = first(ys, by0 + m.height);
   const width = Math.max(0, ox1 - ox0);
   const height = Math.max(0, oy1 - oy0);
   const data = new Uint8Array(width * height);
   for (let oy = oy0; oy < oy1; oy++) {
-    const syi = Math.min(Math.floor((oy + 0.5) * sy), inH - 1) - by0;
-    if (syi < 0 || syi >= m.height) continue;
-    for (let ox = ox0; ox < ox1; ox++) {
-      const sxi = Math.min(Math.floor((ox + 0.5) * sx), inW - 1) - bx0;
-      if (sxi < 0 || sxi >= m.width) continue;
-      data[(oy - oy0) * width + (ox - ox0)] = m.data[syi * m.width + sxi]!;
-    }
+    const row = (ys[oy]! - by0) * m.width;
+    for (let ox = ox0; ox < ox1; ox++) data[(oy - oy0) * width + (ox - ox0)] = m.data[row + xs[ox]! - bx0]!;
   }
   let out: BoxedBitmask = { imageWidth: g.outWidth, imageHeight: g.outHeight, x0: ox0, y0: oy0, width, height, data };
   if (g.flip.horizontal || g.flip.vertical) {

@@ -1,10 +1,12 @@
 // INPUT.CROP (Detectron2's RandomCrop before ResizeShortestEdge) and INPUT.MASK_FORMAT bitmask:
 // crop sizes per type, bitmasks through crop + PIL-nearest resize + flip against a dense reference,
 // boxes recomputed from the cut masks, empty instances dropped, polygons clipped to the window.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   bitmaskBox,
   clipPolygonToWindow,
+  pilNearestIndex,
   transformBitmask,
   type BoxedBitmask,
   type CropWindow,
@@ -53,14 +55,17 @@ function boxedToDense(m: BoxedBitmask): Uint8Array {
   return out;
 }
 
-/** Dense reference: crop, PIL NEAREST resize (source floor((x + 0.5) * in / out)), flip. */
+/** Dense reference: crop the whole image, PIL NEAREST resize (pilNearestIndex, checked against
+ *  Pillow below), flip. */
 function referenceTransform(dense: Uint8Array, W: number, g: Geometry): Uint8Array {
   const c = g.crop ?? { x0: 0, y0: 0, width: W, height: g.inHeight };
+  const xs = pilNearestIndex(c.width, g.outWidth);
+  const ys = pilNearestIndex(c.height, g.outHeight);
   const out = new Uint8Array(g.outWidth * g.outHeight);
   for (let y = 0; y < g.outHeight; y++) {
     for (let x = 0; x < g.outWidth; x++) {
-      const sy = Math.min(Math.floor(((y + 0.5) * c.height) / g.outHeight), c.height - 1);
-      const sx = Math.min(Math.floor(((x + 0.5) * c.width) / g.outWidth), c.width - 1);
+      const sy = ys[y]!;
+      const sx = xs[x]!;
       const oy = g.flip.vertical ? g.outHeight - 1 - y : y;
       const ox = g.flip.horizontal ? g.outWidth - 1 - x : x;
       out[oy * g.outWidth + ox] = dense[(c.y0 + sy) * W + c.x0 + sx]!;
@@ -101,6 +106,17 @@ describe('RandomCrop sizes (Detectron2 get_crop_size)', () => {
 });
 
 describe('bitmasks through crop, resize and flip', () => {
+  it('resize as PIL Image.resize(NEAREST) does (fixture from Pillow 9.4)', () => {
+    const fx = JSON.parse(readFileSync('test/fixtures/train/pil_nearest.json', 'utf8')) as {
+      cases: { width: number; height: number; outWidth: number; outHeight: number; input: number[]; output: number[] }[];
+    };
+    for (const c of fx.cases) {
+      const full = denseToBoxed(Uint8Array.from(c.input), c.width, c.height);
+      const g: Geometry = { inWidth: c.width, inHeight: c.height, outWidth: c.outWidth, outHeight: c.outHeight, flip: { horizontal: false, vertical: false } };
+      expect(Array.from(boxedToDense(transformBitmask(full, g))), `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`).toEqual(c.output);
+    }
+  });
+
   it('match a dense reference (PIL nearest) on random masks, crops, sizes and flips', () => {
     const seed = testSeed();
     const rng = new Rng(seed);
