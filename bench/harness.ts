@@ -3,7 +3,7 @@
 // machine's measured fp32 peak and copy bandwidth (once per process) so that suites can report a
 // fraction of peak. Method: bench/README.md.
 import { isSoftwareAdapter } from '../kernels/matmul';
-import { type KernelDef, Params, rt } from '../core/runtime';
+import { type KernelDef, Params, rt } from '../runtime/runtime';
 
 export interface Timing {
   /** Median wall milliseconds per iteration (record + submit + wait for completion). */

@@ -1,7 +1,7 @@
 // The public API of the engine: `import * as cg from './core'`.
-export { init, rt, Params, type Runtime, type KernelDef } from './runtime';
-export { getGpu, type Gpu } from './device';
-export type { DType } from './dtype';
+export { init, rt, Params, type Runtime, type KernelDef } from '../runtime/runtime';
+export { getGpu, type Gpu } from '../runtime/device';
+export type { DType } from '../runtime/dtype';
 export {
   Tensor,
   empty,

@@ -4,8 +4,8 @@
 // the enclosing `scope()`, or, as a safety net, when the tensor is garbage collected; a freed
 // buffer goes back to the pool only after the commands using it were submitted.
 import type { GradNode } from './autograd';
-import { type DataArray, type DType, DTYPE_BYTES, f16ToF32, f32ToF16 as f32ToF16Bits, isFloat } from './dtype';
-import { rt } from './runtime';
+import { type DataArray, type DType, DTYPE_BYTES, f16ToF32, f32ToF16 as f32ToF16Bits, isFloat } from '../runtime/dtype';
+import { rt } from '../runtime/runtime';
 import { contiguousStrides, isDense, launchMap, numelOf, type View } from '../kernels/elementwise/map';
 
 export class Storage {

@@ -7,8 +7,8 @@
 // (the first best stays), consecutive invocations being consecutive outputs (coalesced along the
 // inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
 import { isSoftwareAdapter } from './matmul';
 

@@ -6,8 +6,8 @@
 // Hillis-Steele scan of the 256 thread totals in workgroup memory) and writes its block total;
 // with more than one block the block totals are scanned recursively and added back. The scan has
 // n + 1 outputs: out[n] is the total count, the only value the ops read back.
-import { type DType, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type DType, WGSL_STORAGE } from '../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 import { MAX_RANK } from './elementwise/map';
 
 const WG = 256;

@@ -4,8 +4,8 @@
 // other dims, so one kernel covers both.
 // Out-of-range indices (< 0 or >= input.shape[dim]) read nothing and yield 0: there is no
 // readback to raise an error, and clamping would silently return a real element.
-import { type DType, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type DType, WGSL_STORAGE } from '../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 import { MAX_RANK, numelOf, type View } from './elementwise/map';
 
 const WG = 256;

@@ -28,7 +28,7 @@
 //   split-K any of v1/v2/v3 with K cut into `splits` chunks written to a workspace, then summed by a
 //          reduce kernel that applies the epilogue: for tall-K problems with few output tiles.
 // `choosePlan` picks the kernel and tile shape from the problem shape and the adapter.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 import { numelOf, type View } from './elementwise/map';
 
 export type Activation = 'none' | 'relu';

@@ -8,7 +8,7 @@
 //   adaptive: windows [floor(o·in/out), ceil((o+1)·in/out)).
 //   nearest:  integer scale factors, y[oh, ow] = x[oh / sh, ow / sw].
 //   bilinear: align_corners = false: src = max(ratio·(dst + 0.5) − 0.5, 0), PyTorch's formula.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 
 const WG = 64;
 

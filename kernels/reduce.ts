@@ -13,8 +13,8 @@
 //   Few outputs with long reductions split into chunks (partials [chunks, outputs], then a second
 //   column pass) so that there are enough invocations.
 // Summation order depends only on the shapes and strides: results are deterministic.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../core/runtime';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../runtime/runtime';
 import { isSoftwareAdapter } from './matmul';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';

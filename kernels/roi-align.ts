@@ -10,7 +10,7 @@
 // list built on the GPU, in ascending ROI order), and per ROI only the few sample rows/columns whose
 // bilinear footprint can include (y, x). The summation order is a fixed function of the indices,
 // so two runs give bit-identical gradients.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 
 const WG = 256;
 /** Channels per backward thread. */

@@ -14,8 +14,8 @@
 //
 // launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 import { MAX_RANK, numelOf, type View } from './elementwise/map';
 import { launchExclusiveScan } from './compact';
 

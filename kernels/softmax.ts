@@ -6,7 +6,7 @@
 //   log-softmax: gx = g - exp(y) * sum(g)
 // The readable reference (the same math from elementwise and reduce ops) is softmaxReference in
 // core/ops/softmax.ts; the tests check this kernel against it and against float64.
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../core/runtime';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
 
 const WG = 256;
 

@@ -5,7 +5,7 @@
 // after normalisation up to a multiple of the backbone's size divisibility (32). No resizing here:
 // callers resize (ResizeShortestEdge) before, as Detectron2's data loader does.
 import { Module } from '../core/nn/module';
-import { UserError } from '../core/errors';
+import { UserError } from '../runtime/errors';
 import { noGrad } from '../core/autograd';
 import { fromArray, scopeAsync, type Tensor } from '../core/tensor';
 import type { CfgNode } from './config/config';

@@ -3,7 +3,7 @@
 // exponents in the safetensors metadata `scale_exp2` (a JSON object name -> int).
 import type { HostTensor } from '../core/checkpoint/host-tensor';
 import { readSafetensors } from '../core/checkpoint/safetensors';
-import { InputError } from '../core/errors';
+import { InputError } from '../runtime/errors';
 
 export async function readFixtureWeights(file: string): Promise<Map<string, HostTensor>> {
   const { tensors, metadata } = await readSafetensors(file);

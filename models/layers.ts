@@ -7,7 +7,7 @@ import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
 import { mapRaw } from '../core/ops/elementwise';
 import { empty, full, type Tensor } from '../core/tensor';
 import { Module } from '../core/nn/module';
-import { rt } from '../core/runtime';
+import { rt } from '../runtime/runtime';
 import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../core/nn/init';
 
 type Pair = number | [number, number];

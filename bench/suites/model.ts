@@ -37,7 +37,7 @@ import { fcosLosses } from '../../models/fcos/losses';
 import { poolRois } from '../../models/roi/pooler';
 import { maskTargets } from '../../models/roi/targets';
 import { maskIouLoss, maskIouTargetsOnDevice } from '../../models/roi/heads';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 
 // ---- cases and anchors ----------------------------------------------------------------------
 

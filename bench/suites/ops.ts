@@ -3,7 +3,7 @@
 // Each case: warm-up, then the median of `repeats` timed iterations ending in rt().sync().
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { backward, batchedNms, fromArray, groupNorm, init, nms, rand, roiAlign, rt, scopeAsync, type Tensor } from '../../core';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 
 async function timeIt(repeats: number, fn: () => Promise<void>): Promise<number> {
   await fn(); // warm-up: pipeline compiles

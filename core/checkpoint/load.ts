@@ -3,7 +3,7 @@
 // safetensors; otherwise a pickle, which is a legacy .pth if its first object is torch's magic
 // number and a plain .pkl otherwise.
 import { promises as fs } from 'node:fs';
-import { InputError, UserError } from '../errors';
+import { InputError, UserError } from '../../runtime/errors';
 import type { HostTensor } from './host-tensor';
 import { unpicklePlain } from './pkl';
 import { LEGACY_MAGIC, isZip, readTorchLegacy, readTorchZip } from './pth';

@@ -7,7 +7,7 @@
 // float -> number, str -> string, bytes/bytearray -> Uint8Array, tuple/list -> array,
 // dict -> Map (insertion-ordered), set/frozenset -> Set. Python-2 `str` (STRING opcodes) is
 // decoded as latin-1, as `pickle.load(f, encoding="latin1")` does for Detectron2's .pkl files.
-import { InputError } from '../errors';
+import { InputError } from '../../runtime/errors';
 
 /** An allow-listed global. `call` implements REDUCE/NEWOBJ on it; BUILD goes to `PyStateful`. */
 export interface PyGlobal {

@@ -5,7 +5,7 @@
 //   magic number, protocol version, sys info, the object (persistent id adds view_metadata), the
 //   sorted storage keys; then per key an int64 element count and the raw bytes.
 import { unzipSync } from 'fflate';
-import { InputError } from '../errors';
+import { InputError } from '../../runtime/errors';
 import { ALLOWED_GLOBALS, isStorageType } from './allowed-globals';
 import { unpickle } from './pickle';
 import { toStateDict, type StateDict } from './state-dict';

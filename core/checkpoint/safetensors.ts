@@ -7,7 +7,7 @@
 // writer we order tensors by decreasing alignment, then by name, and pad the header to 8 bytes,
 // so every tensor's data starts aligned for its dtype.
 import { promises as fs } from 'node:fs';
-import { InputError, UserError } from '../errors';
+import { InputError, UserError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic-write';
 import { DTYPE_BYTES, isDType, numel, tensorBytes, typedArrayFromBytes, type DType, type HostTensor } from './host-tensor';
 

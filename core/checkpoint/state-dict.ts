@@ -2,7 +2,7 @@
 // top-level {'model': ...} (how Detectron2/fvcore and the model zoo wrap weights), flattens
 // nested dicts with '.', and lists whatever is not a tensor (iteration counts, optimizer
 // scalars, '__author__') instead of silently dropping it.
-import { InputError } from '../errors';
+import { InputError } from '../../runtime/errors';
 import { isHostTensor, type HostTensor } from './host-tensor';
 import { NumpyArray } from './numpy-array';
 import { TorchTensorRef } from './torch-tensor';

@@ -3,7 +3,7 @@
 // counter-based GPU RNG of the elementwise kernel, so a (seed, shape) pair gives the same values on
 // any machine. Without an explicit seed, seeds are drawn from a module-level generator that
 // `manualSeed()` resets: building a model after `manualSeed(n)` is reproducible.
-import { Rng } from '../rng';
+import { Rng } from '../../runtime/rng';
 import type { Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 

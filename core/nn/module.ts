@@ -2,8 +2,8 @@
 // joined with '.' into state-dict keys, so a name may hold any character except '.' (Detectron2's
 // VoVNet has children called 'stem_1/conv', giving keys like 'backbone.bottom_up.stem.stem_1/conv.weight').
 // `loadStateDict` copies into the existing tensors in place, so fields that hold them stay valid.
-import { DTYPE_BYTES, f16ToF32, f32ToF16 } from '../dtype';
-import { rt } from '../runtime';
+import { DTYPE_BYTES, f16ToF32, f32ToF16 } from '../../runtime/dtype';
+import { rt } from '../../runtime/runtime';
 import { Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 

@@ -3,7 +3,7 @@
 // nms gives). NMS is inference-only: the whole pipeline (sort, IoU bitmask, greedy pass) runs on
 // the GPU; `nmsGpu` returns a padded keep list and its count without reading anything back, and
 // `nms` / `batchedNms` read back only the count at the end to size the result.
-import { rt } from '../runtime';
+import { rt } from '../../runtime/runtime';
 import { cast, mapRaw } from './elementwise';
 import { max } from './reduce';
 import { narrow, reshape } from './view';

@@ -2,7 +2,7 @@
 // needed). Backward: the gradient of y_k = sum_{j<=k} x_j is gx_j = sum_{k>=j} g_k, a reverse
 // cumsum of g. Integer and bool inputs sum in i32/u32 (like torch, which sums them in int64).
 import { record } from '../autograd';
-import { isFloat, type DType } from '../dtype';
+import { isFloat, type DType } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchCumsum } from '../../kernels/scan';
 import { numelOf } from '../../kernels/elementwise/map';

@@ -2,7 +2,7 @@
 // are both instances of the generic strided map kernel. Binary ops broadcast like PyTorch and
 // un-broadcast their gradients with sumToShape.
 import { installAutogradOps, record } from '../autograd';
-import { type DType, isFloat, WGSL_COMPUTE } from '../dtype';
+import { type DType, isFloat, WGSL_COMPUTE } from '../../runtime/dtype';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
 import { launchMap, type View } from '../../kernels/elementwise/map';
 import { BINARY_OPS, type BinaryOp, ELEMENTWISE_HELPERS, UNARY_OPS, type UnaryOp } from '../../kernels/elementwise/table';

@@ -11,7 +11,7 @@
 //                      form's: outside the region every bilinear tap is out of the mask (sample 0,
 //                      below any positive threshold).
 import { empty, fromArray, type Tensor } from '../tensor';
-import { rt } from '../runtime';
+import { rt } from '../../runtime/runtime';
 import { mapRaw } from './elementwise';
 import { launchPasteMasks, launchPasteMasksPacked } from '../../kernels/paste-masks';
 

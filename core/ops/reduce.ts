@@ -2,7 +2,7 @@
 // them. kernels/reduce.ts reads the input view through its strides (kept dims, reduced dims), so
 // reductions over leading or middle dims cost no copy.
 import { record } from '../autograd';
-import { type DType, isFloat } from '../dtype';
+import { type DType, isFloat } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { extremumGradFused, launchExtremumGrad, launchReduce, type ReduceOp } from '../../kernels/reduce';
 import { numelOf } from '../../kernels/elementwise/map';

@@ -4,8 +4,8 @@
 // post-processing. Everything else stays on the GPU: flags -> prefix sum (kernels/compact.ts) ->
 // compaction; only the total count (4 bytes) comes back to the CPU.
 import { isGradEnabled, record } from '../autograd';
-import { type DType, isFloat } from '../dtype';
-import { rt } from '../runtime';
+import { type DType, isFloat } from '../../runtime/dtype';
+import { rt } from '../../runtime/runtime';
 import { empty, type Tensor } from '../tensor';
 import { type CompactOperands, launchCompact, launchExclusiveScan, launchExpand, launchNonzeroCoords } from '../../kernels/compact';
 import { launchMap } from '../../kernels/elementwise/map';

@@ -6,7 +6,7 @@
 // Backward of the values: the gradient is scattered back to the original positions (the indices
 // of a row are distinct, so this is a conflict-free scatter, not a scatter-add).
 import { record } from '../autograd';
-import type { DType } from '../dtype';
+import type { DType } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor, zeros } from '../tensor';
 import { launchScatterRows } from '../../kernels/scatter';
 import { launchSortRows } from '../../kernels/sort';

@@ -5,7 +5,7 @@
 // exactly a stride-1 conv of dy with the flipped, transposed weight, so no separate kernel is
 // needed for that case.
 //   dx[c, (n, ih, iw)] = Σ_(tap, o) W[o, c, tap] · dy[n, o, (ih + ph − kh·dh)/sh, (iw + pw − kw·dw)/sw]
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packWeightDgrad, paddedRows } from './pack';

@@ -8,7 +8,7 @@
 // the columns of a tile share iw mod sw and a tap either fits all of them or none: taps no column
 // can use skip the channel loop (this recovers the sw-fold waste of the gather form). 1×1
 // stride-1 unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
 import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
 

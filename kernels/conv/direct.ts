@@ -3,7 +3,7 @@
 // the outputs and taps that read it) and grad weight (each dw element loops over N·OH·OW). They
 // handle every geometry (groups, stride, padding, dilation) and are the fast path only where the
 // work per output is tiny (depthwise); the GEMM kernels are checked against them.
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 import { type ConvGeometry, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 
 const WG = 64;

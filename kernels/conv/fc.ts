@@ -10,7 +10,7 @@
 //            1.1 ms on eSE 256→256 in packs and reductions, for 131 k multiply-adds)
 //   backward: dgrad and wgrad in one dispatch (convBackwardFc), as autograd records them: eSE's
 //            backward is launch-bound on lavapipe (~0.3 ms per dispatch and wait)
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 import { type ConvGeometry, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { range } from './tile';
 import { isSoftwareAdapter } from '../matmul';

@@ -19,7 +19,7 @@
 //            else lane = (c, kh) × all KW taps, looping over rows of dy.
 //   backward dgrad and wgrad in one dispatch (convBackwardFew): on the FCOS maps of 8² and 4² both
 //            are launch-bound, and one launch is cheaper than two (what conv2d's backward runs).
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { range } from './tile';
 import { v3Available, packWeightRows, type Tap } from './v3';

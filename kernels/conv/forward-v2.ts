@@ -7,7 +7,7 @@
 // invocation are inside the input (the interior, nearly always), the channel loop runs without
 // masks. Same math and column order as variant 1:
 //   Y[o, col] = Σ_(tap, c) W[o, c, tap] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw].
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { packWeightForward, paddedRows } from './pack';
 import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN } from './tile';

@@ -10,7 +10,7 @@
 //   wgrad    every tap, columns (c, kh, kw) in dw's own order.
 import { type ConvGeometry } from './geometry';
 import { gatherGemm, MAX_TAPS, V3_MAX_BINDING, packDyRowsV3, packWeightRows, paddedRowsV3, type Tap, v3Available, wgradGemm } from './v3';
-import { rt } from '../../core/runtime';
+import { rt } from '../../runtime/runtime';
 
 /** v3 handles the geometry: the adapter has 8-wide subgroups and the kernel fits the tap table. */
 /** Whether gemm3 can run `g` (for `op`; 'any' = all three): the packed operands must fit one

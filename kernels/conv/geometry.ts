@@ -1,7 +1,7 @@
 // Convolution geometry shared by every conv kernel: NCHW input [N, C, H, W], weight
 // [O, C/groups, KH, KW], output [N, O, OH, OW]. All kernels take contiguous buffers plus element
 // offsets and read the geometry from one uniform block with the same field order (WGSL_CONV_PARAMS).
-import { Params, rt } from '../../core/runtime';
+import { Params, rt } from '../../runtime/runtime';
 
 export interface ConvGeometry {
   N: number;

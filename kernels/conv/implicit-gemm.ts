@@ -7,7 +7,7 @@
 // taps that fall in the padding for every column of the tile are skipped. Register tile TM output channels × 4
 // output pixels per invocation (tile.ts). 1×1 stride-1 unpadded convs take the plain-GEMM
 // specialisation (no bounds checks: X̂ rows are input channel planes). Epilogue: bias, ReLU.
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
 import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
 

@@ -6,7 +6,7 @@
 //   weightRows:  W[g·Og + o, c, tap]  →  P[g, tap, k, r]   (fwd: r = o, k = c; dgrad: r = c, k = o)
 //   dyRows:      dy[n, g·Og + o, pix] →  P[n, pix, g, r]   (wgrad: r = o)
 // Padding rows (r ≥ Og or ≥ Cg) are written as 0, so the GEMM needs no row bounds checks.
-import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 import { type ConvGeometry } from './geometry';
 
 const WG = 64;

@@ -3,7 +3,7 @@
 // (acc0..acc{TM-1}); per reduction step it loads TM values of A and 4 values of B and does TM
 // vec4 FMAs. All per-row and per-column code is unrolled here in TypeScript, because WGSL arrays
 // indexed in loops spill on lavapipe. The workgroup is a row of WG invocations along the columns.
-import { WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 
 export const TN = 4;
 export const COLS = [0, 1, 2, 3] as const;

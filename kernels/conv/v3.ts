@@ -22,7 +22,7 @@
 //   wgrad    C[o, (c,tap)] = Σ_(n,oh,ow) dy[n,o,oh,ow] · x[n, c, oh·sh + oy_t, ow·sw + ox_t], with the
 //            reduction cut into chunks that accumulate into dw in order (deterministic split-K).
 // The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
-import { Params, type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { Params, type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 import { hasSubgroups8, isSoftwareAdapter } from '../matmul';
 import { reduceSplits } from './wgrad';
 

@@ -5,7 +5,7 @@
 // (so they are the same for all invocations: no divergent branches); the interior of an
 // interior row reads x without masks.
 //   dW[o, (c, kh, kw)] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { v2Rows } from './forward-v2';
 import { packDyRows, paddedRows } from './pack';

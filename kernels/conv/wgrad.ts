@@ -4,7 +4,7 @@
 // The output (O × Cg·KH·KW) is small and the reduction (N·OH·OW) huge, so the reduction is split
 // into S chunks of output rows (n, oh): pass 1 writes S partial products, pass 2 sums them in a
 // fixed order (deterministic, no atomics). With S = 1 pass 1 writes dW directly.
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { type ConvGeometry, gemmWorkgroupSize, isPointwise, packConvParams, rowsPerThread, WGSL_CONV_PARAMS } from './geometry';
 import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN } from './tile';
 

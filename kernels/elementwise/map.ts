@@ -6,8 +6,8 @@
 // dtypes, that collapsed rank and, where every operand is 16-byte aligned with inner stride 1 or
 // 0, a vec4 variant (see vecPlan); sizes and strides stay in the uniform block, so new shapes add
 // no pipelines. `i` is the row-major linear output index, as before collapsing.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../core/dtype';
-import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../../core/runtime';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 
 export const MAX_RANK = 8;
 const WG = 256;

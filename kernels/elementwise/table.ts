@@ -1,4 +1,4 @@
-import { WGSL_NAN } from '../../core/runtime';
+import { WGSL_NAN } from '../../runtime/runtime';
 
 // The long tail of elementwise ops, declared once as data (webgpu-torch style): each entry's WGSL
 // forward expression and its backward expression; kernels and autograd are generated from this

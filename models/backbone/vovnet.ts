@@ -11,7 +11,7 @@ import { mean } from '../../core/ops/reduce';
 import { maxPool2d } from '../../core/ops/pool';
 import type { Tensor } from '../../core/tensor';
 import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../layers';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 
 /** MODEL.VOVNET.NORM values (Detectron2's get_norm names). */
 export type VoVNetNorm = 'FrozenBN' | 'BN' | 'SyncBN' | 'GN';

@@ -14,7 +14,7 @@ import { narrow, reshape } from '../../core/ops/view';
 import { empty, fromArray, full, Tensor } from '../../core/tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 import { cat } from '../../core/ops/join';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import { poolRois } from './pooler';
 import { SpatialAttentionMaskHead } from './mask-head';
 import { MaskIoUHead } from './maskiou-head';

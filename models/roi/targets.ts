@@ -7,7 +7,7 @@
 //     size / max(w, 0.1), COCO-rasterise) and CenterMask2's MaskIoU area ratio.
 // Arithmetic follows the original's dtypes: boxes are float32 tensors there (Math.fround), polygon
 // coordinates and areas float64.
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import { type InstancePolygons, polygonsArea, polygonsToBitmask, summedPolygonRasterArea } from './rasterize';
 
 const f = Math.fround;

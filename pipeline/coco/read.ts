@@ -2,7 +2,7 @@
 // an object keyed by annotation id) and COCO results JSON. Every problem names the file and the
 // offending image/annotation id or list index.
 import { existsSync, readFileSync } from 'node:fs';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../data/cocoRle';
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from './types';
 

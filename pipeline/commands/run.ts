@@ -9,8 +9,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { runDoctor } from '../../core/doctor';
-import { UserError } from '../../core/errors';
+import { runDoctor } from '../../runtime/doctor';
+import { UserError } from '../../runtime/errors';
 import { loadConfig } from '../../models/config/config';
 import { writeSynthDataset } from '../synth/dataset';
 import { buildShapeReport, collectShapeSamples } from '../shape/analyze';

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { COCO_CATEGORIES } from '../data/cellTypes';
 import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
 import type { Runs } from '../data/rle';

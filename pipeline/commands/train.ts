@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { init } from '../../core/runtime';
-import { UserError } from '../../core/errors';
+import { init } from '../../runtime/runtime';
+import { UserError } from '../../runtime/errors';
 import { loadConfig, type CfgNode } from '../../models/config/config';
 import { readCocoDataset } from '../coco/read';
 import { writeFileAtomic } from '../io/atomic';

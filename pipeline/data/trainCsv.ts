@@ -3,7 +3,7 @@
 // image with every row checked: column count, integer sizes, known cell type, RLE validity.
 import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
 import { isCellType, type CellType } from './cellTypes';
 import { RleFormatError, parseRle, runsToRle, type Runs } from './rle';

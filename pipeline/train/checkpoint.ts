@@ -17,7 +17,7 @@ import { loadCheckpoint } from '../../core/checkpoint/load';
 import type { SGD } from '../../core/optim/sgd';
 import type { AdamW } from '../../core/optim/adamw';
 import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../core/optim/state';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 
 export const LAST_CHECKPOINT = 'last_checkpoint';
 const FORMAT = 'cellgpu-train-checkpoint-v1';

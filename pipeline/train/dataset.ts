@@ -10,8 +10,8 @@
 // Every random choice is a function of (seed, position in the sample stream), so batch i is the
 // same whether training ran from 0 or resumed at i — resume needs no sampler state.
 import { isAbsolute, join } from 'node:path';
-import { Rng } from '../../core/rng';
-import { InputError } from '../../core/errors';
+import { Rng } from '../../runtime/rng';
+import { InputError } from '../../runtime/errors';
 import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
 import { maskToPolygons } from '../coco/polygons';
 import { readCocoDataset } from '../coco/read';

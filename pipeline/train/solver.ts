@@ -11,7 +11,7 @@ import { SGD, type SgdOptions } from '../../core/optim/sgd';
 import { clipGradNorm, clipGradValue } from '../../core/optim/clip';
 import { WarmupCosineLR, WarmupMultiStepLR, type LRScheduler, type WarmupMethod } from '../../core/optim/lr-scheduler';
 import type { ParamGroupSpec } from '../../core/optim/optimizer';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 
 /** Module types whose parameters are "norm" parameters (torch's BatchNorm/GroupNorm/LayerNorm/
  *  InstanceNorm/LocalResponseNorm family), recognised by class name so that any module tree works. */

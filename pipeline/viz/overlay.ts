@@ -7,7 +7,7 @@
 // CocoRle, or the COCO results JSON form {size: [h, w], counts}.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import type { CocoResult } from '../coco/types';
 import { cellTypeOfCategory } from '../data/cellTypes';
 import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../data/cocoRle';

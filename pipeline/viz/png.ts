@@ -2,7 +2,7 @@
 // 8-bit RGB (alpha dropped); readPngRgba reads any PNG back as RGBA (for tests and tools).
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from '../io/atomic';
 import type { RgbaImage } from './raster';
 

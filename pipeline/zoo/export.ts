@@ -7,7 +7,7 @@
 // A finite value beyond the F16 range (|x| > 65504) is an error naming the tensor, not a silent inf.
 import * as path from 'node:path';
 import { mkdirSync, statSync } from 'node:fs';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { floatToHalfBits } from '../../core/checkpoint/f16';
 import { hostTensor, numel, type HostTensor } from '../../core/checkpoint/host-tensor';
 import { loadCheckpoint } from '../../core/checkpoint/load';

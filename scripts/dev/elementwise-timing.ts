@@ -22,7 +22,7 @@
 //   t-add       1855 ms    4.0 M/s                197 ms   38 M/s              (not aligned: scalar)
 //   relu         506 ms   14.7 M/s                 88 ms   84 M/s               60 ms  124 M/s
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
+import { init, rt } from '../../runtime/runtime';
 import { contiguous, transpose } from '../../core/ops/view';
 import { add, mul, relu } from '../../core/ops/elementwise';
 import { setMapVec4 } from '../../kernels/elementwise/map';

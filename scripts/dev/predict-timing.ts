@@ -18,7 +18,7 @@
 //   paste alone, 80 cell-sized boxes at 704x520: old 4.2-5.9 s, new 44-114 ms; 300 boxes: old
 //     fails (over the binding limit), new 38-131 ms.
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
+import { init, rt } from '../../runtime/runtime';
 import { noGrad } from '../../core/autograd';
 import { scopeAsync } from '../../core/tensor';
 import { loadConfig } from '../../models/config/config';
@@ -27,7 +27,7 @@ import { fcosPredictProposals } from '../../models/fcos/inference';
 import { detectorPostprocess, pasteDetectionMasks, postprocessBoxes } from '../../models/postprocess';
 import { fromArray } from '../../core/tensor';
 import { maskToCrop } from '../../pipeline/data/maskCrop';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import { readPngGray } from '../../pipeline/io/png';
 import { loadPretrainedWeights } from '../../pipeline/train/checkpoint';
 import { prepareImage } from '../../pipeline/train/dataset';

@@ -20,7 +20,7 @@
 //   row-sum / full-sum / lead-sum, --layout row (the old kernel on dense rows; lead-sum is the old
 //   kernel without the old copy) vs auto, load 12.9-13.0: 560 / 67 / 16 ms vs 17 / 16 / 1 ms.
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
+import { init, rt } from '../../runtime/runtime';
 import { backward } from '../../core/autograd';
 import { randn, scopeAsync, type Tensor } from '../../core/tensor';
 import { max, mean, sum } from '../../core/ops/reduce';

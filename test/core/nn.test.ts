@@ -4,7 +4,7 @@
 // differences) and the initialisers (statistics, determinism, fans and gains).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward, fromArray, init, memory, mean, noGrad, scope, square, sub, sum, type Tensor, zeros } from '../../core';
-import { f32ToF16 } from '../../core/dtype';
+import { f32ToF16 } from '../../runtime/dtype';
 import { Linear } from '../../core/nn/linear';
 import { Module } from '../../core/nn/module';
 import {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../core';
-import { type KernelDef, Params, rt } from '../../core/runtime';
+import { type KernelDef, Params, rt } from '../../runtime/runtime';
 import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/boxes';
 import { expectClose, Rng, testSeed } from '../util';
 

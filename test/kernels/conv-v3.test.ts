@@ -10,7 +10,7 @@ import { fromArray, init, narrow, permute, type Tensor } from '../../core';
 import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { v3Applicable } from '../../kernels/conv/gemm-v3';
-import { rt } from '../../core/runtime';
+import { rt } from '../../runtime/runtime';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { overrideV3ChunkBytes, overrideV3Rows } from '../../kernels/conv/v3';
 import { Rng, expectClose, testSeed } from '../util';

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init, regionToMask } from '../../core';
 import { manualSeed } from '../../core/nn/init';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import { CenterMask, type ImageInput, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { selectDetections } from '../../models/postprocess';

@@ -4,7 +4,7 @@
 // built with each norm: Detectron2's state-dict keys, GN's channel check, FREEZE_AT with BN.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward, fromArray, init, noGrad, permute, randn, type Tensor } from '../../core';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { manualSeed } from '../../core/nn/init';
 import { Module } from '../../core/nn/module';
 import { buildBackbone } from '../../models/build';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../core/errors';
+import { InputError } from '../../../runtime/errors';
 import { ALLOWED_GLOBALS } from '../../../core/checkpoint/allowed-globals';
 import { unpickle } from '../../../core/checkpoint/pickle';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../core/errors';
+import { InputError } from '../../../runtime/errors';
 import { readPkl } from '../../../core/checkpoint/pkl';
 import { expectFixtureTensors, fixtureBytes } from './fixtures';
 

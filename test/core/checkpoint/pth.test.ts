@@ -1,6 +1,6 @@
 import { unzipSync, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../core/errors';
+import { InputError } from '../../../runtime/errors';
 import { readPth, readTorchLegacy, readTorchZip } from '../../../core/checkpoint/pth';
 import { expectFixtureTensors, fixtureBytes } from './fixtures';
 

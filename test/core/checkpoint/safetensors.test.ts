@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../../core/errors';
+import { InputError } from '../../../runtime/errors';
 import { hostTensor, type HostTensor } from '../../../core/checkpoint/host-tensor';
 import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../../../core/checkpoint/safetensors';
 

@@ -3,7 +3,7 @@
 // passes, the same crops from paste regions as from full-image masks, and the evaluator (COCO AP +
 // competition metric) on a perfect prediction.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../../core/runtime';
+import { init } from '../../../runtime/runtime';
 import { cocoRleToJson, decodeCocoRle, encodeCocoRle, segmentationToCocoRle } from '../../../pipeline/data/cocoRle';
 import { cropToMask, maskToCrop } from '../../../pipeline/data/maskCrop';
 import { predictGray, toCocoResults, unflipBox, type PredictorOptions } from '../../../pipeline/predict/predictor';

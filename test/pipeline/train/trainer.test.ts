@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../../core/runtime';
+import { init } from '../../../runtime/runtime';
 import { memory } from '../../../core/tensor';
 import { hostTensor } from '../../../core/checkpoint/host-tensor';
 import { writeSafetensors, readSafetensors } from '../../../core/checkpoint/safetensors';

@@ -12,7 +12,7 @@ import { floatToHalfBits, halfBitsToFloat } from '../../../core/checkpoint/f16';
 import { hostTensor, type HostTensor } from '../../../core/checkpoint/host-tensor';
 import { readSafetensors, writeSafetensors } from '../../../core/checkpoint/safetensors';
 import { manualSeed } from '../../../core/nn/init';
-import { Rng } from '../../../core/rng';
+import { Rng } from '../../../runtime/rng';
 import { loadConfig } from '../../../models/config/config';
 import { buildTrainableModel } from '../../../pipeline/train/build-model';
 import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/train/checkpoint';

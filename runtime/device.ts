@@ -120,7 +120,7 @@ async function getNavigatorGpu(dawnFlags: string[]): Promise<{ gpu: GPU; runtime
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  installDawnPacer(); // Dawn polls for completion by spinning the main thread; see core/dawn-pacer.ts
+  installDawnPacer(); // Dawn polls for completion by spinning the main thread; see runtime/dawn-pacer.ts
   return { gpu: mod.create(dawnFlags), runtime: 'dawn.node' };
 }
 

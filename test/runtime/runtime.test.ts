@@ -3,7 +3,7 @@
 // may differ), new buffers make a new one, and dropping the cache changes no result.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../core';
-import { type KernelDef, rt } from '../../core/runtime';
+import { type KernelDef, rt } from '../../runtime/runtime';
 
 beforeAll(async () => {
   await cg.init();

@@ -1,11 +1,11 @@
-// The Dawn pacer (core/dawn-pacer.ts): Dawn's completion polls sleep instead of spinning once a wait
+// The Dawn pacer (runtime/dawn-pacer.ts): Dawn's completion polls sleep instead of spinning once a wait
 // is past its first SPIN_MS, results are unchanged, and every other setImmediate caller gets Node's
 // behaviour.
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../core';
-import { MAX_SLEEP_MS, pacerStats, pollDelayMs, SPIN_MS } from '../../core/dawn-pacer';
-import { rt } from '../../core/runtime';
+import { MAX_SLEEP_MS, pacerStats, pollDelayMs, SPIN_MS } from '../../runtime/dawn-pacer';
+import { rt } from '../../runtime/runtime';
 
 beforeAll(async () => {
   await cg.init();
