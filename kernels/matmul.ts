@@ -8,7 +8,7 @@
 // [...batch, M, N] buffer region. Epilogue: optional bias over N, then optional ReLU.
 //
 // Kernels, from the readable reference to the fast ones (each checked against the float64
-// reference and against the naive kernel in test/core/matmul.test.ts):
+// reference and against the naive kernel in test/engine/matmul.test.ts):
 //   naive  one output per invocation, any strides: the reference path.
 //   v1     workgroup-memory tiles (TILE×TILE outputs, TK=16 deep), 4×4 outputs per invocation:
 //          the classic design for discrete GPUs (tfjs `matmul_packed` style).

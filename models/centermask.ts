@@ -4,10 +4,10 @@
 // Preprocessing: (image - PIXEL_MEAN) / PIXEL_STD in the config's channel order (BGR), zero padding
 // after normalisation up to a multiple of the backbone's size divisibility (32). No resizing here:
 // callers resize (ResizeShortestEdge) before, as Detectron2's data loader does.
-import { Module } from '../core/nn/module';
+import { Module } from '../engine/nn/module';
 import { UserError } from '../runtime/errors';
-import { noGrad } from '../core/autograd';
-import { fromArray, scopeAsync, type Tensor } from '../core/tensor';
+import { noGrad } from '../engine/autograd';
+import { fromArray, scopeAsync, type Tensor } from '../engine/tensor';
 import type { CfgNode } from './config/config';
 import { buildBackbone, buildFCOSHead } from './build';
 import type { FPN } from './fpn';

@@ -25,8 +25,8 @@
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
-import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../core';
-import { SGD } from '../../core/optim';
+import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../engine';
+import { SGD } from '../../engine/optim';
 import { CenterMask, type GtInstances, type ImageInput } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import type { FPN } from '../../models/fpn';

@@ -5,9 +5,9 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../runtime/errors';
-import { numel } from '../../core/checkpoint/host-tensor';
-import { loadCheckpoint } from '../../core/checkpoint/load';
-import { writeSafetensors } from '../../core/checkpoint/safetensors';
+import { numel } from '../../engine/checkpoint/host-tensor';
+import { loadCheckpoint } from '../../engine/checkpoint/load';
+import { writeSafetensors } from '../../engine/checkpoint/safetensors';
 
 export interface ConvertSummary {
   format: string;

@@ -3,7 +3,7 @@
 // behaviour.
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../core';
+import * as cg from '../../engine';
 import { MAX_SLEEP_MS, pacerStats, pollDelayMs, SPIN_MS } from '../../runtime/dawn-pacer';
 import { rt } from '../../runtime/runtime';
 

@@ -2,7 +2,7 @@
 // (the uniform block is bound with a dynamic offset into the per-batch arena, so its parameters
 // may differ), new buffers make a new one, and dropping the cache changes no result.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../core';
+import * as cg from '../../engine';
 import { type KernelDef, rt } from '../../runtime/runtime';
 
 beforeAll(async () => {
