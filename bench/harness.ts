@@ -2,7 +2,7 @@
 // (`rt().sync()`), and GPU time from timestamp queries when the device has them. Plus the
 // machine's measured fp32 peak and copy bandwidth (once per process) so that suites can report a
 // fraction of peak. Method: bench/README.md.
-import { isSoftwareAdapter } from '../kernels/matmul';
+import { isSoftwareAdapter } from '../runtime/adapter';
 import { type KernelDef, Params, rt } from '../runtime/runtime';
 
 export interface Timing {

@@ -6,7 +6,8 @@
 import type { GradNode } from './autograd';
 import { type DataArray, type DType, DTYPE_BYTES, f16ToF32, f32ToF16 as f32ToF16Bits, isFloat } from '../runtime/dtype';
 import { rt } from '../runtime/runtime';
-import { contiguousStrides, isDense, launchMap, numelOf, type View } from '../kernels/elementwise/map';
+import { contiguousStrides, isDense, numelOf, type View } from '../runtime/shape';
+import { launchMap } from '../kernels/elementwise/map';
 
 export class Storage {
   refs = 0;

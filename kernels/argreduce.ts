@@ -9,8 +9,9 @@
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
+import { numelOf } from '../runtime/shape';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
-import { isSoftwareAdapter } from './matmul';
+import { isSoftwareAdapter } from '../runtime/adapter';
 
 const WG = 256;
 export type ArgOp = 'argmax' | 'argmin';
@@ -148,7 +149,7 @@ export function argReduceColumn(nOut: number, len: number, denseRows: boolean): 
 export function launchArgReduceStrided(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, kept: Dims, len: number, rstride: number): void {
   const k = coalesce(kept);
   if (k.shape.length > MAX_DIMS) throw new Error(`${op}: at most ${MAX_DIMS} kept dims after merging, got ${k.shape.length}`);
-  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const nOut = numelOf(k.shape);
   if (nOut === 0) return;
   const p = new Params(20).u(nOut, len, srcOffset, rstride).uArray(k.shape, MAX_DIMS).uArray(k.strides, MAX_DIMS);
   rt().dispatch(columnKernel(op, inType, k.shape.length), [src, dst], p.bytes(), Math.ceil(nOut / WG_COL));

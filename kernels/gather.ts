@@ -6,7 +6,8 @@
 // readback to raise an error, and clamping would silently return a real element.
 import { type DType, WGSL_STORAGE } from '../runtime/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
-import { MAX_RANK, numelOf, type View } from './elementwise/map';
+import { numelOf, type View } from '../runtime/shape';
+import { MAX_RANK } from './elementwise/map';
 
 const WG = 256;
 const cache = new Map<string, KernelDef>();

@@ -16,7 +16,8 @@
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
 import { type KernelDef, Params, rt, WGSL_LINEAR_WORKGROUP } from '../runtime/runtime';
-import { MAX_RANK, numelOf, type View } from './elementwise/map';
+import { numelOf, type View } from '../runtime/shape';
+import { MAX_RANK } from './elementwise/map';
 import { launchExclusiveScan } from './compact';
 
 const WG = 256;

@@ -24,7 +24,7 @@ import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../ke
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { loadavg } from 'node:os';
 import { convFlops, convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
-import { isSoftwareAdapter } from '../../kernels/matmul';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 interface Shape {
   name: string;

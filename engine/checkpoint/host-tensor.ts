@@ -1,6 +1,7 @@
 // A tensor in host memory, as checkpoint files hold them: a dtype tag (safetensors spelling), a
 // row-major shape and a typed array with the elements in C order. It is what every checkpoint
 // reader produces and every writer consumes; moving it to the GPU is the tensor code's business.
+import { numelOf } from '../../runtime/shape';
 
 export type DType = 'F32' | 'F16' | 'F64' | 'I8' | 'U8' | 'I32' | 'I64' | 'BOOL';
 
@@ -37,11 +38,8 @@ export function isDType(s: unknown): s is DType {
   return typeof s === 'string' && (DTYPES as readonly string[]).includes(s);
 }
 
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+/** Elements of a shape (the runtime's numelOf, under the name the checkpoint readers use). */
+export const numel = numelOf;
 
 /** Builds a tensor, checking that the array type and length agree with dtype and shape. */
 export function hostTensor<D extends DType>(dtype: D, shape: readonly number[], data: DTypeArrays[D]): HostTensor {

@@ -4,6 +4,7 @@
 // `loadStateDict` copies into the existing tensors in place, so fields that hold them stay valid.
 import { DTYPE_BYTES, f16ToF32, f32ToF16 } from '../../runtime/dtype';
 import { rt } from '../../runtime/runtime';
+import { numelOf } from '../../runtime/shape';
 import { Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 
@@ -247,8 +248,7 @@ function describeLoadProblems(r: LoadResult): string {
 function sourceShape(src: StateSource, key: string): readonly number[] {
   if (src instanceof Tensor) return src.shape;
   if (src && typeof src === 'object' && Array.isArray(src.shape) && src.data && typeof src.data.length === 'number') {
-    let n = 1;
-    for (const d of src.shape) n *= d;
+    const n = numelOf(src.shape);
     if (n !== src.data.length) throw new Error(`loadStateDict: '${key}' has shape [${src.shape}] (${n} elements) but ${src.data.length} values`);
     return src.shape;
   }

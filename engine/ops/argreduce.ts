@@ -4,7 +4,7 @@
 // rows (copied when needed) where kernels/argreduce.ts prefers rows.
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { argReduceColumn, launchArgReduce, launchArgReduceStrided, type ArgOp } from '../../kernels/argreduce';
-import { numelOf } from '../../kernels/elementwise/map';
+import { numelOf } from '../../runtime/shape';
 
 export interface ArgReduceOptions {
   keepdim?: boolean;

@@ -5,7 +5,7 @@ import { record } from '../autograd';
 import { isFloat, type DType } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchCumsum } from '../../kernels/scan';
-import { numelOf } from '../../kernels/elementwise/map';
+import { numelOf } from '../../runtime/shape';
 
 function permuteRaw(t: Tensor, perm: readonly number[]): Tensor {
   return t.viewAs(perm.map((i) => t.shape[i]!), perm.map((i) => t.strides[i]!), t.offset);

@@ -4,7 +4,8 @@
 import { installAutogradOps, record } from '../autograd';
 import { type DType, isFloat, WGSL_COMPUTE } from '../../runtime/dtype';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
-import { launchMap, type View } from '../../kernels/elementwise/map';
+import { type View } from '../../runtime/shape';
+import { launchMap } from '../../kernels/elementwise/map';
 import { BINARY_OPS, type BinaryOp, ELEMENTWISE_HELPERS, UNARY_OPS, type UnaryOp } from '../../kernels/elementwise/table';
 import { sumToShape } from './view';
 

@@ -11,7 +11,8 @@
 // is linear in the tensor sizes; gather's backward loops over the index fibre (out.numel × K).
 import { record } from '../autograd';
 import { normDim, type Tensor, empty, zeros } from '../tensor';
-import { contiguousStrides, launchMap, type View } from '../../kernels/elementwise/map';
+import { contiguousStrides, type View } from '../../runtime/shape';
+import { launchMap } from '../../kernels/elementwise/map';
 import { launchGather } from '../../kernels/gather';
 import { launchIndexAdd, launchScatterAdd } from '../../kernels/scatter';
 

@@ -4,6 +4,7 @@
 // backward's g·Bᵀ and Aᵀ·g are strided views, never copies. Kernels: kernels/matmul.ts.
 import { record } from '../autograd';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
+import { contiguousStrides } from '../../runtime/shape';
 import { type Activation, launchMatmul, type MatmulConfig, matrixLayout } from '../../kernels/matmul';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
@@ -186,13 +187,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation 
 /** A dense view of a contiguous tensor with another shape (copies when not contiguous). */
 function reshapeDense(t: Tensor, shape: readonly number[]): Tensor {
   const src = t.isContiguous() ? t : contiguousCopy(t);
-  const strides: number[] = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = acc;
-    acc *= shape[d]!;
-  }
-  const v = src.viewAs(shape, strides, src.offset);
+  const v = src.viewAs(shape, contiguousStrides(shape), src.offset);
   if (src !== t) src.dispose();
   return v;
 }

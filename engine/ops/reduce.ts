@@ -5,7 +5,7 @@ import { record } from '../autograd';
 import { type DType, isFloat } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { extremumGradFused, launchExtremumGrad, launchReduce, type ReduceOp } from '../../kernels/reduce';
-import { numelOf } from '../../kernels/elementwise/map';
+import { numelOf } from '../../runtime/shape';
 import { expand, installSumToShape, reshape } from './view';
 import { eq, mapRaw, mulScalar, sub, square, sqrt, where } from './elementwise';
 

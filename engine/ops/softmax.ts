@@ -6,7 +6,7 @@
 import { record } from '../autograd';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchSoftmax, launchSoftmaxBackward, type SoftmaxKind } from '../../kernels/softmax';
-import { numelOf } from '../../kernels/elementwise/map';
+import { numelOf } from '../../runtime/shape';
 import { exp, log, sub, div } from './elementwise';
 import { max, sum } from './reduce';
 

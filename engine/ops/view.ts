@@ -2,19 +2,12 @@
 // strides make a view impossible, as torch.reshape does). Each backward sits next to its forward.
 import { record } from '../autograd';
 import { contiguousCopy, normDim, type Tensor, zeros } from '../tensor';
-import { contiguousStrides, launchMap, numelOf } from '../../kernels/elementwise/map';
+import { contiguousStrides, numelOf } from '../../runtime/shape';
+import { launchMap } from '../../kernels/elementwise/map';
 
 /** Strides for viewing `t` as `shape` without a copy, or null when impossible (torch's rule). */
 function viewStrides(t: Tensor, shape: readonly number[]): number[] | null {
-  if (t.isContiguous()) {
-    const s = new Array<number>(shape.length);
-    let acc = 1;
-    for (let d = shape.length - 1; d >= 0; d--) {
-      s[d] = acc;
-      acc *= shape[d]!;
-    }
-    return s;
-  }
+  if (t.isContiguous()) return contiguousStrides(shape);
   // Merge/split dims within runs of mutually contiguous old dims.
   const oldShape = t.shape.filter((n) => n !== 1);
   const oldStrides = t.strides.filter((_, i) => t.shape[i] !== 1);

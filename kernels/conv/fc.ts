@@ -13,7 +13,7 @@
 import { type KernelDef, rt, WGSL_LINEAR_WORKGROUP } from '../../runtime/runtime';
 import { type ConvGeometry, isPointwise, packConvParams, WGSL_CONV_PARAMS } from './geometry';
 import { range } from './tile';
-import { isSoftwareAdapter } from '../matmul';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 const NT = 4; // images per invocation
 /** Workgroup width: lavapipe runs one 8-wide subgroup per workgroup best and pays a fixed cost per

@@ -8,7 +8,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../engine';
 import type { DType, Tensor } from '../../engine';
-import { broadcastStrides, collapseDims, vecPlan, type View } from '../../kernels/elementwise/map';
+import { broadcastStrides, type View } from '../../runtime/shape';
+import { collapseDims, vecPlan } from '../../kernels/elementwise/map';
 import { Rng, expectClose, testSeed } from '../util';
 import { numel, stridesOf, unravelIndex } from './reference';
 
