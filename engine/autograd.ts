@@ -6,12 +6,9 @@
 // gradients nobody needs.
 import { scope, type Tensor } from './tensor';
 
-export interface GradNode {
-  name: string;
-  inputs: readonly Tensor[];
-  /** Gradients for each input (null/undefined where none flows). */
-  backward: ((grad: Tensor) => readonly (Tensor | null | undefined)[]) | null;
-}
+// The graph's node type lives with the tensor that carries it (tensor.ts), so that tensor.ts does
+// not import this file: the dependency runs one way, autograd -> tensor.
+export type { GradNode } from './tensor';
 
 let gradEnabled = true;
 

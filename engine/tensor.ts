@@ -3,11 +3,19 @@
 // `await t.data()` / `await t.item()` are the only readbacks. Memory is freed by `dispose()`, by
 // the enclosing `scope()`, or, as a safety net, when the tensor is garbage collected; a freed
 // buffer goes back to the pool only after the commands using it were submitted.
-import type { GradNode } from './autograd';
 import { type DataArray, type DType, DTYPE_BYTES, f16ToF32, f32ToF16 as f32ToF16Bits, isFloat } from '../runtime/dtype';
 import { rt } from '../runtime/runtime';
 import { contiguousStrides, isDense, numelOf, type View } from '../runtime/shape';
 import { launchMap } from '../kernels/elementwise/map';
+
+/** One recorded op on a tensor's autograd graph (engine/autograd.ts records and walks it): the op's
+ *  inputs and its backward, which maps the output's gradient to the inputs' gradients. */
+export interface GradNode {
+  name: string;
+  inputs: readonly Tensor[];
+  /** Gradients for each input (null/undefined where none flows). */
+  backward: ((grad: Tensor) => readonly (Tensor | null | undefined)[]) | null;
+}
 
 export class Storage {
   refs = 0;
