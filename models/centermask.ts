@@ -17,7 +17,7 @@ import { computeFcosTargets } from './fcos/targets';
 import { fcosLosses } from './fcos/losses';
 import { fcosPredictProposals } from './fcos/inference';
 import { CenterROIHeads } from './roi/heads';
-import type { InstanceBitmask } from './roi/targets';
+import type { MaskCrop } from '../structures/mask-crop';
 import { Container } from './layers';
 import { detectorPostprocess, postprocessBoxes, selectDetections, type MaskRegion } from './postprocess';
 
@@ -40,7 +40,7 @@ export interface GtInstances {
   /** Per instance, its polygons as flat [x0, y0, x1, y1, ...] lists (INPUT.MASK_FORMAT polygon). */
   polygons?: number[][][];
   /** Per instance, its bitmask inside its box (INPUT.MASK_FORMAT bitmask). */
-  masks?: readonly InstanceBitmask[];
+  masks?: readonly MaskCrop[];
 }
 
 /** Detections of one image in original-image coordinates. */

@@ -3,9 +3,9 @@
 // missed, 10 % extra. Reports the median wall time of each.
 import { Rng } from '../../runtime/rng';
 import { COCO_CATEGORIES } from '../../pipeline/data/cellTypes';
-import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../pipeline/data/cocoRle';
-import { cropToRuns, type MaskCrop } from '../../pipeline/data/maskCrop';
-import type { Runs } from '../../pipeline/data/rle';
+import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
+import { cropToRuns, type MaskCrop } from '../../structures/mask-crop';
+import type { Runs } from '../../structures/rle';
 import type { CocoDataset, CocoResult } from '../../pipeline/coco/types';
 import { cocoEvaluate } from '../../pipeline/eval/cocoEval';
 import { competitionScore, type MetricImage } from '../../pipeline/eval/competitionMetric';

@@ -3,7 +3,7 @@
 // offending image/annotation id or list index.
 import { existsSync, readFileSync } from 'node:fs';
 import { InputError } from '../../runtime/errors';
-import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../data/cocoRle';
+import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../../structures/coco-rle';
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from './types';
 
 export function readJsonFile(file: string): unknown {

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { InputError } from '../../runtime/errors';
 import { withAtomicText } from '../io/atomic';
 import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
-import { RleFormatError, parseRle, runsToRle, type Runs } from './rle';
+import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export interface SubmissionInstance {
   runs: Runs;

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { InputError } from '../../runtime/errors';
 import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
 import { isCellType, type CellType } from './cellTypes';
-import { RleFormatError, parseRle, runsToRle, type Runs } from './rle';
+import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export const TRAIN_COLUMNS = [
   'id',

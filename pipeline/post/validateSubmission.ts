@@ -3,7 +3,7 @@
 // image overlapping.
 import { InputError } from '../../runtime/errors';
 import { readSubmission, type Submission } from '../data/submission';
-import { runsIntersection } from '../data/rle';
+import { runsIntersection } from '../../structures/rle';
 
 export interface ValidationReport {
   images: number;

@@ -4,7 +4,7 @@
 // place of the notebook's shape_data.pkl.
 import { InputError } from '../../runtime/errors';
 import { CELL_TYPES, type CellType } from '../data/cellTypes';
-import { runsToCrop } from '../data/maskCrop';
+import { runsToCrop } from '../../structures/mask-crop';
 import { readTrainCsv } from '../data/trainCsv';
 import { readJsonFile } from '../coco/read';
 import { SHAPE_FEATURES, regionProps, type ShapeFeatures } from './regionProps';

@@ -5,7 +5,7 @@
 // rasterised into a crop.
 import type { Rng } from '../../runtime/rng';
 import type { CellType } from '../data/cellTypes';
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from '../../structures/mask-crop';
 
 export interface CellShape {
   cx: number;

@@ -12,8 +12,8 @@
 import { isAbsolute, join } from 'node:path';
 import { Rng } from '../../runtime/rng';
 import { InputError } from '../../runtime/errors';
-import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
-import { maskToPolygons } from '../coco/polygons';
+import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
+import { maskToPolygons } from '../../structures/mask-to-polygons';
 import { readCocoDataset } from '../coco/read';
 import type { CocoDataset } from '../coco/types';
 import { readPngGray } from '../io/png';

@@ -26,7 +26,7 @@ import { CenterMask } from '../../models/centermask';
 import { fcosPredictProposals } from '../../models/fcos/inference';
 import { detectorPostprocess, pasteDetectionMasks, postprocessBoxes } from '../../models/postprocess';
 import { fromArray } from '../../engine/tensor';
-import { maskToCrop } from '../../pipeline/data/maskCrop';
+import { maskToCrop } from '../../structures/mask-crop';
 import { Rng } from '../../runtime/rng';
 import { readPngGray } from '../../pipeline/io/png';
 import { loadPretrainedWeights } from '../../pipeline/train/checkpoint';

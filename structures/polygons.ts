@@ -1,8 +1,8 @@
 // COCO polygon rasterisation as Detectron2's mask targets use it: `polygons_to_bitmask`
 // (pycocotools frPyObjects -> merge -> decode) and the per-polygon RLE areas CenterMask2's MaskIoU
 // ratio sums. The rasteriser itself is pycocotools maskApi.c `rleFrPoly`, already ported exactly in
-// pipeline/data/cocoRle.ts; this file only composes it the way detectron2 and centermask2 call it.
-import { cocoRleArea, cocoRleFromPolygon, cocoRleMerge, decodeCocoRle } from '../../pipeline/data/cocoRle';
+// structures/coco-rle.ts; this file only composes it the way detectron2 and centermask2 call it.
+import { cocoRleArea, cocoRleFromPolygon, cocoRleMerge, decodeCocoRle } from './coco-rle';
 
 /** One instance: a list of flat polygons [x0, y0, x1, y1, ...] (float64 coordinates). */
 export type InstancePolygons = readonly (readonly number[])[];

@@ -2,7 +2,7 @@
 // does on a mask, with foreground 4-connected at saddles), returned as closed loops. The crop is
 // padded by one pixel so that every contour closes, including those touching the crop border.
 // Coordinates are pixel centres (pixel (x, y) at integer x, y), relative to the crop.
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from './mask-crop';
 
 export interface Contour {
   /** Closed loop of [x, y] points (first point not repeated). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, testSeed } from '../../util';
+import { Rng, testSeed } from '../util';
 import {
   RleFormatError,
   decodeRle,
@@ -9,8 +9,8 @@ import {
   runsIntersection,
   runsToRle,
   runsUnion,
-} from '../../../pipeline/data/rle';
-import { cropToRuns, runsToCrop, cropToMask } from '../../../pipeline/data/maskCrop';
+} from '../../structures/rle';
+import { cropToRuns, runsToCrop, cropToMask } from '../../structures/mask-crop';
 
 function randomMask(rng: Rng, h: number, w: number, density: number): Uint8Array {
   const m = new Uint8Array(h * w);

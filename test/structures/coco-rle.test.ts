@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, testSeed } from '../../util';
+import { Rng, testSeed } from '../util';
 import {
   CocoRleError,
   cocoRleArea,
@@ -13,8 +13,8 @@ import {
   cropToCocoRle,
   decodeCocoRle,
   encodeCocoRle,
-} from '../../../pipeline/data/cocoRle';
-import { cropToMask, maskToCrop } from '../../../pipeline/data/maskCrop';
+} from '../../structures/coco-rle';
+import { cropToMask, maskToCrop } from '../../structures/mask-crop';
 
 describe('COCO RLE', () => {
   it('encodes column-major (Fortran order), starting with a background count', () => {

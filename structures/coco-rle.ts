@@ -2,7 +2,7 @@
 // background/foreground run lengths, starting with background, over the pixels in COLUMN-major
 // (Fortran) order; `size` is [height, width]. Ported so the numbers match pycocotools exactly:
 // compressed strings, area, toBbox (with its quirk), IoU, merge and polygon rasterisation.
-import type { MaskCrop } from './maskCrop';
+import type { MaskCrop } from './mask-crop';
 
 export interface CocoRle {
   height: number;

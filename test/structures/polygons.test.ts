@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { cocoRleArea, cocoRleFromPolygon, cocoRleIou, cocoRleMerge, cropToCocoRle } from '../../../pipeline/data/cocoRle';
-import type { MaskCrop } from '../../../pipeline/data/maskCrop';
-import { findContours } from '../../../pipeline/coco/contours';
-import { maskToPolygons } from '../../../pipeline/coco/polygons';
+import { cocoRleArea, cocoRleFromPolygon, cocoRleIou, cocoRleMerge, cropToCocoRle } from '../../structures/coco-rle';
+import type { MaskCrop } from '../../structures/mask-crop';
+import { findContours } from '../../structures/contours';
+import { maskToPolygons } from '../../structures/mask-to-polygons';
 
 function crop(rows: string[], x0 = 4, y0 = 3): MaskCrop {
   const data = Uint8Array.from(rows.join('').split(''), (c) => (c === '#' ? 1 : 0));

@@ -3,7 +3,7 @@
 // contour (through pixel-centre coordinates) shifted by +0.5. mistag's notebook shifted by -1
 // instead, placing polygons 1.5 px up-left of their masks; this is the corrected placement. Holes
 // cannot be expressed as COCO polygons and are filled.
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from './mask-crop';
 import { findContours, simplifyPolyline } from './contours';
 
 export function maskToPolygons(crop: MaskCrop, tolerance = 1.0): number[][] {
