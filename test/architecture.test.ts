@@ -5,10 +5,10 @@
 // by models and pipeline: below it, only runtime/errors.ts. bench/ may import anything; nothing
 // imports bench/, test/ or scripts/. Every static `import`/`export ... from`, `import type` and
 // dynamic `import('...')` counts (type-only imports too: a type cycle is still a cycle to a reader).
+// The scanner below is self-contained (no TypeScript compiler: the GPU-machine runs ship without it).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const LAYERS = ['runtime', 'kernels', 'engine', 'structures', 'models', 'pipeline', 'bench'] as const;
@@ -24,16 +24,158 @@ interface Edge {
   line: number;
 }
 
+interface Token {
+  kind: 'id' | 'str' | 'punct';
+  text: string;
+  line: number;
+}
+
+const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'case', 'in', 'of', 'new', 'delete', 'void', 'throw', 'else', 'do', 'yield', 'await', 'instanceof']);
+
+/** Identifiers, string literals and punctuation of a TypeScript source, without comments, template
+ *  literal text or regular expression literals (whose contents could look like imports). */
+function tokenize(src: string): Token[] {
+  const out: Token[] = [];
+  let line = 1;
+  let i = 0;
+  // Template literal nesting: for each open `${`, the brace depth at which it closes.
+  const templates: number[] = [];
+  let depth = 0;
+  const skipTemplate = () => {
+    // At the character after a backtick or after the `}` closing a `${...}`; stops after the
+    // closing backtick or after a `${` (pushing the template on the stack).
+    while (i < src.length) {
+      const c = src[i]!;
+      if (c === '\\') i += 2;
+      else if (c === '`') {
+        i++;
+        return;
+      } else if (c === '$' && src[i + 1] === '{') {
+        i += 2;
+        templates.push(depth);
+        depth++;
+        return;
+      } else {
+        if (c === '\n') line++;
+        i++;
+      }
+    }
+  };
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === '\n') {
+      line++;
+      i++;
+    } else if (/\s/.test(c)) i++;
+    else if (c === '/' && src[i + 1] === '/') {
+      while (i < src.length && src[i] !== '\n') i++;
+    } else if (c === '/' && src[i + 1] === '*') {
+      const end = src.indexOf('*/', i + 2);
+      const stop = end < 0 ? src.length : end + 2;
+      for (let k = i; k < stop; k++) if (src[k] === '\n') line++;
+      i = stop;
+    } else if (c === "'" || c === '"') {
+      let j = i + 1;
+      let text = '';
+      while (j < src.length && src[j] !== c && src[j] !== '\n') {
+        if (src[j] === '\\') {
+          text += src[j + 1];
+          j += 2;
+        } else text += src[j++];
+      }
+      out.push({ kind: 'str', text, line });
+      i = j + 1;
+    } else if (c === '`') {
+      i++;
+      skipTemplate();
+      out.push({ kind: 'str', text: '`', line });
+    } else if (/[A-Za-z_$]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[\w$]/.test(src[j]!)) j++;
+      out.push({ kind: 'id', text: src.slice(i, j), line });
+      i = j;
+    } else if (/[0-9]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[\w.]/.test(src[j]!)) j++;
+      out.push({ kind: 'id', text: src.slice(i, j), line });
+      i = j;
+    } else if (c === '/') {
+      const prev = out[out.length - 1];
+      const regex = !prev || (prev.kind === 'punct' && !/^[)\]]$/.test(prev.text)) || (prev.kind === 'id' && REGEX_AFTER_WORD.has(prev.text));
+      if (regex) {
+        let j = i + 1;
+        let inClass = false;
+        while (j < src.length && src[j] !== '\n') {
+          if (src[j] === '\\') j++;
+          else if (src[j] === '[') inClass = true;
+          else if (src[j] === ']') inClass = false;
+          else if (src[j] === '/' && !inClass) break;
+          j++;
+        }
+        j++;
+        while (j < src.length && /[a-z]/.test(src[j]!)) j++;
+        out.push({ kind: 'str', text: '/regex/', line });
+        i = j;
+      } else {
+        out.push({ kind: 'punct', text: c, line });
+        i++;
+      }
+    } else {
+      if (c === '{') depth++;
+      else if (c === '}') {
+        depth--;
+        if (templates.length && templates[templates.length - 1] === depth) {
+          templates.pop();
+          i++;
+          skipTemplate();
+          continue;
+        }
+      }
+      out.push({ kind: 'punct', text: c, line });
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Module specifiers of a source: `import ... from 'x'`, `import 'x'`, `export ... from 'x'`,
+ *  `import('x')` (dynamic or in a type). */
+function importSpecs(src: string): { spec: string; line: number }[] {
+  const t = tokenize(src);
+  const out: { spec: string; line: number }[] = [];
+  for (let k = 0; k < t.length; k++) {
+    const tok = t[k]!;
+    if (tok.kind !== 'id' || (tok.text !== 'import' && tok.text !== 'export') || t[k - 1]?.text === '.') continue;
+    const next = t[k + 1];
+    if (tok.text === 'import' && next?.text === '(' && t[k + 2]?.kind === 'str' && t[k + 3]?.text === ')') {
+      out.push({ spec: t[k + 2]!.text, line: t[k + 2]!.line });
+      continue;
+    }
+    if (tok.text === 'import' && next?.kind === 'str') {
+      out.push({ spec: next.text, line: next.line });
+      continue;
+    }
+    // The import/export clause: names, braces, commas, `*`, `as`, `type`, then `from 'x'`.
+    for (let j = k + 1; j < t.length; j++) {
+      const u = t[j]!;
+      if (u.kind === 'id' && u.text === 'from' && t[j + 1]?.kind === 'str') {
+        out.push({ spec: t[j + 1]!.text, line: t[j + 1]!.line });
+        break;
+      }
+      if (u.kind === 'str' || (u.kind === 'punct' && !['{', '}', ',', '*'].includes(u.text))) break;
+      if (u.kind === 'id' && ['function', 'class', 'const', 'let', 'var', 'enum', 'interface', 'default', 'abstract', 'declare', 'async', 'namespace'].includes(u.text)) break;
+    }
+  }
+  return out;
+}
+
 /** Relative imports of each file (paths relative to the repository root, '/'-separated). */
 function importEdges(sources: ReadonlyMap<string, string>, exists: (path: string) => boolean): { edges: Edge[]; unresolved: Edge[] } {
   const edges: Edge[] = [];
   const unresolved: Edge[] = [];
   for (const [from, text] of sources) {
-    const info = ts.preProcessFile(text, true, true);
-    for (const ref of info.importedFiles) {
-      const spec = ref.fileName;
+    for (const { spec, line } of importSpecs(text)) {
       if (!spec.startsWith('.')) continue;
-      const line = text.slice(0, ref.pos).split('\n').length;
       const base = posix.normalize(posix.join(posix.dirname(from), spec));
       const to = [base, `${base}.ts`, `${base}/index.ts`].find((p) => p.endsWith('.ts') && exists(p)) ?? (exists(base) ? base : undefined);
       (to ? edges : unresolved).push({ from, to: to ?? base, spec, line });

@@ -1,4 +1,4 @@
-// Float64 host tensors for the core op tests: random inputs (rounded to f32 so the GPU sees the
+// Float64 host tensors for the engine op tests: random inputs (rounded to f32 so the GPU sees the
 // same values), broadcasting maps, axis reductions and permutations in plain TypeScript, and
 // helpers that upload a host tensor as a contiguous, transposed or strided-and-offset GPU view.
 import { type DType, fromArray, type Tensor, transpose, slice } from '../../engine';
