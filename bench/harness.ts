@@ -2,9 +2,10 @@
 // (`rt().sync()`), and GPU time from timestamp queries when the device has them. Plus the
 // machine's measured fp32 peak and copy bandwidth (once per process) so that suites can report a
 // fraction of peak. Method: bench/README.md.
-import { isSoftwareAdapter } from '../kernels/matmul';
-import { rt } from '../core/runtime';
+
+import { rt } from '../runtime/runtime';
 import { defineKernel, read, rw } from '../kernels/define-kernel';
+import { isSoftwareAdapter } from '../runtime/adapter';
 
 export interface Timing {
   /** Median wall milliseconds per iteration (record + submit + wait for completion). */

@@ -3,7 +3,7 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { init, rt } from '../core/runtime';
+import { init, rt } from '../runtime/runtime';
 import type { BenchRow, BenchSuite } from './types';
 
 const here = dirname(fileURLToPath(import.meta.url));

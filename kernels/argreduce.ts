@@ -7,10 +7,11 @@
 // (the first best stays), consecutive invocations being consecutive outputs (coalesced along the
 // inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { numelOf } from '../runtime/shape';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
-import { isSoftwareAdapter } from './matmul';
+import { isSoftwareAdapter } from '../runtime/adapter';
 
 const WG = 256;
 export type ArgOp = 'argmax' | 'argmin';
@@ -139,7 +140,7 @@ export function argReduceColumn(nOut: number, len: number, denseRows: boolean): 
 export function launchArgReduceStrided(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, kept: Dims, len: number, rstride: number): void {
   const k = coalesce(kept);
   if (k.shape.length > MAX_DIMS) throw new Error(`${op}: at most ${MAX_DIMS} kept dims after merging, got ${k.shape.length}`);
-  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const nOut = numelOf(k.shape);
   if (nOut === 0) return;
   columnKernel.dispatch(
     { op, inType, nk: k.shape.length },

@@ -28,10 +28,10 @@
 //
 // This is the one kernels/ file that imports the runtime's dispatch API.
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { type KernelDef, rt } from '../core/runtime';
+import { type KernelDef, rt } from '../runtime/runtime';
 
 export { wgsl };
-export { WGSL_LINEAR_WORKGROUP, WGSL_NAN, MAX_WORKGROUPS, rt, type KernelDef } from '../core/runtime';
+export { WGSL_LINEAR_WORKGROUP, WGSL_NAN, MAX_WORKGROUPS, rt, type KernelDef } from '../runtime/runtime';
 
 export type ScalarType = 'u32' | 'i32' | 'f32';
 /** A scalar field, or a fixed-length array `[type, length]` / `[type, length, fill]` (packed as

@@ -8,7 +8,7 @@
 // [...batch, M, N] buffer region. Epilogue: optional bias over N, then optional ReLU.
 //
 // Kernels, from the readable reference to the fast ones (each checked against the float64
-// reference and against the naive kernel in test/core/matmul.test.ts):
+// reference and against the naive kernel in test/engine/matmul.test.ts):
 //   naive  one output per invocation, any strides: the reference path.
 //   v1     workgroup-memory tiles (TILE×TILE outputs, TK=16 deep), 4×4 outputs per invocation:
 //          the classic design for discrete GPUs (tfjs `matmul_packed` style).
@@ -29,7 +29,9 @@
 //          reduce kernel that applies the epilogue: for tall-K problems with few output tiles.
 // `choosePlan` picks the kernel and tile shape from the problem shape and the adapter.
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
-import { numelOf, type View } from './elementwise/map';
+
+import { hasSubgroups8, isSoftwareAdapter } from '../runtime/adapter';
+import { numelOf, type View } from '../runtime/shape';
 
 export type Activation = 'none' | 'relu';
 export type Layout = 'row' | 'col';
@@ -131,19 +133,6 @@ function analyse(a: View, b: View): Problem {
 
 // ---- plan selection ------------------------------------------------------------------------------
 
-/** CPU rasterizers (lavapipe, SwiftShader) want v2; real GPUs want workgroup-memory tiles. */
-export function isSoftwareAdapter(): boolean {
-  const a = rt().gpu.adapter;
-  // Asked on every conv and matmul launch: decided once per adapter.
-  let v = softwareAdapters.get(a);
-  if (v === undefined) {
-    v = a.isFallbackAdapter || a.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
-    softwareAdapters.set(a, v);
-  }
-  return v;
-}
-const softwareAdapters = new WeakMap<object, boolean>();
-
 /** Kernel and tile shape for a problem on the current adapter. */
 export function choosePlan(M: number, N: number, K: number, nBatch: number): MatmulConfig {
   if (M * N * K === 0) return { kernel: 'naive' };
@@ -163,12 +152,6 @@ export function choosePlan(M: number, N: number, K: number, nBatch: number): Mat
   const tile: 32 | 64 = M >= 256 && N >= 256 ? 64 : 32;
   const tiles = Math.ceil(M / tile) * Math.ceil(N / tile) * nBatch;
   return { kernel: 'v1', tile, splits: splitsFor(tiles, K, 128) };
-}
-
-/** v3 needs subgroups whose size is at least its 8-invocation workgroup (lavapipe: exactly 8). */
-export function hasSubgroups8(): boolean {
-  const g = rt().gpu;
-  return g.features.subgroups && (g.adapter.subgroupMinSize ?? 0) >= 8;
 }
 
 const V3_COLS = 32; // 8 invocations × 4 columns

@@ -13,9 +13,11 @@
 //   Few outputs with long reductions split into chunks (partials [chunks, outputs], then a second
 //   column pass) so that there are enough invocations.
 // Summation order depends only on the shapes and strides: results are deterministic.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../core/dtype';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from './define-kernel';
-import { isSoftwareAdapter } from './matmul';
+
+import { contiguousStrides, numelOf } from '../runtime/shape';
+import { isSoftwareAdapter } from '../runtime/adapter';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
 /** A set of dims with element strides. */
@@ -261,7 +263,7 @@ export function forcedReduceLayout(): ReduceLayout | undefined {
 export function reduceLayout(kept: Dims, red: Dims, software = isSoftwareAdapter()): ReduceLayout {
   if (forced) return forced;
   if (software) return 'column';
-  const len = red.shape.reduce((a, b) => a * b, 1);
+  const len = numelOf(red.shape);
   const minK = Math.min(Infinity, ...kept.strides);
   const minR = Math.min(Infinity, ...red.strides);
   // Short reductions go to the column kernel even when innermost: a 256-thread workgroup per
@@ -295,8 +297,8 @@ export function launchReduce(
   if (k.shape.length > MAX_DIMS || r.shape.length > MAX_DIMS) {
     throw new Error(`reduce: at most ${MAX_DIMS} kept and ${MAX_DIMS} reduced dims after merging, got ${k.shape.length} and ${r.shape.length}`);
   }
-  const nOut = k.shape.reduce((a, b) => a * b, 1);
-  const len = r.shape.reduce((a, b) => a * b, 1);
+  const nOut = numelOf(k.shape);
+  const len = numelOf(r.shape);
   if (nOut === 0) return;
   if (len === 0) throw new Error(`${op}: reduction over an empty dimension`);
   const runtime = rt();
@@ -358,7 +360,7 @@ export function extremumGradFused(shape: readonly number[], strides: readonly nu
   const keptDims = shape.map((_, i) => i).filter((i) => !axes.includes(i));
   const k = coalesce({ shape: keptDims.map((i) => shape[i]!), strides: keptDims.map((i) => strides[i]!) });
   const r = coalesce({ shape: axes.map((i) => shape[i]!), strides: axes.map((i) => strides[i]!) });
-  const nOut = k.shape.reduce((a, b) => a * b, 1);
+  const nOut = numelOf(k.shape);
   const software = isSoftwareAdapter();
   return reduceLayout(k, r, software) === 'column' && (software || nOut >= GRAD_MIN_OUT_GPU);
 }
@@ -447,11 +449,7 @@ export function launchExtremumGrad(
   gType: DType,
   dst: GPUBuffer,
 ): void {
-  const dense: number[] = [];
-  for (let i = shape.length - 1, s = 1; i >= 0; i--) {
-    dense[i] = s;
-    s *= shape[i]!;
-  }
+  const dense = contiguousStrides(shape);
   const keptDims = shape.map((_, i) => i).filter((i) => !axes.includes(i));
   const k = coalesceMany(keptDims.map((i) => shape[i]!), [keptDims.map((i) => strides[i]!), keptDims.map((i) => dense[i]!)]);
   const order = [...axes].sort((a, b) => strides[b]! - strides[a]! || a - b);
@@ -460,8 +458,8 @@ export function launchExtremumGrad(
   if (k.shape.length > MAX_DIMS || r.shape.length > MAX_DIMS) {
     throw new Error(`max/min backward: at most ${MAX_DIMS} kept and ${MAX_DIMS} reduced dims after merging, got ${k.shape.length} and ${r.shape.length}`);
   }
-  const nOut = k.shape.reduce((a, b) => a * b, 1);
-  const len = r.shape.reduce((a, b) => a * b, 1);
+  const nOut = numelOf(k.shape);
+  const len = numelOf(r.shape);
   if (nOut === 0 || len === 0) return;
   gradKernel.dispatch(
     { inType, gType, nk: k.shape.length, nr: r.shape.length },

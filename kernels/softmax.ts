@@ -1,11 +1,11 @@
-// Row softmax / log-softmax over contiguous f32 rows [rows, len] (the last dim; core/ops/softmax.ts
+// Row softmax / log-softmax over contiguous f32 rows [rows, len] (the last dim; engine/ops/softmax.ts
 // brings any dim to this form). One 256-thread workgroup per row, three sweeps over the row: the
 // maximum (subtracted so exp never overflows), the sum of exp(x - max), then the write. The
 // backward kernel takes the output y and its gradient g:
 //   softmax:     gx = y * (g - sum(g * y))
 //   log-softmax: gx = g - exp(y) * sum(g)
 // The readable reference (the same math from elementwise and reduce ops) is softmaxReference in
-// core/ops/softmax.ts; the tests check this kernel against it and against float64.
+// engine/ops/softmax.ts; the tests check this kernel against it and against float64.
 import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
 
 const WG = 256;

@@ -1,5 +1,5 @@
 // Building the CenterMask modules from a Detectron2/CenterMask2 config (models/config), with the
-import { UserError } from '../core/errors';
+import { UserError } from '../runtime/errors';
 // module tree and names of the original so state dicts load by key:
 //   backbone (FPN; bottom_up = VoVNet), proposal_generator.fcos_head, roi_heads.{mask_head,maskiou_head}.
 import type { CfgNode } from './config/config';

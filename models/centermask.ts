@@ -4,10 +4,10 @@
 // Preprocessing: (image - PIXEL_MEAN) / PIXEL_STD in the config's channel order (BGR), zero padding
 // after normalisation up to a multiple of the backbone's size divisibility (32). No resizing here:
 // callers resize (ResizeShortestEdge) before, as Detectron2's data loader does.
-import { Module } from '../core/nn/module';
-import { UserError } from '../core/errors';
-import { noGrad } from '../core/autograd';
-import { fromArray, scopeAsync, type Tensor } from '../core/tensor';
+import { Module } from '../engine/nn/module';
+import { UserError } from '../runtime/errors';
+import { noGrad } from '../engine/autograd';
+import { fromArray, scopeAsync, type Tensor } from '../engine/tensor';
 import type { CfgNode } from './config/config';
 import { buildBackbone, buildFCOSHead } from './build';
 import type { FPN } from './fpn';
@@ -17,7 +17,7 @@ import { computeFcosTargets } from './fcos/targets';
 import { fcosLosses } from './fcos/losses';
 import { fcosPredictProposals } from './fcos/inference';
 import { CenterROIHeads } from './roi/heads';
-import type { InstanceBitmask } from './roi/targets';
+import type { MaskCrop } from '../structures/mask-crop';
 import { Container } from './layers';
 import { detectorPostprocess, postprocessBoxes, selectDetections, type MaskRegion } from './postprocess';
 
@@ -40,7 +40,7 @@ export interface GtInstances {
   /** Per instance, its polygons as flat [x0, y0, x1, y1, ...] lists (INPUT.MASK_FORMAT polygon). */
   polygons?: number[][][];
   /** Per instance, its bitmask inside its box (INPUT.MASK_FORMAT bitmask). */
-  masks?: readonly InstanceBitmask[];
+  masks?: readonly MaskCrop[];
 }
 
 /** Detections of one image in original-image coordinates. */

@@ -3,11 +3,11 @@
 // and the LastLevelP6P7 top block fed by the FPN's p5 OUTPUT (not C5): p6 = conv_s2(p5),
 // p7 = conv_s2(relu(p6)); p6 reaches the head without ReLU. Submodules are registered in
 // Detectron2's order (laterals/outputs from the finest level, then top_block, then bottom_up).
-import { Module } from '../core/nn/module';
-import { c2XavierFill } from '../core/nn/init';
-import { add, relu } from '../core/ops/elementwise';
-import { upsampleNearest2d } from '../core/ops/pool';
-import type { Tensor } from '../core/tensor';
+import { Module } from '../engine/nn/module';
+import { c2XavierFill } from '../engine/nn/init';
+import { add, relu } from '../engine/ops/elementwise';
+import { upsampleNearest2d } from '../engine/ops/pool';
+import type { Tensor } from '../engine/tensor';
 import { Container, Conv2d } from './layers';
 import type { VoVNet } from './backbone/vovnet';
 

@@ -1,14 +1,14 @@
 // Parameterised building blocks with PyTorch/Detectron2 parameter names (`weight`, `bias`,
 // `running_mean`, `running_var`) so that state dicts load by key. The functional ops live in
-// core/ops; these modules only own parameters and call them.
-import { conv2d, type Conv2dOptions } from '../core/ops/conv';
-import { convTranspose2d } from '../core/ops/conv-transpose';
-import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../core/ops/norm';
-import { mapRaw } from '../core/ops/elementwise';
-import { empty, full, type Tensor } from '../core/tensor';
-import { Module } from '../core/nn/module';
-import { rt } from '../core/runtime';
-import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../core/nn/init';
+// engine/ops; these modules only own parameters and call them.
+import { conv2d, type Conv2dOptions } from '../engine/ops/conv';
+import { convTranspose2d } from '../engine/ops/conv-transpose';
+import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../engine/ops/norm';
+import { mapRaw } from '../engine/ops/elementwise';
+import { empty, full, type Tensor } from '../engine/tensor';
+import { Module } from '../engine/nn/module';
+import { rt } from '../runtime/runtime';
+import { fanInAndFanOut, kaimingUniform_, nextSeed, uniform_ } from '../engine/nn/init';
 
 type Pair = number | [number, number];
 

@@ -1,11 +1,11 @@
 // detectron2 `detector_postprocess` for CenterMask: boxes scaled from the network's input size to
 // the original size (float32, as Boxes.scale), clipped to the image, empty boxes dropped, then the
 // 28x28 mask probabilities pasted into the CLIPPED boxes (the clip mutates pred_boxes before
-// pasting) with grid_sample bilinear sampling and `>= threshold` (core/ops/paste-masks.ts), each
+// pasting) with grid_sample bilinear sampling and `>= threshold` (engine/ops/paste-masks.ts), each
 // mask only inside its box's region and read back bit-packed.
-import { indexSelect } from '../core/ops/gather';
-import { pasteMasksInImage, pasteMasksPacked, readPackedMasks, regionToMask, type MaskRegion } from '../core/ops/paste-masks';
-import { fromArray, scope, type Tensor } from '../core/tensor';
+import { indexSelect } from '../engine/ops/gather';
+import { pasteMasksInImage, pasteMasksPacked, readPackedMasks, regionToMask, type MaskRegion } from '../engine/ops/paste-masks';
+import { fromArray, scope, type Tensor } from '../engine/tensor';
 
 export type { MaskRegion };
 

@@ -1,5 +1,5 @@
 // Per-module parameter counts of a model tree (what `cellseg model-summary` prints).
-import type { Module } from '../core/nn/module';
+import type { Module } from '../engine/nn/module';
 
 export interface SummaryRow {
   module: string;

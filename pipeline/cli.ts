@@ -2,8 +2,8 @@
 // `register(program)` function; this file only wires them together and turns UserErrors (bad
 // input, no GPU) into a one-paragraph message and a non-zero exit code, without a stack trace.
 import { Command } from 'commander';
-import { GpuUnavailableError } from '../core/device';
-import { UserError } from '../core/errors';
+import { GpuUnavailableError } from '../runtime/device';
+import { UserError } from '../runtime/errors';
 import * as convertWeights from './commands/convert-weights';
 import * as analyze from './commands/analyze';
 import * as coco from './commands/coco';

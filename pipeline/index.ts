@@ -5,9 +5,9 @@
 // writeSubmission / validateSubmission.
 
 export * from './data/cellTypes';
-export * from './data/rle';
-export * from './data/maskCrop';
-export * from './data/cocoRle';
+export * from '../structures/rle';
+export * from '../structures/mask-crop';
+export * from '../structures/coco-rle';
 export * from './data/trainCsv';
 export * from './data/submission';
 export * from './io/atomic';
@@ -23,8 +23,8 @@ export * from './coco/types';
 export { readCocoDataset, readCocoResults, readJsonFile } from './coco/read';
 export * from './coco/build';
 export * from './coco/split';
-export { maskToPolygons } from './coco/polygons';
-export { findContours } from './coco/contours';
+export { maskToPolygons } from '../structures/mask-to-polygons';
+export { findContours } from '../structures/contours';
 export * from './eval/competitionMetric';
 export { runsIouMatrix } from './eval/maskIou';
 export * from './eval/cocoParams';

@@ -1,7 +1,7 @@
 // Smoke test: the GPU is reachable, a real WGSL kernel runs, and every output element is written
 // with the value a float64 reference gives (outputs are poisoned beforehand).
 import { describe, expect, it } from 'vitest';
-import { getGpu } from '../core/device';
+import { getGpu } from '../runtime/device';
 import { Rng, expectClose, runWgsl, testSeed } from './util';
 
 describe('smoke', () => {

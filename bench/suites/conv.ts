@@ -18,13 +18,13 @@
 // average (os.loadavg) at the time of the shape.
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { machinePeak, median, timeGpu } from '../harness';
-import { init, randn, type Tensor } from '../../core';
-import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { init, randn, type Tensor } from '../../engine';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/ops/conv';
 import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { overrideV2Rows } from '../../kernels/conv/forward-v2';
 import { loadavg } from 'node:os';
 import { convFlops, convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
-import { isSoftwareAdapter } from '../../kernels/matmul';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 interface Shape {
   name: string;

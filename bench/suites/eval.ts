@@ -1,11 +1,11 @@
 // Benchmark `eval`: the competition metric and COCO segm AP (pycocotools semantics) on 100 images
 // x 300 instances of synthetic cells (704x520), predictions = the truth shifted by 0-2 px, 10 %
 // missed, 10 % extra. Reports the median wall time of each.
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import { COCO_CATEGORIES } from '../../pipeline/data/cellTypes';
-import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../pipeline/data/cocoRle';
-import { cropToRuns, type MaskCrop } from '../../pipeline/data/maskCrop';
-import type { Runs } from '../../pipeline/data/rle';
+import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
+import { cropToRuns, type MaskCrop } from '../../structures/mask-crop';
+import type { Runs } from '../../structures/rle';
 import type { CocoDataset, CocoResult } from '../../pipeline/coco/types';
 import { cocoEvaluate } from '../../pipeline/eval/cocoEval';
 import { competitionScore, type MetricImage } from '../../pipeline/eval/competitionMetric';

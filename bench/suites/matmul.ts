@@ -6,7 +6,7 @@
 // same rounds (compare_ms, speedup_vs_compare).
 // Ours and the peers are timed in interleaved rounds (see below); `load` is the 1-minute load
 // average at the start and end of the case (the machine is shared).
-import * as cg from '../../core';
+import * as cg from '../../engine';
 import { choosePlan, type MatmulConfig } from '../../kernels/matmul';
 import { loadavg } from 'node:os';
 import { machinePeak, median, timeGpu } from '../harness';

@@ -25,8 +25,8 @@
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
-import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../core';
-import { SGD } from '../../core/optim';
+import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../engine';
+import { SGD } from '../../engine/optim';
 import { CenterMask, type GtInstances, type ImageInput } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import type { FPN } from '../../models/fpn';
@@ -37,7 +37,7 @@ import { fcosLosses } from '../../models/fcos/losses';
 import { poolRois } from '../../models/roi/pooler';
 import { maskTargets } from '../../models/roi/targets';
 import { maskIouLoss, maskIouTargetsOnDevice } from '../../models/roi/heads';
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 
 // ---- cases and anchors ----------------------------------------------------------------------
 

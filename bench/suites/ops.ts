@@ -2,8 +2,8 @@
 // ROIs on a P3-like map, 14x14 output) and NMS (a few thousand boxes). Small and fast on lavapipe.
 // Each case: warm-up, then the median of `repeats` timed iterations ending in rt().sync().
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
-import { backward, batchedNms, fromArray, groupNorm, init, nms, rand, roiAlign, rt, scopeAsync, type Tensor } from '../../core';
-import { Rng } from '../../core/rng';
+import { backward, batchedNms, fromArray, groupNorm, init, nms, rand, roiAlign, rt, scopeAsync, type Tensor } from '../../engine';
+import { Rng } from '../../runtime/rng';
 
 async function timeIt(repeats: number, fn: () => Promise<void>): Promise<number> {
   await fn(); // warm-up: pipeline compiles

@@ -1,7 +1,7 @@
 // Fixed costs of the runtime: one empty dispatch (record + submit + wait), 100 small elementwise
 // ops recorded into one batch, a bare submit round trip, and a 4 MB readback.
-import * as cg from '../../core';
-import { type KernelDef, rt } from '../../core/runtime';
+import * as cg from '../../engine';
+import { type KernelDef, rt } from '../../runtime/runtime';
 import { median, timeAsync, timeGpu } from '../harness';
 import type { BenchRow, BenchSuite } from '../types';
 

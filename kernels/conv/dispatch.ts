@@ -30,7 +30,7 @@ import { convWgradGemmV2 } from './wgrad-v2';
 import { convBackwardFc, convDgradFc, convForwardFc, convWgradFc, fcApplicable } from './fc';
 import { convDgradGemmV3, convForwardGemmV3, convWgradGemmV3, v3Applicable } from './gemm-v3';
 import { convBackwardFew, convDgradFew, convForwardFew, convWgradFew, fewApplicable } from './few';
-import { isSoftwareAdapter } from '../matmul';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 export type ConvAlgo = 'auto' | 'direct' | 'gemm' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';
 export type ConvKernel = 'direct' | 'gemm1' | 'gemm2' | 'gemm3' | 'fc' | 'few';

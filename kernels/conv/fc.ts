@@ -13,7 +13,7 @@
 import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, isPointwise } from './geometry';
 import { range } from './tile';
-import { isSoftwareAdapter } from '../matmul';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 const NT = 4; // images per invocation
 /** Workgroup width: lavapipe runs one 8-wide subgroup per workgroup best and pays a fixed cost per

@@ -2,6 +2,7 @@
 // [O, C/groups, KH, KW], output [N, O, OH, OW]. All kernels take contiguous buffers plus element
 // offsets and read the geometry from one uniform block, CONV_PARAMS (convParams fills it).
 import { rt } from '../define-kernel';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 export interface ConvGeometry {
   N: number;
@@ -105,9 +106,7 @@ export function overrideGemmWorkgroupSize(n: number | undefined): void {
  *  hardware GPUs want wider workgroups to hide latency. */
 export function gemmWorkgroupSize(): number {
   if (workgroupOverride !== undefined) return workgroupOverride;
-  const a = rt().gpu.adapter;
-  const software = a.isFallbackAdapter || a.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
-  return software ? 8 : 64;
+  return isSoftwareAdapter() ? 8 : 64;
 }
 
 /** Rows per thread: output channels (or input channels for dgrad) held in registers. */

@@ -23,7 +23,8 @@
 //            reduction cut into chunks that accumulate into dw in order (deterministic split-K).
 // The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
 import { defineKernel, read, rt, rw } from '../define-kernel';
-import { hasSubgroups8, isSoftwareAdapter } from '../matmul';
+
+import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
 import { reduceSplits } from './wgrad';
 
 /** Output columns per workgroup (8 lanes × 4). */

@@ -2,7 +2,7 @@ import { WGSL_NAN } from '../define-kernel';
 
 // The long tail of elementwise ops, declared once as data (webgpu-torch style): each entry's WGSL
 // forward expression and its backward expression; kernels and autograd are generated from this
-// table in core/ops/elementwise.ts. Float ops compute in f32.
+// table in engine/ops/elementwise.ts. Float ops compute in f32.
 //
 // Unary forward: `x` is the input, `s0`/`s1` optional scalars. Unary backward: `x` input, `y`
 // output, `g` the output's gradient. Binary forward: `x`, `y` the operands. Binary backward: `x`,

@@ -4,14 +4,14 @@
 // FrozenBN (CenterMask2's default, for ImageNet-initialised backbones), BN / SyncBN (batch
 // statistics, for training from scratch) or GN (32 groups); eSE is applied in every OSA block (the original ignores the
 // spec's eSE flag); blocks after the first of a stage add their input after eSE (identity).
-import { Module } from '../../core/nn/module';
-import { cat } from '../../core/ops/join';
-import { add, hardsigmoid, mul, relu } from '../../core/ops/elementwise';
-import { mean } from '../../core/ops/reduce';
-import { maxPool2d } from '../../core/ops/pool';
-import type { Tensor } from '../../core/tensor';
+import { Module } from '../../engine/nn/module';
+import { cat } from '../../engine/ops/join';
+import { add, hardsigmoid, mul, relu } from '../../engine/ops/elementwise';
+import { mean } from '../../engine/ops/reduce';
+import { maxPool2d } from '../../engine/ops/pool';
+import type { Tensor } from '../../engine/tensor';
 import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../layers';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 
 /** MODEL.VOVNET.NORM values (Detectron2's get_norm names). */
 export type VoVNetNorm = 'FrozenBN' | 'BN' | 'SyncBN' | 'GN';

@@ -6,7 +6,7 @@
 //   const cfg = loadConfig('configs/centermask_lite_V_39_eSE_FPN_ms_4x.yaml', ['MODEL.FCOS.NUM_CLASSES', '3']);
 //   cfg.MODEL.FCOS.NUM_CLASSES // 3, typed
 import { Document, Scalar, YAMLMap, YAMLSeq, parse as parseYaml, type Node } from 'yaml';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import { DEFAULTS } from './defaults';
 import { loadYamlWithBase } from './load-yaml';
 import { coerce, isLeaf, type Leaf, type SchemaNode, type ValuesOf } from './schema';

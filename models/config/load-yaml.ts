@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 
 export interface YamlLayer {
   file: string;

@@ -2,10 +2,10 @@
 // ReLU] shared across levels; cls_logits from the cls tower; bbox_pred and ctrness from the bbox
 // tower (CTR_ON_REG); regression = relu(scale_l * bbox_pred) in stride units. The tower's Sequential
 // indices follow the original ([conv, gn, relu] per layer: conv at 0, 3, ...; GN at 1, 4, ...).
-import { Module } from '../../core/nn/module';
-import { constant_, normal_ } from '../../core/nn/init';
-import { mul, relu } from '../../core/ops/elementwise';
-import type { Tensor } from '../../core/tensor';
+import { Module } from '../../engine/nn/module';
+import { constant_, normal_ } from '../../engine/nn/init';
+import { mul, relu } from '../../engine/ops/elementwise';
+import type { Tensor } from '../../engine/tensor';
 import { Container, Conv2d, GroupNorm, Scale } from '../layers';
 
 export interface FCOSHeadOptions {

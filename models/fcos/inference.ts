@@ -13,14 +13,14 @@
 // Candidate order within a level is the original's `nonzero` order (locations row-major, classes
 // ascending). When the pre-NMS cap binds, the original takes an unsorted top-k whose order is
 // unspecified; here the top-k (ties: lower index) is put back into that same row-major order.
-import { batchedNms } from '../../core/ops/boxes';
-import { cast, gt, mapRaw, mul, sigmoid, sqrt, where } from '../../core/ops/elementwise';
-import { indexSelect } from '../../core/ops/gather';
-import { cat, stack } from '../../core/ops/join';
-import { sum } from '../../core/ops/reduce';
-import { sort, topk } from '../../core/ops/sort';
-import { permute, reshape, select } from '../../core/ops/view';
-import { empty, fromArray, scopeAsync, type Tensor } from '../../core/tensor';
+import { batchedNms } from '../../engine/ops/boxes';
+import { cast, gt, mapRaw, mul, sigmoid, sqrt, where } from '../../engine/ops/elementwise';
+import { indexSelect } from '../../engine/ops/gather';
+import { cat, stack } from '../../engine/ops/join';
+import { sum } from '../../engine/ops/reduce';
+import { sort, topk } from '../../engine/ops/sort';
+import { permute, reshape, select } from '../../engine/ops/view';
+import { empty, fromArray, scopeAsync, type Tensor } from '../../engine/tensor';
 import type { FcosPredictions } from './losses';
 
 export interface FcosInferenceOptions {

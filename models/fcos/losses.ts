@@ -8,13 +8,13 @@
 // order of computeFcosTargets. The targets live on the CPU, so every normaliser is a known number
 // and nothing is read back; all three losses are differentiable w.r.t. the head outputs.
 // Call inside scope(): the uploaded targets are held by the recorded graph.
-import { cat } from '../../core/ops/join';
-import { binaryCrossEntropyWithLogits, iouLoss, sigmoidFocalLoss } from '../../core/ops/losses';
-import { div, mulScalar } from '../../core/ops/elementwise';
-import { indexSelect } from '../../core/ops/gather';
-import { sum } from '../../core/ops/reduce';
-import { permute, reshape } from '../../core/ops/view';
-import { fromArray, type Tensor } from '../../core/tensor';
+import { cat } from '../../engine/ops/join';
+import { binaryCrossEntropyWithLogits, iouLoss, sigmoidFocalLoss } from '../../engine/ops/losses';
+import { div, mulScalar } from '../../engine/ops/elementwise';
+import { indexSelect } from '../../engine/ops/gather';
+import { sum } from '../../engine/ops/reduce';
+import { permute, reshape } from '../../engine/ops/view';
+import { fromArray, type Tensor } from '../../engine/tensor';
 import type { IouLossType } from '../../kernels/losses';
 import type { FcosTargets } from './targets';
 

@@ -4,18 +4,18 @@
 // foreground proposals and the MaskIoU L2 loss). Box-level work (level assignment, matching,
 // sampling, polygon targets) runs on the host; everything that depends on network outputs stays on
 // the GPU, so the losses need no readback.
-import { noGrad } from '../../core/autograd';
-import { Module } from '../../core/nn/module';
-import { binaryCrossEntropyWithLogits } from '../../core/ops/losses';
-import { clamp, div, mapRaw, maximum, mul, sigmoid, sub, square } from '../../core/ops/elementwise';
-import { indexSelect } from '../../core/ops/gather';
-import { sum } from '../../core/ops/reduce';
-import { narrow, reshape } from '../../core/ops/view';
-import { empty, fromArray, full, Tensor } from '../../core/tensor';
+import { noGrad } from '../../engine/autograd';
+import { Module } from '../../engine/nn/module';
+import { binaryCrossEntropyWithLogits } from '../../engine/ops/losses';
+import { clamp, div, mapRaw, maximum, mul, sigmoid, sub, square } from '../../engine/ops/elementwise';
+import { indexSelect } from '../../engine/ops/gather';
+import { sum } from '../../engine/ops/reduce';
+import { narrow, reshape } from '../../engine/ops/view';
+import { empty, fromArray, full, Tensor } from '../../engine/tensor';
 import { launchMap } from '../../kernels/elementwise/map';
-import { cat } from '../../core/ops/join';
-import { Rng } from '../../core/rng';
-import { rt } from '../../core/runtime';
+import { cat } from '../../engine/ops/join';
+import { Rng } from '../../runtime/rng';
+import { rt } from '../../runtime/runtime';
 import { poolRois } from './pooler';
 import { SpatialAttentionMaskHead } from './mask-head';
 import { MaskIoUHead } from './maskiou-head';

@@ -1,12 +1,12 @@
 // SAG-Mask (CenterMask2 `SpatialAttentionMaskHead`): N x [conv3x3 (bias) -> ReLU], spatial
 // attention (sigmoid(conv3x3([mean_c, max_c])) multiplied in), deconv 2x2 s2 -> ReLU, then a 1x1
 // class-specific predictor giving [R, K, 28, 28] logits.
-import { Module } from '../../core/nn/module';
-import { c2MsraFill, constant_, normal_ } from '../../core/nn/init';
-import { mul, relu, sigmoid } from '../../core/ops/elementwise';
-import { cat } from '../../core/ops/join';
-import { max, mean } from '../../core/ops/reduce';
-import type { Tensor } from '../../core/tensor';
+import { Module } from '../../engine/nn/module';
+import { c2MsraFill, constant_, normal_ } from '../../engine/nn/init';
+import { mul, relu, sigmoid } from '../../engine/ops/elementwise';
+import { cat } from '../../engine/ops/join';
+import { max, mean } from '../../engine/ops/reduce';
+import type { Tensor } from '../../engine/tensor';
 import { Container, Conv2d, ConvTranspose2d } from '../layers';
 
 export interface MaskHeadOptions {

@@ -1,13 +1,13 @@
 // MaskIoU head (CenterMask2 `MaskIoUHead`): cat(pooled features, maxpool2x2(mask)) -> N convs
 // (bias, ReLU; the last has stride 2) -> flatten (C, H, W order) -> fc1 -> ReLU -> fc2 -> ReLU ->
 // per-class IoU prediction.
-import { Module } from '../../core/nn/module';
-import { constant_, kaimingNormal_, normal_ } from '../../core/nn/init';
-import { Linear } from '../../core/nn/linear';
-import { cat } from '../../core/ops/join';
-import { maxPool2d } from '../../core/ops/pool';
-import { flatten } from '../../core/ops/view';
-import type { Tensor } from '../../core/tensor';
+import { Module } from '../../engine/nn/module';
+import { constant_, kaimingNormal_, normal_ } from '../../engine/nn/init';
+import { Linear } from '../../engine/nn/linear';
+import { cat } from '../../engine/ops/join';
+import { maxPool2d } from '../../engine/ops/pool';
+import { flatten } from '../../engine/ops/view';
+import type { Tensor } from '../../engine/tensor';
 import { Conv2d } from '../layers';
 
 export interface MaskIoUHeadOptions {

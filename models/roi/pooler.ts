@@ -2,10 +2,10 @@
 // paper Eq. 2) and is pooled there with ROIAlignV2 (aligned, adaptive sampling). Level assignment
 // runs on the CPU: the boxes come from inference (already read back after NMS) or from training
 // proposal sampling, both CPU-side.
-import { fromArray, type Tensor, empty } from '../../core/tensor';
-import { roiAlign } from '../../core/ops/roi-align';
-import { cat } from '../../core/ops/join';
-import { indexSelect } from '../../core/ops/gather';
+import { fromArray, type Tensor, empty } from '../../engine/tensor';
+import { roiAlign } from '../../engine/ops/roi-align';
+import { cat } from '../../engine/ops/join';
+import { indexSelect } from '../../engine/ops/gather';
 
 /** Boxes of one image: x0, y0, x1, y1 per row, in input-image coordinates. */
 export type BoxList = Float32Array | number[];

@@ -7,23 +7,12 @@
 //     size / max(w, 0.1), COCO-rasterise) and CenterMask2's MaskIoU area ratio.
 // Arithmetic follows the original's dtypes: boxes are float32 tensors there (Math.fround), polygon
 // coordinates and areas float64.
-import { Rng } from '../../core/rng';
-import { type InstancePolygons, polygonsArea, polygonsToBitmask, summedPolygonRasterArea } from './rasterize';
+import { Rng } from '../../runtime/rng';
+import { pairwiseIou } from '../../structures/boxes';
+import type { MaskCrop } from '../../structures/mask-crop';
+import { type InstancePolygons, polygonsArea, polygonsToBitmask, summedPolygonRasterArea } from '../../structures/polygons';
 
 const f = Math.fround;
-
-/** One instance's binary mask, stored inside a box of an image (detectron2 BitMasks row). */
-export interface InstanceBitmask {
-  imageWidth: number;
-  imageHeight: number;
-  /** The stored box: pixels outside it are 0. */
-  x0: number;
-  y0: number;
-  width: number;
-  height: number;
-  /** Row-major over the box, 0/1. */
-  data: Uint8Array;
-}
 
 /** Ground truth of one image: masks as polygons (PolygonMasks) or as bitmasks (BitMasks). */
 export interface GtInstances {
@@ -33,34 +22,17 @@ export interface GtInstances {
   classes: ArrayLike<number>;
   /** [M] polygons of each instance (INPUT.MASK_FORMAT polygon). */
   polygons?: readonly InstancePolygons[];
-  /** [M] bitmask of each instance (INPUT.MASK_FORMAT bitmask). */
-  masks?: readonly InstanceBitmask[];
+  /** [M] bitmask of each instance (INPUT.MASK_FORMAT bitmask): a detectron2 BitMasks row, kept
+   *  inside the instance's box (pixels outside it are 0). */
+  masks?: readonly MaskCrop[];
 }
 
 /** The GT mask of instance i, whichever form the GT carries. */
-export type GtMask = { polygons: InstancePolygons } | { bitmask: InstanceBitmask };
+export type GtMask = { polygons: InstancePolygons } | { bitmask: MaskCrop };
 
 export function gtMaskOf(gt: GtInstances, i: number): GtMask {
   if (gt.masks) return { bitmask: gt.masks[i]! };
   return { polygons: gt.polygons![i]! };
-}
-
-/** detectron2 `pairwise_iou` in float32: [Na, Nb] row-major; 0 where the intersection is empty. */
-export function pairwiseIou(a: Float32Array, b: Float32Array): Float32Array {
-  const na = a.length / 4;
-  const nb = b.length / 4;
-  const out = new Float32Array(na * nb);
-  const area = (t: Float32Array, i: number) => f(f(t[4 * i + 2]! - t[4 * i]!) * f(t[4 * i + 3]! - t[4 * i + 1]!));
-  for (let i = 0; i < na; i++) {
-    const areaA = area(a, i);
-    for (let j = 0; j < nb; j++) {
-      const w = Math.max(f(Math.min(a[4 * i + 2]!, b[4 * j + 2]!) - Math.max(a[4 * i]!, b[4 * j]!)), 0);
-      const h = Math.max(f(Math.min(a[4 * i + 3]!, b[4 * j + 3]!) - Math.max(a[4 * i + 1]!, b[4 * j + 1]!)), 0);
-      const inter = f(w * h);
-      out[i * nb + j] = inter > 0 ? f(inter / f(f(areaA + area(b, j)) - inter)) : 0;
-    }
-  }
-  return out;
 }
 
 /**
@@ -231,7 +203,7 @@ export interface MaskTargets {
  * on the whole image (zero beyond one pixel outside, clamped at the border); pixels outside the
  * stored box read 0.
  */
-export function bitmaskCropAndResize(m: InstanceBitmask, box: ArrayLike<number>, size: number): Uint8Array {
+export function bitmaskCropAndResize(m: MaskCrop, box: ArrayLike<number>, size: number): Uint8Array {
   const H = m.imageHeight;
   const W = m.imageWidth;
   const at = (y: number, x: number) => {
@@ -293,7 +265,7 @@ export function bitmaskCropAndResize(m: InstanceBitmask, box: ArrayLike<number>,
  * GT mask's pixels whose centre (col + 0.5, row + 0.5) lies inside the box [x0, x1) x [y0, y1).
  * NaN for an empty mask (0/0, as the polygon rule gives).
  */
-export function bitmaskIouRatio(m: InstanceBitmask, box: ArrayLike<number>): number {
+export function bitmaskIouRatio(m: MaskCrop, box: ArrayLike<number>): number {
   let total = 0;
   let inside = 0;
   for (let y = 0; y < m.height; y++) {

@@ -3,10 +3,10 @@
 // segmentation as compressed RLE (default, exact) or as polygons. Images carry cell_type and
 // sample_id as extra keys so `cellseg split` can stratify and group.
 import { COCO_CATEGORIES, categoryIdOf } from '../data/cellTypes';
-import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../data/cocoRle';
-import { runsToCrop } from '../data/maskCrop';
+import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
+import { runsToCrop } from '../../structures/mask-crop';
 import type { TrainImage } from '../data/trainCsv';
-import { maskToPolygons } from './polygons';
+import { maskToPolygons } from '../../structures/mask-to-polygons';
 import type { CocoAnnotation, CocoDataset, CocoImage } from './types';
 
 export type SegmentationFormat = 'rle' | 'polygon';

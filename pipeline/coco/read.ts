@@ -2,8 +2,8 @@
 // an object keyed by annotation id) and COCO results JSON. Every problem names the file and the
 // offending image/annotation id or list index.
 import { existsSync, readFileSync } from 'node:fs';
-import { InputError } from '../../core/errors';
-import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../data/cocoRle';
+import { InputError } from '../../runtime/errors';
+import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../../structures/coco-rle';
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from './types';
 
 export function readJsonFile(file: string): unknown {

@@ -1,7 +1,7 @@
 // Stratified K-fold over images by cell type, seeded; optionally grouped by sample so that no
 // sample has images on both sides of a fold. (The notebook's sklearn folds depend on file-glob
 // order and numpy's RNG and cannot be reproduced; this is "K folds, stratified, seeded".)
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 
 export interface SplitItem {
   id: number;

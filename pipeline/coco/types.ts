@@ -1,5 +1,5 @@
 // COCO instance-annotation JSON as pycocotools reads it (and as `cellseg coco` writes it).
-import type { Bbox, CocoRleJson } from '../data/cocoRle';
+import type { Bbox, CocoRleJson } from '../../structures/coco-rle';
 
 export type Polygon = number[];
 export type Segmentation = Polygon[] | CocoRleJson;

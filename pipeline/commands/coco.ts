@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import { COCO_CATEGORIES } from '../data/cellTypes';
 import { readTrainCsv, type TrainImage } from '../data/trainCsv';
 import { writeJsonAtomic } from '../io/atomic';

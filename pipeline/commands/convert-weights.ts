@@ -4,10 +4,10 @@
 // a top-level 'model' wrapper is removed; non-tensor entries are listed and left out.
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../../core/errors';
-import { numel } from '../../core/checkpoint/host-tensor';
-import { loadCheckpoint } from '../../core/checkpoint/load';
-import { writeSafetensors } from '../../core/checkpoint/safetensors';
+import { UserError } from '../../runtime/errors';
+import { numel } from '../../engine/checkpoint/host-tensor';
+import { loadCheckpoint } from '../../engine/checkpoint/load';
+import { writeSafetensors } from '../../engine/checkpoint/safetensors';
 
 export interface ConvertSummary {
   format: string;

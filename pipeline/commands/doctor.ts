@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { runDoctor } from '../../core/doctor';
-import { UserError } from '../../core/errors';
+import { runDoctor } from '../../runtime/doctor';
+import { UserError } from '../../runtime/errors';
 
 export function register(program: Command): void {
   program

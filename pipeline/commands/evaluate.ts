@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { readCocoDataset, readCocoResults } from '../coco/read';
 import { cocoEvaluate, formatCocoSummary } from '../eval/cocoEval';
 import { writeJsonAtomic } from '../io/atomic';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { readJsonFile } from '../coco/read';
 import { CONF_TYPES, WbfInputError, weightedBoxesFusion, type ConfType } from '../fusion/wbf';
 import { writeJsonAtomic } from '../io/atomic';

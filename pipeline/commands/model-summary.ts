@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { init } from '../../core/runtime';
+import { init } from '../../runtime/runtime';
 import { loadConfig } from '../../models/config/config';
 import { CenterMask } from '../../models/centermask';
 import { centerMaskSummary, formatSummary } from '../../models/summary';

@@ -4,7 +4,7 @@
 // the only id in the results, else its position among the sorted PNGs of its folder (the ids
 // `cellseg predict --images DIR` gives).
 import type { Command } from 'commander';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { writeOverlayFromFiles } from '../viz/overlay';
 import { parseIntOption } from './progress';
 

@@ -2,7 +2,7 @@
 //   cellseg plot --metrics output/sartorius/metrics.json --out curves.png [--reference ref.json]
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import { parseReferenceSeries, writeMetricsPlot, type PlotOptions } from '../viz/plot';
 import { parseIntOption } from './progress';
 

@@ -4,8 +4,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import { init } from '../../core/runtime';
-import { UserError } from '../../core/errors';
+import { init } from '../../runtime/runtime';
+import { UserError } from '../../runtime/errors';
 import { loadConfig, type CfgNode } from '../../models/config/config';
 import { readCocoDataset } from '../coco/read';
 import type { CocoResult } from '../coco/types';

@@ -1,7 +1,7 @@
 // Progress bars for long steps (on stderr, only when it is a terminal, so logs and tests stay clean)
 // and small option parsers shared by the commands.
 import cliProgress from 'cli-progress';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { CELL_TYPES, type CellType } from '../data/cellTypes';
 
 export interface Progress {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { readSubmission } from '../data/submission';
 import { readTrainCsvAll } from '../data/trainCsv';
 import { competitionScore, type MetricImage } from '../eval/competitionMetric';

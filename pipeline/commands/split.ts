@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { subsetCoco } from '../coco/build';
 import { readCocoDataset } from '../coco/read';
 import { stratifiedKFold } from '../coco/split';

@@ -1,9 +1,9 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { COCO_CATEGORIES } from '../data/cellTypes';
-import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
-import type { Runs } from '../data/rle';
+import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
+import type { Runs } from '../../structures/rle';
 import { writeSubmission } from '../data/submission';
 import { readCocoResults, readJsonFile } from '../coco/read';
 import type { CocoDataset, CocoImage } from '../coco/types';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../../core/errors';
+import { UserError } from '../../runtime/errors';
 import { readSubmission } from '../data/submission';
 import { readPngGray } from '../io/png';
 import { validateSubmission } from '../post/validateSubmission';

@@ -3,10 +3,10 @@
 // mistag's notebook do). Reading validates ids, RLE syntax and bounds.
 import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { withAtomicText } from '../io/atomic';
 import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
-import { RleFormatError, parseRle, runsToRle, type Runs } from './rle';
+import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export interface SubmissionInstance {
   runs: Runs;

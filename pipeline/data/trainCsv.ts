@@ -3,10 +3,10 @@
 // image with every row checked: column count, integer sizes, known cell type, RLE validity.
 import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
 import { isCellType, type CellType } from './cellTypes';
-import { RleFormatError, parseRle, runsToRle, type Runs } from './rle';
+import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export const TRAIN_COLUMNS = [
   'id',

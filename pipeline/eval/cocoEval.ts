@@ -19,7 +19,7 @@ import {
   segmentationToCocoRle,
   type Bbox,
   type CocoRle,
-} from '../data/cocoRle';
+} from '../../structures/coco-rle';
 import type { CocoDataset, CocoResult } from '../coco/types';
 import { defaultCocoParams, type CocoEvalParams } from './cocoParams';
 

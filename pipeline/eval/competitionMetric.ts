@@ -2,7 +2,7 @@
 // TP / (TP + FP + FN), then the mean over images. A hit needs IoU strictly above the threshold.
 // Counting follows the public re-implementation: TP = truth objects with exactly one hit, FN = truth
 // objects with none, FP = predictions with none.
-import type { Runs } from '../data/rle';
+import type { Runs } from '../../structures/rle';
 import { runsIouMatrix } from './maskIou';
 
 /**

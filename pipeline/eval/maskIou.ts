@@ -1,6 +1,6 @@
 // Pairwise IoU of row-major run lists (competition masks). Boxes rule out most pairs first, and
 // the remaining pairs are computed by merging runs: never a per-pixel loop over the image.
-import { runsArea, runsBounds, runsIntersection, type Runs } from '../data/rle';
+import { runsArea, runsBounds, runsIntersection, type Runs } from '../../structures/rle';
 
 interface Prepared {
   runs: Runs;

@@ -1,7 +1,7 @@
 // Test-time augmentation transforms: original, horizontal flip, vertical flip and both flips (=
 // exact 180 degree rotation). All are their own inverse, so the same function maps an image forward
 // and maps predicted masks and boxes back.
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from '../../structures/mask-crop';
 import type { Box } from './wbf';
 
 export type TtaTransform = 'orig' | 'hflip' | 'vflip' | 'both';

@@ -3,8 +3,8 @@
 // covered by at least max(1, floor(voteFraction * members)) masks, and cropped to the fused box.
 // Members are tracked by index through WBF, so no member is lost to the notebook's lookup by
 // rounded box coordinates.
-import type { MaskCrop } from '../data/maskCrop';
-import { tightenCrop } from '../data/maskCrop';
+import type { MaskCrop } from '../../structures/mask-crop';
+import { tightenCrop } from '../../structures/mask-crop';
 import { weightedBoxesFusion, type Box, type ConfType } from './wbf';
 
 export interface PredictionSet {

@@ -2,7 +2,7 @@
 // figures and colour inputs (converted to gray as the notebooks' OpenCV reads give identical channels).
 import { existsSync, readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic';
 
 export interface GrayImage {

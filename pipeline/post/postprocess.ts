@@ -4,8 +4,8 @@
 // (checked on the whole predicted mask, as mistag's notebook); overlap removal (pixels already
 // taken are removed); per-class minimum pixel count after removal (Slawek's MIN_PIXELS).
 import { cellTypeOfCategory, DEFAULT_MIN_PIXELS, DEFAULT_SCORE_THRESHOLDS, type CellType } from '../data/cellTypes';
-import { cropToRuns, tightenCrop, type MaskCrop } from '../data/maskCrop';
-import type { Runs } from '../data/rle';
+import { cropToRuns, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
+import type { Runs } from '../../structures/rle';
 import { regionProps, type ShapeFeatures } from '../shape/regionProps';
 import type { ShapeReport } from '../shape/analyze';
 

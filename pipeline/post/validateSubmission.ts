@@ -1,9 +1,9 @@
 // Checks a submission the way the competition scorer does: header, known ids, every expected id
 // present, RLE pairs sorted/positive/inside the image (while reading), and no two masks of one
 // image overlapping.
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { readSubmission, type Submission } from '../data/submission';
-import { runsIntersection } from '../data/rle';
+import { runsIntersection } from '../../structures/rle';
 
 export interface ValidationReport {
   images: number;

@@ -8,8 +8,8 @@
 //   TP/(TP+FP+FN)) of the post-processed masks (per-type score threshold, overlap removal, minimum
 //   size: what a submission would contain), against the ground-truth masks.
 import type { CocoDataset, CocoResult } from '../coco/types';
-import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
-import { cropToRuns } from '../data/maskCrop';
+import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
+import { cropToRuns } from '../../structures/mask-crop';
 import { cocoEvaluate, SUMMARY_KEYS } from '../eval/cocoEval';
 import { competitionScore, type MetricImage } from '../eval/competitionMetric';
 import { DEFAULT_POSTPROCESS, postprocessImage, type PostprocessOptions } from '../post/postprocess';

@@ -7,8 +7,8 @@
 // instance's score is its fused detection score (mistag's TTA path uses detection scores).
 import type { CfgNode } from '../../models/config/config';
 import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cellTypes';
-import { cocoRleToJson, cropToCocoRle } from '../data/cocoRle';
-import { maskToCrop, tightenCrop, type MaskCrop } from '../data/maskCrop';
+import { cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
+import { maskToCrop, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
 import type { CocoResult } from '../coco/types';
 import { transformCrop, transformImage, TTA_TRANSFORMS, type TtaTransform } from '../fusion/tta';
 import { weightedSegmentsFusion, type PredictionSet } from '../fusion/wsf';

@@ -2,9 +2,9 @@
 // themselves, not from the first polygon as the notebook did) with summary statistics, and the
 // `shape_data` table (1 % and 99 % percentiles per feature and type) that post-processing reads in
 // place of the notebook's shape_data.pkl.
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { CELL_TYPES, type CellType } from '../data/cellTypes';
-import { runsToCrop } from '../data/maskCrop';
+import { runsToCrop } from '../../structures/mask-crop';
 import { readTrainCsv } from '../data/trainCsv';
 import { readJsonFile } from '../coco/read';
 import { SHAPE_FEATURES, regionProps, type ShapeFeatures } from './regionProps';

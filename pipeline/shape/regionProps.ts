@@ -3,7 +3,7 @@
 // tensor built from second central moments, pixel centres at integer coordinates), axis ratio
 // minor/major (major 0 -> 1, as the shape notebook), solidity (area / convex area) and extent
 // (area / bounding-box area).
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from '../../structures/mask-crop';
 import { convexArea } from './convexHull';
 
 export interface ShapeFeatures {

@@ -3,9 +3,9 @@
 // processes (area ~900 px with a long tail, ratio ~0.37, solidity ~0.74), cort small and round
 // (area ~260 px, ratio ~0.73, solidity ~0.94). A shape is a wobbly rotated ellipse plus processes,
 // rasterised into a crop.
-import type { Rng } from '../../core/rng';
+import type { Rng } from '../../runtime/rng';
 import type { CellType } from '../data/cellTypes';
-import type { MaskCrop } from '../data/maskCrop';
+import type { MaskCrop } from '../../structures/mask-crop';
 
 export interface CellShape {
   cx: number;

@@ -4,10 +4,10 @@
 // train masks can overlap, submissions cannot), and shsy5y cells are packed into touching clusters.
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from '../../core/errors';
-import { Rng } from '../../core/rng';
+import { UserError } from '../../runtime/errors';
+import { Rng } from '../../runtime/rng';
 import { CELL_TYPES, type CellType } from '../data/cellTypes';
-import { cropArea, cropToRuns, type MaskCrop } from '../data/maskCrop';
+import { cropArea, cropToRuns, type MaskCrop } from '../../structures/mask-crop';
 import { trainCsvHeader, trainCsvRows, type TrainImage } from '../data/trainCsv';
 import { encodePngGray } from '../io/png';
 import { TYPE_STATS, randomShape, rasterizeShape, shapeRadius } from './cellShapes';

@@ -1,8 +1,8 @@
 // The look of a Sartorius phase-contrast image: mid-gray background near 128 with faint horizontal
 // striping and a slow illumination drift, cells as darker textured bodies inside thin bright halos,
 // faint unannotated neurites, and sensor noise. Deterministic for a given Rng state.
-import type { Rng } from '../../core/rng';
-import type { MaskCrop } from '../data/maskCrop';
+import type { Rng } from '../../runtime/rng';
+import type { MaskCrop } from '../../structures/mask-crop';
 
 /** Separable box blur of a float field, `passes` times (approximates a Gaussian). */
 function boxBlur(f: Float32Array, w: number, h: number, radius: number, passes: number): void {

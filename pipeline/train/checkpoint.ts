@@ -8,16 +8,16 @@
 // last_checkpoint last: a crash at any point leaves last_checkpoint naming a complete checkpoint.
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import type { Module } from '../../core/nn/module';
-import type { Tensor } from '../../core/tensor';
-import { hostTensor, type HostTensor } from '../../core/checkpoint/host-tensor';
-import { readSafetensors, writeSafetensors } from '../../core/checkpoint/safetensors';
-import { writeFileAtomic } from '../../core/checkpoint/atomic-write';
-import { loadCheckpoint } from '../../core/checkpoint/load';
-import type { SGD } from '../../core/optim/sgd';
-import type { AdamW } from '../../core/optim/adamw';
-import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../core/optim/state';
-import { InputError, UserError } from '../../core/errors';
+import type { Module } from '../../engine/nn/module';
+import type { Tensor } from '../../engine/tensor';
+import { hostTensor, type HostTensor } from '../../engine/checkpoint/host-tensor';
+import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/safetensors';
+import { writeFileAtomic } from '../../engine/checkpoint/atomic-write';
+import { loadCheckpoint } from '../../engine/checkpoint/load';
+import type { SGD } from '../../engine/optim/sgd';
+import type { AdamW } from '../../engine/optim/adamw';
+import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../engine/optim/state';
+import { InputError, UserError } from '../../runtime/errors';
 
 export const LAST_CHECKPOINT = 'last_checkpoint';
 const FORMAT = 'cellgpu-train-checkpoint-v1';
@@ -113,7 +113,7 @@ export interface FineTuneReport {
 
 /**
  * MODEL.WEIGHTS for fine-tuning, as fvcore's Checkpointer loads it: any checkpoint format
- * core/checkpoint reads (.safetensors, .pth, .pkl), a leading 'module.' stripped, pixel_mean/std
+ * engine/checkpoint reads (.safetensors, .pth, .pkl), a leading 'module.' stripped, pixel_mean/std
  * ignored, non-strict, tensors whose shape differs (class-count-dependent layers) skipped with a
  * warning. Weights only: the optimizer and the iteration start fresh.
  */

@@ -10,10 +10,10 @@
 // Every random choice is a function of (seed, position in the sample stream), so batch i is the
 // same whether training ran from 0 or resumed at i — resume needs no sampler state.
 import { isAbsolute, join } from 'node:path';
-import { Rng } from '../../core/rng';
-import { InputError } from '../../core/errors';
-import { cocoRleToCrop, segmentationToCocoRle } from '../data/cocoRle';
-import { maskToPolygons } from '../coco/polygons';
+import { Rng } from '../../runtime/rng';
+import { InputError } from '../../runtime/errors';
+import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
+import { maskToPolygons } from '../../structures/mask-to-polygons';
 import { readCocoDataset } from '../coco/read';
 import type { CocoDataset } from '../coco/types';
 import { readPngGray } from '../io/png';

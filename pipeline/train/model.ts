@@ -1,8 +1,8 @@
 // What the trainer and the predictor need of a model: CenterMask's training and inference entry
 // points (models/centermask.ts), stated structurally so that any Module with the same two methods
 // (the real CenterMask, or a small model in the tests) can be trained and run.
-import type { Module } from '../../core/nn/module';
-import type { Tensor } from '../../core/tensor';
+import type { Module } from '../../engine/nn/module';
+import type { Tensor } from '../../engine/tensor';
 
 // The data types are the model's own (models/centermask.ts).
 import type { GtInstances, ImageInput, InferenceOptions, Instances } from '../../models/centermask';

@@ -5,13 +5,13 @@
 // the WarmupMultiStepLR / WarmupCosineLR schedule, and the per-parameter gradient clipper that
 // maybe_add_gradient_clipping installs (each parameter clipped on its own, not a global norm).
 import type { CfgNode } from '../../models/config/config';
-import type { Module } from '../../core/nn/module';
-import type { Tensor } from '../../core/tensor';
-import { SGD, type SgdOptions } from '../../core/optim/sgd';
-import { clipGradNorm, clipGradValue } from '../../core/optim/clip';
-import { WarmupCosineLR, WarmupMultiStepLR, type LRScheduler, type WarmupMethod } from '../../core/optim/lr-scheduler';
-import type { ParamGroupSpec } from '../../core/optim/optimizer';
-import { UserError } from '../../core/errors';
+import type { Module } from '../../engine/nn/module';
+import type { Tensor } from '../../engine/tensor';
+import { SGD, type SgdOptions } from '../../engine/optim/sgd';
+import { clipGradNorm, clipGradValue } from '../../engine/optim/clip';
+import { WarmupCosineLR, WarmupMultiStepLR, type LRScheduler, type WarmupMethod } from '../../engine/optim/lr-scheduler';
+import type { ParamGroupSpec } from '../../engine/optim/optimizer';
+import { UserError } from '../../runtime/errors';
 
 /** Module types whose parameters are "norm" parameters (torch's BatchNorm/GroupNorm/LayerNorm/
  *  InstanceNorm/LocalResponseNorm family), recognised by class name so that any module tree works. */

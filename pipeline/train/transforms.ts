@@ -4,7 +4,7 @@
 // [x, x+1) x [y, y+1)), so a resize scales them and a flip maps x -> w - x, as Detectron2's
 // ResizeTransform.apply_coords / HFlipTransform.apply_coords do. A RandomCrop window (INPUT.CROP)
 // comes first; bitmasks (INPUT.MASK_FORMAT bitmask) follow with PIL's nearest-neighbour resize.
-import { tightenCrop, type MaskCrop } from '../data/maskCrop';
+import { tightenCrop, type MaskCrop } from '../../structures/mask-crop';
 
 /** ResizeShortestEdge.get_output_shape: short side to `short`, long side capped at `maxSize`,
  *  each rounded with int(x + 0.5). Returns [newHeight, newWidth]. */

@@ -7,11 +7,11 @@
 // CocoRle, or the COCO results JSON form {size: [h, w], counts}.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import type { CocoResult } from '../coco/types';
 import { cellTypeOfCategory } from '../data/cellTypes';
-import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../data/cocoRle';
-import { maskToCrop, type MaskCrop } from '../data/maskCrop';
+import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../../structures/coco-rle';
+import { maskToCrop, type MaskCrop } from '../../structures/mask-crop';
 import { readPngGray } from '../io/png';
 import { textHeight, textWidth } from './font';
 import { writePngRgba } from './png';

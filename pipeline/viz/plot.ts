@@ -10,7 +10,7 @@
 // A resumed run appends to metrics.json, so an iteration may appear twice: the last line wins.
 import { readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { InputError, UserError } from '../../core/errors';
+import { InputError, UserError } from '../../runtime/errors';
 import { textHeight, textWidth } from './font';
 import { writePngRgba } from './png';
 import { Canvas, type Rgb, type RgbaImage } from './raster';

@@ -2,9 +2,16 @@
 // 8-bit RGB (alpha dropped); readPngRgba reads any PNG back as RGBA (for tests and tools).
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from '../io/atomic';
-import type { RgbaImage } from './raster';
+
+/** An RGBA raster, the form the figures are drawn in (pipeline/viz/raster.ts). */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  /** Row-major RGBA, 4 bytes per pixel. */
+  rgba: Uint8Array;
+}
 
 export function encodePngRgba(img: RgbaImage): Buffer {
   if (img.rgba.length !== img.width * img.height * 4) throw new Error(`encodePngRgba: ${img.rgba.length} bytes for a ${img.width}x${img.height} RGBA image`);

@@ -1,17 +1,13 @@
 // A minimal RGBA raster for the figures in pipeline/viz: filled rectangles, thick (optionally
 // dashed) lines by Bresenham stepping, square markers and bitmap text (pipeline/viz/font.ts).
 // Pixels are row-major RGBA, 8 bits per channel; drawing clips to the canvas (or a clip rectangle).
-import { encodePngRgba } from './png';
+import { encodePngRgba, type RgbaImage } from './png';
 import { GLYPH_ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, glyphBits, glyphDrop, textWidth } from './font';
 
 export type Rgb = readonly [number, number, number];
 
-export interface RgbaImage {
-  width: number;
-  height: number;
-  /** Row-major RGBA, 4 bytes per pixel. */
-  rgba: Uint8Array;
-}
+// RgbaImage is declared in png.ts (which encodes it) so that png.ts need not import this file.
+export type { RgbaImage } from './png';
 
 export interface Rect {
   x0: number;

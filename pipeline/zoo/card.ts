@@ -2,7 +2,7 @@
 // for how long, on which hardware, how well it scores and the command that reproduces it.
 // Validated on write and on read; a malformed card is an InputError naming the file and the key.
 import { readFileSync } from 'node:fs';
-import { InputError } from '../../core/errors';
+import { InputError } from '../../runtime/errors';
 import { writeJsonAtomic } from '../io/atomic';
 
 export interface ModelCard {

@@ -1,5 +1,5 @@
 // Demo-model export: a model's weights as a half-size safetensors file. Every floating tensor
-// (F32, F64) is stored as F16, rounded to nearest, ties to even (core/checkpoint/f16.ts; F64 is
+// (F32, F64) is stored as F16, rounded to nearest, ties to even (engine/checkpoint/f16.ts; F64 is
 // rounded to f32 first, as a cast from a float32 tensor would); F16 tensors are kept; integer and
 // bool tensors (num_batches_tracked, ...) are kept bit for bit. Loading the file into the f32 model
 // through the normal path (`cellseg predict --weights`, MODEL.WEIGHTS: loadPretrainedWeights ->
@@ -7,12 +7,12 @@
 // A finite value beyond the F16 range (|x| > 65504) is an error naming the tensor, not a silent inf.
 import * as path from 'node:path';
 import { mkdirSync, statSync } from 'node:fs';
-import { UserError } from '../../core/errors';
-import { floatToHalfBits } from '../../core/checkpoint/f16';
-import { hostTensor, numel, type HostTensor } from '../../core/checkpoint/host-tensor';
-import { loadCheckpoint } from '../../core/checkpoint/load';
-import { writeSafetensors } from '../../core/checkpoint/safetensors';
-import { Module } from '../../core/nn/module';
+import { UserError } from '../../runtime/errors';
+import { floatToHalfBits } from '../../engine/checkpoint/f16';
+import { hostTensor, numel, type HostTensor } from '../../engine/checkpoint/host-tensor';
+import { loadCheckpoint } from '../../engine/checkpoint/load';
+import { writeSafetensors } from '../../engine/checkpoint/safetensors';
+import { Module } from '../../engine/nn/module';
 import { modelStateToHost } from '../train/checkpoint';
 
 export const ZOO_FORMAT = 'cellgpu-zoo-f16-v1';
@@ -103,7 +103,7 @@ export async function exportModelF16(source: Module | StateDictLike, outFile: st
   };
 }
 
-/** `cellseg export-model`: any checkpoint core/checkpoint reads -> F16 safetensors. */
+/** `cellseg export-model`: any checkpoint engine/checkpoint reads -> F16 safetensors. */
 export async function exportWeightsFile(input: string, output: string): Promise<ExportSummary & { inputBytes: number; sourceFormat: string }> {
   if (path.resolve(input) === path.resolve(output)) throw new UserError(`export-model: output ${output} would overwrite the input`);
   const ck = await loadCheckpoint(input);

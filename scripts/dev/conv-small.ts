@@ -2,9 +2,9 @@
 // host recording time, the wall time with one completion wait (as the conv bench samples it), and
 // the part left for the GPU and the wait. Medians of `n` single calls after a warm-up.
 // Run: npx tsx scripts/dev/conv-small.ts [n] [algo]
-import { init, randn } from '../../core';
-import { rt } from '../../core/runtime';
-import { conv2dBackwardRaw, conv2dDgradRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { init, randn } from '../../engine';
+import { rt } from '../../runtime/runtime';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dWgradRaw } from '../../engine/ops/conv';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { chooseDgrad, chooseWgrad, type ConvAlgo } from '../../kernels/conv/dispatch';
 import { loadavg } from 'node:os';

@@ -22,11 +22,11 @@
 //   t-add       1855 ms    4.0 M/s                197 ms   38 M/s              (not aligned: scalar)
 //   relu         506 ms   14.7 M/s                 88 ms   84 M/s               60 ms  124 M/s
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
-import { contiguous, transpose } from '../../core/ops/view';
-import { add, mul, relu } from '../../core/ops/elementwise';
+import { init, rt } from '../../runtime/runtime';
+import { contiguous, transpose } from '../../engine/ops/view';
+import { add, mul, relu } from '../../engine/ops/elementwise';
 import { setMapVec4 } from '../../kernels/elementwise/map';
-import { contiguousCopy, randn, scopeAsync, type Tensor } from '../../core/tensor';
+import { contiguousCopy, randn, scopeAsync, type Tensor } from '../../engine/tensor';
 
 const arg = (k: string, d: string): string => {
   const i = process.argv.indexOf(k);

@@ -28,10 +28,10 @@
 // p3 (cls_tower.4, flat 96684) opposite to float64-from-the-oracle's-p3, but passing it changes
 // nothing; --cancel gives a cancellation factor of only 2.3 for that bias sum. Cause not found.
 import { readFileSync } from 'node:fs';
-import { add, backward, init, rt, type Tensor } from '../../core';
-import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../core/ops/conv';
-import { mapRaw } from '../../core/ops/elementwise';
-import { contiguousCopy } from '../../core/tensor';
+import { add, backward, init, rt, type Tensor } from '../../engine';
+import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/ops/conv';
+import { mapRaw } from '../../engine/ops/elementwise';
+import { contiguousCopy } from '../../engine/tensor';
 import { convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
 import { chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
 import { Conv2d } from '../../models/layers';

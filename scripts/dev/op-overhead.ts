@@ -3,9 +3,9 @@
 // drain time. Layers are timed separately: a bare Dawn dispatch (bind group + dispatch), one
 // through rt().dispatch, and whole ops (elementwise add, conv dgrad/wgrad of FCOS cls @4).
 // Run: npx tsx scripts/dev/op-overhead.ts [n]   (add --cpu-prof to node via NODE_OPTIONS for a profile)
-import { add, init, randn } from '../../core';
-import { type KernelDef, rt } from '../../core/runtime';
-import { conv2dDgradRaw, conv2dWgradRaw } from '../../core/ops/conv';
+import { add, init, randn } from '../../engine';
+import { type KernelDef, rt } from '../../runtime/runtime';
+import { conv2dDgradRaw, conv2dWgradRaw } from '../../engine/ops/conv';
 import { convGeometry } from '../../kernels/conv/geometry';
 import { loadavg } from 'node:os';
 

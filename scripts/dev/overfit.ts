@@ -2,7 +2,7 @@
 // routine, test/util/overfit.ts, and asserts on it):
 //   npx tsx scripts/dev/overfit.ts [iters=100] [lr=0.02]   (env: OVERFIT_SEED=n, OVERFIT_GRID=n)
 // Prints the losses every 5 iterations, then the detections and each cell's best mask IoU.
-import { init, rt } from '../../core';
+import { init, rt } from '../../engine';
 import { gridCells, runOverfit } from '../../test/util/overfit';
 
 const iters = Number(process.argv[2] ?? 100);

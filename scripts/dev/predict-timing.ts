@@ -13,21 +13,21 @@
 //     on all 296 83 s, paste 0 s, total 87 s; predictGray now 3.4 s (the empty boxes are dropped
 //     before the ROI heads), in the same process.
 //   ROI heads at 296 detections: mask head 63-72 s of which the spatial-attention mean and max
-//     over channels 32 s (core/ops/reduce permute + row reduce), deconv 21-23 s, the two 3x3
+//     over channels 32 s (engine/ops/reduce permute + row reduce), deconv 21-23 s, the two 3x3
 //     convs 16 s; MaskIoU head 12-15 s; ROI align 3 s.
 //   paste alone, 80 cell-sized boxes at 704x520: old 4.2-5.9 s, new 44-114 ms; 300 boxes: old
 //     fails (over the binding limit), new 38-131 ms.
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
-import { noGrad } from '../../core/autograd';
-import { scopeAsync } from '../../core/tensor';
+import { init, rt } from '../../runtime/runtime';
+import { noGrad } from '../../engine/autograd';
+import { scopeAsync } from '../../engine/tensor';
 import { loadConfig } from '../../models/config/config';
 import { CenterMask } from '../../models/centermask';
 import { fcosPredictProposals } from '../../models/fcos/inference';
 import { detectorPostprocess, pasteDetectionMasks, postprocessBoxes } from '../../models/postprocess';
-import { fromArray } from '../../core/tensor';
-import { maskToCrop } from '../../pipeline/data/maskCrop';
-import { Rng } from '../../core/rng';
+import { fromArray } from '../../engine/tensor';
+import { maskToCrop } from '../../structures/mask-crop';
+import { Rng } from '../../runtime/rng';
 import { readPngGray } from '../../pipeline/io/png';
 import { loadPretrainedWeights } from '../../pipeline/train/checkpoint';
 import { prepareImage } from '../../pipeline/train/dataset';

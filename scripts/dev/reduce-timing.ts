@@ -1,4 +1,4 @@
-// Dev script: time of reductions over non-innermost dims (core/ops/reduce), with the load average.
+// Dev script: time of reductions over non-innermost dims (engine/ops/reduce), with the load average.
 // Each case: one warm-up (shader compiles), then --repeats timed runs (record + rt().sync()).
 //   sam-mean   mean over dim 1 keepdim of [296,128,14,14] (SAG-Mask spatial attention, 296 ROIs)
 //   sam-max    max over dim 1 keepdim of the same
@@ -20,10 +20,10 @@
 //   row-sum / full-sum / lead-sum, --layout row (the old kernel on dense rows; lead-sum is the old
 //   kernel without the old copy) vs auto, load 12.9-13.0: 560 / 67 / 16 ms vs 17 / 16 / 1 ms.
 import { loadavg } from 'node:os';
-import { init, rt } from '../../core/runtime';
-import { backward } from '../../core/autograd';
-import { randn, scopeAsync, type Tensor } from '../../core/tensor';
-import { max, mean, sum } from '../../core/ops/reduce';
+import { init, rt } from '../../runtime/runtime';
+import { backward } from '../../engine/autograd';
+import { randn, scopeAsync, type Tensor } from '../../engine/tensor';
+import { max, mean, sum } from '../../engine/ops/reduce';
 import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce';
 
 const arg = (k: string, d: string): string => {

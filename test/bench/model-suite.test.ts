@@ -3,7 +3,7 @@
 // on lavapipe; the default quick size, 256x256, takes minutes and is not run here). Only the rows'
 // shape and fields are checked: benchmarks are never timed tests.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../core';
+import { init } from '../../engine';
 import { FULL, QUICK, optionsFromEnv, runModelBench } from '../../bench/suites/model';
 
 const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER'];

@@ -3,7 +3,7 @@
 // including score ties and exact IoU ties at the threshold.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../core';
+import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../engine';
 import { defineKernel, read, rw } from '../../kernels/define-kernel';
 import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/boxes';
 import { expectClose, Rng, testSeed } from '../util';
@@ -244,7 +244,7 @@ describe('torchvision parity (fixtures)', () => {
 
 describe('sortScoresDescending', () => {
   it('puts NaN first (as torch.sort descending), then scores descending, ties by index', async () => {
-    const { sortScoresDescending } = await import('../../core/ops/boxes');
+    const { sortScoresDescending } = await import('../../engine/ops/boxes');
     const scores = [0.5, NaN, 0.9, 0.5, -1, NaN, 0.9, 0];
     const { values, indices } = sortScoresDescending(fromArray(scores));
     expect(Array.from(await indices.data())).toEqual([1, 5, 2, 6, 0, 3, 7, 4]);

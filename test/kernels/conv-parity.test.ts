@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, sum, type Tensor } from '../../core';
-import { conv2d } from '../../core/ops/conv';
-import { convTranspose2d } from '../../core/ops/conv-transpose';
-import { adaptiveAvgPool2d, avgPool2d, interpolateBilinear, maxPool2d, upsampleNearest2d } from '../../core/ops/pool';
+import { backward, fromArray, init, mul, sum, type Tensor } from '../../engine';
+import { conv2d } from '../../engine/ops/conv';
+import { convTranspose2d } from '../../engine/ops/conv-transpose';
+import { adaptiveAvgPool2d, avgPool2d, interpolateBilinear, maxPool2d, upsampleNearest2d } from '../../engine/ops/pool';
 
 interface Arr {
   shape: number[];

@@ -2,7 +2,7 @@
 // that differ across variants, the errors a wrong call gets, and real dispatches (runWgsl on the
 // generated code, and rt().dispatch through the kernel handle).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, Params, rt } from '../../core/runtime';
+import { init, Params, rt } from '../../runtime/runtime';
 import { defineKernel, wgsl } from '../../kernels/define-kernel';
 import { runWgsl } from '../util';
 

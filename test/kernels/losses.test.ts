@@ -15,7 +15,7 @@ import {
   smoothL1Loss,
   type Tensor,
   transpose,
-} from '../../core';
+} from '../../engine';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
 
 beforeAll(async () => {

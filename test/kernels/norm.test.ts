@@ -3,7 +3,7 @@
 // reference gradients are checked by finite differences.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, permute, type Tensor } from '../../core';
+import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, permute, type Tensor } from '../../engine';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
 
 beforeAll(async () => {

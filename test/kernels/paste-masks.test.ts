@@ -3,7 +3,7 @@
 // bit against the full-image paste, and against the float64 reference at 704x520 with > 90 masks.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, pasteMasksInImage, pasteMasksPacked, pasteRegion, readPackedMasks, regionToMask, rt } from '../../core';
+import { fromArray, init, pasteMasksInImage, pasteMasksPacked, pasteRegion, readPackedMasks, regionToMask, rt } from '../../engine';
 import { expectClose, Rng, testSeed } from '../util';
 
 beforeAll(async () => {

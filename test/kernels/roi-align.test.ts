@@ -3,7 +3,7 @@
 // by finite differences, determinism of the GPU backward bit for bit, and torchvision parity.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, permute, roiAlign } from '../../core';
+import { backward, fromArray, init, permute, roiAlign } from '../../engine';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
 
 beforeAll(async () => {

@@ -3,8 +3,8 @@
 // relative to the tensor's max-abs (the fixture README's suggestion). Works for any fixture set in
 // that layout: shapes come from the files, the config from the model folder's name.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, fromArray, noGrad, sub, type Tensor } from '../../core';
-import { Module } from '../../core/nn/module';
+import { init, fromArray, noGrad, sub, type Tensor } from '../../engine';
+import { Module } from '../../engine/nn/module';
 import { VoVNet } from '../../models/backbone/vovnet';
 import { FPN } from '../../models/fpn';
 import { FCOSHead } from '../../models/fcos/head';
@@ -20,7 +20,7 @@ const CONFIGS = [
 for (const cfg of CONFIGS) {
   describe(`CenterMask2 ${cfg.dir}: backbone, FPN and FCOS head vs the oracle`, () => {
     let outputs: Map<string, Tensor>;
-    let expected: Map<string, import('../../core/checkpoint/host-tensor').HostTensor>;
+    let expected: Map<string, import('../../engine/checkpoint/host-tensor').HostTensor>;
 
     beforeAll(async () => {
       await init();

@@ -2,9 +2,9 @@
 // it detects something): masks and paste regions agree; the caller's score threshold / top-k, which
 // inference applies before the ROI heads, give the same detections as filtering the full result.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, regionToMask } from '../../core';
-import { manualSeed } from '../../core/nn/init';
-import { Rng } from '../../core/rng';
+import { init, regionToMask } from '../../engine';
+import { manualSeed } from '../../engine/nn/init';
+import { Rng } from '../../runtime/rng';
 import { CenterMask, type ImageInput, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { selectDetections } from '../../models/postprocess';

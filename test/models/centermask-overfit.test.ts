@@ -6,7 +6,7 @@
 // about 0.5; each cell's IoU is about 0.8, close to what its box alone would give): the test shows
 // that every part trains, not a converged mask head.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../core';
+import { init } from '../../engine';
 import { runOverfit, type OverfitResult } from '../util/overfit';
 
 const ITERS = 120;

@@ -6,7 +6,7 @@
 // ReLU near-tie in the FCOS head (see gradTolerance).
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { add, backward, init, type Tensor } from '../../core';
+import { add, backward, init, type Tensor } from '../../engine';
 import { CenterMask, type GtInstances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { readFixtureWeights } from '../../models/fixture-weights';
@@ -44,8 +44,8 @@ for (const c of CONFIGS) {
   describe(`CenterMask2 ${c.dir}: training losses and gradients vs the oracle`, () => {
     let losses: Record<string, Tensor>;
     let model: CenterMask;
-    let expectedLosses: Map<string, import('../../core/checkpoint/host-tensor').HostTensor>;
-    let expectedGrads: Map<string, import('../../core/checkpoint/host-tensor').HostTensor>;
+    let expectedLosses: Map<string, import('../../engine/checkpoint/host-tensor').HostTensor>;
+    let expectedGrads: Map<string, import('../../engine/checkpoint/host-tensor').HostTensor>;
 
     beforeAll(async () => {
       await init();

@@ -7,9 +7,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, scope, scopeAsync, type Tensor } from '../../core';
-import { readSafetensors } from '../../core/checkpoint/safetensors';
-import type { HostTensor } from '../../core/checkpoint/host-tensor';
+import { fromArray, init, scope, scopeAsync, type Tensor } from '../../engine';
+import { readSafetensors } from '../../engine/checkpoint/safetensors';
+import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { loadConfig } from '../../models/config/config';
 import { computeLocations } from '../../models/fcos/locations';
 import { computeFcosTargets, type FcosTargets } from '../../models/fcos/targets';

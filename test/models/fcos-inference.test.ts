@@ -4,7 +4,7 @@
 // centerness come from a few discrete values so ties are common and nothing sits near the 0.05
 // threshold (the GPU's sigmoid may differ from the CPU's by an ulp).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, scopeAsync } from '../../core';
+import { fromArray, init, scopeAsync } from '../../engine';
 import { computeLocations } from '../../models/fcos/locations';
 import { fcosPredictProposals, postNmsKeep } from '../../models/fcos/inference';
 import { expectClose, Rng, testSeed } from '../util';

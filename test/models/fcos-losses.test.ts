@@ -5,7 +5,7 @@
 // - the three losses against a float64 reference of fcos_losses, and their gradients w.r.t. every
 //   head output against finite differences of that reference.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { add, backward, fromArray, init, mulScalar, scopeAsync, type Tensor } from '../../core';
+import { add, backward, fromArray, init, mulScalar, scopeAsync, type Tensor } from '../../engine';
 import { computeLocations } from '../../models/fcos/locations';
 import { computeFcosTargets, type FcosTargets, type GtInstances } from '../../models/fcos/targets';
 import { fcosLosses } from '../../models/fcos/losses';

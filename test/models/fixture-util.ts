@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HostTensor } from '../../core/checkpoint/host-tensor';
-import { readSafetensors } from '../../core/checkpoint/safetensors';
+import type { HostTensor } from '../../engine/checkpoint/host-tensor';
+import { readSafetensors } from '../../engine/checkpoint/safetensors';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -5,7 +5,8 @@
 // sampling outside the stored box reads zeros exactly as the full image would.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { bitmaskCropAndResize, bitmaskIouRatio, maskTargets, type InstanceBitmask } from '../../models/roi/targets';
+import { bitmaskCropAndResize, bitmaskIouRatio, maskTargets } from '../../models/roi/targets';
+import type { MaskCrop } from '../../structures/mask-crop';
 
 interface Case {
   height: number;
@@ -18,7 +19,7 @@ interface Case {
 }
 const fx = JSON.parse(readFileSync('test/fixtures/train/bitmask_targets.json', 'utf8')) as { cases: Case[] };
 
-function boxed(dense: readonly number[], W: number, H: number): InstanceBitmask {
+function boxed(dense: readonly number[], W: number, H: number): MaskCrop {
   let [x0, y0, x1, y1] = [W, H, -1, -1];
   for (let y = 0; y < H; y++)
     for (let x = 0; x < W; x++)

@@ -9,9 +9,9 @@
 // Written for any fixture set in this layout: sizes, counts and parameter names come from the files.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { add, backward, fromArray, init, noGrad, sub, type Tensor } from '../../core';
-import type { HostTensor } from '../../core/checkpoint/host-tensor';
-import { Module } from '../../core/nn/module';
+import { add, backward, fromArray, init, noGrad, sub, type Tensor } from '../../engine';
+import type { HostTensor } from '../../engine/checkpoint/host-tensor';
+import { Module } from '../../engine/nn/module';
 import { VoVNet } from '../../models/backbone/vovnet';
 import { FPN } from '../../models/fpn';
 import { FCOSHead } from '../../models/fcos/head';
@@ -109,7 +109,7 @@ describe(`CenterMask2 ${DIR}: ROI heads and post-processing vs the oracle`, () =
   it('matches pooled features, mask logits/probs, MaskIoU and mask scores within 1e-4 of max-abs', async () => {
     const first = evalRef.get('roi.pooled_features_first4')!;
     const n = first.shape[0]!;
-    const { narrow } = await import('../../core');
+    const { narrow } = await import('../../engine');
     const rels: Record<string, number> = {};
     rels.pooled = await expectRel(narrow(roi.pooled!, 0, 0, n), first, 'roi.pooled_features_first4');
     rels.logits = await expectRel(roi.maskLogits!, evalRef.get('roi.mask_logits')!, 'roi.mask_logits');
@@ -175,7 +175,7 @@ describe(`CenterMask2 ${DIR}: ROI heads and post-processing vs the oracle`, () =
       expect(j, `stored fg row ${r} not found`).toBeDefined();
       return j!;
     });
-    const { indexSelect } = await import('../../core');
+    const { indexSelect } = await import('../../engine');
     const idx = fromArray(perm, [F], 'i32');
     const rels: Record<string, number> = {};
     rels.pooled = await expectRel(indexSelect(train.pooled, 0, idx), trainRef.get('mask.pooled_features')!, 'mask.pooled_features');

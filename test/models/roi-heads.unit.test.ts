@@ -3,8 +3,8 @@
 // and clear errors for bad configurations and inputs. The numerics against the real CenterMask2 are
 // in roi-heads.fixture.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { contiguous, init, narrow, noGrad, randn, type Tensor } from '../../core';
-import { Module } from '../../core/nn/module';
+import { contiguous, init, narrow, noGrad, randn, type Tensor } from '../../engine';
+import { Module } from '../../engine/nn/module';
 import { CenterROIHeads } from '../../models/roi/heads';
 import { expectClose, testSeed } from '../util';
 

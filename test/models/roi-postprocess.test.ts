@@ -3,7 +3,7 @@
 // reference at threshold 0.5; the region-packed masks equal the full-image paste; score threshold
 // and top-k select before pasting.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, pasteMasksInImage } from '../../core';
+import { fromArray, init, pasteMasksInImage } from '../../engine';
 import { Rng, expectClose, testSeed } from '../util';
 import { detectorPostprocess, postprocessBoxes, selectDetections } from '../../models/postprocess';
 

@@ -4,10 +4,11 @@
 // reference, forward and backward (the reference gradient checked by finite differences).
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init } from '../../core';
+import { backward, fromArray, init } from '../../engine';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { labelAndSampleProposals, maskIouRatio, maskTargets, matchProposals, pairwiseIou, rasterizePolygonsWithinBox, subsampleLabels } from '../../models/roi/targets';
-import { polygonsArea, polygonsToBitmask } from '../../models/roi/rasterize';
+import { labelAndSampleProposals, maskIouRatio, maskTargets, matchProposals, rasterizePolygonsWithinBox, subsampleLabels } from '../../models/roi/targets';
+import { pairwiseIou } from '../../structures/boxes';
+import { polygonsArea, polygonsToBitmask } from '../../structures/polygons';
 import { maskIouLoss, maskIouTargetsOnDevice } from '../../models/roi/heads';
 import { fixtureRoot, readTensors, toNumbers } from './fixture-util';
 

@@ -3,10 +3,10 @@
 // running statistics) against float64 references forward and backward on odd shapes, and VoVNet
 // built with each norm: Detectron2's state-dict keys, GN's channel check, FREEZE_AT with BN.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, noGrad, permute, randn, type Tensor } from '../../core';
-import { UserError } from '../../core/errors';
-import { manualSeed } from '../../core/nn/init';
-import { Module } from '../../core/nn/module';
+import { backward, fromArray, init, noGrad, permute, randn, type Tensor } from '../../engine';
+import { UserError } from '../../runtime/errors';
+import { manualSeed } from '../../engine/nn/init';
+import { Module } from '../../engine/nn/module';
 import { buildBackbone } from '../../models/build';
 import { loadConfig } from '../../models/config/config';
 import { BatchNorm2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../../models/layers';

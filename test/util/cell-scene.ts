@@ -1,6 +1,6 @@
 // A tiny deterministic scene for the overfit test: a few bright-rimmed, darker-bodied "cells"
 // (ellipses) on a mid-gray background with mild noise, and their polygons as ground truth.
-import { Rng } from '../../core/rng';
+import { Rng } from '../../runtime/rng';
 import type { GtInstances, ImageInput } from '../../models/centermask';
 
 export interface Cell {

@@ -3,7 +3,7 @@
 // Bindings in group 0: inputs first (read-only storage), then outputs (read_write storage), then
 // the optional uniform block. Outputs are poisoned before the run (NaN for f32, 0xDEADBEEF for
 // integers) so that an element the kernel forgot to write fails the comparison.
-import { compileComputePipeline, getGpu } from '../../core/device';
+import { compileComputePipeline, getGpu } from '../../runtime/device';
 
 export type ElemType = 'f32' | 'u32' | 'i32';
 export type HostArray = Float32Array | Uint32Array | Int32Array;

@@ -11,10 +11,10 @@
 // CLIP_TYPE "norm", 1.0): the gradients of the FCOS towers' first biases and the FPN biases sum
 // over every location and have norms of 20-50 at the start; a global-norm clip then scales every
 // other gradient (the mask head's) down 10-20x.
-import { add, backward, rt, scopeAsync } from '../../core';
-import { SGD } from '../../core/optim/sgd';
-import { WarmupMultiStepLR } from '../../core/optim/lr-scheduler';
-import { manualSeed } from '../../core/nn/init';
+import { add, backward, rt, scopeAsync } from '../../engine';
+import { SGD } from '../../engine/optim/sgd';
+import { WarmupMultiStepLR } from '../../engine/optim/lr-scheduler';
+import { manualSeed } from '../../engine/nn/init';
 import { CenterMask, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { buildGradientClipper } from '../../pipeline/train/solver';

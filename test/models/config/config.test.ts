@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { InputError, UserError } from '../../../core/errors';
+import { InputError, UserError } from '../../../runtime/errors';
 import { CfgNode, loadConfig } from '../../../models/config/config';
 
 const CONFIGS = path.resolve(__dirname, '../../../configs');

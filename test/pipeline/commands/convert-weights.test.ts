@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../../../core/checkpoint/load';
-import { readSafetensors } from '../../../core/checkpoint/safetensors';
+import { loadCheckpoint } from '../../../engine/checkpoint/load';
+import { readSafetensors } from '../../../engine/checkpoint/safetensors';
 import { convertWeights } from '../../../pipeline/commands/convert-weights';
-import { expectFixtureTensors, fixturePath } from '../../core/checkpoint/fixtures';
+import { expectFixtureTensors, fixturePath } from '../../engine/checkpoint/fixtures';
 
 describe('cellseg convert-weights', () => {
   it.each(['zip.pth', 'legacy.pth', 'detectron2_zoo_p2.pkl'])('%s -> safetensors keeps every tensor bit for bit', async (name) => {

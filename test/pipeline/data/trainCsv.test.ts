@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../../core/errors';
+import { InputError } from '../../../runtime/errors';
 import { readTrainCsvAll, TRAIN_COLUMNS } from '../../../pipeline/data/trainCsv';
 import { makeTempDir } from '../tmp';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cocoRleToJson, encodeCocoRle, type Bbox } from '../../../pipeline/data/cocoRle';
+import { cocoRleToJson, encodeCocoRle, type Bbox } from '../../../structures/coco-rle';
 import type { CocoDataset, CocoResult } from '../../../pipeline/coco/types';
 import { SUMMARY_KEYS, cocoEvaluate } from '../../../pipeline/eval/cocoEval';
 import { linspace } from '../../../pipeline/eval/cocoParams';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRle } from '../../../pipeline/data/rle';
+import { parseRle } from '../../../structures/rle';
 import {
   COMPETITION_IOU_THRESHOLDS,
   competitionScore,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { MaskCrop } from '../../../pipeline/data/maskCrop';
-import { cropArea } from '../../../pipeline/data/maskCrop';
+import type { MaskCrop } from '../../../structures/mask-crop';
+import { cropArea } from '../../../structures/mask-crop';
 import { TTA_TRANSFORMS, transformBox, transformCrop, transformImage } from '../../../pipeline/fusion/tta';
 import { weightedSegmentsFusion, type PredictionSet } from '../../../pipeline/fusion/wsf';
 

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { MaskCrop } from '../../../pipeline/data/maskCrop';
-import { runsArea, runsIntersection } from '../../../pipeline/data/rle';
+import type { MaskCrop } from '../../../structures/mask-crop';
+import { runsArea, runsIntersection } from '../../../structures/rle';
 import { DEFAULT_POSTPROCESS, imageClass, postprocessImage } from '../../../pipeline/post/postprocess';
 import { validateSubmission } from '../../../pipeline/post/validateSubmission';
 import { makeTempDir } from '../tmp';

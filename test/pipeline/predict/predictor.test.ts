@@ -3,9 +3,9 @@
 // passes, the same crops from paste regions as from full-image masks, and the evaluator (COCO AP +
 // competition metric) on a perfect prediction.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../../core/runtime';
-import { cocoRleToJson, decodeCocoRle, encodeCocoRle, segmentationToCocoRle } from '../../../pipeline/data/cocoRle';
-import { cropToMask, maskToCrop } from '../../../pipeline/data/maskCrop';
+import { init } from '../../../runtime/runtime';
+import { cocoRleToJson, decodeCocoRle, encodeCocoRle, segmentationToCocoRle } from '../../../structures/coco-rle';
+import { cropToMask, maskToCrop } from '../../../structures/mask-crop';
 import { predictGray, toCocoResults, unflipBox, type PredictorOptions } from '../../../pipeline/predict/predictor';
 import { evaluateModel } from '../../../pipeline/predict/evaluate';
 import { StandInModel } from '../train/standin';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { MaskCrop } from '../../../pipeline/data/maskCrop';
+import type { MaskCrop } from '../../../structures/mask-crop';
 import { regionProps } from '../../../pipeline/shape/regionProps';
 import { describe as stats, percentile } from '../../../pipeline/shape/statistics';
 

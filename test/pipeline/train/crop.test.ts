@@ -13,7 +13,7 @@ import {
   type Geometry,
 } from '../../../pipeline/train/transforms';
 import { checkCropOptions, cropSize, prepareImage, TrainLoader, transformAnnotations, type TrainAnnotation, type TrainRecord } from '../../../pipeline/train/dataset';
-import { polygonsArea } from '../../../models/roi/rasterize';
+import { polygonsArea } from '../../../structures/polygons';
 import { Rng, testSeed } from '../../util';
 
 /** A random blob (union of discs) as a tight boxed bitmask in a W x H image. */

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../../core/runtime';
+import { init } from '../../../runtime/runtime';
 import { loadConfig } from '../../../models/config/config';
 import { writeSynthDataset } from '../../../pipeline/synth/dataset';
 import { readTrainCsvAll } from '../../../pipeline/data/trainCsv';

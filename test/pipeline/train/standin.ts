@@ -2,11 +2,11 @@
 // predictor tests (test code only). Its parameters sit in a Detectron2-like tree: a GroupNorm
 // ('norm.weight', 'norm.bias') and a head ('head.weight', 'head.bias'), so that parameter-group
 // rules have something to act on.
-import { Module } from '../../../core/nn/module';
-import { fromArray, full, type Tensor } from '../../../core/tensor';
-import { add, addScalar, mul, mulScalar, square } from '../../../core/ops/elementwise';
-import { mean, sum } from '../../../core/ops/reduce';
-import { reshape } from '../../../core/ops/view';
+import { Module } from '../../../engine/nn/module';
+import { fromArray, full, type Tensor } from '../../../engine/tensor';
+import { add, addScalar, mul, mulScalar, square } from '../../../engine/ops/elementwise';
+import { mean, sum } from '../../../engine/ops/reduce';
+import { reshape } from '../../../engine/ops/view';
 import { GroupNorm } from '../../../models/layers';
 import type { GtInstances, ImageInput, Instances } from '../../../pipeline/train/model';
 

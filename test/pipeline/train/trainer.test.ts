@@ -5,16 +5,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../../core/runtime';
-import { memory } from '../../../core/tensor';
-import { hostTensor } from '../../../core/checkpoint/host-tensor';
-import { writeSafetensors, readSafetensors } from '../../../core/checkpoint/safetensors';
+import { init } from '../../../runtime/runtime';
+import { memory } from '../../../engine/tensor';
+import { hostTensor } from '../../../engine/checkpoint/host-tensor';
+import { writeSafetensors, readSafetensors } from '../../../engine/checkpoint/safetensors';
 import { loadConfig } from '../../../models/config/config';
 import { buildParamGroups, buildOptimizer, paramGroupOptionsFromConfig } from '../../../pipeline/train/solver';
 import { FloatingPointError, train } from '../../../pipeline/train/trainer';
 import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/train/checkpoint';
 import type { TrainingSet } from '../../../pipeline/train/dataset';
-import { optimizerStateDict } from '../../../core/optim/state';
+import { optimizerStateDict } from '../../../engine/optim/state';
 import { StandInModel } from './standin';
 
 const CONFIG = 'configs/sartorius_centermask_lite_V_19_slim.yaml';

@@ -11,7 +11,7 @@ import {
   type Geometry,
 } from '../../../pipeline/train/transforms';
 import { prepareImage, segmentationToPolygons, TrainLoader, trainingSetFromCoco, transformAnnotations, type TrainRecord } from '../../../pipeline/train/dataset';
-import { cocoRleToJson, encodeCocoRle } from '../../../pipeline/data/cocoRle';
+import { cocoRleToJson, encodeCocoRle } from '../../../structures/coco-rle';
 import { Rng, testSeed } from '../../util';
 
 describe('ResizeShortestEdge', () => {

@@ -1,0 +1,349 @@
+// The import graph of the source tree: layers import only downwards, and no file imports itself
+// back through others. Layers, lowest first:
+//   runtime < kernels < engine < structures < models < pipeline (the application) < bench
+// A file may import its own layer and the layers below it. structures/ is plain TypeScript shared
+// by models and pipeline: below it, only runtime/errors.ts. bench/ may import anything; nothing
+// imports bench/, test/ or scripts/. Every static `import`/`export ... from`, `import type` and
+// dynamic `import('...')` counts (type-only imports too: a type cycle is still a cycle to a reader).
+// The scanner below is self-contained (no TypeScript compiler: the GPU-machine runs ship without it).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const LAYERS = ['runtime', 'kernels', 'engine', 'structures', 'models', 'pipeline', 'bench'] as const;
+/** What structures/ may take from below it (pure data code: errors only). */
+const STRUCTURES_MAY_IMPORT = new Set(['runtime/errors.ts']);
+/** Folders no layer may import from. */
+const NEVER_IMPORTED = ['test/', 'scripts/'];
+
+interface Edge {
+  from: string;
+  to: string;
+  spec: string;
+  line: number;
+}
+
+interface Token {
+  kind: 'id' | 'str' | 'punct';
+  text: string;
+  line: number;
+}
+
+const REGEX_AFTER_WORD = new Set(['return', 'typeof', 'case', 'in', 'of', 'new', 'delete', 'void', 'throw', 'else', 'do', 'yield', 'await', 'instanceof']);
+
+/** Identifiers, string literals and punctuation of a TypeScript source, without comments, template
+ *  literal text or regular expression literals (whose contents could look like imports). */
+function tokenize(src: string): Token[] {
+  const out: Token[] = [];
+  let line = 1;
+  let i = 0;
+  // Template literal nesting: for each open `${`, the brace depth at which it closes.
+  const templates: number[] = [];
+  let depth = 0;
+  const skipTemplate = () => {
+    // At the character after a backtick or after the `}` closing a `${...}`; stops after the
+    // closing backtick or after a `${` (pushing the template on the stack).
+    while (i < src.length) {
+      const c = src[i]!;
+      if (c === '\\') i += 2;
+      else if (c === '`') {
+        i++;
+        return;
+      } else if (c === '$' && src[i + 1] === '{') {
+        i += 2;
+        templates.push(depth);
+        depth++;
+        return;
+      } else {
+        if (c === '\n') line++;
+        i++;
+      }
+    }
+  };
+  while (i < src.length) {
+    const c = src[i]!;
+    if (c === '\n') {
+      line++;
+      i++;
+    } else if (/\s/.test(c)) i++;
+    else if (c === '/' && src[i + 1] === '/') {
+      while (i < src.length && src[i] !== '\n') i++;
+    } else if (c === '/' && src[i + 1] === '*') {
+      const end = src.indexOf('*/', i + 2);
+      const stop = end < 0 ? src.length : end + 2;
+      for (let k = i; k < stop; k++) if (src[k] === '\n') line++;
+      i = stop;
+    } else if (c === "'" || c === '"') {
+      let j = i + 1;
+      let text = '';
+      while (j < src.length && src[j] !== c && src[j] !== '\n') {
+        if (src[j] === '\\') {
+          text += src[j + 1];
+          j += 2;
+        } else text += src[j++];
+      }
+      out.push({ kind: 'str', text, line });
+      i = j + 1;
+    } else if (c === '`') {
+      i++;
+      skipTemplate();
+      out.push({ kind: 'str', text: '`', line });
+    } else if (/[A-Za-z_$]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[\w$]/.test(src[j]!)) j++;
+      out.push({ kind: 'id', text: src.slice(i, j), line });
+      i = j;
+    } else if (/[0-9]/.test(c)) {
+      let j = i + 1;
+      while (j < src.length && /[\w.]/.test(src[j]!)) j++;
+      out.push({ kind: 'id', text: src.slice(i, j), line });
+      i = j;
+    } else if (c === '/') {
+      const prev = out[out.length - 1];
+      const regex = !prev || (prev.kind === 'punct' && !/^[)\]]$/.test(prev.text)) || (prev.kind === 'id' && REGEX_AFTER_WORD.has(prev.text));
+      if (regex) {
+        let j = i + 1;
+        let inClass = false;
+        while (j < src.length && src[j] !== '\n') {
+          if (src[j] === '\\') j++;
+          else if (src[j] === '[') inClass = true;
+          else if (src[j] === ']') inClass = false;
+          else if (src[j] === '/' && !inClass) break;
+          j++;
+        }
+        j++;
+        while (j < src.length && /[a-z]/.test(src[j]!)) j++;
+        out.push({ kind: 'str', text: '/regex/', line });
+        i = j;
+      } else {
+        out.push({ kind: 'punct', text: c, line });
+        i++;
+      }
+    } else {
+      if (c === '{') depth++;
+      else if (c === '}') {
+        depth--;
+        if (templates.length && templates[templates.length - 1] === depth) {
+          templates.pop();
+          i++;
+          skipTemplate();
+          continue;
+        }
+      }
+      out.push({ kind: 'punct', text: c, line });
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Module specifiers of a source: `import ... from 'x'`, `import 'x'`, `export ... from 'x'`,
+ *  `import('x')` (dynamic or in a type). */
+function importSpecs(src: string): { spec: string; line: number }[] {
+  const t = tokenize(src);
+  const out: { spec: string; line: number }[] = [];
+  for (let k = 0; k < t.length; k++) {
+    const tok = t[k]!;
+    if (tok.kind !== 'id' || (tok.text !== 'import' && tok.text !== 'export') || t[k - 1]?.text === '.') continue;
+    const next = t[k + 1];
+    if (tok.text === 'import' && next?.text === '(' && t[k + 2]?.kind === 'str' && t[k + 3]?.text === ')') {
+      out.push({ spec: t[k + 2]!.text, line: t[k + 2]!.line });
+      continue;
+    }
+    if (tok.text === 'import' && next?.kind === 'str') {
+      out.push({ spec: next.text, line: next.line });
+      continue;
+    }
+    // The import/export clause: names, braces, commas, `*`, `as`, `type`, then `from 'x'`.
+    for (let j = k + 1; j < t.length; j++) {
+      const u = t[j]!;
+      if (u.kind === 'id' && u.text === 'from' && t[j + 1]?.kind === 'str') {
+        out.push({ spec: t[j + 1]!.text, line: t[j + 1]!.line });
+        break;
+      }
+      if (u.kind === 'str' || (u.kind === 'punct' && !['{', '}', ',', '*'].includes(u.text))) break;
+      if (u.kind === 'id' && ['function', 'class', 'const', 'let', 'var', 'enum', 'interface', 'default', 'abstract', 'declare', 'async', 'namespace'].includes(u.text)) break;
+    }
+  }
+  return out;
+}
+
+/** Relative imports of each file (paths relative to the repository root, '/'-separated). */
+function importEdges(sources: ReadonlyMap<string, string>, exists: (path: string) => boolean): { edges: Edge[]; unresolved: Edge[] } {
+  const edges: Edge[] = [];
+  const unresolved: Edge[] = [];
+  for (const [from, text] of sources) {
+    for (const { spec, line } of importSpecs(text)) {
+      if (!spec.startsWith('.')) continue;
+      const base = posix.normalize(posix.join(posix.dirname(from), spec));
+      const to = [base, `${base}.ts`, `${base}/index.ts`].find((p) => p.endsWith('.ts') && exists(p)) ?? (exists(base) ? base : undefined);
+      (to ? edges : unresolved).push({ from, to: to ?? base, spec, line });
+    }
+  }
+  return { edges, unresolved };
+}
+
+const layerOf = (path: string): number => LAYERS.findIndex((l) => path.startsWith(`${l}/`));
+
+/** Imports that break the layer order, as one line each naming the file, line and import. */
+function layerViolations(edges: readonly Edge[]): string[] {
+  const out: string[] = [];
+  for (const e of edges) {
+    const from = layerOf(e.from);
+    const to = layerOf(e.to);
+    const where = `${e.from}:${e.line} imports '${e.spec}' (${e.to})`;
+    if (NEVER_IMPORTED.some((p) => e.to.startsWith(p))) out.push(`${where}: nothing in the source tree may import ${e.to.split('/')[0]}/`);
+    else if (from < 0) continue;
+    else if (to < 0) out.push(`${where}: the target is outside the layers ${LAYERS.join(' < ')}`);
+    else if (to > from) out.push(`${where}: ${LAYERS[from]}/ may not import ${LAYERS[to]}/ (layers: ${LAYERS.join(' < ')})`);
+    else if (LAYERS[from] === 'structures' && to < from && !STRUCTURES_MAY_IMPORT.has(e.to)) {
+      out.push(`${where}: structures/ may import only ${[...STRUCTURES_MAY_IMPORT].join(', ')} from below it`);
+    }
+  }
+  return out;
+}
+
+/** Import cycles (strongly connected components of more than one file, or a file importing
+ *  itself), each written as one concrete loop `a.ts -> b.ts -> a.ts` with the import lines. */
+function importCycles(files: readonly string[], edges: readonly Edge[]): string[] {
+  const adj = new Map<string, Edge[]>(files.map((f) => [f, []]));
+  for (const e of edges) adj.get(e.from)?.push(e);
+  // Tarjan's strongly connected components, iteratively (no recursion limit on long chains).
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const sccs: string[][] = [];
+  let next = 0;
+  for (const root of files) {
+    if (index.has(root)) continue;
+    const work: [string, number][] = [[root, 0]];
+    index.set(root, next);
+    low.set(root, next++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length) {
+      const top = work[work.length - 1]!;
+      const [v, i] = top;
+      const out = adj.get(v)!;
+      if (i < out.length) {
+        top[1]++;
+        const w = out[i]!.to;
+        if (!adj.has(w)) continue;
+        if (!index.has(w)) {
+          index.set(w, next);
+          low.set(w, next++);
+          stack.push(w);
+          onStack.add(w);
+          work.push([w, 0]);
+        } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+        continue;
+      }
+      work.pop();
+      if (work.length) {
+        const parent = work[work.length - 1]![0];
+        low.set(parent, Math.min(low.get(parent)!, low.get(v)!));
+      }
+      if (low.get(v) === index.get(v)) {
+        const scc: string[] = [];
+        let w: string;
+        do {
+          w = stack.pop()!;
+          onStack.delete(w);
+          scc.push(w);
+        } while (w !== v);
+        if (scc.length > 1 || out.some((e) => e.to === v)) sccs.push(scc);
+      }
+    }
+  }
+  return sccs.map((scc) => {
+    // One loop through the component: breadth-first from its first file back to itself.
+    const members = new Set(scc);
+    const start = [...scc].sort()[0]!;
+    const via = new Map<string, Edge>();
+    const queue = [start];
+    let closing: Edge | undefined;
+    while (queue.length && !closing) {
+      const v = queue.shift()!;
+      for (const e of adj.get(v)!) {
+        if (!members.has(e.to)) continue;
+        if (e.to === start) {
+          closing = e;
+          break;
+        }
+        if (!via.has(e.to)) {
+          via.set(e.to, e);
+          queue.push(e.to);
+        }
+      }
+    }
+    const loop: Edge[] = [closing!];
+    for (let v = closing!.from; v !== start; v = via.get(v)!.from) loop.unshift(via.get(v)!);
+    return `import cycle: ${loop.map((e) => `${e.from}:${e.line} imports '${e.spec}'`).join(' -> ')} -> back to ${start}`;
+  });
+}
+
+function sourceFiles(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string) => {
+    for (const name of readdirSync(posix.join(root, rel))) {
+      const p = `${rel}/${name}`;
+      if (statSync(posix.join(root, p)).isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) out.set(p, readFileSync(posix.join(root, p), 'utf8'));
+    }
+  };
+  for (const layer of LAYERS) walk(layer);
+  return out;
+}
+
+describe('architecture', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const sources = sourceFiles(root);
+  const exists = (p: string) => {
+    try {
+      return statSync(posix.join(root, p)).isFile();
+    } catch {
+      return false;
+    }
+  };
+  const { edges, unresolved } = importEdges(sources, exists);
+
+  it('reads the layer folders and their imports', () => {
+    for (const layer of LAYERS) expect([...sources.keys()].some((p) => p.startsWith(`${layer}/`)), `no .ts files under ${layer}/`).toBe(true);
+    expect(edges.length).toBeGreaterThan(500);
+    expect(unresolved.map((e) => `${e.from}:${e.line} imports '${e.spec}', which does not exist`)).toEqual([]);
+  });
+
+  it(`imports run downwards only: ${LAYERS.join(' < ')}`, () => {
+    const violations = layerViolations(edges);
+    expect(violations, violations.join('\n')).toEqual([]);
+  });
+
+  it('has no import cycles', () => {
+    const cycles = importCycles([...sources.keys()], edges);
+    expect(cycles, cycles.join('\n')).toEqual([]);
+  });
+
+  it('names the offending file and import when a rule is broken', () => {
+    const fake = new Map([
+      ['kernels/a.ts', "import { t } from '../engine/tensor';\nexport const a = 1;"],
+      ['engine/tensor.ts', "import type { G } from './autograd';\nexport const t = 1;"],
+      ['engine/autograd.ts', "import { t } from './tensor';\nexport type G = number;"],
+      ['structures/s.ts', "import { rt } from '../runtime/runtime';\nimport { E } from '../runtime/errors';"],
+      ['models/m.ts', "const p = await import('../pipeline/x');"],
+      ['pipeline/x.ts', "import { b } from '../bench/harness';"],
+    ]);
+    const has = (p: string) => fake.has(p) || ['runtime/runtime.ts', 'runtime/errors.ts', 'bench/harness.ts'].includes(p);
+    const g = importEdges(fake, has);
+    expect(layerViolations(g.edges)).toEqual([
+      "kernels/a.ts:1 imports '../engine/tensor' (engine/tensor.ts): kernels/ may not import engine/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
+      "structures/s.ts:1 imports '../runtime/runtime' (runtime/runtime.ts): structures/ may import only runtime/errors.ts from below it",
+      "models/m.ts:1 imports '../pipeline/x' (pipeline/x.ts): models/ may not import pipeline/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
+      "pipeline/x.ts:1 imports '../bench/harness' (bench/harness.ts): pipeline/ may not import bench/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
+    ]);
+    expect(importCycles([...fake.keys()], g.edges)).toEqual([
+      "import cycle: engine/autograd.ts:1 imports './tensor' -> engine/tensor.ts:1 imports './autograd' -> back to engine/autograd.ts",
+    ]);
+  });
+});
