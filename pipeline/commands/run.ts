@@ -21,10 +21,8 @@ import { stratifiedKFold } from '../coco/split';
 import { readCocoDataset } from '../coco/read';
 import { writeJsonAtomic } from '../io/atomic';
 import { readPngGray } from '../io/png';
-import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
-import { writeSubmission } from '../data/submission';
-import type { Runs } from '../../structures/rle';
-import { DEFAULT_POSTPROCESS, postprocessImage, type Candidate } from '../post/postprocess';
+import { DEFAULT_POSTPROCESS, type Candidate } from '../post/postprocess';
+import { writeSubmissionFromResults } from '../post/submission-from-results';
 import { validateSubmission } from '../post/validateSubmission';
 import { buildTrainableModel } from '../train/build-model';
 import { loadPretrainedWeights } from '../train/checkpoint';
@@ -187,23 +185,10 @@ async function runPipeline(o: RunOptions): Promise<void> {
   const submission = join(o.out, 'submission.csv');
   let firstImageCandidates: Candidate[] | undefined;
   await stage('post-process + submission', async () => {
-    const masks = new Map<string, Runs[]>();
-    let kept = 0;
-    for (const e of entries) {
-      const cands: Candidate[] = results
-        .filter((r) => r.image_id === e.id)
-        .map((r) => {
-          const rle = segmentationToCocoRle(r.segmentation, r.segmentation!.size[0], r.segmentation!.size[1]);
-          return { score: r.score, categoryId: r.category_id, mask: cocoRleToCrop(rle) };
-        });
-      const [h, w] = [o.height, o.width];
-      const post = postprocessImage(cands, w, h, { ...DEFAULT_POSTPROCESS, shapeData: report.shape_data });
-      firstImageCandidates ??= cands;
-      masks.set(e.name, post.masks);
-      kept += post.masks.length;
-    }
-    await writeSubmission(submission, entries.map((e) => e.name), masks);
-    console.log(`   ${submission}: ${entries.length} images, ${kept} instances kept of ${results.length}`);
+    const images = entries.map((e) => ({ id: e.id, sartoriusId: e.name, width: o.width, height: o.height }));
+    const r = await writeSubmissionFromResults(submission, results, images, { ...DEFAULT_POSTPROCESS, shapeData: report.shape_data }, 'test predictions');
+    firstImageCandidates = r.candidates.get(entries[0]!.id);
+    console.log(`   ${submission}: ${r.images} images, ${r.kept} instances kept of ${r.predicted}`);
   });
 
   const valid = await stage('validate-submission', async () => {

@@ -2,12 +2,10 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../../runtime/errors';
 import { COCO_CATEGORIES } from '../data/cellTypes';
-import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
-import type { Runs } from '../../structures/rle';
-import { writeSubmission } from '../data/submission';
 import { readCocoResults, readJsonFile } from '../coco/read';
 import type { CocoDataset, CocoImage } from '../coco/types';
-import { DEFAULT_POSTPROCESS, postprocessImage, type Candidate } from '../post/postprocess';
+import { DEFAULT_POSTPROCESS } from '../post/postprocess';
+import { writeSubmissionFromResults } from '../post/submission-from-results';
 import { readShapeData } from '../shape/analyze';
 import { SHAPE_FEATURES, type ShapeFeatures } from '../shape/regionProps';
 import { parsePerType, progress } from './progress';
@@ -64,27 +62,10 @@ export function register(program: Command): void {
         shapeMin: featureList('--shape-min', o.shapeMin, ['major_axis_length']),
         shapeMax: featureList('--shape-max', o.shapeMax, []),
       };
-      const byImage = new Map<number, Candidate[]>();
-      results.forEach((r, i) => {
-        if (!r.segmentation) throw new InputError(o.pred, `result [${i}]`, 'needs an RLE "segmentation" for a submission');
-        const im = list.images.find((x) => x.id === r.image_id)!;
-        const mask = cocoRleToCrop(segmentationToCocoRle(r.segmentation, im.height, im.width));
-        (byImage.get(r.image_id) ?? byImage.set(r.image_id, []).get(r.image_id)!).push({ score: r.score, categoryId: r.category_id, mask });
-      });
-      const ids: string[] = [];
-      const masks = new Map<string, Runs[]>();
       const bar = progress('submit', list.images.length);
-      let kept = 0;
-      for (const im of list.images) {
-        const sid = sartoriusId(im);
-        ids.push(sid);
-        const res = postprocessImage(byImage.get(im.id) ?? [], im.width, im.height, opts);
-        masks.set(sid, res.masks);
-        kept += res.masks.length;
-        bar.tick();
-      }
+      const images = list.images.map((im) => ({ id: im.id, sartoriusId: sartoriusId(im), width: im.width, height: im.height }));
+      const r = await writeSubmissionFromResults(o.out, results, images, opts, o.pred, () => bar.tick());
       bar.stop();
-      await writeSubmission(o.out, ids, masks);
-      console.log(`wrote ${o.out}: ${ids.length} images, ${kept} instances kept of ${results.length} predicted`);
+      console.log(`wrote ${o.out}: ${r.images} images, ${r.kept} instances kept of ${r.predicted} predicted`);
     });
 }
