@@ -3,14 +3,14 @@
 // relative to the tensor's max-abs (the fixture README's suggestion). Works for any fixture set in
 // that layout: shapes come from the files, the config from the model folder's name.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, fromArray, noGrad, sub, type Tensor } from '../../engine';
+import { init, fromArray, noGrad, type Tensor } from '../../engine';
 import { Module } from '../../engine/nn/module';
 import { VoVNet } from '../../models/backbone/vovnet';
 import { FPN } from '../../models/fpn';
 import { FCOSHead } from '../../models/fcos/head';
 import { Container } from '../../models/layers';
 import { readFixtureWeights } from '../../models/fixture-weights';
-import { fixtureRoot, readTensors, relToMaxAbs } from './fixture-util';
+import { fixtureRoot, paddedModelInput, readTensors, relToMaxAbs } from './fixture-util';
 
 const CONFIGS = [
   { dir: 'V19slim', convBody: 'V-19-slim-eSE' },
@@ -32,8 +32,9 @@ for (const cfg of CONFIGS) {
       for (const k of [...weights.keys()]) if (k.startsWith('roi_heads.')) weights.delete(k);
       model.loadStateDict(weights); // strict: every backbone/FPN/FCOS key present, no extras
       const image = (await readTensors(`${root}/input.safetensors`)).get('image')!;
-      const [c, h, w] = image.shape as [number, number, number];
-      const x = sub(fromArray(image.data as Float32Array, [1, c, h, w]), fromArray([103.53, 116.28, 123.675], [1, 3, 1, 1]));
+      // Padded as the model pads (any fixture image size), the mean subtracted first.
+      const padded = paddedModelInput(image, fpn.sizeDivisibility);
+      const x = fromArray(padded.data, padded.shape);
       outputs = new Map();
       noGrad(() => {
         const { features, bottomUp } = fpn.forward(x);

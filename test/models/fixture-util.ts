@@ -34,3 +34,23 @@ export function relToMaxAbs(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   return { maxAbs, rel: maxAbs / Math.max(scale, 1e-30) };
 }
+
+/**
+ * The oracle input as the model sees it: (image - PIXEL_MEAN) in BGR, zero-padded on the bottom and
+ * right to a multiple of `divisibility` (Detectron2's ImageList.from_tensors pads after
+ * normalisation), so any fixture image size works. Returns [1, 3, H', W'] values and the shape.
+ */
+export function paddedModelInput(image: HostTensor, divisibility: number, mean: readonly number[] = [103.53, 116.28, 123.675]): { data: Float32Array; shape: [number, number, number, number] } {
+  const [c, h, w] = image.shape as [number, number, number];
+  const div = Math.max(1, divisibility);
+  const hp = Math.ceil(h / div) * div;
+  const wp = Math.ceil(w / div) * div;
+  const src = image.data as Float32Array;
+  const data = new Float32Array(c * hp * wp);
+  for (let k = 0; k < c; k++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) data[(k * hp + y) * wp + x] = Math.fround(src[(k * h + y) * w + x]! - mean[k]!);
+    }
+  }
+  return { data, shape: [1, c, hp, wp] };
+}

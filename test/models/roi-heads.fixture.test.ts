@@ -9,7 +9,7 @@
 // Written for any fixture set in this layout: sizes, counts and parameter names come from the files.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { add, backward, fromArray, init, noGrad, sub, type Tensor } from '../../engine';
+import { add, backward, fromArray, init, noGrad, type Tensor } from '../../engine';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { Module } from '../../engine/nn/module';
 import { VoVNet } from '../../models/backbone/vovnet';
@@ -19,7 +19,7 @@ import { Container } from '../../models/layers';
 import { readFixtureWeights } from '../../models/fixture-weights';
 import { CenterROIHeads, type RoiInference, type RoiTrainOutputs } from '../../models/roi/heads';
 import { detectorPostprocess, type PostprocessedDetections } from '../../models/postprocess';
-import { fixtureRoot, readTensors, relToMaxAbs, toNumbers } from './fixture-util';
+import { fixtureRoot, paddedModelInput, readTensors, relToMaxAbs, toNumbers } from './fixture-util';
 
 const DIR = 'V39';
 const TOL = 1e-4;
@@ -72,8 +72,9 @@ describe(`CenterMask2 ${DIR}: ROI heads and post-processing vs the oracle`, () =
     model.loadStateDict(await readFixtureWeights(`${root}/${DIR}/weights.safetensors`)); // strict
     const input = await readTensors(`${root}/input.safetensors`);
     const image = input.get('image')!;
-    const [c, h, w] = image.shape as [number, number, number];
-    const x = sub(fromArray(image.data as Float32Array, [1, c, h, w]), fromArray([103.53, 116.28, 123.675], [1, 3, 1, 1]));
+    // Padded as the model pads (any fixture image size), the mean subtracted first.
+    const padded = paddedModelInput(image, fpn.sizeDivisibility);
+    const x = fromArray(padded.data, padded.shape);
     const features = noGrad(() => fpn.forward(x).features);
     evalRef = await readTensors(`${root}/${DIR}/eval.safetensors`);
     trainRef = await readTensors(`${root}/${DIR}/train.safetensors`);
