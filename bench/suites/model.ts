@@ -242,7 +242,7 @@ async function moduleChain(model: CenterMask, x: Tensor, scene: Scene, train: bo
       const locations = computeLocations(levelShapesOf(levels.logits.map((t) => t.shape)), strides);
       const targets = computeFcosTargets(locations, scene.gts, { numClasses: f.NUM_CLASSES, strides, sizesOfInterest: f.SIZES_OF_INTEREST, centerSample: f.CENTER_SAMPLE, radius: f.POS_RADIUS });
       const fcos = fcosLosses(levels, targets, { focalAlpha: f.LOSS_ALPHA, focalGamma: f.LOSS_GAMMA, locLossType: f.LOC_LOSS_TYPE as 'giou' });
-      const mt = maskTargets(scene.rois.length === 1 ? scene.rois[0]! : concatF32(scene.rois), scene.roiPolygons, M);
+      const mt = maskTargets(scene.rois.length === 1 ? scene.rois[0]! : concatF32(scene.rois), scene.roiPolygons.map((polygons) => ({ polygons })), M);
       const targetT = fromArray(mt.targets, [R, M, M]);
       const lossMask = binaryCrossEntropyWithLogits(selectedLeaf, targetT);
       const iouTargets = maskIouTargetsOnDevice(selectedLeaf, targetT, Float32Array.from(mt.fullAreas));

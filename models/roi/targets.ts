@@ -282,14 +282,13 @@ export function bitmaskIouRatio(m: MaskCrop, box: ArrayLike<number>): number {
 }
 
 /** Targets for foreground ROIs: `boxes` [F * 4], `masks[r]` the matched GT's mask (polygons or bitmask). */
-export function maskTargets(boxes: Float32Array, masks: readonly (GtMask | InstancePolygons)[], size: number): MaskTargets {
+export function maskTargets(boxes: Float32Array, masks: readonly GtMask[], size: number): MaskTargets {
   const n = boxes.length / 4;
   if (masks.length !== n) throw new Error(`maskTargets: ${n} boxes but ${masks.length} masks`);
   const out: MaskTargets = { targets: new Float32Array(n * size * size), ratios: new Float64Array(n), fullAreas: new Float64Array(n) };
   for (let r = 0; r < n; r++) {
     const box = boxes.subarray(4 * r, 4 * r + 4);
-    const mk = masks[r]!;
-    const gm: GtMask = Array.isArray(mk) ? { polygons: mk as InstancePolygons } : (mk as GtMask);
+    const gm = masks[r]!;
     const bits = 'bitmask' in gm ? bitmaskCropAndResize(gm.bitmask, box, size) : rasterizePolygonsWithinBox(gm.polygons, box, size);
     let count = 0;
     for (let i = 0; i < bits.length; i++) {

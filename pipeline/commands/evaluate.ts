@@ -3,7 +3,7 @@ import { UserError } from '../../runtime/errors';
 import { readCocoDataset, readCocoResults } from '../coco/read';
 import { cocoEvaluate, formatCocoSummary } from '../eval/cocoEval';
 import { writeJsonAtomic } from '../io/atomic';
-import { parseNumberList } from './progress';
+import { parseMaxDets } from './progress';
 
 export function register(program: Command): void {
   program
@@ -16,8 +16,7 @@ export function register(program: Command): void {
     .option('--json <file>', 'write {"segm"|"bbox": {AP, AP50, ...}} on the 0-1 scale')
     .action((o: { gt: string; pred: string; iouType: string; maxDets: string; json?: string }) => {
       if (o.iouType !== 'segm' && o.iouType !== 'bbox') throw new UserError(`--iou-type must be segm or bbox, got "${o.iouType}"`);
-      const maxDets = parseNumberList('--max-dets', o.maxDets, 3);
-      if (maxDets.some((m) => !Number.isInteger(m) || m < 1)) throw new UserError('--max-dets values must be positive integers');
+      const maxDets = parseMaxDets(o.maxDets);
       if (!maxDets.includes(100)) console.warn('note: AP is reported at maxDets=100 as in pycocotools; without 100 in --max-dets it is -1');
       const gt = readCocoDataset(o.gt);
       const res = readCocoResults(o.pred, gt, o.iouType);

@@ -35,6 +35,13 @@ export function parseNumberList(name: string, v: string, length?: number): numbe
   return nums;
 }
 
+/** `--max-dets 1,100,1000`: COCOeval's three maxDets, positive integers. */
+export function parseMaxDets(v: string): number[] {
+  const maxDets = parseNumberList('--max-dets', v, 3);
+  if (maxDets.some((m) => !Number.isInteger(m) || m < 1)) throw new UserError('--max-dets values must be positive integers');
+  return maxDets;
+}
+
 /** "a,b,c" in the order shsy5y, astro, cort. */
 export function parsePerType(name: string, v: string): Record<CellType, number> {
   const n = parseNumberList(name, v, 3);

@@ -17,7 +17,7 @@ import { maskFormatOf, train, type TrainResult } from '../train/trainer';
 import type { TrainableModel } from '../train/model';
 import { evaluateModel } from '../predict/evaluate';
 import { predictorOptionsFromConfig } from '../predict/predictor';
-import { parseIntOption } from './progress';
+import { parseIntOption, parseMaxDets } from './progress';
 
 export interface TrainCommandOptions {
   cfg: CfgNode;
@@ -67,15 +67,6 @@ export async function trainingEnv(): Promise<Record<string, unknown>> {
     node: process.version,
     platform: `${process.platform} ${process.arch}`,
   };
-}
-
-/** '--max-dets 1,100,1000' as three increasing positive integers. */
-export function parseMaxDets(text: string): number[] {
-  const v = text.split(',').map((t) => Number(t.trim()));
-  if (v.length !== 3 || v.some((x) => !Number.isInteger(x) || x <= 0) || !(v[0]! < v[1]! && v[1]! < v[2]!)) {
-    throw new UserError(`--max-dets '${text}': expected three increasing positive integers, e.g. 1,100,1000`);
-  }
-  return v;
 }
 
 export function register(program: Command): void {

@@ -30,11 +30,11 @@ import {
   transformBox,
   transformBitmask,
   transformPolygon,
-  type BoxedBitmask,
   type CropWindow,
   type Flip,
   type Geometry,
 } from './transforms';
+import type { MaskCrop } from '../../structures/mask-crop';
 
 export interface TrainAnnotation {
   /** XYXY in the original image. */
@@ -44,7 +44,7 @@ export interface TrainAnnotation {
   /** Flat [x, y, ...] polygons (at least 3 points each) in the original image (MASK_FORMAT polygon). */
   polygons: number[][];
   /** The mask as a bitmask inside its box (MASK_FORMAT bitmask). */
-  mask?: BoxedBitmask;
+  mask?: MaskCrop;
 }
 
 /** INPUT.MASK_FORMAT: how instance masks travel from the dataset to the mask targets. */
@@ -89,7 +89,7 @@ export function loadTrainingSet(cocoJson: string, imageRoot: string, opts: Train
 }
 
 /** A COCO segmentation (RLE or polygons) as a bitmask inside its bounding box. */
-export function segmentationToBitmask(seg: unknown, height: number, width: number): BoxedBitmask {
+export function segmentationToBitmask(seg: unknown, height: number, width: number): MaskCrop {
   return cocoRleToCrop(segmentationToCocoRle(seg, height, width));
 }
 
@@ -216,7 +216,7 @@ export function transformAnnotations(anns: readonly TrainAnnotation[], g: Geomet
   const boxes: number[] = [];
   const classes: number[] = [];
   const polygons: number[][][] = [];
-  const masks: BoxedBitmask[] = [];
+  const masks: MaskCrop[] = [];
   const bitmask = anns.length > 0 && anns[0]!.mask !== undefined;
   for (const a of anns) {
     let b = transformBox(a.box, g);

@@ -222,9 +222,6 @@ export function clipPolygonToWindow(poly: readonly number[], w: CropWindow): num
 
 // --- Bitmasks (INPUT.MASK_FORMAT "bitmask") ----------------------------------------------------
 
-/** One instance's binary mask stored inside its bounding box (the pipeline's MaskCrop). */
-export type BoxedBitmask = MaskCrop;
-
 /**
  * The source index of each output column (or row) of PIL's Image.resize(NEAREST): Pillow's
  * ImagingScaleAffine walks xo = scale * 0.5, xo += scale (in double, accumulated, so a sample
@@ -247,7 +244,7 @@ export function pilNearestIndex(inSize: number, outSize: number): Int32Array {
  * resize samples it with PIL's NEAREST (pilNearestIndex), the flip mirrors it. The result is tight
  * (empty when the crop left nothing).
  */
-export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
+export function transformBitmask(m: MaskCrop, g: Geometry): MaskCrop {
   const cw = g.crop ?? { x0: 0, y0: 0, width: g.inWidth, height: g.inHeight };
   // Mask box in the cropped frame.
   const bx0 = m.x0 - cw.x0;
@@ -271,7 +268,7 @@ export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
     const row = (ys[oy]! - by0) * m.width;
     for (let ox = ox0; ox < ox1; ox++) data[(oy - oy0) * width + (ox - ox0)] = m.data[row + xs[ox]! - bx0]!;
   }
-  let out: BoxedBitmask = { imageWidth: g.outWidth, imageHeight: g.outHeight, x0: ox0, y0: oy0, width, height, data };
+  let out: MaskCrop = { imageWidth: g.outWidth, imageHeight: g.outHeight, x0: ox0, y0: oy0, width, height, data };
   if (g.flip.horizontal || g.flip.vertical) {
     const f = new Uint8Array(width * height);
     for (let y = 0; y < height; y++) {
@@ -289,7 +286,7 @@ export function transformBitmask(m: BoxedBitmask, g: Geometry): BoxedBitmask {
 }
 
 /** BitMasks.get_bounding_boxes: [min col, min row, max col + 1, max row + 1] of a tight mask. */
-export function bitmaskBox(m: BoxedBitmask): [number, number, number, number] {
+export function bitmaskBox(m: MaskCrop): [number, number, number, number] {
   return m.width === 0 ? [0, 0, 0, 0] : [m.x0, m.y0, m.x0 + m.width, m.y0 + m.height];
 }
 

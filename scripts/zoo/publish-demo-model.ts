@@ -29,6 +29,7 @@ const { values: a } = parseArgs({
 if (!a.run || !a.hardware || !a.command) throw new Error('--run, --hardware and --command are required');
 const zoo = a.zoo!;
 const metricsText = readFileSync(join(a.run, 'metrics.json'), 'utf8');
+parseMetricsJson(metricsText, join(a.run, 'metrics.json')); // every line checked before anything is written
 const lines = metricsText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
 const train = lines.filter((l) => 'total_loss' in l);
 const evals = lines.filter((l) => 'segm/AP' in l);
@@ -58,7 +59,6 @@ const card: ModelCard = {
 };
 writeModelCard(join(zoo, `${a.name}.json`), card);
 copyFileSync(join(a.run, 'metrics.json'), join(zoo, `${a.name}_metrics.json`));
-parseMetricsJson(metricsText); // checks every line
 
 const ref = JSON.parse(readFileSync(a.reference!, 'utf8')) as { seed_1234: Record<string, [number, number][]> };
 // The reference logs evaluations after N iterations; metrics.json numbers them N - 1.

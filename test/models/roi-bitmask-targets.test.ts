@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { bitmaskCropAndResize, bitmaskIouRatio, maskTargets } from '../../models/roi/targets';
-import type { MaskCrop } from '../../structures/mask-crop';
+import { maskToCrop } from '../../structures/mask-crop';
 
 interface Case {
   height: number;
@@ -19,29 +19,12 @@ interface Case {
 }
 const fx = JSON.parse(readFileSync('test/fixtures/train/bitmask_targets.json', 'utf8')) as { cases: Case[] };
 
-function boxed(dense: readonly number[], W: number, H: number): MaskCrop {
-  let [x0, y0, x1, y1] = [W, H, -1, -1];
-  for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++)
-      if (dense[y * W + x]) {
-        x0 = Math.min(x0, x);
-        x1 = Math.max(x1, x);
-        y0 = Math.min(y0, y);
-        y1 = Math.max(y1, y);
-      }
-  const w = x1 - x0 + 1;
-  const h = y1 - y0 + 1;
-  const data = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[y * w + x] = dense[(y0 + y) * W + x0 + x]!;
-  return { imageWidth: W, imageHeight: H, x0, y0, width: w, height: h, data };
-}
-
 describe('bitmask mask targets', () => {
   it('equal BitMasks.crop_and_resize (torchvision roi_align, aligned, adaptive sampling) bit for bit', () => {
     let n = 0;
     for (const c of fx.cases) {
       c.masks.forEach((m, i) => {
-        const got = bitmaskCropAndResize(boxed(m, c.width, c.height), c.boxes[i]!, c.size);
+        const got = bitmaskCropAndResize(maskToCrop(Uint8Array.from(m), c.width, c.height), c.boxes[i]!, c.size);
         expect(Array.from(got), `case ${c.width}x${c.height} instance ${i}`).toEqual(c.targets[i]);
         n++;
       });
@@ -51,7 +34,7 @@ describe('bitmask mask targets', () => {
 
   it('give the centre-in-box MaskIoU ratio, and maskTargets combines both', () => {
     for (const c of fx.cases) {
-      const masks = c.masks.map((m) => boxed(m, c.width, c.height));
+      const masks = c.masks.map((m) => maskToCrop(Uint8Array.from(m), c.width, c.height));
       masks.forEach((m, i) => expect(bitmaskIouRatio(m, c.boxes[i]!)).toBeCloseTo(c.ratios[i]!, 12));
       const t = maskTargets(Float32Array.from(c.boxes.flat()), masks.map((bitmask) => ({ bitmask })), c.size);
       const s2 = c.size * c.size;

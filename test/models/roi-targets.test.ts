@@ -108,7 +108,7 @@ describe('polygon mask targets', () => {
     const gi = toNumbers(train.get('mask.fg_gt_index')!);
     const ref = train.get('mask.targets')!;
     const size = ref.shape[1]!;
-    const t = maskTargets(boxes, gi.map((g) => gt.instances[g]!.polygons), size);
+    const t = maskTargets(boxes, gi.map((g) => ({ polygons: gt.instances[g]!.polygons })), size);
     expect(Array.from(t.targets)).toEqual(toNumbers(ref));
     expectClose(Float32Array.from(t.ratios), toNumbers(train.get('mask.ratios')!), { atol: 0, rtol: 0, what: 'mask.ratios (as float32)' });
   });

@@ -3,7 +3,7 @@
 // running statistics) against float64 references forward and backward on odd shapes, and VoVNet
 // built with each norm: Detectron2's state-dict keys, GN's channel check, FREEZE_AT with BN.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, noGrad, permute, randn, type Tensor } from '../../engine';
+import { backward, fromArray, init, noGrad, randn } from '../../engine';
 import { UserError } from '../../runtime/errors';
 import { manualSeed } from '../../engine/nn/init';
 import { Module } from '../../engine/nn/module';
@@ -12,65 +12,19 @@ import { loadConfig } from '../../models/config/config';
 import { BatchNorm2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../../models/layers';
 import { VoVNet, type VoVNetNorm } from '../../models/backbone/vovnet';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
+import { nhwcToNchw, permutedInput, refNorm, refNormBackward, type RefOut } from '../kernels/norm-reference';
 
 beforeAll(async () => {
   await init();
 });
 
-// ---- float64 BatchNorm reference -------------------------------------------------------------
+// ---- float64 BatchNorm reference: the shared normalisation reference with one row per channel --
 
-interface BnRef {
-  y: Float64Array;
-  mean: Float64Array;
-  /** Biased (population) variance of the batch, or the running variance when given. */
-  varB: Float64Array;
-}
-
-/** y = (x - mean) / sqrt(var + eps) * w + b per channel of an NCHW array; batch statistics unless
- *  `fixed` running statistics are given. */
-function refBn(x: Float64Array, [n, c, hw]: number[], w: Float64Array, b: Float64Array, eps: number, fixed?: { mean: Float64Array; varB: Float64Array }): BnRef {
-  const mean = new Float64Array(c);
-  const varB = new Float64Array(c);
-  if (fixed) {
-    mean.set(fixed.mean);
-    varB.set(fixed.varB);
-  } else {
-    const cnt = n * hw;
-    for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let j = 0; j < hw; j++) mean[k]! += x[(i * c + k) * hw + j]! / cnt;
-    for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let j = 0; j < hw; j++) varB[k]! += (x[(i * c + k) * hw + j]! - mean[k]!) ** 2 / cnt;
-  }
-  const y = new Float64Array(x.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let j = 0; j < hw; j++) {
-    const e = (i * c + k) * hw + j;
-    y[e] = ((x[e]! - mean[k]!) / Math.sqrt(varB[k]! + eps)) * w[k]! + b[k]!;
-  }
-  return { y, mean, varB };
-}
-
-/** Analytic float64 backward of refBn: [dx, dw, db]. */
-function refBnBackward(x: Float64Array, g: Float64Array, [n, c, hw]: number[], w: Float64Array, eps: number, fixed?: { mean: Float64Array; varB: Float64Array }): [Float64Array, Float64Array, Float64Array] {
-  const { mean, varB } = refBn(x, [n, c, hw], w, new Float64Array(c), eps, fixed);
-  const cnt = n * hw;
-  const dw = new Float64Array(c);
-  const db = new Float64Array(c);
-  const sa = new Float64Array(c);
-  const sb = new Float64Array(c);
-  const xhat = (e: number, k: number) => (x[e]! - mean[k]!) / Math.sqrt(varB[k]! + eps);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let j = 0; j < hw; j++) {
-    const e = (i * c + k) * hw + j;
-    dw[k]! += g[e]! * xhat(e, k);
-    db[k]! += g[e]!;
-    sa[k]! += w[k]! * g[e]!;
-    sb[k]! += w[k]! * g[e]! * xhat(e, k);
-  }
-  const dx = new Float64Array(x.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let j = 0; j < hw; j++) {
-    const e = (i * c + k) * hw + j;
-    const rstd = 1 / Math.sqrt(varB[k]! + eps);
-    dx[e] = fixed ? rstd * w[k]! * g[e]! : rstd * (w[k]! * g[e]! - sa[k]! / cnt - (xhat(e, k) * sb[k]!) / cnt);
-  }
-  return [dx, dw, db];
-}
+type BnRef = RefOut;
+const refBn = (x: Float64Array, dims: number[], w: Float64Array, b: Float64Array, eps: number, fixed?: { mean: Float64Array; varB: Float64Array }): BnRef =>
+  refNorm(x, dims, dims[1]!, (_i, k) => k, w, b, eps, fixed);
+const refBnBackward = (x: Float64Array, g: Float64Array, dims: number[], w: Float64Array, eps: number, fixed?: { mean: Float64Array; varB: Float64Array }) =>
+  refNormBackward(x, g, dims, dims[1]!, (_i, k) => k, w, eps, fixed) as [Float64Array, Float64Array, Float64Array];
 
 /** PyTorch's running-stat update: momentum 0.1, the running variance from the unbiased variance. */
 function refRunning(rm: Float64Array, rv: Float64Array, batch: BnRef, cnt: number, momentum = 0.1): { rm: Float64Array; rv: Float64Array } {
@@ -80,24 +34,6 @@ function refRunning(rm: Float64Array, rv: Float64Array, batch: BnRef, cnt: numbe
   };
 }
 
-/** x [N,C,H,W] uploaded as a channels-last leaf, returned with its NCHW (non-contiguous) view. */
-function channelsLast(x: Float64Array, [n, c, h, w]: number[]): { leaf: Tensor; view: Tensor } {
-  const nhwc = new Float32Array(x.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) {
-    nhwc[((i * h + y) * w + z) * c + k] = x[((i * c + k) * h + y) * w + z]!;
-  }
-  const leaf = fromArray(nhwc, [n, h, w, c]);
-  leaf.requiresGrad = true;
-  return { leaf, view: permute(leaf, [0, 3, 1, 2]) };
-}
-
-function toNchw(a: ArrayLike<number>, [n, c, h, w]: number[]): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) {
-    out[((i * c + k) * h + y) * w + z] = a[((i * h + y) * w + z) * c + k]!;
-  }
-  return out;
-}
 
 /** A BatchNorm2d with random affine parameters and running statistics loaded from host data. */
 function makeBn(rng: Rng, c: number, Ctor: typeof BatchNorm2d = BatchNorm2d, tracked = 0) {
@@ -176,7 +112,7 @@ describe('BatchNorm2d module', () => {
         ({ rm, rv } = refRunning(rm, rv, ref, n * h * w));
         const [rdx, rdw, rdb] = refBnBackward(x, gOut, dims, p.w, 1e-5);
         bn.zeroGrad();
-        const { leaf, view } = channelsLast(x, shape);
+        const { leaf, view } = permutedInput(x, shape);
         const y = bn.forward(view);
         expectClose(await y.data(), ref.y, { atol: 2e-5, rtol: 1e-4, what: `${what} forward` });
         const s = await state(bn);
@@ -184,7 +120,7 @@ describe('BatchNorm2d module', () => {
         expectClose(s.rv, rv, { atol: 1e-6, rtol: 1e-5, what: `${what} running_var` });
         expect(s.tracked, `${what} num_batches_tracked`).toBe(4 + step);
         backward(y, fromArray(Float32Array.from(gOut), shape));
-        expectClose(toNchw(await leaf.grad!.data(), shape), rdx, { atol: 5e-5, rtol: 1e-3, what: `${what} dx` });
+        expectClose(nhwcToNchw(await leaf.grad!.data(), shape), rdx, { atol: 5e-5, rtol: 1e-3, what: `${what} dx` });
         expectClose(await bn.weight.grad!.data(), rdw, { atol: 1e-4, rtol: 1e-4, what: `${what} dweight` });
         expectClose(await bn.bias.grad!.data(), rdb, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
       }
@@ -229,7 +165,7 @@ describe('BatchNorm2d module', () => {
     expect(bn.training).toBe(true);
     const x = rng.uniformArray(n * c * h * w, -2, 2);
     const ref = refBn(x, [n, c, h * w], p.w, p.b, 1e-5, { mean: p.rm, varB: p.rv });
-    const { view } = channelsLast(x, shape);
+    const { view } = permutedInput(x, shape);
     expectClose(await bn.forward(view).data(), ref.y, { atol: 2e-5, rtol: 1e-4, what: `frozen BN forward (seed ${seed})` });
     const s = await state(bn);
     expect(Array.from(s.rm)).toEqual(Array.from(Float32Array.from(p.rm)));

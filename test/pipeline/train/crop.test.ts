@@ -8,16 +8,16 @@ import {
   clipPolygonToWindow,
   pilNearestIndex,
   transformBitmask,
-  type BoxedBitmask,
   type CropWindow,
   type Geometry,
 } from '../../../pipeline/train/transforms';
 import { checkCropOptions, cropSize, prepareImage, TrainLoader, transformAnnotations, type TrainAnnotation, type TrainRecord } from '../../../pipeline/train/dataset';
+import { cropToMask, maskToCrop, type MaskCrop } from '../../../structures/mask-crop';
 import { polygonsArea } from '../../../structures/polygons';
 import { Rng, testSeed } from '../../util';
 
 /** A random blob (union of discs) as a tight boxed bitmask in a W x H image. */
-function randomBlob(rng: Rng, W: number, H: number): { dense: Uint8Array; boxed: BoxedBitmask } {
+function randomBlob(rng: Rng, W: number, H: number): { dense: Uint8Array; boxed: MaskCrop } {
   const dense = new Uint8Array(W * H);
   const discs = rng.int(1, 4);
   const cx = rng.uniform(0, W);
@@ -28,31 +28,7 @@ function randomBlob(rng: Rng, W: number, H: number): { dense: Uint8Array; boxed:
     const r = rng.uniform(1.5, 9);
     for (let yy = 0; yy < H; yy++) for (let xx = 0; xx < W; xx++) if ((xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= r * r) dense[yy * W + xx] = 1;
   }
-  return { dense, boxed: denseToBoxed(dense, W, H) };
-}
-
-function denseToBoxed(dense: Uint8Array, W: number, H: number): BoxedBitmask {
-  let [x0, y0, x1, y1] = [W, H, -1, -1];
-  for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++)
-      if (dense[y * W + x]) {
-        x0 = Math.min(x0, x);
-        x1 = Math.max(x1, x);
-        y0 = Math.min(y0, y);
-        y1 = Math.max(y1, y);
-      }
-  if (x1 < 0) return { imageWidth: W, imageHeight: H, x0: 0, y0: 0, width: 0, height: 0, data: new Uint8Array(0) };
-  const w = x1 - x0 + 1;
-  const h = y1 - y0 + 1;
-  const data = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[y * w + x] = dense[(y0 + y) * W + x0 + x]!;
-  return { imageWidth: W, imageHeight: H, x0, y0, width: w, height: h, data };
-}
-
-function boxedToDense(m: BoxedBitmask): Uint8Array {
-  const out = new Uint8Array(m.imageWidth * m.imageHeight);
-  for (let y = 0; y < m.height; y++) for (let x = 0; x < m.width; x++) out[(m.y0 + y) * m.imageWidth + m.x0 + x] = m.data[y * m.width + x]!;
-  return out;
+  return { dense, boxed: maskToCrop(dense, W, H) };
 }
 
 /** Dense reference: crop the whole image, PIL NEAREST resize (pilNearestIndex, checked against
@@ -111,9 +87,9 @@ describe('bitmasks through crop, resize and flip', () => {
       cases: { width: number; height: number; outWidth: number; outHeight: number; input: number[]; output: number[] }[];
     };
     for (const c of fx.cases) {
-      const full = denseToBoxed(Uint8Array.from(c.input), c.width, c.height);
+      const full = maskToCrop(Uint8Array.from(c.input), c.width, c.height);
       const g: Geometry = { inWidth: c.width, inHeight: c.height, outWidth: c.outWidth, outHeight: c.outHeight, flip: { horizontal: false, vertical: false } };
-      expect(Array.from(boxedToDense(transformBitmask(full, g))), `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`).toEqual(c.output);
+      expect(Array.from(cropToMask(transformBitmask(full, g))), `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`).toEqual(c.output);
     }
   });
 
@@ -138,9 +114,9 @@ describe('bitmasks through crop, resize and flip', () => {
       const got = transformBitmask(boxed, g);
       const want = referenceTransform(dense, W, g);
       expect(got.imageWidth).toBe(g.outWidth);
-      expect(Array.from(boxedToDense(got)), `seed ${seed} case ${t}`).toEqual(Array.from(want));
+      expect(Array.from(cropToMask(got)), `seed ${seed} case ${t}`).toEqual(Array.from(want));
       // Tight: the stored box is the bounding box of the set pixels.
-      expect(got).toEqual(denseToBoxed(want, g.outWidth, g.outHeight));
+      expect(got).toEqual(maskToCrop(want, g.outWidth, g.outHeight));
     }
   });
 });
@@ -152,7 +128,7 @@ describe('instances under a crop', () => {
     const dense = (x0: number, y0: number, x1: number, y1: number) => {
       const d = new Uint8Array(W * H);
       for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) d[y * W + x] = 1;
-      return denseToBoxed(d, W, H);
+      return maskToCrop(d, W, H);
     };
     const anns: TrainAnnotation[] = [
       { box: [2, 2, 12, 10], category: 0, polygons: [], mask: dense(2, 2, 12, 10) }, // cut by the crop
