@@ -1,5 +1,6 @@
 // The public API of the engine: `import * as cg from './engine'`.
 export { init, rt, Params, type Runtime, type KernelDef } from '../runtime/runtime';
+export { formatProfile, kernelName, type ProfileReport, type ProfileRow } from '../runtime/profiler';
 export { getGpu, type Gpu } from '../runtime/device';
 export type { DType } from '../runtime/dtype';
 export {

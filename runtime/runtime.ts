@@ -4,6 +4,7 @@
 // per-batch uniform arena; buffers come from the pool and go back to it only after submit.
 import { createComputePipelineSync, getGpu, GpuError, type DeviceOptions, type Gpu } from './device';
 import { BufferPool, type PoolStats } from './pool';
+import { DispatchProfiler, type ProfileReport } from './profiler';
 
 export type BindingKind = 'read' | 'rw';
 
@@ -71,6 +72,8 @@ export class Runtime {
   private nextBufferId = 1;
   private cachedGroups = 0;
   private dynamicOffset = [0];
+  /** Set while a profile() region runs. */
+  private profiler: DispatchProfiler | undefined;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
@@ -159,7 +162,14 @@ export class Runtime {
       if (y > MAX_WORKGROUPS) throw new Error(`kernel '${def.key}': ${x * y} workgroups exceed the 2-D grid`);
     }
     if (x === 0 || y === 0 || z === 0) return;
+    if (this.profiler) return this.profiledDispatch(def, k, bindGroup, u, x, y, z);
     const pass = this.ensurePass();
+    this.encodeDispatch(pass, k, bindGroup, u, x, y, z);
+    this.counters.dispatches++;
+    if (++this.batchDispatches >= MAX_DISPATCHES_PER_BATCH) this.flush();
+  }
+
+  private encodeDispatch(pass: GPUComputePassEncoder, k: CompiledKernel, bindGroup: GPUBindGroup, u: { offset: number } | undefined, x: number, y: number, z: number): void {
     pass.setPipeline(k.pipeline);
     if (u) {
       this.dynamicOffset[0] = u.offset;
@@ -168,8 +178,45 @@ export class Runtime {
       pass.setBindGroup(0, bindGroup);
     }
     pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /** Under profile(): the dispatch in a pass of its own, bracketed by timestamps when available. */
+  private profiledDispatch(def: KernelDef, k: CompiledKernel, bindGroup: GPUBindGroup, u: { offset: number } | undefined, x: number, y: number, z: number): void {
+    const prof = this.profiler!;
+    const t0 = performance.now();
+    if (prof.batchFull) this.flush();
+    const timestampWrites = prof.timestampWrites(def.key);
+    const pass = this.commandEncoder().beginComputePass({ label: def.key, ...(timestampWrites ? { timestampWrites } : {}) });
+    this.encodeDispatch(pass, k, bindGroup, u, x, y, z);
+    pass.end();
     this.counters.dispatches++;
+    prof.dispatched(def.key, performance.now() - t0);
     if (++this.batchDispatches >= MAX_DISPATCHES_PER_BATCH) this.flush();
+  }
+
+  /**
+   * Profile everything `fn` records: per kernel, calls, host dispatch time and (with
+   * `timestamp-query`) device time, plus the region's dispatches, submits, readbacks and pipeline
+   * compilations. Waits for the device at the end; regions do not nest.
+   */
+  async profile<T>(fn: () => T | Promise<T>): Promise<{ result: T; report: ProfileReport }> {
+    if (this.profiler) throw new Error('profile(): a profiled region is already running (regions do not nest)');
+    this.flush();
+    const prof = new DispatchProfiler(this.device, this.gpu.features.timestampQuery);
+    const before = this.stats();
+    const t0 = performance.now();
+    this.profiler = prof;
+    try {
+      const result = await fn();
+      this.flush();
+      const tw = performance.now();
+      await this.device.queue.onSubmittedWorkDone();
+      prof.waitMs += performance.now() - tw;
+      const report = await prof.finish(performance.now() - t0, before, this.stats());
+      return { result, report };
+    } finally {
+      this.profiler = undefined;
+    }
   }
 
   /** The bind group of these buffers (and uniform arena) for kernel `k`, made once and cached. */
@@ -248,7 +295,9 @@ export class Runtime {
     if (this.arenaGpu) {
       this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu, 0, this.arenaUsed);
     }
+    this.profiler?.resolve(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    this.profiler?.submitted();
     this.counters.submits++;
     this.encoder = undefined;
     this.batchDispatches = 0;
@@ -271,8 +320,10 @@ export class Runtime {
     const staging = this.pool.acquire(len, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'cellgpu.readback');
     this.commandEncoder().copyBufferToBuffer(src, start, staging, 0, len);
     this.flush();
+    const tw = performance.now();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, len);
+      if (this.profiler) this.profiler.waitMs += performance.now() - tw;
     } catch (err) {
       this.gpu.throwIfFailed();
       throw err;
