@@ -97,7 +97,7 @@ interface Scene {
 }
 
 /** Elliptic "cells" (16-gon polygons) on a dark noisy background, BGR 0..255. */
-function makeScene(o: ModelBenchOptions, seed: number): Scene {
+export function makeScene(o: ModelBenchOptions, seed: number): Scene {
   const rng = new Rng(seed);
   const S = o.size;
   const inputs: ImageInput[] = [];
