@@ -3,7 +3,7 @@
 // by finite differences; scatter-adds are checked to be bit-for-bit deterministic.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward, empty, fromArray, gather, indexAdd, indexSelect, init, permute, scatterAdd, slice, type Tensor } from '../../engine';
-import { launchIndexAdd, launchScatterAdd } from '../../kernels/scatter';
+import { launchIndexAdd, launchScatterAdd } from '../../kernels/indexing/scatter';
 import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
 
 beforeAll(async () => {

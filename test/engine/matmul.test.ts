@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as cg from '../../engine';
 import type { MatmulConfig, Tensor } from '../../engine';
 import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
-import { choosePlan, launchMatmul } from '../../kernels/matmul';
+import { choosePlan, launchMatmul } from '../../kernels/matmul/launch';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
 
 // lavapipe compiles each matmul specialisation for seconds, much longer when the 2 cores are shared.

@@ -1,4 +1,4 @@
-// Reductions over non-innermost dims read through the view's strides (kernels/reduce.ts): middle,
+// Reductions over non-innermost dims read through the view's strides (kernels/reduce/reduce.ts): middle,
 // leading and several dims, keepdim, permuted / sliced / expanded views, each kernel shape forced
 // (row and column) and the adapter's own choice; forward vs float64 and backward vs the reference
 // gradient (itself checked by finite differences); both two-pass splits; the exact tie sharing of
@@ -6,7 +6,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../engine';
 import type { Tensor } from '../../engine';
-import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce';
+import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce/reduce';
 import { Rng, expectClose, numericGrad, testSeed } from '../util';
 import { download, type Host, permuteHost, randHost, randIntHost, ravelIndex, reduceHost, unravelIndex, upload } from './reference';
 

@@ -1,5 +1,5 @@
 // Reductions vs float64: sum/mean/max/min/prod over several axis sets, keepdim, non-contiguous
-// inputs, forward and backward; long rows that take the two-pass split of kernels/reduce.ts;
+// inputs, forward and backward; long rows that take the two-pass split of kernels/reduce/reduce.ts;
 // tie sharing in the max/min gradient; NaN propagation; prod's gradient with zeros; var/std.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../engine';

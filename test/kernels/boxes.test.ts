@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../engine';
 import { defineKernel, read, rw } from '../../kernels/define-kernel';
-import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/boxes';
+import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/detection/boxes';
 import { expectClose, Rng, testSeed } from '../util';
 
 beforeAll(async () => {

@@ -4,10 +4,10 @@
 // other dims, so one kernel covers both.
 // Out-of-range indices (< 0 or >= input.shape[dim]) read nothing and yield 0: there is no
 // readback to raise an error, and clamping would silently return a real element.
-import { type DType, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
-import { MAX_RANK } from './elementwise/map';
-import { numelOf, type View } from '../runtime/shape';
+import { type DType, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { MAX_RANK } from '../elementwise/map';
+import { numelOf, type View } from '../../runtime/shape';
 
 const WG = 256;
 

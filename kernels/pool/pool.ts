@@ -8,7 +8,7 @@
 //   adaptive: windows [floor(o·in/out), ceil((o+1)·in/out)).
 //   nearest:  integer scale factors, y[oh, ow] = x[oh / sh, ow / sw].
 //   bilinear: align_corners = false: src = max(ratio·(dst + 0.5) − 0.5, 0), PyTorch's formula.
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 64;
 

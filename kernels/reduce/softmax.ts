@@ -6,7 +6,7 @@
 //   log-softmax: gx = g - exp(y) * sum(g)
 // The readable reference (the same math from elementwise and reduce ops) is softmaxReference in
 // engine/ops/softmax.ts; the tests check this kernel against it and against float64.
-import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 

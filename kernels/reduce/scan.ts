@@ -2,8 +2,8 @@
 // sum: the gradient of cumsum). One 256-thread workgroup per row walks the row in tiles of 256:
 // each tile is scanned in shared memory (Hillis-Steele) and offset by the running total of the
 // tiles before it.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 

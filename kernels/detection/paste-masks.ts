@@ -6,7 +6,7 @@
 //   launchPasteMasks        one thread per pixel of the full [N, H, W] output (u32 0/1 or f32);
 //   launchPasteMasksPacked  only each detection's pixel region, 32 binary pixels per u32 word,
 //                           one thread per word (the readback is 1/32 of the region's pixels).
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 

@@ -6,9 +6,9 @@
 // Hillis-Steele scan of the 256 thread totals in workgroup memory) and writes its block total;
 // with more than one block the block totals are scanned recursively and added back. The scan has
 // n + 1 outputs: out[n] is the total count, the only value the ops read back.
-import { type DType, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
-import { MAX_RANK } from './elementwise/map';
+import { type DType, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { MAX_RANK } from '../elementwise/map';
 
 const WG = 256;
 const PER_THREAD = 4;

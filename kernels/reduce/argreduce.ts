@@ -7,11 +7,11 @@
 // (the first best stays), consecutive invocations being consecutive outputs (coalesced along the
 // inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
-import { numelOf } from '../runtime/shape';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { numelOf } from '../../runtime/shape';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
-import { isSoftwareAdapter } from '../runtime/adapter';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 const WG = 256;
 export type ArgOp = 'argmax' | 'argmin';

@@ -14,10 +14,10 @@
 //
 // launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
-import { MAX_RANK } from './elementwise/map';
-import { numelOf, type View } from '../runtime/shape';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { MAX_RANK } from '../elementwise/map';
+import { numelOf, type View } from '../../runtime/shape';
 import { launchExclusiveScan } from './compact';
 
 const WG = 256;

@@ -13,11 +13,11 @@
 //   Few outputs with long reductions split into chunks (partials [chunks, outputs], then a second
 //   column pass) so that there are enough invocations.
 // Summation order depends only on the shapes and strides: results are deterministic.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from './define-kernel';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../define-kernel';
 
-import { contiguousStrides, numelOf } from '../runtime/shape';
-import { isSoftwareAdapter } from '../runtime/adapter';
+import { contiguousStrides, numelOf } from '../../runtime/shape';
+import { isSoftwareAdapter } from '../../runtime/adapter';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
 /** A set of dims with element strides. */

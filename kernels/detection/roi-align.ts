@@ -10,7 +10,7 @@
 // list built on the GPU, in ascending ROI order), and per ROI only the few sample rows/columns whose
 // bilinear footprint can include (y, x). The summation order is a fixed function of the indices,
 // so two runs give bit-identical gradients.
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 /** Channels per backward thread. */

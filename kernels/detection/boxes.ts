@@ -7,7 +7,7 @@
 // box's mask row by all threads in parallel. Each step depends on the previous one, so a single
 // workgroup with barriers is the natural GPU form (the same algorithm torchvision's CUDA kernel runs
 // on the host after copying the mask back).
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 

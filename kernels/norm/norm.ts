@@ -5,7 +5,7 @@
 // In both cases row s starts at element s*inner and is `outer` runs of `inner` elements spaced
 // `outerStride` apart (BN: outer = N, inner = HW, outerStride = C*HW; GN: outer = 1, inner =
 // Cg*HW). Every reduction is a fixed-order workgroup tree, so results are deterministic.
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 

@@ -28,10 +28,10 @@
 //   split-K any of v1/v2/v3 with K cut into `splits` chunks written to a workspace, then summed by a
 //          reduce kernel that applies the epilogue: for tall-K problems with few output tiles.
 // `choosePlan` picks the kernel and tile shape from the problem shape and the adapter.
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
-import { hasSubgroups8, isSoftwareAdapter } from '../runtime/adapter';
-import { numelOf, type View } from '../runtime/shape';
+import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
+import { numelOf, type View } from '../../runtime/shape';
 
 export type Activation = 'none' | 'relu';
 export type Layout = 'row' | 'col';

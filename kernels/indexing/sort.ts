@@ -14,8 +14,8 @@
 //      local merge for j = B/2..1 in workgroup memory.
 //   3. output: values gathered from the input by the sorted indices, first `kOut` of each row.
 // Dispatches for a 100k row (P = 2^17): 1 + 8 local merges + 36 global steps + 1.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../runtime/dtype';
-import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 /** Elements per workgroup block (two per thread). */

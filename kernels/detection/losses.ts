@@ -5,7 +5,7 @@
 //     'iou' = -log IoU, 'linear_iou' = 1 - IoU, 'giou' = 1 - GIoU.
 //   * torchvision generalized_box_iou_loss on (x1, y1, x2, y2) boxes with eps.
 // torch.min / torch.max split the gradient equally between tied operands; so do these kernels.
-import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from './define-kernel';
+import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;
 
