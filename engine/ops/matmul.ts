@@ -5,12 +5,15 @@
 import { record } from '../autograd';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
 import { contiguousStrides } from '../../runtime/shape';
-import { type Activation, launchMatmul, type MatmulConfig, matrixLayout } from '../../kernels/matmul/launch';
+import { type MatmulConfig } from '../../kernels/matmul/chooser';
+import { launchMatmul } from '../../kernels/matmul/launch';
+import { type Activation, matrixLayout } from '../../kernels/matmul/problem';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
 import { reshape, squeeze, sumToShape, unsqueeze } from './view';
 
-export type { Activation, MatmulConfig } from '../../kernels/matmul/launch';
+export type { MatmulConfig } from '../../kernels/matmul/chooser';
+export type { Activation } from '../../kernels/matmul/problem';
 
 interface RawOptions {
   bias?: Tensor;

@@ -1,14 +1,16 @@
-// matmul vs a float64 reference: every kernel (naive, v1 workgroup-memory tiles, v2 register
-// tiles, v3 subgroup-shared A + packed B, split-K) on odd shapes, row- and column-major operands
-// read in place (transposed and permuted views), batched with broadcast, 1-D operands, the bias+ReLU epilogue, and backward
-// (matmul and linear) against analytic float64 gradients that are themselves checked by finite
-// differences. Each fast kernel is also compared with the naive reference kernel.
+// matmul vs a float64 reference: every kernel (naive, workgroup-tiled, register-tiled, subgroup,
+// split-K) on odd shapes, row- and column-major operands read in place (transposed and permuted
+// views), batched with broadcast, 1-D operands, the bias+ReLU epilogue, and backward (matmul and
+// linear) against analytic float64 gradients that are themselves checked by finite differences.
+// Each fast kernel is also compared with the naive reference kernel. The chooser's table is
+// tested in chooser.test.ts.
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import * as cg from '../../engine';
-import type { MatmulConfig, Tensor } from '../../engine';
-import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
-import { choosePlan, launchMatmul } from '../../kernels/matmul/launch';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
+import * as cg from '../../../engine';
+import type { MatmulConfig, Tensor } from '../../../engine';
+import { hasSubgroups8, isSoftwareAdapter } from '../../../runtime/adapter';
+import { choosePlan } from '../../../kernels/matmul/chooser';
+import { launchMatmul } from '../../../kernels/matmul/launch';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
 
 // lavapipe compiles each matmul specialisation for seconds, much longer when the 2 cores are shared.
 vi.setConfig({ testTimeout: 600_000 });
@@ -74,14 +76,14 @@ const tol = (K: number) => ({ atol: 1e-5 + 3e-7 * K, rtol: 1e-4 });
 
 const CONFIGS: Record<string, MatmulConfig> = {
   naive: { kernel: 'naive' },
-  'v1 tile32': { kernel: 'v1', tile: 32 },
-  'v1 tile64': { kernel: 'v1', tile: 64 },
-  'v2 rows4 wg16': { kernel: 'v2', rows: 4, wg: 16 },
-  'v2 rows8 wg8': { kernel: 'v2', rows: 8, wg: 8 },
-  'v2 rows8 split3': { kernel: 'v2', rows: 8, wg: 8, splits: 3 },
-  'v1 tile32 split2': { kernel: 'v1', tile: 32, splits: 2 },
-  'v3 rows16': { kernel: 'v3', rows: 16 },
-  'v3 rows8': { kernel: 'v3', rows: 8 },
+  'workgroup-tiled tile32': { kernel: 'workgroup-tiled', tile: 32 },
+  'workgroup-tiled tile64': { kernel: 'workgroup-tiled', tile: 64 },
+  'register-tiled rows4 wg16': { kernel: 'register-tiled', rows: 4, wg: 16 },
+  'register-tiled rows8 wg8': { kernel: 'register-tiled', rows: 8, wg: 8 },
+  'register-tiled rows8 split3': { kernel: 'register-tiled', rows: 8, wg: 8, splits: 3 },
+  'workgroup-tiled tile32 split2': { kernel: 'workgroup-tiled', tile: 32, splits: 2 },
+  'subgroup rows16': { kernel: 'subgroup', rows: 16 },
+  'subgroup rows8': { kernel: 'subgroup', rows: 8 },
 };
 
 describe('matmul kernels vs float64 and vs the naive kernel', () => {
@@ -96,9 +98,9 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     it(`${name}: odd and aligned shapes, row-major operands`, async () => {
       const seed = testSeed();
       const rng = new Rng(seed);
-      // The vec4-aligned shape only where it selects another specialisation (v2); lavapipe
+      // The vec4-aligned shape only where it selects another specialisation; lavapipe
       // compiles each pipeline for seconds, so the test keeps their number small.
-      for (const [M, K, N] of SHAPES.filter((s, i) => i < 3 || config.kernel === 'v2' || config.kernel === 'v3')) {
+      for (const [M, K, N] of SHAPES.filter((s, i) => i < 3 || config.kernel === 'register-tiled' || config.kernel === 'subgroup')) {
         const a = f32(rng, M * K);
         const b = f32(rng, K * N);
         const ta = upload(a, [M, K], 'row');
@@ -115,13 +117,14 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     });
   }
 
-  // Every layout pair (aligned and odd) on v2, which specialises on layout and vec4 alignment;
-  // v2 with 8 rows on column-major aligned A (grouped vec4 row loads); v1 on transposed operands.
+  // Every layout pair (aligned and odd) on register-tiled, which specialises on layout and vec4
+  // alignment; register-tiled with 8 rows on column-major aligned A (grouped vec4 row loads);
+  // workgroup-tiled on transposed operands; subgroup on every layout pair.
   const LAYOUT_RUNS: [string, [number, number, number][], ('row' | 'col')[][]][] = [
-    ['v2 rows4 wg16', [[16, 12, 8], [9, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
-    ['v2 rows8 wg8', [[16, 12, 8]], [['col', 'col']]],
-    ['v1 tile32', [[9, 7, 11]], [['col', 'col']]],
-    ['v3 rows16', [[20, 12, 36], [17, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
+    ['register-tiled rows4 wg16', [[16, 12, 8], [9, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
+    ['register-tiled rows8 wg8', [[16, 12, 8]], [['col', 'col']]],
+    ['workgroup-tiled tile32', [[9, 7, 11]], [['col', 'col']]],
+    ['subgroup rows16', [[20, 12, 36], [17, 7, 11]], [['row', 'row'], ['row', 'col'], ['col', 'row'], ['col', 'col']]],
   ];
   for (const [name, shapes, layouts] of LAYOUT_RUNS) {
     it(`${name}: transposed operands read in place (${layouts.map((l) => l.join('/')).join(', ')})`, async () => {
@@ -143,15 +146,15 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     });
   }
 
-  it('plan: v3 on software adapters with 8-wide subgroups when M > 16, v2 for few rows, v1 on GPUs', async () => {
+  it('plan on this adapter: subgroup on software adapters with 8-wide subgroups when M > 16, register-tiled for few rows, workgroup-tiled on GPUs', async () => {
     if (isSoftwareAdapter()) {
       if (hasSubgroups8()) {
-        expect(choosePlan(64, 1024, 4608, 1)).toEqual({ kernel: 'v3', rows: 16, splits: 1 });
-        expect(choosePlan(256, 256, 256, 8)).toMatchObject({ kernel: 'v3', rows: 16 });
+        expect(choosePlan(64, 1024, 4608, 1)).toEqual({ kernel: 'subgroup', rows: 16, splits: 1 });
+        expect(choosePlan(256, 256, 256, 8)).toMatchObject({ kernel: 'subgroup', rows: 16 });
       }
-      expect(choosePlan(16, 1024, 4608, 1).kernel).toBe('v2');
+      expect(choosePlan(16, 1024, 4608, 1).kernel).toBe('register-tiled');
     } else {
-      expect(choosePlan(1024, 1024, 1024, 1)).toMatchObject({ kernel: 'v1', tile: 64 });
+      expect(choosePlan(1024, 1024, 1024, 1)).toMatchObject({ kernel: 'workgroup-tiled', tile: 64 });
     }
     // The auto plan on a ragged M > 16 problem matches the float64 reference.
     const seed = testSeed();
@@ -170,7 +173,7 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     const out = cg.empty([24, 20]);
     await cg.rt().sync();
     const before = cg.memory().liveBytes;
-    launchMatmul({ a, b, out }, { kernel: 'v2', rows: 4, wg: 16 });
+    launchMatmul({ a, b, out }, { kernel: 'register-tiled', rows: 4, wg: 16 });
     cg.rt().flush(); // returns the per-batch uniform arena
     expect(cg.memory().liveBytes).toBe(before);
     for (const t of [a, b, out]) t.dispose();
@@ -181,10 +184,10 @@ describe('matmul kernels vs float64 and vs the naive kernel', () => {
     const rng = new Rng(seed);
     for (const [M, K, N, config] of [
       [8, 1030, 12, undefined],
-      [5, 37, 9, { kernel: 'v2', rows: 4, wg: 8, splits: 5 }],
-      [6, 45, 10, { kernel: 'v1', tile: 32, splits: 4 }],
-      [19, 46, 37, { kernel: 'v3', rows: 16, splits: 3 }],
-      [24, 40, 36, { kernel: 'v3', rows: 8, splits: 2 }],
+      [5, 37, 9, { kernel: 'register-tiled', rows: 4, wg: 8, splits: 5 }],
+      [6, 45, 10, { kernel: 'workgroup-tiled', tile: 32, splits: 4 }],
+      [19, 46, 37, { kernel: 'subgroup', rows: 16, splits: 3 }],
+      [24, 40, 36, { kernel: 'subgroup', rows: 8, splits: 2 }],
     ] as [number, number, number, MatmulConfig | undefined][]) {
       const a = f32(rng, M * K);
       const b = f32(rng, K * N);
@@ -229,10 +232,10 @@ describe('matmul op (torch.matmul semantics)', () => {
     expectClose(await o2.data(), refMatmul(c, [8, 4, 9], d, [9, 6]).data, { ...tol(9), what: `batched x shared (seed ${seed})` });
   });
 
-  it('v3 (subgroup-shared A, packed B): broadcast batches, offset views, bias + ReLU epilogue', async () => {
+  it('subgroup kernel (subgroup-shared A, packed B): broadcast batches, offset views, bias + ReLU epilogue', async () => {
     const seed = testSeed();
     const rng = new Rng(seed);
-    const cfg: MatmulConfig = { kernel: 'v3', rows: 16 };
+    const cfg: MatmulConfig = { kernel: 'subgroup', rows: 16 };
     // A [3,1,M,K] sliced at a row offset (unaligned view), B [2,K,N] column-major: out [3,2,M,N].
     const [M, K, N] = [21, 10, 35];
     const aFull = f32(rng, 3 * (M + 1) * K);
@@ -248,13 +251,13 @@ describe('matmul op (torch.matmul semantics)', () => {
     launchMatmul({ a: ta, b: tb, out, bias: tbias, act: 'relu' }, cfg);
     const ref = refMatmul(a, [3, 1, M, K], b, [2, K, N]);
     const expected = ref.data.map((v, i) => Math.max(0, v + bias[i % N]!));
-    expectClose(await out.data(), expected, { ...tol(K), shape: ref.shape, what: `v3 broadcast batched + epilogue (seed ${seed})` });
+    expectClose(await out.data(), expected, { ...tol(K), shape: ref.shape, what: `subgroup broadcast batched + epilogue (seed ${seed})` });
     // Aligned row-major batched operands (the vec4 A path) against the naive kernel.
     const c = cg.fromArray(Float32Array.from(f32(rng, 4 * 24 * 16)), [4, 24, 16]);
     const d = cg.fromArray(Float32Array.from(f32(rng, 4 * 16 * 64)), [4, 16, 64]);
     const o2 = cg.matmulWith(c, d, cfg);
     const n2 = cg.matmulNaive(c, d);
-    expectClose(await o2.data(), await n2.data(), { ...tol(16), what: `v3 batched aligned vs naive (seed ${seed})` });
+    expectClose(await o2.data(), await n2.data(), { ...tol(16), what: `subgroup batched aligned vs naive (seed ${seed})` });
     for (const t of [ta0, ta, tb, tbias, out, c, d, o2, n2]) t.dispose();
   });
 
