@@ -7,7 +7,7 @@
 //
 // Each kernel transcribes PyTorch 1.13's single-tensor (CPU) code path line by line, in the same
 // operation order, so float32 results agree with it to rounding; the float64 references the tests
-// check against live in test/engine/optim.test.ts.
+// check against live in test/kernels/optim/optim.test.ts.
 import { defineKernel, rt, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 const WG = 256;

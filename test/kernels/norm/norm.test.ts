@@ -3,9 +3,10 @@
 // reference gradients are checked by finite differences.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, type Tensor } from '../../engine';
-import { expectClose, numericGrad, Rng, testSeed } from '../util';
-import { nhwcToNchw, permutedInput, refNorm, refNormBackward } from './norm-reference';
+import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, type Tensor } from '../../../engine';
+import { expectClose, numericGrad, Rng, testSeed } from '../../util';
+import { nhwcToNchw, refNorm, refNormBackward } from '../../../kernels/norm/reference';
+import { permutedInput } from './inputs';
 
 beforeAll(async () => {
   await init();
@@ -169,7 +170,7 @@ describe('frozenBatchNorm2d', () => {
 });
 
 describe('PyTorch parity (fixtures from scripts/fixtures/make_detection_fixtures.py)', () => {
-  const load = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/detection/${name}`, import.meta.url), 'utf8'));
+  const load = (name: string) => JSON.parse(readFileSync(new URL(`../../fixtures/detection/${name}`, import.meta.url), 'utf8'));
   // Relative error <= 1e-4 against torch, with an absolute floor for values near zero.
   const tol = { atol: 1e-5, rtol: 1e-4 };
 

@@ -4,11 +4,12 @@
 // gradient (itself checked by finite differences); both two-pass splits; the exact tie sharing of
 // the max/min gradient in the fused and the generic backward; NaN; run-to-run determinism.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import type { Tensor } from '../../engine';
-import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce/reduce';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { download, type Host, permuteHost, randHost, randIntHost, ravelIndex, reduceHost, unravelIndex, upload } from './reference';
+import * as cg from '../../../engine';
+import type { Tensor } from '../../../engine';
+import { forceReduceLayout, type ReduceLayout } from '../../../kernels/reduce/reduce';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { download, type Host, permuteHost, randHost, randIntHost, ravelIndex, unravelIndex, upload } from '../../engine/reference';
+import { reduceHost } from '../../../kernels/reduce/reference';
 
 beforeAll(async () => {
   await cg.init();

@@ -2,9 +2,10 @@
 // ties (first index, as PyTorch), NaN (the first NaN wins, as PyTorch), integer inputs, the
 // flattened form, and clear errors.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import { Rng, testSeed } from '../util';
-import { type Host, type Layout, randHost, randIntHost, reduceHost, upload } from './reference';
+import * as cg from '../../../engine';
+import { Rng, testSeed } from '../../util';
+import { type Host, type Layout, randHost, randIntHost, upload } from '../../engine/reference';
+import { reduceHost } from '../../../kernels/reduce/reference';
 
 beforeAll(async () => {
   await cg.init();

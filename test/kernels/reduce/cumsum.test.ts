@@ -2,9 +2,9 @@
 // between tiles), forward and backward (reverse cumsum, checked by finite differences), integer
 // and bool inputs, 0-d and empty tensors.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { download, type Host, type Layout, permuteHost, randHost, randIntHost, upload } from './reference';
+import * as cg from '../../../engine';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { download, type Host, type Layout, permuteHost, randHost, randIntHost, upload } from '../../engine/reference';
 
 beforeAll(async () => {
   await cg.init();

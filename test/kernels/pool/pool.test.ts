@@ -4,9 +4,9 @@
 // count_include_pad, adaptive/global average pooling, nearest ×2/×(3,2), bilinear by size and by
 // scale factor (up and down). The references' gradients are checked by finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, sum, type Tensor } from '../../engine';
-import { adaptiveAvgPool2d, avgPool2d, globalAvgPool2d, interpolateBilinear, maxPool2d, poolOutSize, upsampleNearest2d } from '../../engine/ops/pool';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
+import { backward, fromArray, init, mul, sum, type Tensor } from '../../../engine';
+import { adaptiveAvgPool2d, avgPool2d, globalAvgPool2d, interpolateBilinear, maxPool2d, poolOutSize, upsampleNearest2d } from '../../../engine/ops/pool';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();

@@ -2,9 +2,9 @@
 // (permuted, sliced) inputs and indices, forward and backward; the reference gradients are checked
 // by finite differences; scatter-adds are checked to be bit-for-bit deterministic.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, empty, fromArray, gather, indexAdd, indexSelect, init, permute, scatterAdd, slice, type Tensor } from '../../engine';
-import { launchIndexAdd, launchScatterAdd } from '../../kernels/indexing/scatter';
-import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
+import { backward, empty, fromArray, gather, indexAdd, indexSelect, init, permute, scatterAdd, slice, type Tensor } from '../../../engine';
+import { launchIndexAdd, launchScatterAdd } from '../../../kernels/indexing/scatter';
+import { expectClose, numericGrad, Rng, testSeed, unravel } from '../../util';
 
 beforeAll(async () => {
   await init();

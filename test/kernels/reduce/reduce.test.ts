@@ -2,10 +2,11 @@
 // inputs, forward and backward; long rows that take the two-pass split of kernels/reduce/reduce.ts;
 // tie sharing in the max/min gradient; NaN propagation; prod's gradient with zeros; var/std.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import type { Tensor } from '../../engine';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { download, type Host, type Layout, mapHost, randHost, randIntHost, reduceHost, upload } from './reference';
+import * as cg from '../../../engine';
+import type { Tensor } from '../../../engine';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { download, type Host, type Layout, mapHost, randHost, randIntHost, upload } from '../../engine/reference';
+import { reduceHost } from '../../../kernels/reduce/reference';
 
 beforeAll(async () => {
   await cg.init();

@@ -3,10 +3,10 @@
 // including score ties and exact IoU ties at the threshold.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../engine';
-import { defineKernel, read, rw } from '../../kernels/define-kernel';
-import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../kernels/detection/boxes';
-import { expectClose, Rng, testSeed } from '../util';
+import { batchedNms, boxIou, empty, fromArray, init, nms, nmsGpu, topkScores } from '../../../engine';
+import { defineKernel, read, rw } from '../../../kernels/define-kernel';
+import { NMS_EXACT_WGSL, nmsThresholdCode } from '../../../kernels/detection/boxes';
+import { expectClose, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();
@@ -216,7 +216,7 @@ fn main(@builtin(global_invocation_id) id: vec3u) {
 });
 
 describe('torchvision parity (fixtures)', () => {
-  const fx = JSON.parse(readFileSync(new URL('../fixtures/detection/nms.json', import.meta.url), 'utf8'));
+  const fx = JSON.parse(readFileSync(new URL('../../fixtures/detection/nms.json', import.meta.url), 'utf8'));
   it('nms and batched_nms kept indices identical', async () => {
     for (const c of fx.cases) {
       const boxes = fromArray(Float32Array.from(c.boxes), [c.n, 4]);
@@ -244,7 +244,7 @@ describe('torchvision parity (fixtures)', () => {
 
 describe('sortScoresDescending', () => {
   it('puts NaN first (as torch.sort descending), then scores descending, ties by index', async () => {
-    const { sortScoresDescending } = await import('../../engine/ops/boxes');
+    const { sortScoresDescending } = await import('../../../engine/ops/boxes');
     const scores = [0.5, NaN, 0.9, 0.5, -1, NaN, 0.9, 0];
     const { values, indices } = sortScoresDescending(fromArray(scores));
     expect(Array.from(await indices.data())).toEqual([1, 5, 2, 6, 0, 3, 7, 4]);

@@ -3,9 +3,9 @@
 // large logits (stability), forward and backward; reference gradients checked by finite
 // differences.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { download, type Host, type Layout, permuteHost, randHost, upload } from './reference';
+import * as cg from '../../../engine';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { download, type Host, type Layout, permuteHost, randHost, upload } from '../../engine/reference';
 
 beforeAll(async () => {
   await cg.init();

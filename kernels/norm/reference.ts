@@ -1,8 +1,7 @@
-// Float64 references for the normalisation layers (FrozenBN, BatchNorm, GroupNorm), shared by the
-// kernel tests (test/kernels/norm.test.ts) and the module tests (test/models/vovnet-norm.test.ts):
-// forward over "statistic rows" (a channel for BatchNorm, an (image, group) for GroupNorm), its
-// analytic backward, and channels-last uploads that give the kernels non-contiguous views.
-import { fromArray, permute, type Tensor } from '../../engine';
+// Float64 references of the normalisation kernels (FrozenBN, BatchNorm, GroupNorm), pure
+// TypeScript: forward over "statistic rows" (a channel for BatchNorm, an (image, group) for
+// GroupNorm) and its analytic backward. The kernel tests (test/kernels/norm/) and the module tests
+// (test/models/vovnet-norm.test.ts) check against them.
 
 export interface RefOut {
   y: Float64Array;
@@ -69,17 +68,7 @@ export function refNormBackward(x: Float64Array, g: Float64Array, [n, c, hw]: nu
   return [dx, dw, db];
 }
 
-/** Upload x [N,C,H,W] as a permuted (channels-last) view, so kernels see a non-contiguous input. */
-export function permutedInput(x: Float64Array, [n, c, h, w]: number[]): { leaf: Tensor; view: Tensor } {
-  const nhwc = new Float32Array(x.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) {
-    nhwc[((i * h + y) * w + z) * c + k] = x[((i * c + k) * h + y) * w + z]!;
-  }
-  const leaf = fromArray(nhwc, [n, h, w, c]);
-  leaf.requiresGrad = true;
-  return { leaf, view: permute(leaf, [0, 3, 1, 2]) };
-}
-
+/** x [N,H,W,C] (channels last) as [N,C,H,W]. */
 export function nhwcToNchw(a: ArrayLike<number>, [n, c, h, w]: number[]): Float64Array {
   const out = new Float64Array(a.length);
   for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) {

@@ -3,8 +3,8 @@
 // by finite differences, determinism of the GPU backward bit for bit, and torchvision parity.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, permute, roiAlign } from '../../engine';
-import { expectClose, numericGrad, Rng, testSeed } from '../util';
+import { backward, fromArray, init, permute, roiAlign } from '../../../engine';
+import { expectClose, numericGrad, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();
@@ -183,7 +183,7 @@ describe('roiAlign', () => {
 
 describe('roiAlign torchvision parity', () => {
   it('matches torchvision.ops.roi_align(aligned=True) forward and backward (fixture)', async () => {
-    const fx = JSON.parse(readFileSync(new URL('../fixtures/detection/roi_align.json', import.meta.url), 'utf8'));
+    const fx = JSON.parse(readFileSync(new URL('../../fixtures/detection/roi_align.json', import.meta.url), 'utf8'));
     for (const c of fx.cases) {
       const input = fromArray(Float32Array.from(c.input), c.input_shape);
       input.requiresGrad = true;

@@ -2,8 +2,8 @@
 // 1, 7, 1000, 4099 and ~100k elements with many ties, strided inputs, other dims, NaN and -0;
 // gradients of the values against finite differences of the reference.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { argsort, backward, fromArray, init, memory, permute, scope, sort, topk, type Tensor } from '../../engine';
-import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
+import { argsort, backward, fromArray, init, memory, permute, scope, sort, topk, type Tensor } from '../../../engine';
+import { expectClose, numericGrad, Rng, testSeed, unravel } from '../../util';
 
 beforeAll(async () => {
   await init();

@@ -5,12 +5,12 @@
 // value clipping). Nothing in a step or a clip may read back: the runtime's readback counter is
 // checked.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, memory, rt, type Tensor, transpose, zeros } from '../../engine';
-import { AdamW, type AdamWOptions } from '../../engine/optim/adamw';
-import { clipGradNorm, clipGradValue, gradNorm } from '../../engine/optim/clip';
-import { SGD, type SgdOptions } from '../../engine/optim/sgd';
-import { NORM_CHUNK } from '../../kernels/optim/optim';
-import { expectClose, Rng, testSeed } from '../util';
+import { fromArray, init, memory, rt, type Tensor, transpose, zeros } from '../../../engine';
+import { AdamW, type AdamWOptions } from '../../../engine/optim/adamw';
+import { clipGradNorm, clipGradValue, gradNorm } from '../../../engine/optim/clip';
+import { SGD, type SgdOptions } from '../../../engine/optim/sgd';
+import { NORM_CHUNK } from '../../../kernels/optim/optim';
+import { expectClose, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();

@@ -3,8 +3,8 @@
 // bit against the full-image paste, and against the float64 reference at 704x520 with > 90 masks.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, pasteMasksInImage, pasteMasksPacked, pasteRegion, readPackedMasks, regionToMask, rt } from '../../engine';
-import { expectClose, Rng, testSeed } from '../util';
+import { fromArray, init, pasteMasksInImage, pasteMasksPacked, pasteRegion, readPackedMasks, regionToMask, rt } from '../../../engine';
+import { expectClose, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();
@@ -68,7 +68,7 @@ describe('pasteMasksInImage', () => {
   });
 
   it('matches the torch grid_sample fixture (Detectron2 _do_paste_mask, GPU path)', async () => {
-    const fx = JSON.parse(readFileSync(new URL('../fixtures/detection/paste_masks.json', import.meta.url), 'utf8'));
+    const fx = JSON.parse(readFileSync(new URL('../../fixtures/detection/paste_masks.json', import.meta.url), 'utf8'));
     const [h, w] = fx.image_size;
     const r = fx.mask_size;
     const n = fx.boxes.length / 4;

@@ -2,9 +2,9 @@
 // maskedSelect against plain-JS references on odd, strided and broadcast shapes, and
 // maskedSelect's gradient against finite differences of the reference.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, empty, fromArray, init, maskedSelect, nonzero, permute, rt } from '../../engine';
-import { exclusiveScanReference, launchExclusiveScan } from '../../kernels/indexing/compact';
-import { expectClose, numericGrad, Rng, testSeed, unravel } from '../util';
+import { backward, empty, fromArray, init, maskedSelect, nonzero, permute, rt } from '../../../engine';
+import { exclusiveScanReference, launchExclusiveScan } from '../../../kernels/indexing/compact';
+import { expectClose, numericGrad, Rng, testSeed, unravel } from '../../util';
 
 beforeAll(async () => {
   await init();

@@ -15,8 +15,8 @@ import {
   smoothL1Loss,
   type Tensor,
   transpose,
-} from '../../engine';
-import { expectClose, numericGrad, Rng, testSeed } from '../util';
+} from '../../../engine';
+import { expectClose, numericGrad, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
   await init();
@@ -195,7 +195,7 @@ describe('box regression losses vs float64 reference', () => {
 });
 
 describe('PyTorch / torchvision parity (fixtures)', () => {
-  const fx = JSON.parse(readFileSync(new URL('../fixtures/detection/losses.json', import.meta.url), 'utf8'));
+  const fx = JSON.parse(readFileSync(new URL('../../fixtures/detection/losses.json', import.meta.url), 'utf8'));
   const tol = { atol: 1e-6, rtol: 1e-4 };
 
   it('sigmoid_focal_loss sum and mean, forward and backward', async () => {
