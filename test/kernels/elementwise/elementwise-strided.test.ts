@@ -6,12 +6,12 @@
 // inner dims that cross the per-invocation run length, the vec4 path (its choice and its results,
 // aligned and misaligned), and a broadcast backward.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import type { DType, Tensor } from '../../engine';
-import { broadcastStrides, type View } from '../../runtime/shape';
-import { collapseDims, vecPlan } from '../../kernels/elementwise/map';
-import { Rng, expectClose, testSeed } from '../util';
-import { numel, stridesOf, unravelIndex } from './reference';
+import * as cg from '../../../engine';
+import type { DType, Tensor } from '../../../engine';
+import { broadcastStrides, type View } from '../../../runtime/shape';
+import { collapseDims, vecPlan } from '../../../kernels/elementwise/map';
+import { Rng, expectClose, testSeed } from '../../util';
+import { numel, stridesOf, unravelIndex } from '../../engine/reference';
 
 beforeAll(async () => {
   await cg.init();

@@ -3,11 +3,11 @@
 // offset) inputs, broadcasting on one and both sides, number operands, integer dtypes, and
 // where / cast / logicalNot. Each reference derivative is itself checked by finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
-import * as cg from '../../engine';
-import type { Tensor } from '../../engine';
-import { UNARY_OPS, BINARY_OPS } from '../../kernels/elementwise/table';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { download, type Host, host, type Layout, mapHost, randHost, randIntHost, sumToShapeHost, upload } from './reference';
+import * as cg from '../../../engine';
+import type { Tensor } from '../../../engine';
+import { UNARY_OPS, BINARY_OPS } from '../../../kernels/elementwise/table';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { download, type Host, host, type Layout, mapHost, randHost, randIntHost, sumToShapeHost, upload } from '../../engine/reference';
 
 beforeAll(async () => {
   await cg.init();
