@@ -7,7 +7,7 @@
 // Ours and the peers are timed in interleaved rounds (see below); `load` is the 1-minute load
 // average at the start and end of the case (the machine is shared).
 import * as cg from '../../engine';
-import { choosePlan, type MatmulConfig } from '../../kernels/matmul';
+import { choosePlan, type MatmulConfig } from '../../kernels/matmul/chooser';
 import { loadavg } from 'node:os';
 import { machinePeak, median, timeGpu } from '../harness';
 import { loadJax } from '../peers/jax';

@@ -1,9 +1,9 @@
 // argmax / argmin over one dim (or over the flattened tensor when dim is omitted), returning i32
 // indices; ties give the first index and NaN counts as the extreme, as in PyTorch. Not
 // differentiable (indices). Over a dim: read through the strides (column kernel), or as dense
-// rows (copied when needed) where kernels/argreduce.ts prefers rows.
+// rows (copied when needed) where kernels/reduce/argreduce.ts prefers rows.
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { argReduceColumn, launchArgReduce, launchArgReduceStrided, type ArgOp } from '../../kernels/argreduce';
+import { argReduceColumn, launchArgReduce, launchArgReduceStrided, type ArgOp } from '../../kernels/reduce/argreduce';
 import { numelOf } from '../../runtime/shape';
 
 export interface ArgReduceOptions {

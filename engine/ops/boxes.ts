@@ -8,7 +8,7 @@ import { cast, mapRaw } from './elementwise';
 import { max } from './reduce';
 import { narrow, reshape } from './view';
 import { empty, full, type Tensor } from '../tensor';
-import { launchNmsGreedy, launchNmsMask, launchPairwiseIou, launchSortDescending, NMS_MAX_BOXES, nextPow2 } from '../../kernels/boxes';
+import { launchNmsGreedy, launchNmsMask, launchPairwiseIou, launchSortDescending, NMS_MAX_BOXES, nextPow2 } from '../../kernels/detection/boxes';
 
 function denseFromZero(t: Tensor): Tensor {
   if (t.isContiguous() && t.offset === 0) return t;

@@ -1,10 +1,10 @@
-// cumsum along one dim (kernels/scan.ts on dense rows; other dims are permuted last and copied when
+// cumsum along one dim (kernels/reduce/scan.ts on dense rows; other dims are permuted last and copied when
 // needed). Backward: the gradient of y_k = sum_{j<=k} x_j is gx_j = sum_{k>=j} g_k, a reverse
 // cumsum of g. Integer and bool inputs sum in i32/u32 (like torch, which sums them in int64).
 import { record } from '../autograd';
 import { isFloat, type DType } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { launchCumsum } from '../../kernels/scan';
+import { launchCumsum } from '../../kernels/reduce/scan';
 import { numelOf } from '../../runtime/shape';
 
 function permuteRaw(t: Tensor, perm: readonly number[]): Tensor {

@@ -6,15 +6,15 @@
 // Index tensors are i32. Out-of-range indices (negative or >= size) are not errors (that would
 // need a readback): gather/indexSelect yield 0 there, scatterAdd/indexAdd skip them. Every
 // scatter-add is deterministic: each output element sums its contributions in ascending index
-// position (see kernels/scatter.ts), so two runs agree bit for bit. With a 1-D index (indexAdd,
+// position (see kernels/indexing/scatter.ts), so two runs agree bit for bit. With a 1-D index (indexAdd,
 // indexSelect's backward) the contributions are found through per-target hit lists, so the cost
 // is linear in the tensor sizes; gather's backward loops over the index fibre (out.numel × K).
 import { record } from '../autograd';
 import { normDim, type Tensor, empty, zeros } from '../tensor';
 import { contiguousStrides, type View } from '../../runtime/shape';
 import { launchMap } from '../../kernels/elementwise/map';
-import { launchGather } from '../../kernels/gather';
-import { launchIndexAdd, launchScatterAdd } from '../../kernels/scatter';
+import { launchGather } from '../../kernels/indexing/gather';
+import { launchIndexAdd, launchScatterAdd } from '../../kernels/indexing/scatter';
 
 function checkIndex(op: string, index: Tensor): void {
   if (index.dtype !== 'i32') throw new Error(`${op}: index must be an i32 tensor, got ${index.dtype}`);

@@ -1,13 +1,13 @@
 // Detection losses with fused forward and backward kernels: sigmoid focal loss (torchvision),
 // binary cross-entropy with logits (PyTorch, weights and pos_weight), smooth L1, MSE (elementwise
 // maps), CenterMask2's IoU / GIoU / linear-IoU loss on (l, t, r, b) distances and torchvision's
-// generalized_box_iou_loss on boxes (per-row kernels in kernels/losses.ts). Reductions use the
+// generalized_box_iou_loss on boxes (per-row kernels in kernels/detection/losses.ts). Reductions use the
 // generic sum/mean ops, so their gradients come from autograd.
 import { record } from '../autograd';
 import { empty, full, type Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 import { ELEMENTWISE_HELPERS } from '../../kernels/elementwise/table';
-import { type IouLossType, launchGiouBox, launchIouLtrb } from '../../kernels/losses';
+import { type IouLossType, launchGiouBox, launchIouLtrb } from '../../kernels/detection/losses';
 import { broadcastShapes, mapRaw, mul, neg } from './elementwise';
 import { mean, sum } from './reduce';
 

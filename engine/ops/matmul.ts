@@ -1,16 +1,19 @@
 // matmul (torch.matmul semantics: 1-D operands promoted and squeezed, batch dims broadcast) and
 // the fused linear layer y = act(x·wᵀ + b), forward and backward side by side. Transposed
 // operands (views whose last two dims are column-major) go to the kernel as they are: the
-// backward's g·Bᵀ and Aᵀ·g are strided views, never copies. Kernels: kernels/matmul.ts.
+// backward's g·Bᵀ and Aᵀ·g are strided views, never copies. Kernels: kernels/matmul/.
 import { record } from '../autograd';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
 import { contiguousStrides } from '../../runtime/shape';
-import { type Activation, launchMatmul, type MatmulConfig, matrixLayout } from '../../kernels/matmul';
+import { type MatmulConfig } from '../../kernels/matmul/chooser';
+import { launchMatmul } from '../../kernels/matmul/launch';
+import { type Activation, matrixLayout } from '../../kernels/matmul/problem';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
 import { reshape, squeeze, sumToShape, unsqueeze } from './view';
 
-export type { Activation, MatmulConfig } from '../../kernels/matmul';
+export type { MatmulConfig } from '../../kernels/matmul/chooser';
+export type { Activation } from '../../kernels/matmul/problem';
 
 interface RawOptions {
   bias?: Tensor;

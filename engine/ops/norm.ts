@@ -1,7 +1,7 @@
 // Normalisation layers over NCHW (any number of trailing spatial dims): FrozenBatchNorm2d (a folded
 // per-channel scale and shift), BatchNorm2d (train: batch statistics and running-stat update; eval:
 // running statistics) and GroupNorm. Statistics and gradient sums are fixed-order workgroup
-// reductions on the GPU (kernels/norm.ts); tiny per-channel / per-group combinations use the
+// reductions on the GPU (kernels/norm/norm.ts); tiny per-channel / per-group combinations use the
 // generic ops. Each forward records its backward right below it.
 import { record } from '../autograd';
 import { empty, full, type Tensor } from '../tensor';
@@ -14,7 +14,7 @@ import {
   launchNormGradInput,
   launchNormGradPartials,
   launchNormStats,
-} from '../../kernels/norm';
+} from '../../kernels/norm/norm';
 
 function checkNchw(op: string, x: Tensor): { batch: number; channels: number; hw: number } {
   if (x.ndim < 2) throw new Error(`${op}: expected input [N, C, ...], got shape [${x.shape}]`);

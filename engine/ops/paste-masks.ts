@@ -13,7 +13,7 @@
 import { empty, fromArray, type Tensor } from '../tensor';
 import { rt } from '../../runtime/runtime';
 import { mapRaw } from './elementwise';
-import { launchPasteMasks, launchPasteMasksPacked } from '../../kernels/paste-masks';
+import { launchPasteMasks, launchPasteMasksPacked } from '../../kernels/detection/paste-masks';
 
 export interface PasteMasksOptions {
   /** Binarisation threshold (>=); a negative value returns the soft f32 probabilities. Default 0.5. */

@@ -1,10 +1,10 @@
 // Pooling and resampling on NCHW f32 tensors, forward and backward side by side (kernels in
-// kernels/pool.ts): max_pool2d (with ceil_mode, backward routed to the argmax), avg_pool2d,
+// kernels/pool/pool.ts): max_pool2d (with ceil_mode, backward routed to the argmax), avg_pool2d,
 // adaptive and global average pooling, nearest upsampling by integer factors, and bilinear
 // interpolation with align_corners = false. All follow PyTorch's size and index rules.
 import { record } from '../autograd';
 import { contiguousCopy, empty, type Tensor } from '../tensor';
-import { launchPool, type PlaneGeometry, type PoolKernel } from '../../kernels/pool';
+import { launchPool, type PlaneGeometry, type PoolKernel } from '../../kernels/pool/pool';
 import { pair, type Pair } from '../../kernels/conv/geometry';
 
 function check4d(what: string, x: Tensor): [number, number, number, number] {

@@ -1,10 +1,10 @@
 // Reductions over any set of axes: sum, mean, max, min, prod (values), plus var/std built from
-// them. kernels/reduce.ts reads the input view through its strides (kept dims, reduced dims), so
+// them. kernels/reduce/reduce.ts reads the input view through its strides (kept dims, reduced dims), so
 // reductions over leading or middle dims cost no copy.
 import { record } from '../autograd';
 import { type DType, isFloat } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { extremumGradFused, launchExtremumGrad, launchReduce, type ReduceOp } from '../../kernels/reduce';
+import { extremumGradFused, launchExtremumGrad, launchReduce, type ReduceOp } from '../../kernels/reduce/reduce';
 import { numelOf } from '../../runtime/shape';
 import { expand, installSumToShape, reshape } from './view';
 import { eq, mapRaw, mulScalar, sub, square, sqrt, where } from './elementwise';

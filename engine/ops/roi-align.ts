@@ -1,11 +1,11 @@
 // ROIAlign as Detectron2's ROIAlignV2 (= torchvision roi_align with aligned=True): the -0.5 pixel
 // shift, adaptive sampling (sampling_ratio 0 -> ceil(roi_size / output_size) samples per bin),
 // Detectron2's bilinear boundary rules. Gradient flows to the features only (not to the boxes), as
-// in Detectron2 and torchvision; the backward is a deterministic gather (kernels/roi-align.ts).
+// in Detectron2 and torchvision; the backward is a deterministic gather (kernels/detection/roi-align.ts).
 import { record } from '../autograd';
 import { empty, type Tensor, zeros } from '../tensor';
 import { mapRaw } from './elementwise';
-import { launchRoiAlignBackward, launchRoiAlignForward } from '../../kernels/roi-align';
+import { launchRoiAlignBackward, launchRoiAlignForward } from '../../kernels/detection/roi-align';
 
 export interface RoiAlignOptions {
   /** Output size: one number (square) or [height, width]. */

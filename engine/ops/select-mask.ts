@@ -1,13 +1,13 @@
 // Data-dependent shapes: nonzero and maskedSelect. The output size depends on the data, so these
 // ops READ BACK ONE NUMBER (the count) and are async: they flush the pending batch and wait for
 // the GPU. Never use them inside forward/backward/optimizer hot paths; use them in
-// post-processing. Everything else stays on the GPU: flags -> prefix sum (kernels/compact.ts) ->
+// post-processing. Everything else stays on the GPU: flags -> prefix sum (kernels/indexing/compact.ts) ->
 // compaction; only the total count (4 bytes) comes back to the CPU.
 import { isGradEnabled, record } from '../autograd';
 import { type DType, isFloat } from '../../runtime/dtype';
 import { rt } from '../../runtime/runtime';
 import { empty, type Tensor } from '../tensor';
-import { type CompactOperands, launchCompact, launchExclusiveScan, launchExpand, launchNonzeroCoords } from '../../kernels/compact';
+import { type CompactOperands, launchCompact, launchExclusiveScan, launchExpand, launchNonzeroCoords } from '../../kernels/indexing/compact';
 import { launchMap } from '../../kernels/elementwise/map';
 import { broadcastShapes, mapRaw } from './elementwise';
 import { sumToShape } from './view';

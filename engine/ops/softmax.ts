@@ -1,11 +1,11 @@
 // softmax and logSoftmax over one dim, numerically stable (the row maximum is subtracted before
-// exp). The fast path is the row kernel of kernels/softmax.ts on contiguous last-dim rows; any
+// exp). The fast path is the row kernel of kernels/reduce/softmax.ts on contiguous last-dim rows; any
 // other dim or layout is permuted last (copied when not dense) and the result permuted back.
 // softmaxReference / logSoftmaxReference compose the same math from elementwise and reduce ops:
 // the readable reference the kernel is tested against.
 import { record } from '../autograd';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
-import { launchSoftmax, launchSoftmaxBackward, type SoftmaxKind } from '../../kernels/softmax';
+import { launchSoftmax, launchSoftmaxBackward, type SoftmaxKind } from '../../kernels/reduce/softmax';
 import { numelOf } from '../../runtime/shape';
 import { exp, log, sub, div } from './elementwise';
 import { max, sum } from './reduce';

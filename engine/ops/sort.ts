@@ -1,4 +1,4 @@
-// Sorting along one dimension on the GPU (kernels/sort.ts): sort, argsort, topk. Ordering is
+// Sorting along one dimension on the GPU (kernels/indexing/sort.ts): sort, argsort, topk. Ordering is
 // stable (ties keep ascending original index, like torch.sort(stable=True)); top-k returns the
 // lowest index first among ties. NaN sorts as the largest value (last ascending, first
 // descending), -0 ties with +0. Rows up to ~100k elements (padded to a power of two; the limit is
@@ -8,8 +8,8 @@
 import { record } from '../autograd';
 import type { DType } from '../../runtime/dtype';
 import { contiguousCopy, empty, normDim, type Tensor, zeros } from '../tensor';
-import { launchScatterRows } from '../../kernels/scatter';
-import { launchSortRows } from '../../kernels/sort';
+import { launchScatterRows } from '../../kernels/indexing/scatter';
+import { launchSortRows } from '../../kernels/indexing/sort';
 import { transpose } from './view';
 
 export interface SortResult {

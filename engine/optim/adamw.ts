@@ -2,7 +2,7 @@
 // moments m, v; bias corrections on the host in float64; p -= (lr / bc1) · m / (√v / √bc2 + eps);
 // optional amsgrad (the running max of v replaces v). One fused kernel per parameter.
 import { type Tensor, zeros } from '../tensor';
-import { launchAdamW, type FlatF32 } from '../../kernels/optim';
+import { launchAdamW, type FlatF32 } from '../../kernels/optim/optim';
 import { flat, Optimizer, type ParamGroup, type ParamGroupSpec } from './optimizer';
 
 export interface AdamWOptions {

@@ -2,7 +2,7 @@
 // the global norm and the coefficient min(1, max_norm / (norm + 1e-6)) are written to a small
 // buffer, and an in-place kernel per gradient multiplies by the coefficient it reads from there.
 import { empty, type Tensor } from '../tensor';
-import { launchClampInPlace, launchGlobalNorm, launchScaleByBuffer, type FlatF32 } from '../../kernels/optim';
+import { launchClampInPlace, launchGlobalNorm, launchScaleByBuffer, type FlatF32 } from '../../kernels/optim/optim';
 
 function gradsOf(params: Iterable<Tensor>, what: string): Tensor[] {
   const out: Tensor[] = [];

@@ -1,9 +1,9 @@
 // The optimizer base: parameter groups (each with its own hyper-parameters, falling back to the
 // optimizer's defaults, as torch.optim does), per-parameter state, zeroGrad and the step loop.
-// Subclasses supply the per-parameter update, which records one fused kernel (kernels/optim.ts).
+// Subclasses supply the per-parameter update, which records one fused kernel (kernels/optim/optim.ts).
 import type { Tensor } from '../tensor';
 import { contiguousCopy } from '../tensor';
-import type { FlatF32 } from '../../kernels/optim';
+import type { FlatF32 } from '../../kernels/optim/optim';
 
 /** The hyper-parameters every optimizer has. */
 export interface BaseOptions {

@@ -1,9 +1,9 @@
 // SGD with momentum, dampening, weight decay and Nesterov, in PyTorch's update order:
 //   d = g (+ wd·p);  buf = d on the first step, else momentum·buf + (1 - dampening)·d;
 //   d = nesterov ? d + momentum·buf : buf;  p -= lr·d
-// One fused kernel per parameter (kernels/optim.ts).
+// One fused kernel per parameter (kernels/optim/optim.ts).
 import { empty, type Tensor } from '../tensor';
-import { launchSgd, type FlatF32 } from '../../kernels/optim';
+import { launchSgd, type FlatF32 } from '../../kernels/optim/optim';
 import { flat, Optimizer, type ParamGroup, type ParamGroupSpec } from './optimizer';
 
 export interface SgdOptions {

@@ -15,7 +15,7 @@ import { indexSelect } from '../../engine/ops/gather';
 import { sum } from '../../engine/ops/reduce';
 import { permute, reshape } from '../../engine/ops/view';
 import { fromArray, type Tensor } from '../../engine/tensor';
-import type { IouLossType } from '../../kernels/losses';
+import type { IouLossType } from '../../kernels/detection/losses';
 import type { FcosTargets } from './targets';
 
 /** The FCOS head's per-level outputs (see models/fcos/head.ts). */

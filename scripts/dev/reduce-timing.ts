@@ -24,7 +24,7 @@ import { init, rt } from '../../runtime/runtime';
 import { backward } from '../../engine/autograd';
 import { randn, scopeAsync, type Tensor } from '../../engine/tensor';
 import { max, mean, sum } from '../../engine/ops/reduce';
-import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce';
+import { forceReduceLayout, type ReduceLayout } from '../../kernels/reduce/reduce';
 
 const arg = (k: string, d: string): string => {
   const i = process.argv.indexOf(k);

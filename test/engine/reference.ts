@@ -1,6 +1,7 @@
-// Float64 host tensors for the engine op tests: random inputs (rounded to f32 so the GPU sees the
-// same values), broadcasting maps, axis reductions and permutations in plain TypeScript, and
-// helpers that upload a host tensor as a contiguous, transposed or strided-and-offset GPU view.
+// Float64 host tensors for the engine and kernel tests: random inputs (rounded to f32 so the GPU
+// sees the same values), broadcasting maps and permutations in plain TypeScript, and helpers that
+// upload a host tensor as a contiguous, transposed or strided-and-offset GPU view. The reduction
+// reference is kernels/reduce/reference.ts.
 import { type DType, fromArray, type Tensor, transpose, slice } from '../../engine';
 import { type Rng } from '../util';
 
@@ -111,18 +112,6 @@ export function permuteHost(h: Host, perm: readonly number[]): Host {
     data[i] = h.data[src]!;
   }
   return { data, shape };
-}
-
-/** Reduce `axes` with `f` over the values of each output cell (keepdim shape returned too). */
-export function reduceHost(h: Host, axes: readonly number[], f: (vals: number[]) => number, keepdim = false): Host {
-  const keptShape = h.shape.map((n, d) => (axes.includes(d) ? 1 : n));
-  const groups: number[][] = Array.from({ length: numel(keptShape) }, () => []);
-  for (let i = 0; i < h.data.length; i++) {
-    const idx = unravelIndex(i, h.shape).map((v, d) => (axes.includes(d) ? 0 : v));
-    groups[ravelIndex(idx, keptShape)]!.push(h.data[i]!);
-  }
-  const data = Float64Array.from(groups.map(f));
-  return { data, shape: keepdim ? keptShape : h.shape.filter((_, d) => !axes.includes(d)) };
 }
 
 export type Layout = 'contiguous' | 'transposed' | 'strided';

@@ -12,7 +12,8 @@ import { loadConfig } from '../../models/config/config';
 import { BatchNorm2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../../models/layers';
 import { VoVNet, type VoVNetNorm } from '../../models/backbone/vovnet';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
-import { nhwcToNchw, permutedInput, refNorm, refNormBackward, type RefOut } from '../kernels/norm-reference';
+import { nhwcToNchw, refNorm, refNormBackward, type RefOut } from '../../kernels/norm/reference';
+import { permutedInput } from '../kernels/norm/inputs';
 
 beforeAll(async () => {
   await init();

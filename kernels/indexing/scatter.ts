@@ -1,0 +1,259 @@
+// Scatter kernels.
+//
+// launchScatterAdd: out = input + scatter_add(dim, index, src) (torch.scatter_add; index_add is the
+// same with a 1-D index expanded over the other dims). WGSL has no float atomics and an atomic
+// CAS loop would add in a schedule-dependent order, so instead every OUTPUT element loops over the
+// K = index.shape[dim] index entries of its fibre and sums the sources whose index equals its own
+// coordinate, in ascending j. The result is bit-for-bit deterministic (the same summation order
+// on every run, the order a sequential CPU loop uses) at a cost of out.numel × K index reads —
+// fine for the sizes detection heads use (K up to a few thousand). Out-of-range indices never
+// equal a valid coordinate, so they are skipped and cannot touch memory.
+//
+// launchIndexAdd: the 1-D-index case (index_add, index_select's backward) through per-target hit
+// lists: linear cost, the same summation order and bits as launchScatterAdd (see below).
+//
+// launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
+// permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
+import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { MAX_RANK } from '../elementwise/map';
+import { numelOf, type View } from '../../runtime/shape';
+import { launchExclusiveScan } from './compact';
+
+const WG = 256;
+/** Variant of the kernels that add into an optional input (zeros without one). */
+interface AddVariant {
+  dtype: DType;
+  hasInput: boolean;
+}
+
+const scatterAddKernel = defineKernel({
+  name: 'scatter_add',
+  bindings: {
+    input: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read', when: (v) => v.hasInput },
+    index: { type: 'i32', access: 'read' },
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: {
+    numel: 'u32', rank: 'u32', dim: 'u32', fibre: 'u32',
+    in_off: 'u32', idx_off: 'u32', src_off: 'u32', out_off: 'u32',
+    shape: ['u32', 8, 1], idx_shape: ['u32', 8, 1], in_st: ['u32', 8], idx_st: ['u32', 8], src_st: ['u32', 8],
+  },
+  code: ({ dtype, hasInput }: AddVariant) => {
+  const st = WGSL_STORAGE[dtype];
+  const ct = WGSL_COMPUTE[dtype];
+  return /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= p.numel) { return; }
+  var a = p.in_off;
+  var x = p.idx_off;
+  var s = p.src_off;
+  var tgt = 0u;
+  var inside = true;  // this fibre exists in the index (index may be smaller than out)
+  var rem = i;
+  for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    let n = p.shape[d >> 2][d & 3];
+    let c = rem % n;
+    rem = rem / n;
+    a += c * p.in_st[d >> 2][d & 3];
+    if (u32(d) == p.dim) {
+      tgt = c;
+    } else {
+      if (c >= p.idx_shape[d >> 2][d & 3]) { inside = false; }
+      x += c * p.idx_st[d >> 2][d & 3];
+      s += c * p.src_st[d >> 2][d & 3];
+    }
+  }
+  var acc = ${hasInput ? `${ct}(input[a])` : `${ct}(0)`};
+  if (inside) {
+    let xs = p.idx_st[p.dim >> 2][p.dim & 3];
+    let ss = p.src_st[p.dim >> 2][p.dim & 3];
+    let t = i32(tgt);
+    for (var j = 0u; j < p.fibre; j++) {
+      if (index[x + j * xs] == t) { acc += ${ct}(src[s + j * ss]); }
+    }
+  }
+  out[p.out_off + i] = ${st}(acc);
+}`;
+  },
+});
+
+/**
+ * out (contiguous, shape = outShape) = input (or zeros when `input` is null) plus, for every
+ * position c of `index` (shape idxShape; strided, possibly expanded), src[c] added at
+ * c with c[dim] := index[c]. `src` is read at the coordinates of `index` with its own strides.
+ */
+export function launchScatterAdd(input: View | null, dim: number, index: View, src: View, out: View): void {
+  const shape = out.shape;
+  if (shape.length > MAX_RANK) throw new Error(`scatter_add: rank ${shape.length} > ${MAX_RANK}`);
+  const numel = numelOf(shape);
+  if (numel === 0) return;
+  const fibre = numelOf(index.shape) === 0 ? 0 : index.shape[dim]!;
+  scatterAddKernel.dispatch(
+    { dtype: out.dtype, hasInput: !!input },
+    { input: input?.buffer, index: index.buffer, src: src.buffer, out: out.buffer },
+    {
+      numel, rank: shape.length, dim, fibre,
+      in_off: input?.offset ?? 0, idx_off: index.offset, src_off: src.offset, out_off: out.offset,
+      shape, idx_shape: index.shape, in_st: input?.strides ?? [], idx_st: index.strides, src_st: src.strides,
+    },
+    Math.ceil(numel / WG),
+  );
+}
+
+const scatterRowsKernel = defineKernel({
+  name: 'scatter_rows',
+  bindings: {
+    g: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    index: { type: 'i32', access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: { rows: 'u32', k: 'u32', n: 'u32', g_off: 'u32', idx_off: 'u32', out_off: 'u32' },
+  code: (_v: { dtype: DType }) => /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= p.rows * p.k) { return; }
+  let r = i / p.k;
+  let t = index[p.idx_off + i];
+  if (t < 0 || u32(t) >= p.n) { return; }
+  out[p.out_off + r * p.n + u32(t)] = g[p.g_off + i];
+}`,
+});
+
+/**
+ * out[r, index[r, j]] = g[r, j] for contiguous g, index [rows, k] and out [rows, n]. The indices
+ * of a row must be distinct (a permutation or a top-k selection); elements of out that no index
+ * names keep their value (zero-fill out first). Out-of-range indices are skipped.
+ */
+export function launchScatterRows(g: View, index: View, out: View, rows: number, k: number, n: number): void {
+  if (rows * k === 0) return;
+  scatterRowsKernel.dispatch(
+    { dtype: g.dtype },
+    { g: g.buffer, index: index.buffer, out: out.buffer },
+    { rows, k, n, g_off: g.offset, idx_off: index.offset, out_off: out.offset },
+    Math.ceil((rows * k) / WG),
+  );
+}
+
+// ---- index_add through hit lists ---------------------------------------------------------------
+// With a 1-D index (index_add, index_select's backward) the contributions to target slice t are
+// the positions j with index[j] == t, the same for every element of the slice. So the hit lists
+// are built once (count per target, exclusive scan, fill in ascending j: O(N·L) for N targets and
+// L indices) and each output element then reads only its own hits, in ascending j: the same
+// summation order as launchScatterAdd (bit-identical results), at O(out.numel + src.numel) cost.
+
+const hitsKernel = defineKernel({
+  name: 'index_hits',
+  variants: { mode: ['count', 'fill'] },
+  bindings: {
+    index: { type: 'i32', access: 'read' },
+    counts: { type: 'u32', access: 'rw' },
+    starts: { type: 'u32', access: 'read', when: (v) => v.mode === 'fill' },
+    hits: { type: 'u32', access: 'rw', when: (v) => v.mode === 'fill' },
+  },
+  params: { targets: 'u32', len: 'u32', idx_off: 'u32', idx_st: 'u32' },
+  code: ({ mode }) => /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (t >= p.targets) { return; }
+  var c = 0u;
+  ${mode === 'fill' ? 'let start = starts[t];' : ''}
+  for (var j = 0u; j < p.len; j++) {
+    if (index[p.idx_off + j * p.idx_st] == i32(t)) {
+      ${mode === 'fill' ? 'hits[start + c] = j;' : ''}
+      c++;
+    }
+  }
+  ${mode === 'count' ? 'counts[t] = c;' : ''}
+}`,
+});
+
+const indexAddKernel = defineKernel({
+  name: 'index_add_hits',
+  bindings: {
+    input: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read', when: (v) => v.hasInput },
+    starts: { type: 'u32', access: 'read' },
+    hits: { type: 'u32', access: 'read' },
+    src: { type: (v) => WGSL_STORAGE[v.dtype], access: 'read' },
+    out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
+  },
+  params: {
+    numel: 'u32', rank: 'u32', dim: 'u32',
+    in_off: 'u32', src_off: 'u32', out_off: 'u32',
+    shape: ['u32', 8, 1], in_st: ['u32', 8], src_st: ['u32', 8],
+  },
+  code: ({ dtype, hasInput }: AddVariant) => {
+  const st = WGSL_STORAGE[dtype];
+  const ct = WGSL_COMPUTE[dtype];
+  return /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= p.numel) { return; }
+  var a = p.in_off;
+  var s = p.src_off;
+  var tgt = 0u;
+  var rem = i;
+  for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    let n = p.shape[d >> 2][d & 3];
+    let c = rem % n;
+    rem = rem / n;
+    a += c * p.in_st[d >> 2][d & 3];
+    if (u32(d) == p.dim) { tgt = c; } else { s += c * p.src_st[d >> 2][d & 3]; }
+  }
+  var acc = ${hasInput ? `${ct}(input[a])` : `${ct}(0)`};
+  let ss = p.src_st[p.dim >> 2][p.dim & 3];
+  for (var h = starts[tgt]; h < starts[tgt + 1u]; h++) {
+    acc += ${ct}(src[s + hits[h] * ss]);
+  }
+  out[p.out_off + i] = ${st}(acc);
+}`;
+  },
+});
+
+/**
+ * out (contiguous, input's shape) = input (or zeros when null) + index_add(dim, index, src) for
+ * a 1-D i32 `index` (strided view of length L) and `src` of input's shape with dim = L.
+ * Out-of-range indices match no target and are skipped. Deterministic (ascending j per target).
+ */
+export function launchIndexAdd(input: View | null, dim: number, index: View, src: View, out: View): void {
+  const shape = out.shape;
+  if (shape.length > MAX_RANK) throw new Error(`index_add: rank ${shape.length} > ${MAX_RANK}`);
+  const numel = numelOf(shape);
+  if (numel === 0) return;
+  const runtime = rt();
+  const targets = shape[dim]!;
+  const len = index.shape.length === 0 ? 1 : index.shape[0]!;
+  const idxStride = index.shape.length === 0 ? 0 : index.strides[0]!;
+  const usage = GPUBufferUsage.STORAGE;
+  const counts = runtime.pool.acquire(targets * 4, usage, 'index_add.counts');
+  const starts = runtime.pool.acquire((targets + 1) * 4, usage, 'index_add.starts');
+  const hits = runtime.pool.acquire(Math.max(1, len) * 4, usage, 'index_add.hits');
+  const hp = { targets, len, idx_off: index.offset, idx_st: idxStride };
+  const groups = Math.ceil(targets / WG);
+  hitsKernel.dispatch({ mode: 'count' }, { index: index.buffer, counts }, hp, groups);
+  launchExclusiveScan(counts, 0, targets, starts, 0);
+  hitsKernel.dispatch({ mode: 'fill' }, { index: index.buffer, counts, starts, hits }, hp, groups);
+  indexAddKernel.dispatch(
+    { dtype: out.dtype, hasInput: !!input },
+    { input: input?.buffer, starts, hits, src: src.buffer, out: out.buffer },
+    {
+      numel, rank: shape.length, dim,
+      in_off: input?.offset ?? 0, src_off: src.offset, out_off: out.offset,
+      shape, in_st: input?.strides ?? [], src_st: src.strides,
+    },
+    Math.ceil(numel / WG),
+  );
+  runtime.pool.release(counts);
+  runtime.pool.release(starts);
+  runtime.pool.release(hits);
+}

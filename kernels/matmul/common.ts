@@ -1,0 +1,111 @@
+// What the matmul kernels share: the uniform block (sizes, strides, offsets, batch broadcast), the
+// storage bindings A, B, [bias], C, the WGSL helpers (batch offsets, scalar loads, the epilogue,
+// the store of a ROWS×4 register block), and the launch context a kernel's dispatch receives.
+import { type BufferArgs, type ParamArgs } from '../define-kernel';
+import { type Activation, MAX_BATCH_RANK, type Problem } from './problem';
+import { type View } from '../../runtime/shape';
+
+export const PARAMS = {
+  M: 'u32', N: 'u32', K: 'u32', kChunk: 'u32',
+  offA: 'u32', sAm: 'u32', sAk: 'u32', offB: 'u32',
+  sBk: 'u32', sBn: 'u32', offC: 'u32', offBias: 'u32',
+  splits: 'u32', batchRank: 'u32', nBatch: 'u32',
+  bshape: ['u32', MAX_BATCH_RANK, 1], bsA: ['u32', MAX_BATCH_RANK], bsB: ['u32', MAX_BATCH_RANK],
+} as const;
+
+export const X = ['x', 'y', 'z', 'w'];
+
+export const UNIFORMS = /* wgsl */ `
+// Element offsets of batch b's A and B matrices (batch dims broadcast with stride 0).
+fn batch_offsets(b: u32) -> vec2u {
+  var rem = b;
+  var oa = p.offA;
+  var ob = p.offB;
+  for (var d = i32(p.batchRank) - 1; d >= 0; d--) {
+    let n = p_bshape(u32(d));
+    let i = rem % n;
+    rem = rem / n;
+    oa += i * p_bsA(u32(d));
+    ob += i * p_bsB(u32(d));
+  }
+  return vec2u(oa, ob);
+}`;
+
+export interface Epilogue {
+  bias: boolean;
+  act: Activation;
+}
+
+/** What the main kernels' bindings depend on: vec4 element types (absent: f32) and the bias. */
+interface MainBindingVariant {
+  bias: boolean;
+  aVec?: boolean;
+  bVec?: boolean;
+  cVec?: boolean;
+}
+export const vecType = (vec: boolean | undefined) => (vec ? 'vec4f' : 'f32');
+/** Bindings A, B, [bias], C of the main kernels (the subgroup kernel's B is always packed vec4
+ *  panels). */
+export const mainBindings = (packedB: boolean) =>
+  ({
+    A: { type: (v: MainBindingVariant) => vecType(v.aVec), access: 'read' },
+    B: { type: (v: MainBindingVariant) => vecType(packedB || v.bVec), access: 'read' },
+    bias: { type: 'f32', access: 'read', when: (v: MainBindingVariant) => v.bias },
+    C: { type: (v: MainBindingVariant) => vecType(v.cVec), access: 'rw' },
+  }) as const;
+
+/** Helpers over the bindings and uniforms: batch offsets, scalar loads, the epilogue. */
+export function header(aType: string, bType: string, epi: Epilogue): string {
+  const lines: string[] = [];
+  lines.push(UNIFORMS);
+  // Scalar element access whatever the binding's element type.
+  lines.push(aType === 'vec4f' ? 'fn ldA(i: u32) -> f32 { return A[i >> 2u][i & 3u]; }' : 'fn ldA(i: u32) -> f32 { return A[i]; }');
+  lines.push(bType === 'vec4f' ? 'fn ldB(i: u32) -> f32 { return B[i >> 2u][i & 3u]; }' : 'fn ldB(i: u32) -> f32 { return B[i]; }');
+  const biasTerm = epi.bias ? ' + bias[p.offBias + n]' : '';
+  const act = epi.act === 'relu' ? 'max(v, 0.0)' : 'v';
+  lines.push(`fn epi(acc: f32, n: u32) -> f32 { let v = acc${biasTerm}; return ${act}; }`);
+  return lines.join('\n');
+}
+
+/** Store a ROWS×4 block of vec4 accumulators acc0.. at rows m0+r, columns n0..n0+3. */
+export function storeBlock(rows: number, cVec: boolean, split: boolean, indent: string): string {
+  const out: string[] = [];
+  // With split-K the partial sums go to the workspace raw; the reduce kernel applies the epilogue.
+  const f = (v: string, n: string) => (split ? v : `epi(${v}, ${n})`);
+  for (let r = 0; r < rows; r++) {
+    if (cVec) {
+      const v = `acc${r}`;
+      const e = split ? v : `vec4f(${X.map((c, i) => f(`${v}.${c}`, `n0 + ${i}u`)).join(', ')})`;
+      out.push(`${indent}if (m0 + ${r}u < p.M) { C[(cbase + (m0 + ${r}u) * p.N + n0) >> 2u] = ${e}; }`);
+    } else {
+      for (let c = 0; c < 4; c++) {
+        out.push(`${indent}if (m0 + ${r}u < p.M && n0 + ${c}u < p.N) { C[cbase + (m0 + ${r}u) * p.N + n0 + ${c}u] = ${f(`acc${r}.${X[c]}`, `n0 + ${c}u`)}; }`);
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+export const aligned4 = (...xs: number[]) => xs.every((x) => x % 4 === 0);
+
+/** Everything a kernel's dispatch needs, prepared once by `launchMatmul`. */
+export interface MatmulLaunch {
+  pr: Problem;
+  a: View;
+  b: View;
+  params: ParamArgs<typeof PARAMS>;
+  /** A, B, the bias when the main kernel applies it, and C (the output or the split-K workspace). */
+  buffers: BufferArgs<ReturnType<typeof mainBindings>>;
+  /** The main kernel's epilogue (none with split-K: the reduce kernel applies it). */
+  epi: Epilogue;
+  /** Matrix strides in (row, col) form for the generic index formulas. */
+  sAm: number;
+  sAk: number;
+  sBk: number;
+  sBn: number;
+  /** C may be written as vec4 (N and the output offset multiples of 4). */
+  cVec: boolean;
+  split: boolean;
+  /** Workgroups along z: batches × K splits. */
+  z: number;
+}

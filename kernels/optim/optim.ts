@@ -1,0 +1,283 @@
+// Optimizer kernels: each parameter update is one fused dispatch that reads the parameter, its
+// gradient and its state, and writes the parameter and state back (no temporaries). Learning
+// rate and step-dependent scalars (bias corrections) are uniforms, so one pipeline per variant
+// serves every step. Also the global-norm gradient clipping kernels: per-tensor partial sums into
+// a pooled buffer, one finishing workgroup that writes [norm, clip coefficient], and an in-place
+// scale that reads the coefficient from that buffer (no readback anywhere).
+//
+// Each kernel transcribes PyTorch 1.13's single-tensor (CPU) code path line by line, in the same
+// operation order, so float32 results agree with it to rounding; the float64 references the tests
+// check against live in test/kernels/optim/optim.test.ts.
+import { defineKernel, rt, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+
+const WG = 256;
+const F32_READ = { type: 'f32', access: 'read' } as const;
+const F32_RW = { type: 'f32', access: 'rw' } as const;
+
+const MAIN = `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
+  if (i >= p.n) { return; }`;
+
+/** A contiguous f32 run inside a buffer: `n` elements from element `offset`. */
+export interface FlatF32 {
+  buffer: GPUBuffer;
+  offset: number;
+}
+
+// ---- SGD ---------------------------------------------------------------------------------------
+
+export interface SgdScalars {
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  maximize: boolean;
+  /** First step of this parameter: the momentum buffer is set to d_p (PyTorch's clone). */
+  first: boolean;
+}
+
+const sgdKernel = defineKernel({
+  name: 'optim:sgd',
+  variants: { momentum: [false, true] },
+  bindings: { param: F32_RW, grad: F32_READ, buf: { ...F32_RW, when: (v) => v.momentum } },
+  params: {
+    n: 'u32', p_off: 'u32', g_off: 'u32', first: 'u32',
+    lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32',
+    nesterov: 'u32', maximize: 'u32',
+  },
+  code: (v) => wgsl`
+${WGSL_LINEAR_WORKGROUP}
+${MAIN}
+  let w = param[p.p_off + i];
+  var d = grad[p.g_off + i];
+  if (p.maximize != 0u) { d = -d; }
+  if (p.weight_decay != 0.0) { d = d + p.weight_decay * w; }           // d_p.add(param, alpha=wd)
+#if ${v.momentum}
+  var b = d;                                                            // first step: buf = clone(d_p)
+  if (p.first == 0u) { b = buf[i] * p.momentum + p.one_minus_dampening * d; } // buf.mul_(m).add_(d_p, alpha=1-damp)
+  buf[i] = b;
+  if (p.nesterov != 0u) { d = d + p.momentum * b; } else { d = b; }
+#endif
+  param[p.p_off + i] = w + (-p.lr) * d;                                  // param.add_(d_p, alpha=-lr)
+}`,
+});
+
+/** One fused SGD update of `n` elements; `momentumBuffer` is required when momentum != 0. */
+export function launchSgd(n: number, param: FlatF32, grad: FlatF32, momentumBuffer: GPUBuffer | null, s: SgdScalars): void {
+  const withMomentum = s.momentum !== 0;
+  if (withMomentum && !momentumBuffer) throw new Error('launchSgd: momentum needs a momentum buffer');
+  sgdKernel.dispatch(
+    { momentum: withMomentum },
+    { param: param.buffer, grad: grad.buffer, buf: withMomentum ? momentumBuffer! : undefined },
+    {
+      n, p_off: param.offset, g_off: grad.offset, first: s.first,
+      lr: s.lr, weight_decay: s.weightDecay, momentum: s.momentum, one_minus_dampening: 1 - s.dampening,
+      nesterov: s.nesterov, maximize: s.maximize,
+    },
+    Math.ceil(n / WG),
+  );
+}
+
+// ---- AdamW -------------------------------------------------------------------------------------
+
+export interface AdamWScalars {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** The parameter's step count after this update (1 on the first). */
+  step: number;
+  maximize: boolean;
+}
+
+const adamwKernel = defineKernel({
+  name: 'optim:adamw',
+  variants: { amsgrad: [false, true] },
+  bindings: {
+    param: F32_RW,
+    grad: F32_READ,
+    exp_avg: F32_RW,
+    exp_avg_sq: F32_RW,
+    max_exp_avg_sq: { ...F32_RW, when: (v) => v.amsgrad },
+  },
+  params: {
+    n: 'u32', p_off: 'u32', g_off: 'u32', maximize: 'u32',
+    decay: 'f32', beta1: 'f32', one_minus_beta1: 'f32', beta2: 'f32',
+    one_minus_beta2: 'f32', neg_step_size: 'f32', bias_correction2_sqrt: 'f32', eps: 'f32',
+  },
+  code: (v) => wgsl`
+${WGSL_LINEAR_WORKGROUP}
+${MAIN}
+  var g = grad[p.g_off + i];
+  if (p.maximize != 0u) { g = -g; }
+  let w = param[p.p_off + i] * p.decay;                          // param.mul_(1 - lr * wd)
+  let m = exp_avg[i] * p.beta1 + p.one_minus_beta1 * g;          // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+  let v = exp_avg_sq[i] * p.beta2 + p.one_minus_beta2 * g * g;   // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+  exp_avg[i] = m;
+  exp_avg_sq[i] = v;
+#if ${v.amsgrad}
+  let vmax = max(max_exp_avg_sq[i], v);                          // torch.maximum(max_exp_avg_sq, exp_avg_sq)
+  max_exp_avg_sq[i] = vmax;
+  let denom = sqrt(vmax) / p.bias_correction2_sqrt + p.eps;
+#else
+  let denom = sqrt(v) / p.bias_correction2_sqrt + p.eps;          // (sqrt(v) / sqrt(bc2)).add_(eps)
+#endif
+  param[p.p_off + i] = w + p.neg_step_size * (m / denom);        // param.addcdiv_(m, denom, value=-lr/bc1)
+}`,
+});
+
+/** One fused AdamW update; `maxExpAvgSq` is required (and used) when amsgrad is on. */
+export function launchAdamW(
+  n: number,
+  param: FlatF32,
+  grad: FlatF32,
+  expAvg: GPUBuffer,
+  expAvgSq: GPUBuffer,
+  maxExpAvgSq: GPUBuffer | null,
+  s: AdamWScalars,
+): void {
+  // Host-side float64 scalars, as PyTorch computes them in Python before the tensor ops.
+  const biasCorrection1 = 1 - s.beta1 ** s.step;
+  const biasCorrection2 = 1 - s.beta2 ** s.step;
+  const stepSize = s.lr / biasCorrection1;
+  adamwKernel.dispatch(
+    { amsgrad: maxExpAvgSq !== null },
+    { param: param.buffer, grad: grad.buffer, exp_avg: expAvg, exp_avg_sq: expAvgSq, max_exp_avg_sq: maxExpAvgSq ?? undefined },
+    {
+      n, p_off: param.offset, g_off: grad.offset, maximize: s.maximize,
+      decay: 1 - s.lr * s.weightDecay, beta1: s.beta1, one_minus_beta1: 1 - s.beta1, beta2: s.beta2,
+      one_minus_beta2: 1 - s.beta2, neg_step_size: -stepSize, bias_correction2_sqrt: Math.sqrt(biasCorrection2), eps: s.eps,
+    },
+    Math.ceil(n / WG),
+  );
+}
+
+// ---- gradient clipping -------------------------------------------------------------------------
+
+export type NormKind = 'l2' | 'inf' | 'p';
+/** Elements one workgroup of the partial-norm kernel covers. */
+export const NORM_CHUNK = WG * 8;
+
+function accumulate(kind: NormKind, acc: string, x: string): string {
+  if (kind === 'l2') return `${acc} + ${x} * ${x}`;
+  if (kind === 'inf') return `max(${acc}, abs(${x}))`;
+  return `${acc} + pow(abs(${x}), p.norm_p)`;
+}
+function combine(kind: NormKind, a: string, b: string): string {
+  return kind === 'inf' ? `max(${a}, ${b})` : `${a} + ${b}`;
+}
+
+const NORM_KINDS = ['l2', 'inf', 'p'] as const;
+
+const partialNormKernel = defineKernel({
+  name: 'optim:norm_partial',
+  variants: { kind: NORM_KINDS },
+  bindings: { grad: F32_READ, partials: F32_RW },
+  params: { n: 'u32', g_off: 'u32', part_off: 'u32', norm_p: 'f32' },
+  code: ({ kind }) => /* wgsl */ `
+var<workgroup> sh: array<f32, ${WG}>;
+${WGSL_LINEAR_WORKGROUP}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_workgroup(wid, nwg);
+  let base = w * ${NORM_CHUNK}u;
+  var acc = 0.0;
+  for (var k = 0u; k < ${NORM_CHUNK / WG}u; k++) {
+    let i = base + k * ${WG}u + lid;
+    if (i < p.n) { let x = grad[p.g_off + i]; acc = ${accumulate(kind, 'acc', 'x')}; }
+  }
+  sh[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { sh[lid] = ${combine(kind, 'sh[lid]', 'sh[lid + s]')}; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && base < p.n) { partials[p.part_off + w] = sh[0]; }
+}`,
+});
+
+const NORM_FINISH: Record<NormKind, string> = { l2: 'sqrt(total)', inf: 'total', p: 'pow(total, 1.0 / p.norm_p)' };
+
+const finishNormKernel = defineKernel({
+  name: 'optim:norm_finish',
+  variants: { kind: NORM_KINDS },
+  bindings: { partials: F32_READ, out: F32_RW },
+  params: { count: 'u32', out_off: 'u32', norm_p: 'f32', max_norm: 'f32' },
+  code: ({ kind }) => /* wgsl */ `
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var i = lid; i < p.count; i += ${WG}u) { acc = ${combine(kind, 'acc', 'partials[i]')}; }
+  sh[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { sh[lid] = ${combine(kind, 'sh[lid]', 'sh[lid + s]')}; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let total = sh[0];
+    let norm = ${NORM_FINISH[kind]};
+    out[p.out_off] = norm;
+    out[p.out_off + 1u] = min(1.0, p.max_norm / (norm + 1e-6));   // clamp(max_norm / (norm + 1e-6), max=1)
+  }
+}`,
+});
+
+/**
+ * Record the global norm of the given gradient runs into `out[outOffset]` and the clip coefficient
+ * min(1, maxNorm / (norm + 1e-6)) into `out[outOffset + 1]`. `normType` is 2, Infinity or any p > 0.
+ */
+export function launchGlobalNorm(grads: { n: number; run: FlatF32 }[], normType: number, maxNorm: number, out: FlatF32): void {
+  if (!(normType > 0)) throw new Error(`gradient norm type must be > 0 or Infinity, got ${normType}`);
+  const kind: NormKind = normType === 2 ? 'l2' : normType === Infinity ? 'inf' : 'p';
+  const chunks = grads.map((g) => Math.ceil(g.n / NORM_CHUNK));
+  const total = chunks.reduce((a, b) => a + b, 0);
+  const partials = rt().pool.acquire(Math.max(1, total) * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, 'optim.norm_partials');
+  let at = 0;
+  grads.forEach((g, j) => {
+    if (g.n === 0) return;
+    const p = { n: g.n, g_off: g.run.offset, part_off: at, norm_p: kind === 'p' ? normType : 0 };
+    partialNormKernel.dispatch({ kind }, { grad: g.run.buffer, partials }, p, chunks[j]!);
+    at += chunks[j]!;
+  });
+  if (total === 0) rt().clearBuffer(partials, 0, 4);
+  const p = { count: Math.max(1, total), out_off: out.offset, norm_p: kind === 'p' ? normType : 0, max_norm: maxNorm };
+  finishNormKernel.dispatch({ kind }, { partials, out: out.buffer }, p, 1);
+  rt().pool.release(partials);
+}
+
+const scaleKernel = defineKernel({
+  name: 'optim:scale_by_buffer',
+  bindings: { x: F32_RW, factor: F32_READ },
+  params: { n: 'u32', x_off: 'u32', factor_idx: 'u32' },
+  code: () => /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+${MAIN}
+  x[p.x_off + i] = x[p.x_off + i] * factor[p.factor_idx];
+}`,
+});
+
+/** x[0..n) *= factor[factorIndex], in place; the factor is read on the GPU. */
+export function launchScaleByBuffer(n: number, x: FlatF32, factor: GPUBuffer, factorIndex: number): void {
+  scaleKernel.dispatch({}, { x: x.buffer, factor }, { n, x_off: x.offset, factor_idx: factorIndex }, Math.ceil(n / WG));
+}
+
+const clampKernel = defineKernel({
+  name: 'optim:clamp_inplace',
+  bindings: { x: F32_RW },
+  params: { n: 'u32', x_off: 'u32', lo: 'f32', hi: 'f32' },
+  code: () => /* wgsl */ `
+${WGSL_LINEAR_WORKGROUP}
+${MAIN}
+  x[p.x_off + i] = clamp(x[p.x_off + i], p.lo, p.hi);
+}`,
+});
+
+/** x[0..n) = clamp(x, lo, hi), in place. */
+export function launchClampInPlace(n: number, x: FlatF32, lo: number, hi: number): void {
+  clampKernel.dispatch({}, { x: x.buffer }, { n, x_off: x.offset, lo, hi }, Math.ceil(n / WG));
+}

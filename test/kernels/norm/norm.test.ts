@@ -1,0 +1,210 @@
+// FrozenBatchNorm2d, BatchNorm2d (train/eval, running stats) and GroupNorm against float64
+// references, forward and backward, on odd shapes and a non-contiguous (permuted) input; the
+// reference gradients are checked by finite differences.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, type Tensor } from '../../../engine';
+import { expectClose, numericGrad, Rng, testSeed } from '../../util';
+import { nhwcToNchw, refNorm, refNormBackward } from '../../../kernels/norm/reference';
+import { permutedInput } from './inputs';
+
+beforeAll(async () => {
+  await init();
+});
+
+function param(v: Float64Array): Tensor {
+  const t = fromArray(Float32Array.from(v), [v.length]);
+  t.requiresGrad = true;
+  return t;
+}
+
+describe('normalisation references', () => {
+  it('GroupNorm and BatchNorm float64 backward match finite differences', () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const dims = [2, 4, 3]; // N, C, HW
+    const x = rng.uniformArray(24, -2, 2);
+    const g = rng.uniformArray(24, -1, 1);
+    const w = rng.uniformArray(4, 0.5, 1.5);
+    const b = rng.uniformArray(4, -1, 1);
+    for (const [rows, statOf] of [
+      [4, (_n: number, c: number) => c], // BN
+      [4, (n: number, c: number) => n * 2 + Math.floor(c / 2)], // GN, 2 groups
+    ] as const) {
+      const loss = (xx: Float64Array) => refNorm(xx, dims, rows, statOf, w, b, 1e-5).y.reduce((a, v, i) => a + v * g[i]!, 0);
+      const [dx] = refNormBackward(x, g, dims, rows, statOf, w, 1e-5);
+      expectClose(dx!, numericGrad(loss, x), { atol: 1e-6, rtol: 1e-5, what: `reference dx (seed ${seed})` });
+      const lossW = (ww: Float64Array) => refNorm(x, dims, rows, statOf, ww, b, 1e-5).y.reduce((a, v, i) => a + v * g[i]!, 0);
+      const [, dw] = refNormBackward(x, g, dims, rows, statOf, w, 1e-5);
+      expectClose(dw!, numericGrad(lossW, Float64Array.from(w)), { atol: 1e-6, rtol: 1e-5, what: `reference dw (seed ${seed})` });
+    }
+  });
+});
+
+describe('groupNorm', () => {
+  for (const [shape, groups] of [
+    [[2, 6, 5, 7], 3],
+    [[3, 8, 3, 5], 8],
+    [[1, 64, 3, 3], 32],
+  ] as const) {
+    it(`forward and backward on a permuted [${shape}] input, ${groups} groups`, async () => {
+      const seed = testSeed();
+      const rng = new Rng(seed);
+      const [n, c, h, w] = shape;
+      const hw = h * w;
+      const numel = n * c * hw;
+      const x = rng.uniformArray(numel, -3, 2);
+      const gOut = rng.uniformArray(numel, -1, 1);
+      const wt = rng.uniformArray(c, 0.5, 1.5);
+      const bs = rng.uniformArray(c, -1, 1);
+      const cg = c / groups;
+      const statOf = (i: number, k: number) => i * groups + Math.floor(k / cg);
+      const ref = refNorm(x, [n, c, hw], n * groups, statOf, wt, bs, 1e-5);
+      const [rdx, rdw, rdb] = refNormBackward(x, gOut, [n, c, hw], n * groups, statOf, wt, 1e-5);
+      const { leaf, view } = permutedInput(x, [...shape]);
+      const W = param(wt);
+      const B = param(bs);
+      const y = groupNorm(view, groups, { weight: W, bias: B });
+      const what = `groupNorm [${shape}] G=${groups} (seed ${seed})`;
+      expectClose(await y.data(), ref.y, { atol: 2e-5, rtol: 1e-4, what: `${what} forward` });
+      backward(y, fromArray(Float32Array.from(gOut), [...shape]));
+      expectClose(nhwcToNchw(await leaf.grad!.data(), [...shape]), rdx!, { atol: 5e-5, rtol: 1e-3, what: `${what} dx` });
+      expectClose(await W.grad!.data(), rdw!, { atol: 1e-4, rtol: 1e-4, what: `${what} dweight` });
+      expectClose(await B.grad!.data(), rdb!, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
+    });
+  }
+
+  it('rejects channels not divisible by groups', () => {
+    const x = fromArray(new Float32Array(2 * 6 * 4), [2, 6, 2, 2]);
+    expect(() => groupNorm(x, 4)).toThrow(/not divisible/);
+  });
+});
+
+describe('batchNorm2d', () => {
+  it('training: batch statistics, running-stat update (unbiased var), backward', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [3, 5, 4, 3];
+    const [n, c, h, w] = shape as [number, number, number, number];
+    const hw = h * w;
+    const numel = n * c * hw;
+    const x = rng.uniformArray(numel, -2, 3);
+    const gOut = rng.uniformArray(numel, -1, 1);
+    const wt = rng.uniformArray(c, 0.5, 1.5);
+    const bs = rng.uniformArray(c, -1, 1);
+    const rm0 = rng.uniformArray(c, -0.5, 0.5);
+    const rv0 = rng.uniformArray(c, 0.5, 2);
+    const ref = refNorm(x, [n, c, hw], c, (_i, k) => k, wt, bs, 1e-5);
+    const [rdx, rdw, rdb] = refNormBackward(x, gOut, [n, c, hw], c, (_i, k) => k, wt, 1e-5);
+    const cnt = n * hw;
+    const rmRef = rm0.map((v, k) => 0.9 * v + 0.1 * ref.mean[k]!);
+    const rvRef = rv0.map((v, k) => 0.9 * v + (0.1 * ref.varB[k]! * cnt) / (cnt - 1));
+    const { leaf, view } = permutedInput(x, shape);
+    const W = param(wt);
+    const B = param(bs);
+    const rm = fromArray(Float32Array.from(rm0), [c]);
+    const rv = fromArray(Float32Array.from(rv0), [c]);
+    const y = batchNorm2d(view, { weight: W, bias: B, runningMean: rm, runningVar: rv, training: true });
+    const what = `batchNorm2d train (seed ${seed})`;
+    expectClose(await y.data(), ref.y, { atol: 2e-5, rtol: 1e-4, what: `${what} forward` });
+    expectClose(await rm.data(), rmRef, { atol: 1e-6, rtol: 1e-5, what: `${what} running_mean` });
+    expectClose(await rv.data(), rvRef, { atol: 1e-6, rtol: 1e-5, what: `${what} running_var` });
+    backward(y, fromArray(Float32Array.from(gOut), shape));
+    expectClose(nhwcToNchw(await leaf.grad!.data(), shape), rdx!, { atol: 5e-5, rtol: 1e-3, what: `${what} dx` });
+    expectClose(await W.grad!.data(), rdw!, { atol: 1e-4, rtol: 1e-4, what: `${what} dweight` });
+    expectClose(await B.grad!.data(), rdb!, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
+  });
+
+  it('eval: running statistics, constant-statistics backward', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [2, 3, 5, 5];
+    const [n, c, h, w] = shape as [number, number, number, number];
+    const hw = h * w;
+    const x = rng.uniformArray(n * c * hw, -2, 2);
+    const gOut = rng.uniformArray(n * c * hw, -1, 1);
+    const wt = rng.uniformArray(c, 0.5, 1.5);
+    const bs = rng.uniformArray(c, -1, 1);
+    const rm0 = rng.uniformArray(c, -0.5, 0.5);
+    const rv0 = rng.uniformArray(c, 0.5, 2);
+    const fixed = { mean: rm0, varB: rv0 };
+    const ref = refNorm(x, [n, c, hw], c, (_i, k) => k, wt, bs, 1e-5, fixed);
+    const [rdx, rdw, rdb] = refNormBackward(x, gOut, [n, c, hw], c, (_i, k) => k, wt, 1e-5, fixed);
+    const X = fromArray(Float32Array.from(x), shape);
+    X.requiresGrad = true;
+    const W = param(wt);
+    const B = param(bs);
+    const y = batchNorm2d(X, { weight: W, bias: B, runningMean: fromArray(Float32Array.from(rm0), [c]), runningVar: fromArray(Float32Array.from(rv0), [c]), training: false });
+    const what = `batchNorm2d eval (seed ${seed})`;
+    expectClose(await y.data(), ref.y, { atol: 2e-5, rtol: 1e-4, what: `${what} forward` });
+    backward(y, fromArray(Float32Array.from(gOut), shape));
+    expectClose(await X.grad!.data(), rdx!, { atol: 2e-5, rtol: 1e-4, what: `${what} dx` });
+    expectClose(await W.grad!.data(), rdw!, { atol: 1e-4, rtol: 1e-4, what: `${what} dweight` });
+    expectClose(await B.grad!.data(), rdb!, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
+  });
+});
+
+describe('frozenBatchNorm2d', () => {
+  it('folds the statistics into scale and shift; gradient to the input only', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [2, 7, 3, 5];
+    const [n, c, h, w] = shape as [number, number, number, number];
+    const hw = h * w;
+    const x = rng.uniformArray(n * c * hw, -2, 2);
+    const gOut = rng.uniformArray(n * c * hw, -1, 1);
+    const p = { w: rng.uniformArray(c, 0.5, 1.5), b: rng.uniformArray(c, -1, 1), m: rng.uniformArray(c, -1, 1), v: rng.uniformArray(c, 0.1, 2) };
+    const scale = p.w.map((wv, k) => wv / Math.sqrt(p.v[k]! + 1e-5));
+    const yRef = x.map((v, e) => {
+      const k = Math.floor(e / hw) % c;
+      return v * scale[k]! + (p.b[k]! - p.m[k]! * scale[k]!);
+    });
+    const dxRef = gOut.map((gv, e) => gv * scale[Math.floor(e / hw) % c]!);
+    const { leaf, view } = permutedInput(x, shape);
+    const t = (a: Float64Array) => fromArray(Float32Array.from(a), [c]);
+    const y = frozenBatchNorm2d(view, { weight: t(p.w), bias: t(p.b), runningMean: t(p.m), runningVar: t(p.v) });
+    expectClose(await y.data(), yRef, { atol: 2e-5, rtol: 1e-5, what: `frozenBN forward (seed ${seed})` });
+    backward(y, fromArray(Float32Array.from(gOut), shape));
+    expectClose(nhwcToNchw(await leaf.grad!.data(), shape), dxRef, { atol: 1e-6, rtol: 1e-5, what: `frozenBN dx (seed ${seed})` });
+  });
+});
+
+describe('PyTorch parity (fixtures from scripts/fixtures/make_detection_fixtures.py)', () => {
+  const load = (name: string) => JSON.parse(readFileSync(new URL(`../../fixtures/detection/${name}`, import.meta.url), 'utf8'));
+  // Relative error <= 1e-4 against torch, with an absolute floor for values near zero.
+  const tol = { atol: 1e-5, rtol: 1e-4 };
+
+  it('F.group_norm forward and backward', async () => {
+    for (const c of load('group_norm.json').cases) {
+      const x = fromArray(Float32Array.from(c.x), c.shape);
+      const w = param(Float64Array.from(c.weight));
+      const b = param(Float64Array.from(c.bias));
+      x.requiresGrad = true;
+      const y = groupNorm(x, c.groups, { weight: w, bias: b });
+      const what = `group_norm [${c.shape}] G=${c.groups}`;
+      expectClose(await y.data(), c.output, { ...tol, what: `${what} forward` });
+      backward(y, fromArray(Float32Array.from(c.grad_output), c.shape));
+      expectClose(await x.grad!.data(), c.grad_x, { ...tol, what: `${what} grad x` });
+      expectClose(await w.grad!.data(), c.grad_weight, { ...tol, what: `${what} grad weight` });
+      expectClose(await b.grad!.data(), c.grad_bias, { ...tol, what: `${what} grad bias` });
+    }
+  });
+
+  it('F.batch_norm (training) forward, running stats and backward', async () => {
+    const c = load('batch_norm.json');
+    const x = fromArray(Float32Array.from(c.x), c.shape);
+    x.requiresGrad = true;
+    const w = param(Float64Array.from(c.weight));
+    const b = param(Float64Array.from(c.bias));
+    const rm = fromArray(Float32Array.from(c.running_mean), [c.shape[1]]);
+    const rv = fromArray(Float32Array.from(c.running_var), [c.shape[1]]);
+    const y = batchNorm2d(x, { weight: w, bias: b, runningMean: rm, runningVar: rv, training: true });
+    expectClose(await y.data(), c.output, { ...tol, what: 'batch_norm forward' });
+    expectClose(await rm.data(), c.running_mean_after, { ...tol, what: 'batch_norm running_mean' });
+    expectClose(await rv.data(), c.running_var_after, { ...tol, what: 'batch_norm running_var' });
+    backward(y, fromArray(Float32Array.from(c.grad_output), c.shape));
+    expectClose(await x.grad!.data(), c.grad_x, { ...tol, what: 'batch_norm grad x' });
+    expectClose(await w.grad!.data(), c.grad_weight, { ...tol, what: 'batch_norm grad weight' });
+    expectClose(await b.grad!.data(), c.grad_bias, { ...tol, what: 'batch_norm grad bias' });
+  });
+});
