@@ -18,7 +18,7 @@ export function isSoftwareAdapter(): boolean {
 const softwareAdapters = new WeakMap<object, boolean>();
 
 /** Subgroups enabled and at least 8 invocations wide (lavapipe: exactly 8): what the subgroup
- *  kernels with 8-invocation workgroups (matmul v3, conv v3) need. */
+ *  kernels with 8-invocation workgroups (the subgroup matmul and conv GEMMs) need. */
 export function hasSubgroups8(): boolean {
   const g = rt().gpu;
   return g.features.subgroups && (g.adapter.subgroupMinSize ?? 0) >= 8;

@@ -7,7 +7,7 @@
 //   hw-mean    mean over [2,3] of [296,128,14,14] (innermost dims; for comparison)
 //   row-sum    sum over the last dim of [4096,1000]; full-sum: sum of all of [4096,1024];
 //   lead-sum   sum over dim 0 of [100000,3] (few outputs: the two-pass column split)
-//   --layout row|column forces the kernel shape (kernels/reduce.ts forceReduceLayout); on dense
+//   --layout row|column forces the kernel shape (kernels/reduce/reduce.ts forceReduceLayout); on dense
 //   rows, row is the kernel used before the column kernel existed.
 //   npx tsx scripts/dev/reduce-timing.ts [--repeats 3] [--cases sam-mean,sam-max,...] [--layout row|column]
 // Measured (2-core lavapipe host shared with other jobs; min of 2-3 runs after a warm-up):
