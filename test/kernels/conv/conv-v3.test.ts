@@ -6,15 +6,15 @@
 // or start at an odd offset, a tiny workspace so every op runs through several chunks, and a
 // wgrad with so few output tiles that its reduction is split into partial sums.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init, narrow, permute, type Tensor } from '../../engine';
-import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/ops/conv';
-import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
-import { v3Applicable } from '../../kernels/conv/gemm-v3';
-import { rt } from '../../runtime/runtime';
-import { convGeometry } from '../../kernels/conv/geometry';
-import { overrideV3ChunkBytes, overrideV3Rows } from '../../kernels/conv/v3';
-import { Rng, expectClose, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from './conv-reference';
+import { fromArray, init, narrow, permute, type Tensor } from '../../../engine';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../../engine/ops/conv';
+import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../../kernels/conv/dispatch';
+import { v3Applicable } from '../../../kernels/conv/gemm-v3';
+import { rt } from '../../../runtime/runtime';
+import { convGeometry } from '../../../kernels/conv/geometry';
+import { overrideV3ChunkBytes, overrideV3Rows } from '../../../kernels/conv/v3';
+import { Rng, expectClose, testSeed } from '../../util';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from '../../../kernels/conv/reference';
 
 let available = false;
 beforeAll(async () => {

@@ -3,11 +3,11 @@
 // the fast (implicit GEMM) kernels against the direct reference kernels; split-K determinism; a
 // dispatch larger than 65,535 workgroups; and the reference's gradients by finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../../engine';
-import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../engine/ops/conv';
-import { convGeometry, overrideGemmWorkgroupSize } from '../../kernels/conv/geometry';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt } from './conv-reference';
+import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../../../engine';
+import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../../engine/ops/conv';
+import { convGeometry, overrideGemmWorkgroupSize } from '../../../kernels/conv/geometry';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt } from '../../../kernels/conv/reference';
 
 beforeAll(async () => {
   await init();

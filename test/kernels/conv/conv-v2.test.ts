@@ -5,13 +5,13 @@
 // inputs wide enough to have an unmasked interior. Forward with bias + fused ReLU. Also the fc
 // kernels (fc.ts) for 1×1 convs on 1×1 maps (eSE), chosen automatically there.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fromArray, init } from '../../engine';
-import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/ops/conv';
-import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad, hardwareDgrad, hardwareForward } from '../../kernels/conv/dispatch';
-import { overrideV2Rows } from '../../kernels/conv/forward-v2';
-import { convGeometry } from '../../kernels/conv/geometry';
-import { Rng, expectClose, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from './conv-reference';
+import { fromArray, init } from '../../../engine';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../../engine/ops/conv';
+import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad, hardwareDgrad, hardwareForward } from '../../../kernels/conv/dispatch';
+import { overrideV2Rows } from '../../../kernels/conv/forward-v2';
+import { convGeometry } from '../../../kernels/conv/geometry';
+import { Rng, expectClose, testSeed } from '../../util';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt, type ConvCase } from '../../../kernels/conv/reference';
 
 beforeAll(async () => {
   await init();
