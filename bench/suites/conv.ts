@@ -20,8 +20,8 @@ import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { machinePeak, median, timeGpu } from '../harness';
 import { init, randn, type Tensor } from '../../engine';
 import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/ops/conv';
-import { type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
-import { overrideV2Rows } from '../../kernels/conv/forward-v2';
+import { CONV_ALGOS, type ConvAlgo, chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/chooser';
+import { overridePackedGemmRows } from '../../kernels/conv/packed-gemm/pack';
 import { loadavg } from 'node:os';
 import { convFlops, convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
 import { isSoftwareAdapter } from '../../runtime/adapter';
@@ -153,7 +153,7 @@ type Op = (typeof SAMPLED)[number];
 
 function parseAlgos(v: string | undefined): ConvAlgo[] {
   if (!v) return ['auto'];
-  const ok: ConvAlgo[] = ['auto', 'direct', 'gemm', 'gemm1', 'gemm2', 'gemm3', 'fc', 'few'];
+  const ok = CONV_ALGOS;
   const algos = v.split(',').map((a) => a.trim()) as ConvAlgo[];
   for (const a of algos) if (!ok.includes(a)) throw new Error(`BENCH_CONV_ALGOS: unknown algo '${a}', expected some of ${ok.join(', ')}`);
   return algos;
@@ -195,7 +195,7 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
   // tfjs needs ~6 s per GFLOP of fwd+bwd here: cap its shapes to keep a full run bounded.
   const peerMaxFlops = env.BENCH_CONV_PEER_MAX_GFLOP ? Number(env.BENCH_CONV_PEER_MAX_GFLOP) * 1e9 : Infinity;
   if (!(peerMaxFlops > 0)) throw new Error(`BENCH_CONV_PEER_MAX_GFLOP must be a positive number, got '${env.BENCH_CONV_PEER_MAX_GFLOP}'`);
-  if (env.BENCH_CONV_TM) overrideV2Rows(Number(env.BENCH_CONV_TM));
+  if (env.BENCH_CONV_TM) overridePackedGemmRows(Number(env.BENCH_CONV_TM));
   const repeats = ctx.repeats ?? (full ? 1 : 3);
   const peak = await machinePeak();
   ctx.log(`machine fp32 peak ${peak.gflops.toFixed(1)} GFLOP/s (load ${loadavg()[0]!.toFixed(1)}); ${shapes.length} shapes (${full ? 'full' : filters.length ? 'filtered' : 'quick subset; BENCH_CONV_FULL=1 for all'}); algos ${algos.join(',')}; ${repeats} timed rounds`);

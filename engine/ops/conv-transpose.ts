@@ -1,17 +1,17 @@
 // conv_transpose2d (NCHW, f32): the adjoint of conv2d. With the conv whose input is this op's
 // output y [N, Cout, OH, OW] and whose output is x [N, Cin, H, W] (weight [Cin, Cout/groups, KH,
 // KW] read as that conv's [O, C/groups, KH, KW]):
-//   forward  y  = conv dgrad(x)            (kernels/conv/dgrad.ts or the direct gather kernel)
+//   forward  y  = conv dgrad(x)
 //   grad x   gx = conv forward(gy)
 //   grad w   gw = conv wgrad(dy := x, input := gy)
-// so it reuses the conv kernels and the dispatcher as they are.
+// so it reuses the conv kernels and their chooser (kernels/conv/chooser.ts) as they are.
 import { record } from '../autograd';
 import { type Tensor } from '../tensor';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
 import { reshape } from './view';
 import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from './conv';
-import { type ConvAlgo } from '../../kernels/conv/dispatch';
+import { type ConvAlgo } from '../../kernels/conv/chooser';
 import { convGeometry, pair, type Pair } from '../../kernels/conv/geometry';
 
 export interface ConvTranspose2dOptions {

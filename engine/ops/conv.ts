@@ -6,7 +6,7 @@ import { record } from '../autograd';
 import { contiguousCopy, empty, type Tensor } from '../tensor';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
-import { type ConvAlgo, convBackward, convDgrad, convForward, convWgrad } from '../../kernels/conv/dispatch';
+import { type ConvAlgo, convBackward, convDgrad, convForward, convWgrad } from '../../kernels/conv/launch';
 import { convGeometry, type ConvGeometry, pair, type Pair } from '../../kernels/conv/geometry';
 
 export interface Conv2dOptions {
@@ -16,7 +16,8 @@ export interface Conv2dOptions {
   groups?: number;
   /** Fused epilogue: y = relu(conv(x, w) + b). */
   activation?: 'relu';
-  /** Force an algorithm ('direct' is the reference path); default picks by shape. */
+  /** Force a kernel ('direct' is the reference path; see kernels/conv/chooser.ts for the names);
+   *  default 'auto' picks by shape and adapter. */
   algo?: ConvAlgo;
 }
 

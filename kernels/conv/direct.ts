@@ -1,8 +1,9 @@
-// The readable reference path: plain direct convolution kernels, one output element per thread.
-// Forward (y = conv(x, w) + b, optional fused ReLU), grad input (gather: each dx element loops over
-// the outputs and taps that read it) and grad weight (each dw element loops over N·OH·OW). They
-// handle every geometry (groups, stride, padding, dilation) and are the fast path only where the
-// work per output is tiny (depthwise); the GEMM kernels are checked against them.
+// direct: the readable reference kernels, one output element per thread. Forward (y = conv(x, w)
+// + b, optional fused ReLU), grad input (gather: each dx element loops over the outputs and taps
+// that read it) and grad weight (each dw element loops over N·OH·OW). They handle every geometry
+// (groups, stride, padding, dilation) and are the fast path where the work per output is tiny
+// (depthwise) and, on hardware GPUs, for 3×3 convs on small maps (chooser.ts); the other kernels
+// are checked against them.
 import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams } from './geometry';
 

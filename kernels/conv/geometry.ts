@@ -102,8 +102,8 @@ export function overrideGemmWorkgroupSize(n: number | undefined): void {
 }
 
 /** Threads along the column axis of a GEMM workgroup. lavapipe runs one 8-wide subgroup per
- *  workgroup best (perf-anchors §5: more invocations or workgroup memory only slowed it down);
- *  hardware GPUs want wider workgroups to hide latency. */
+ *  workgroup best (more invocations or workgroup memory only slow it down); hardware GPUs want
+ *  wider workgroups to hide latency. */
 export function gemmWorkgroupSize(): number {
   if (workgroupOverride !== undefined) return workgroupOverride;
   return isSoftwareAdapter() ? 8 : 64;

@@ -6,7 +6,7 @@ import { init, randn } from '../../engine';
 import { rt } from '../../runtime/runtime';
 import { conv2dBackwardRaw, conv2dDgradRaw, conv2dWgradRaw } from '../../engine/ops/conv';
 import { convGeometry } from '../../kernels/conv/geometry';
-import { chooseDgrad, chooseWgrad, type ConvAlgo } from '../../kernels/conv/dispatch';
+import { chooseDgrad, chooseWgrad, type ConvAlgo } from '../../kernels/conv/chooser';
 import { loadavg } from 'node:os';
 
 const n = Number(process.argv[2] ?? 41);

@@ -2,8 +2,10 @@
 // where do two conv-kernel choices' training gradients part ways, and why?
 //   npx tsx scripts/dev/grad-diff.ts [V39|V19slim] [--mode ab|single|tie|kernels] [--a ALGO] [--b ALGO]
 //                                    [--direct REGEX] [--no-read] [--sync] [--pass-relu N:I] [--cancel W] [--top N]
-// ALGO (per Conv2d module, default A direct, B auto): auto, direct, gemm2, gemm3, 'gemm2+fc' (the
-//   default before gemm3); --direct REGEX puts the matching modules of B on direct (bisection).
+// ALGO (per Conv2d module, default A direct, B auto): auto or a conv kernel (kernels/conv/chooser.ts:
+//   direct, packed-gemm = gemm2, subgroup-gemm = gemm3, ...), or 'gemm2+fc' (matvec for the eSE fc,
+//   packed-gemm for the rest: the default before subgroup-gemm); --direct REGEX puts the matching
+//   modules of B on direct (bisection).
 // --mode ab (default): two training forward+backward passes in one process, A then B. The graph
 //   is the same in both, so nodes are compared by index: each node's forward output and the
 //   gradient arriving at it (max |A - B| relative to max |A|), in backward order, then decision
@@ -33,7 +35,7 @@ import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../engine/o
 import { mapRaw } from '../../engine/ops/elementwise';
 import { contiguousCopy } from '../../engine/tensor';
 import { convGeometry, type ConvGeometry } from '../../kernels/conv/geometry';
-import { chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/dispatch';
+import { chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/chooser';
 import { Conv2d } from '../../models/layers';
 import { CenterMask, type GtInstances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';

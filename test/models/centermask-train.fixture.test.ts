@@ -24,16 +24,16 @@ const CONFIGS = [
 /** The fixture README's guidance: stem / stage2 gradients are rough functions of the weights
  *  (ReLU and max-pool routing flips at near-ties; its float32 port is ~4e-3 off there, measured
  *  here 2.2e-3 .. 5.6e-3 depending on the conv kernels), 1e-4 elsewhere.
- *  One exception, measured with scripts/dev/grad-diff.ts (V39): the FCOS bbox tower's second
- *  GN output at p3 [channel 32, y 28, x 35] feeds a ReLU from +7.1e-6 (direct and gemm3 kernels),
- *  -1.9e-6 (gemm2 + fc kernels) while that GN output's max-abs is 4.6; float64 from the oracle's own
- *  p3 gives +2.1e-6, and from each run's p3 +9.9e-6 / -4.1e-6, so the sign is set by float32
- *  rounding in the backbone/FPN (p3 differs from the oracle by ~2.5e-6 of max-abs), not by a
- *  kernel error (every conv of the graph agrees with the direct kernel to <= 7e-6). When it flips,
- *  the gradient reaching p3 changes, and with it fpn_output3.bias (1.3e-3 of max-abs) and, via the
- *  top-down path, stage5.OSA5_2.ese.fc.bias (4.6e-4); letting the gradient through that one element
- *  brings both back to <= 3.5e-6. Those two get 2e-3; the FCOS heads, ROI heads and p7 do not see
- *  the flip (<= 1.4e-5 either way) and keep 1e-4. */
+ *  One exception, measured with scripts/dev/grad-diff.ts (V39): the FCOS bbox tower's second GN
+ *  output at p3 [channel 32, y 28, x 35] feeds a ReLU from +7.1e-6 (direct and subgroup-gemm
+ *  kernels), -1.9e-6 (packed-gemm + matvec kernels) while that GN output's max-abs is 4.6; float64
+ *  from the oracle's own p3 gives +2.1e-6, and from each run's p3 +9.9e-6 / -4.1e-6, so the sign is
+ *  set by float32 rounding in the backbone/FPN (p3 differs from the oracle by ~2.5e-6 of max-abs),
+ *  not by a kernel error (every conv of the graph agrees with the direct kernel to <= 7e-6). When
+ *  it flips, the gradient reaching p3 changes, and with it fpn_output3.bias (1.3e-3 of max-abs)
+ *  and, via the top-down path, stage5.OSA5_2.ese.fc.bias (4.6e-4); letting the gradient through
+ *  that one element brings both back to <= 3.5e-6. Those two get 2e-3; the FCOS heads, ROI heads
+ *  and p7 do not see the flip (<= 1.4e-5 either way) and keep 1e-4. */
 function gradTolerance(model: string, name: string): number {
   if (/stem|stage2/.test(name)) return 1e-2;
   if (model === 'V39' && (name === 'backbone.fpn_output3.bias' || name === 'backbone.bottom_up.stage5.OSA5_2.ese.fc.bias')) return 2e-3;

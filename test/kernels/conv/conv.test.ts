@@ -1,13 +1,14 @@
 // conv2d against the float64 reference: forward, grad input, grad weight, grad bias, on odd shapes
-// covering stride, padding, dilation, groups, depthwise, 1×1, fused ReLU and non-contiguous inputs;
-// the fast (implicit GEMM) kernels against the direct reference kernels; split-K determinism; a
-// dispatch larger than 65,535 workgroups; and the reference's gradients by finite differences.
+// covering stride, padding, dilation, groups, depthwise, 1×1, fused ReLU and non-contiguous inputs,
+// with the auto-chosen, the direct and the portable GEMM (packed-gemm) kernels; packed-gemm against
+// the direct kernels; split-K determinism; a dispatch larger than 65,535 workgroups; and the
+// reference's gradients by finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../../engine';
-import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../engine/ops/conv';
-import { convGeometry, overrideGemmWorkgroupSize } from '../../kernels/conv/geometry';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt } from './conv-reference';
+import { backward, fromArray, init, mul, permute, sum, type Tensor } from '../../../engine';
+import { conv2d, conv2dForwardRaw, conv2dWgradRaw, type Conv2dOptions } from '../../../engine/ops/conv';
+import { convGeometry, overrideGemmWorkgroupSize } from '../../../kernels/conv/geometry';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { conv2dGradRef, conv2dRef, convOutShape, type RefConv, type Shape4, opt } from '../../../kernels/conv/reference';
 
 beforeAll(async () => {
   await init();
@@ -122,17 +123,17 @@ describe('conv2d forward and backward vs float64 reference', () => {
   }
   for (const c of CASES.filter((_, i) => i % 2 === 0)) {
     it(`${c.name}: direct reference kernels`, async () => runCase(c, testSeed(), { algo: 'direct' }));
-    it(`${c.name}: implicit GEMM kernels`, async () => runCase(c, testSeed(), { algo: 'gemm' }));
+    it(`${c.name}: packed-gemm kernels`, async () => runCase(c, testSeed(), { algo: 'packed-gemm' }));
   }
   it('fused bias + ReLU (forward and masked backward)', async () => {
     await runCase(CASES[0]!, testSeed(), { activation: 'relu' });
     await runCase(CASES[3]!, testSeed(), { activation: 'relu' });
-    await runCase(CASES[5]!, testSeed(), { activation: 'relu', algo: 'gemm' });
+    await runCase(CASES[5]!, testSeed(), { activation: 'relu', algo: 'packed-gemm' });
   });
   it('the wide-workgroup GEMM configuration used on hardware GPUs (64 invocations)', async () => {
     overrideGemmWorkgroupSize(64);
     try {
-      for (const i of [0, 2, 5]) await runCase(CASES[i]!, testSeed(), { algo: 'gemm' });
+      for (const i of [0, 2, 5]) await runCase(CASES[i]!, testSeed(), { algo: 'packed-gemm' });
     } finally {
       overrideGemmWorkgroupSize(undefined);
     }
@@ -143,7 +144,7 @@ describe('conv2d forward and backward vs float64 reference', () => {
 });
 
 describe('conv2d fast kernels vs direct kernels', () => {
-  it('implicit GEMM forward and split-K wgrad equal the direct kernels; split-K is deterministic', async () => {
+  it('packed-gemm forward and split-K wgrad equal the direct kernels; split-K is deterministic', async () => {
     const seed = testSeed();
     const rng = new Rng(seed);
     const xs: Shape4 = [2, 10, 13, 11];
@@ -154,16 +155,16 @@ describe('conv2d fast kernels vs direct kernels', () => {
     const geo = convGeometry('test', xs, ws, o);
     const dy = fromArray(rng.uniformArray(geo.N * geo.O * geo.OH * geo.OW), [geo.N, geo.O, geo.OH, geo.OW]);
     const yd = await conv2dForwardRaw(geo, x, w, null, false, 'direct').data();
-    const yg = await conv2dForwardRaw(geo, x, w, null, false, 'gemm').data();
-    expectClose(yg, yd, { atol: 1e-5, rtol: 1e-5, what: `gemm vs direct forward (seed ${seed})` });
+    const yg = await conv2dForwardRaw(geo, x, w, null, false, 'packed-gemm').data();
+    expectClose(yg, yd, { atol: 1e-5, rtol: 1e-5, what: `packed-gemm vs direct forward (seed ${seed})` });
     const wd = await conv2dWgradRaw(geo, dy, x, 'direct').data();
-    const w1 = await conv2dWgradRaw(geo, dy, x, 'gemm').data();
-    const w2 = await conv2dWgradRaw(geo, dy, x, 'gemm').data();
+    const w1 = await conv2dWgradRaw(geo, dy, x, 'packed-gemm').data();
+    const w2 = await conv2dWgradRaw(geo, dy, x, 'packed-gemm').data();
     expectClose(w1, wd, { atol: 1e-4, rtol: 1e-5, what: `split-K wgrad vs direct (seed ${seed})` });
     expect(Array.from(w2)).toEqual(Array.from(w1));
   });
 
-  it('a conv whose dispatch exceeds 65,535 workgroups (folded grid), direct and GEMM', async () => {
+  it('a conv whose dispatch exceeds 65,535 workgroups (folded grid), direct and packed-gemm', async () => {
     const seed = testSeed();
     const rng = new Rng(seed);
     // 1×1 conv, 1 → 2 channels, 2 images of 1100 × 1000: 4.4M outputs = 68.8k direct workgroups of
@@ -179,7 +180,7 @@ describe('conv2d fast kernels vs direct kernels', () => {
     const expected = new Float64Array(2 * n);
     const plane = 1100 * 1000;
     for (let b = 0; b < 2; b++) for (let oc = 0; oc < 2; oc++) for (let i = 0; i < plane; i++) expected[(b * 2 + oc) * plane + i] = xh[b * plane + i]! * wv[oc]!;
-    for (const algo of ['direct', 'gemm'] as const) {
+    for (const algo of ['direct', 'packed-gemm'] as const) {
       const y = conv2dForwardRaw(geo, x, w, null, false, algo);
       expectClose(await y.data(), expected, { atol: 1e-6, what: `${algo} large dispatch (seed ${seed})` });
       y.dispose();

@@ -1,5 +1,6 @@
-// Float64 CPU references for conv2d and conv_transpose2d, forward and both gradients. Written as
-// the textbook loops (the definition), so they are checked only by finite differences.
+// Float64 CPU references for conv2d and conv_transpose2d, forward and both gradients: pure
+// TypeScript, no GPU. Written as the textbook loops (the definition), so they are checked only by
+// finite differences (test/kernels/conv/). The tests compare every kernel against them.
 
 export interface RefConv {
   stride: [number, number];

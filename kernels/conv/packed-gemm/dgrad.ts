@@ -1,24 +1,24 @@
-// Conv grad input (dgrad), variant 2: the gather-form implicit GEMM of dgrad.ts (variant 1, kept
-// as is; same column order by stride phase, same tap test) with the weight packed as
-// P[g, tap, o, c] (pack.ts) so the TM input channels an invocation owns load as TM/4 vec4 per
-// (tap, o), and an unmasked channel loop when all 4 columns use the tap. For stride 1 this is
-// exactly a stride-1 conv of dy with the flipped, transposed weight, so no separate kernel is
-// needed for that case.
+// packed-gemm dgrad: the gather-form implicit GEMM for the input gradient, with the weight packed
+// as P[g, tap, o, c] (pack.ts) so the TM input channels an invocation owns load as TM/4 vec4 per
+// (tap, o), and an unmasked channel loop when all 4 columns use the tap. Columns are ordered by
+// stride phase, (n, ih, phase, t) with iw = phase + t·sw, so the columns of a tile share iw mod sw
+// and a tap either fits all of them or none: taps no column can use skip the channel loop. For
+// stride 1 this is exactly a stride-1 conv of dy with the flipped, transposed weight, so no
+// separate kernel is needed for that case. Gather form: deterministic, no atomics.
 //   dx[c, (n, ih, iw)] = Σ_(tap, o) W[o, c, tap] · dy[n, o, (ih + ph − kh·dh)/sh, (iw + pw − kw·dw)/sw]
-import { defineKernel, read, rt, rw } from '../define-kernel';
-import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
-import { v2Rows } from './forward-v2';
-import { packWeightDgrad, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
+import { defineKernel, read, rt, rw } from '../../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from '../geometry';
+import { packedGemmRows, packWeightDgrad, paddedRows } from './pack';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from '../register-tile';
 
-const dgradV2Kernel = defineKernel({
-  name: 'conv.gemm2.dgrad',
+const dgradKernel = defineKernel({
+  name: 'conv.packed-gemm.dgrad',
   bindings: { dy: read('f32'), wp: read('vec4f'), dx: rw('f32') },
   params: CONV_PARAMS,
-  code: dgradV2Code,
+  code: dgradCode,
 });
 
-function dgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
+function dgradCode({ tm, wg, pointwise }: GemmTileVariant): string {
   const outLoop = (b: string) => `for (var og = 0; og < p.Og; og++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + og * RP4')}
@@ -79,16 +79,16 @@ ${gemmEntry(wg, tm, 'p.groups')}
 }`;
 }
 
-/** dx[N, C, H, W] from dy and w, variant 2 (packed weights). Same contract as convDgradDirect. */
-export function convDgradGemmV2(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+/** dx[N, C, H, W] from dy and w with packed weights. Same contract as convDgradDirect. */
+export function convDgradPackedGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   const cg = g.C / g.groups;
-  const tm = v2Rows(cg);
+  const tm = packedGemmRows(cg);
   const rp = paddedRows(cg, tm);
   const wg = gemmWorkgroupSize();
   const colTiles = Math.ceil((g.N * g.H * g.strideW * Math.ceil(g.W / g.strideW)) / (TN * wg));
   const rowTiles = rp / tm;
   const wp = packWeightDgrad(g, w, wOff, rp);
   const params = convParams(g, { x: dxOff, y: dyOff }, [colTiles, rowTiles, rp / 4]);
-  dgradV2Kernel.dispatch({ tm, wg, pointwise: isPointwise(g) }, { dy, wp, dx }, params, colTiles * rowTiles * g.groups);
+  dgradKernel.dispatch({ tm, wg, pointwise: isPointwise(g) }, { dy, wp, dx }, params, colTiles * rowTiles * g.groups);
   rt().pool.release(wp);
 }

@@ -1,12 +1,12 @@
-// Convs with few output channels (Og ≤ 4: the FCOS cls/ctrness and bbox heads, the mask predictor,
-// the SAM conv). As GEMMs they have 1–4 rows, so any row tile is mostly padding and every input
+// few-channel: convs with few output channels (O ≤ 4: the FCOS cls/ctrness and bbox heads, the
+// mask predictor, the SAM conv). As GEMMs they have 1–4 rows, so any row tile is mostly padding and every input
 // value is loaded for only 1–4 FMAs. These kernels instead reuse loaded inputs across taps: for
 // stride 1 and dilation 1, the 4 adjacent outputs of a lane under the KW taps of one kernel row
 // read KW + 3 consecutive inputs (not 4·KW), and TH output rows share their input rows.
 // Values that all 8 lanes of a workgroup need (forward: weights; dgrad: the dy patch; wgrad: dy)
 // are loaded once, an eighth by each lane, and handed on by subgroupBroadcast (lavapipe scalarises
-// every load per lane, perf-anchors §5). Needs 8-wide subgroups (lavapipe); groups = 1, stride 1,
-// dilation 1.
+// every load per lane). Needs a software adapter with 8-wide subgroups (lavapipe); groups = 1,
+// stride 1, dilation 1, kernel ≤ 5×5.
 //   forward  lane = (n, TH output rows, 4 output columns) × all Og channels:
 //            y[n, o, oh, ow] = Σ_(c, kh, kw) W[o, c, kh, kw] · x[n, c, oh − ph + kh, ow − pw + kw]
 //   dgrad    lane = one input channel × TH rows × 4 columns of dx, its O·KH·KW weights in registers,
@@ -17,33 +17,37 @@
 //            O·KH ≤ 16 and ≥ 8 channels: lane = input channel, looping over rows of x (each x row
 //            serves all KH kernel rows); O·KH ≤ 16 and < 8 channels: lane = (column group, channel);
 //            else lane = (c, kh) × all KW taps, looping over rows of dy.
-//   backward dgrad and wgrad in one dispatch (convBackwardFew): on the FCOS maps of 8² and 4² both
+//   backward dgrad and wgrad in one dispatch (convBackwardFewChannel): on the FCOS maps of 8² and 4² both
 //            are launch-bound, and one launch is cheaper than two (what conv2d's backward runs).
 import { defineKernel, read, rt, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams } from './geometry';
-import { range } from './tile';
-import { v3Available, packWeightRows, type Tap } from './v3';
-import { reduceSplits } from './wgrad';
+import { range } from './register-tile';
+import { packWeightRows, subgroupGemmAvailable, type Tap } from './subgroup-gemm/gemm';
+import { reduceSplits } from './split-k';
 
 /** Output rows per lane in the forward kernel. */
 const TH = 2;
 const X = ['x', 'y', 'z', 'w'] as const;
 
-/** The few-channel kernels handle this geometry. */
-export function fewApplicable(g: ConvGeometry): boolean {
-  return (
-    v3Available() && g.groups === 1 && g.O <= 4 && g.strideH === 1 && g.strideW === 1 && g.dilH === 1 && g.dilW === 1 && g.KW <= 5 && g.KH <= 5
-  );
+/** The few-channel kernels handle this geometry (on an adapter where they run). */
+export function fewChannelFits(g: ConvGeometry): boolean {
+  return g.groups === 1 && g.O <= 4 && g.strideH === 1 && g.strideW === 1 && g.dilH === 1 && g.dilW === 1 && g.KW <= 5 && g.KH <= 5;
+}
+
+/** The few-channel kernels can run `g` here: the adapter is one where the subgroup GEMM runs
+ *  (software, 8-wide subgroups) and the geometry fits. */
+export function fewChannelApplicable(g: ConvGeometry): boolean {
+  return subgroupGemmAvailable() && fewChannelFits(g);
 }
 
 function check(what: string, g: ConvGeometry): void {
-  if (!fewApplicable(g)) {
+  if (!fewChannelApplicable(g)) {
     throw new Error(`conv ${what} (few channels): needs 8-wide subgroups, groups 1, ≤ 4 output channels, stride 1, dilation 1 and a kernel ≤ 5x5; got O ${g.O}, groups ${g.groups}, stride ${g.strideH}x${g.strideW}, dilation ${g.dilH}x${g.dilW}, kernel ${g.KH}x${g.KW}`);
   }
 }
 
 const forwardKernel = defineKernel({
-  name: 'conv.few.fwd',
+  name: 'conv.few-channel.fwd',
   bindings: { x: read('f32'), wp: read('vec4f'), bias: { ...read('f32'), when: (v) => v.bias }, y: rw('f32') },
   params: CONV_PARAMS,
   code: (v: { O: number; KH: number; KW: number; bias: boolean; relu: boolean }) => forwardCode(v.O, v.KH, v.KW, v.bias, v.relu),
@@ -107,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /** y = conv(x, w) (+ bias) (then ReLU) for ≤ 4 output channels. */
-export function convForwardFew(
+export function convForwardFewChannel(
   g: ConvGeometry,
   x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
@@ -307,8 +311,8 @@ type WgradLayout = 'channel' | 'small-c' | 'c-kh';
 
 /** The wgrad lane layout: where a row's O·KH dy vectors take at most two loads per lane, per input
  *  channel (≥ 8 channels) or per (column group, channel) (fewer); else per (channel, kernel row).
- *  FCOS bbox 128→4 (O·KH = 12) wgrad, per channel against per (c, kh): 12.9 vs 23.4 ms at 64²,
- *  3.8 vs 6.0 at 32², 1.3 vs 1.9 at 16² (2026-11-26, load 2.3). */
+ *  Per channel, each x segment is loaded once for all KH kernel rows, which makes the FCOS bbox
+ *  head's wgrad (O·KH = 12) clearly faster than per (c, kh). */
 function wgradLayout(g: ConvGeometry): WgradLayout {
   if (g.O * g.KH > 16) return 'c-kh';
   return g.C >= 8 ? 'channel' : 'small-c';
@@ -341,7 +345,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let t = i32(wid.x + wid.y * nwg.x);`;
 
 const wgradKernel = defineKernel({
-  name: 'conv.few.wgrad',
+  name: 'conv.few-channel.wgrad',
   bindings: {
     dy: { ...read('f32'), when: (v) => !v.vecDy },
     dy4: { ...read('vec4f'), when: (v) => v.vecDy },
@@ -432,7 +436,7 @@ function dgradFn(O: number, KH: number, KW: number): string {
 }
 
 const dgradKernel = defineKernel({
-  name: 'conv.few.dgrad',
+  name: 'conv.few-channel.dgrad',
   bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
   params: CONV_PARAMS,
   code: ({ O, KH, KW }: { O: number; KH: number; KW: number }) => ['enable subgroups;', dgradFn(O, KH, KW), MAIN, '  dgrad_wg(t, lane);\n}'].join('\n'),
@@ -440,7 +444,7 @@ const dgradKernel = defineKernel({
 
 // dy is bound twice when wgrad reads it as vec4 (two read-only views of one buffer).
 const fusedKernel = defineKernel({
-  name: 'conv.few.bwd',
+  name: 'conv.few-channel.bwd',
   bindings: { dy: read('f32'), dy4: { ...read('vec4f'), when: (v) => v.vecDy }, w: read('f32'), x: read('f32'), dx: rw('f32'), out: rw('f32') },
   params: CONV_PARAMS,
   // dKH: the dgrad's kernel height (the wgrad variant's KH is 0 where its layout does not unroll it).
@@ -449,9 +453,7 @@ const fusedKernel = defineKernel({
 });
 
 /** Workgroups a launch aims for: a few per core, few enough that lavapipe's fixed cost per
- *  workgroup stays small (FCOS cls @8, dgrad + wgrad: 0.94 ms at 32 against 1.11 ms at 128; after
- *  the Dawn pacer, medians of 7: bbox @8 1.3 → 0.7 ms and cls @16 1.6 → 1.0 ms at 16 against 32,
- *  the other few-channel shapes unchanged, 8 slower on cls @64). */
+ *  workgroup stays small (on the FCOS heads 16 beat 8, 32 and 128). */
 const TARGET_WORKGROUPS = 16;
 
 interface DgradPlan {
@@ -499,7 +501,7 @@ function packGradParams(g: ConvGeometry, offs: { x?: number; w?: number; dy: num
 function wgradTarget(g: ConvGeometry, plan: WgradPlan, dw: GPUBuffer, dwOff: number): { out: GPUBuffer; outOff: number; finish: () => void } {
   if (plan.splits === 1) return { out: dw, outOff: dwOff, finish: () => {} };
   const count = g.O * g.C * g.KH * g.KW;
-  const partial = rt().pool.acquire(plan.splits * count * 4, GPUBufferUsage.STORAGE, 'conv.few.partial');
+  const partial = rt().pool.acquire(plan.splits * count * 4, GPUBufferUsage.STORAGE, 'conv.few-channel.partial');
   return {
     out: partial,
     outOff: 0,
@@ -511,7 +513,7 @@ function wgradTarget(g: ConvGeometry, plan: WgradPlan, dw: GPUBuffer, dwOff: num
 }
 
 /** dw[O, C, KH, KW] from dy and x for ≤ 4 output channels (split rows, fixed-order reduction). */
-export function convWgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
+export function convWgradFewChannel(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
   check('wgrad', g);
   const plan = planWgrad(g, dyOff);
   const target = wgradTarget(g, plan, dw, dwOff);
@@ -523,7 +525,7 @@ export function convWgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: G
 /** dx[N, C, H, W] from dy and w for ≤ 4 output channels: one dispatch, no packing (the small FCOS
  *  heads spent more in the packs and launches of a GEMM than in arithmetic). Lane = one input
  *  channel × 2 rows × 4 columns of dx, its O·KH·KW weights in registers. */
-export function convDgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+export function convDgradFewChannel(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   check('dgrad', g);
   const plan = planDgrad(g);
   dgradKernel.dispatch({ O: g.O, KH: g.KH, KW: g.KW }, { dy, w, dx }, packGradParams(g, { w: wOff, dy: dyOff, dx: dxOff }, plan, null, 0), plan.workgroups);
@@ -531,8 +533,8 @@ export function convDgradFew(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: G
 
 /** dx and dw together in one dispatch (the dgrad workgroups first, then the wgrad's): on the tiny
  *  FCOS maps both gradients are launch-bound, and one launch saves a dispatch, a barrier and the
- *  host cost of a second op. Same kernels and results as convDgradFew + convWgradFew. */
-export function convBackwardFew(
+ *  host cost of a second op. Same kernels and results as convDgradFewChannel + convWgradFewChannel. */
+export function convBackwardFewChannel(
   g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   dx: GPUBuffer, dxOff: number, dw: GPUBuffer, dwOff: number,
 ): void {

@@ -1,30 +1,30 @@
-// Pointwise convs on 1×1 feature maps (the eSE attention's fc: [N, C, 1, 1] → [N, O, 1, 1]) are
-// matrix–vector products with N ≤ a few: y[n, o] = Σ_c W[o, c] · x[n, c]. The GEMM kernels tile
+// matvec: pointwise convs on 1×1 feature maps (the eSE attention's fc: [N, C, 1, 1] → [N, O, 1, 1])
+// are matrix–vector products with N ≤ a few: y[n, o] = Σ_c W[o, c] · x[n, c]. The GEMM kernels tile
 // 4 pixels per invocation along a column axis of length N, so they idle most lanes and re-read the
 // weight; these kernels instead stream the weight once with vec4 loads along its contiguous axis
-// and keep 4 images in registers. They need C % 4 == 0 and 4-aligned offsets (fcApplicable).
+// and keep 4 images in registers. They need C % 4 == 0 and 4-aligned offsets (matvecApplicable).
 //   forward: one invocation per output channel o, vec4 over c:   y[n, o] = Σ_c W[o, c] · x[n, c] (+ b) (ReLU)
 //   dgrad:   one invocation per 4 input channels c, loop over o: dx[n, c..c+3] = Σ_o W[o, c..c+3] · dy[n, o]
 //   wgrad:   one invocation per (block of o, 4 input channels), loop over n: dW[o, c..c+3] = Σ_n dy[n, o] · x[n, c..c+3]
-//            (an outer product summed over N ≤ a few images: the split-K GEMM it replaces spent
-//            1.1 ms on eSE 256→256 in packs and reductions, for 131 k multiply-adds)
-//   backward: dgrad and wgrad in one dispatch (convBackwardFc), as autograd records them: eSE's
-//            backward is launch-bound on lavapipe (~0.3 ms per dispatch and wait)
+//            (an outer product summed over N ≤ a few images: a split-K GEMM spends far more in
+//            its packs and reductions than in the few multiply-adds)
+//   backward: dgrad and wgrad in one dispatch (convBackwardMatvec), as autograd records them: eSE's
+//            backward is launch-bound on lavapipe
 import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, isPointwise } from './geometry';
-import { range } from './tile';
+import { range } from './register-tile';
 import { isSoftwareAdapter } from '../../runtime/adapter';
 
 const NT = 4; // images per invocation
 /** Workgroup width: lavapipe runs one 8-wide subgroup per workgroup best and pays a fixed cost per
- *  workgroup, so there 8 (eSE 256→256 dgrad: one 64-wide workgroup kept one core busy, 0.6 ms);
- *  hardware GPUs want 64 to hide latency. */
+ *  workgroup, so there 8 (with 64, the eSE dgrad was one workgroup on one core); hardware GPUs
+ *  want 64 to hide latency. */
 const fcWorkgroup = () => (isSoftwareAdapter() ? 8 : 64);
 /** Workgroups the wgrad aims for: a few per core on lavapipe, enough to fill a hardware GPU. */
 const wgradTarget = () => (isSoftwareAdapter() ? 32 : 1024);
 
 /** A 1×1 conv on 1×1 maps with vec4-compatible channel counts and offsets. */
-export function fcApplicable(g: ConvGeometry, offsets: number[]): boolean {
+export function matvecApplicable(g: ConvGeometry, offsets: readonly number[]): boolean {
   return isPointwise(g) && g.H === 1 && g.W === 1 && g.groups === 1 && g.C % 4 === 0 && offsets.every((o) => o % 4 === 0);
 }
 
@@ -36,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let n0 = (t / p.e0) * ${NT};`;
 
 const forwardKernel = defineKernel({
-  name: 'conv.fc.fwd',
+  name: 'conv.matvec.fwd',
   bindings: { x: read('vec4f'), w: read('vec4f'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
   params: CONV_PARAMS,
   code: ({ hasBias, relu, WG }: { hasBias: boolean; relu: boolean; WG: number }) => /* wgsl */ `
@@ -100,7 +100,7 @@ const hasDgrad = (kind: GradKind) => kind !== 'wgrad';
 const hasWgrad = (kind: GradKind) => kind !== 'dgrad';
 
 const gradKernel = defineKernel({
-  name: 'conv.fc.grad',
+  name: 'conv.matvec.grad',
   bindings: {
     dy: read('f32'),
     w: { ...read('vec4f'), when: (v) => hasDgrad(v.kind) },
@@ -127,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }`;
 }
 
-interface FcGradPlan {
+interface MatvecGradPlan {
   WG: number;
   colTiles: number;
   rows: number;
@@ -135,52 +135,52 @@ interface FcGradPlan {
   wgradWorkgroups: number;
 }
 
-function planGrad(g: ConvGeometry): FcGradPlan {
+function planGrad(g: ConvGeometry): MatvecGradPlan {
   const WG = fcWorkgroup();
   const colTiles = Math.ceil(g.C / 4 / WG);
   const rows = Math.max(1, Math.ceil((g.O * colTiles) / wgradTarget()));
   return { WG, colTiles, rows, dgradWorkgroups: colTiles * Math.ceil(g.N / NT), wgradWorkgroups: colTiles * Math.ceil(g.O / rows) };
 }
 
-function gradParams(g: ConvGeometry, pl: FcGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }) {
+function gradParams(g: ConvGeometry, pl: MatvecGradPlan, offs: { x: number; w: number; dy: number; dx: number; dw: number }) {
   return convParams(g, { x: offs.x, w: offs.w, y: offs.dy, b: offs.dx }, [pl.colTiles, pl.rows, 0, pl.dgradWorkgroups, offs.dw]);
 }
 
-/** y[N, O, 1, 1] = x[N, C, 1, 1] · Wᵀ (+ b) (ReLU). Requires fcApplicable(g, [xOff, wOff]). */
-export function convForwardFc(
+/** y[N, O, 1, 1] = x[N, C, 1, 1] · Wᵀ (+ b) (ReLU). Requires matvecApplicable(g, [xOff, wOff]). */
+export function convForwardMatvec(
   g: ConvGeometry,
   x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
   y: GPUBuffer, yOff: number,
 ): void {
-  if (!fcApplicable(g, [xOff, wOff])) throw new Error(`convForwardFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${wOff}`);
+  if (!matvecApplicable(g, [xOff, wOff])) throw new Error(`convForwardMatvec: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${wOff}`);
   const WG = fcWorkgroup();
   const tiles = Math.ceil(g.O / WG);
   const params = convParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 }, [tiles]);
   forwardKernel.dispatch({ hasBias: !!bias, relu, WG }, { x, w, bias: bias?.buffer, y }, params, tiles * Math.ceil(g.N / NT));
 }
 
-/** dx[N, C, 1, 1] = dy[N, O, 1, 1] · W. Requires fcApplicable(g, [wOff]). */
-export function convDgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
-  if (!fcApplicable(g, [wOff])) throw new Error(`convDgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and a 4-aligned weight offset, got C ${g.C}, H×W ${g.H}×${g.W}, offset ${wOff}`);
+/** dx[N, C, 1, 1] = dy[N, O, 1, 1] · W. Requires matvecApplicable(g, [wOff]). */
+export function convDgradMatvec(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+  if (!matvecApplicable(g, [wOff])) throw new Error(`convDgradMatvec: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and a 4-aligned weight offset, got C ${g.C}, H×W ${g.H}×${g.W}, offset ${wOff}`);
   const pl = planGrad(g);
   gradKernel.dispatch({ kind: 'dgrad', WG: pl.WG }, { dy, w, dx }, gradParams(g, pl, { x: 0, w: wOff, dy: dyOff, dx: dxOff, dw: 0 }), pl.dgradWorkgroups);
 }
 
-/** dW[O, C, 1, 1] = Σ_n dy[n, :]ᵀ x[n, :]. Requires fcApplicable(g, [xOff, dwOff]). */
-export function convWgradFc(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
-  if (!fcApplicable(g, [xOff, dwOff])) throw new Error(`convWgradFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${dwOff}`);
+/** dW[O, C, 1, 1] = Σ_n dy[n, :]ᵀ x[n, :]. Requires matvecApplicable(g, [xOff, dwOff]). */
+export function convWgradMatvec(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
+  if (!matvecApplicable(g, [xOff, dwOff])) throw new Error(`convWgradMatvec: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${xOff}, ${dwOff}`);
   const pl = planGrad(g);
   gradKernel.dispatch({ kind: 'wgrad', WG: pl.WG }, { dy, x, dw }, gradParams(g, pl, { x: xOff, w: 0, dy: dyOff, dx: 0, dw: dwOff }), pl.wgradWorkgroups);
 }
 
 /** Both gradients in one dispatch (one launch-and-wait instead of two: eSE's backward is launch-bound
- *  on lavapipe). Requires fcApplicable(g, [wOff, xOff, dwOff]). */
-export function convBackwardFc(
+ *  on lavapipe). Requires matvecApplicable(g, [wOff, xOff, dwOff]). */
+export function convBackwardMatvec(
   g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   dx: GPUBuffer, dxOff: number, dw: GPUBuffer, dwOff: number,
 ): void {
-  if (!fcApplicable(g, [wOff, xOff, dwOff])) throw new Error(`convBackwardFc: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${wOff}, ${xOff}, ${dwOff}`);
+  if (!matvecApplicable(g, [wOff, xOff, dwOff])) throw new Error(`convBackwardMatvec: needs a 1×1 conv on 1×1 maps with C % 4 == 0 and 4-aligned offsets, got C ${g.C}, H×W ${g.H}×${g.W}, offsets ${wOff}, ${xOff}, ${dwOff}`);
   const pl = planGrad(g);
   gradKernel.dispatch({ kind: 'both', WG: pl.WG }, { dy, w, dx, x, dw }, gradParams(g, pl, { x: xOff, w: wOff, dy: dyOff, dx: dxOff, dw: dwOff }), pl.dgradWorkgroups + pl.wgradWorkgroups);
 }

@@ -1,13 +1,14 @@
-// Operand packing for the v2 conv GEMMs: the GEMM "row" operand (output channels for forward and
-// wgrad, input channels for dgrad) is rearranged so that the rows one invocation owns are adjacent
-// and vec4-aligned, padded with zeros to a whole number of row tiles. On lavapipe every storage load
-// is scalarised per lane at ~20 ns regardless of width (perf-anchors §5), so one vec4 load of four
-// rows replaces four scalar loads. Packing is one cheap pass over the (small) weight or over dy.
+// Operand packing for the packed-gemm kernels: the GEMM "row" operand (output channels for
+// forward and wgrad, input channels for dgrad) is rearranged so that the rows one invocation owns
+// are adjacent and vec4-aligned, padded with zeros to a whole number of row tiles. On lavapipe
+// every storage load is scalarised per lane at about the same cost whatever its width, so one vec4
+// load of four rows replaces four scalar loads. Packing is one cheap pass over the (small) weight
+// or over dy. The row tile TM (packedGemmRows) is chosen here, as the packing pads to it.
 //   weightRows:  W[g·Og + o, c, tap]  →  P[g, tap, k, r]   (fwd: r = o, k = c; dgrad: r = c, k = o)
 //   dyRows:      dy[n, g·Og + o, pix] →  P[n, pix, g, r]   (wgrad: r = o)
 // Padding rows (r ≥ Og or ≥ Cg) are written as 0, so the GEMM needs no row bounds checks.
-import { defineKernel, read, rt, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
-import { type ConvGeometry } from './geometry';
+import { defineKernel, read, rt, rw, WGSL_LINEAR_WORKGROUP } from '../../define-kernel';
+import { type ConvGeometry } from '../geometry';
 
 const WG = 64;
 
@@ -46,12 +47,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 const packKernel = defineKernel({
-  name: 'conv.pack',
+  name: 'conv.packed-gemm.pack',
   variants: { kind: ['fwd', 'dgrad', 'dy'] },
   bindings: { src: read('f32'), dst: rw('f32') },
   params: { total: 'u32', rp: 'u32', kn: 'u32', khw: 'u32', og: 'u32', cg: 'u32', src_off: 'u32' },
   code: ({ kind }) => packCode(kind),
 });
+
+let rowsOverride: number | undefined;
+/** Force TM (4, 8 or 16) for tuning and tests. */
+export function overridePackedGemmRows(tm: number | undefined): void {
+  rowsOverride = tm;
+}
+
+/** Rows per invocation for a packed GEMM with `m` rows: a multiple of 4 (vec4-packed), at most 16. */
+export function packedGemmRows(m: number): number {
+  if (rowsOverride !== undefined) return rowsOverride;
+  return m >= 16 ? 16 : m > 4 ? 8 : 4;
+}
 
 /** Rows padded to whole tiles of `tm` rows. */
 export const paddedRows = (rows: number, tm: number) => Math.ceil(rows / tm) * tm;
@@ -68,7 +81,7 @@ export function packWeightForward(g: ConvGeometry, w: GPUBuffer, wOff: number, r
   const cg = g.C / g.groups;
   const og = g.O / g.groups;
   const total = g.groups * khw * cg * rp;
-  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.w.fwd');
+  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.packed-gemm.w.fwd');
   run('fwd', w, dst, { total, rp, kn: cg, khw, og, cg, src_off: wOff });
   return dst;
 }
@@ -79,7 +92,7 @@ export function packWeightDgrad(g: ConvGeometry, w: GPUBuffer, wOff: number, rp:
   const cg = g.C / g.groups;
   const og = g.O / g.groups;
   const total = g.groups * khw * og * rp;
-  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.w.dgrad');
+  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.packed-gemm.w.dgrad');
   run('dgrad', w, dst, { total, rp, kn: og, khw, og, cg, src_off: wOff });
   return dst;
 }
@@ -89,7 +102,7 @@ export function packDyRows(g: ConvGeometry, dy: GPUBuffer, dyOff: number, rp: nu
   const ohw = g.OH * g.OW;
   const og = g.O / g.groups;
   const total = g.N * ohw * g.groups * rp;
-  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.pack.dy');
+  const dst = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.packed-gemm.dy');
   run('dy', dy, dst, { total, rp, kn: g.groups, khw: ohw, og, cg: g.groups, src_off: dyOff });
   return dst;
 }

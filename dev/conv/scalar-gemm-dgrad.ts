@@ -1,3 +1,6 @@
+// Superseded: the scalar-gemm dgrad (no adapter chooses it; packed-gemm's dgrad took its place).
+// Kept for A/B experiments: see dev/README.md. Same contract as convDgradDirect.
+//
 // Conv grad input (dgrad) as an implicit GEMM, per group g:
 //   dx[c, col] = Σ_(o, kh, kw) W[o, c, kh, kw] · dy[n, o, oh, ow],  col = (n, ih, iw) < N·H·W,
 // where (oh, ow) is the output that tap (kh, kw) maps onto input pixel (ih, iw):
@@ -8,12 +11,12 @@
 // the columns of a tile share iw mod sw and a tap either fits all of them or none: taps no column
 // can use skip the channel loop (this recovers the sw-fold waste of the gather form). 1×1
 // stride-1 unpadded convs take the plain-GEMM specialisation (dx = Wᵀ · dy per image).
-import { defineKernel, read, rw } from '../define-kernel';
-import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
+import { defineKernel, read, rw } from '../../kernels/define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from '../../kernels/conv/geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from '../../kernels/conv/register-tile';
 
 const dgradGemmKernel = defineKernel({
-  name: 'conv.gemm.dgrad',
+  name: 'dev.conv.scalar-gemm.dgrad',
   bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
   params: CONV_PARAMS,
   code: dgradGemmCode,
@@ -77,7 +80,7 @@ ${gemmEntry(wg, tm, 'p.groups')}
 }
 
 /** dx[N, C, H, W] from dy[N, O, OH, OW] and w as an implicit GEMM. Same contract as convDgradDirect. */
-export function convDgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+export function convDgradScalarGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   const cg = g.C / g.groups;
   const tm = rowsPerThread(cg);
   const wg = gemmWorkgroupSize();

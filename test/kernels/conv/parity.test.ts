@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, sum, type Tensor } from '../../engine';
-import { conv2d } from '../../engine/ops/conv';
-import { convTranspose2d } from '../../engine/ops/conv-transpose';
-import { adaptiveAvgPool2d, avgPool2d, interpolateBilinear, maxPool2d, upsampleNearest2d } from '../../engine/ops/pool';
+import { backward, fromArray, init, mul, sum, type Tensor } from '../../../engine';
+import { conv2d } from '../../../engine/ops/conv';
+import { convTranspose2d } from '../../../engine/ops/conv-transpose';
+import { adaptiveAvgPool2d, avgPool2d, interpolateBilinear, maxPool2d, upsampleNearest2d } from '../../../engine/ops/pool';
 
 interface Arr {
   shape: number[];
@@ -23,7 +23,7 @@ interface Case {
   [k: string]: any;
 }
 
-const DIR = join(__dirname, '..', 'fixtures', 'conv');
+const DIR = join(__dirname, '..', '..', 'fixtures', 'conv');
 const load = (file: string): Case[] => JSON.parse(readFileSync(join(DIR, file), 'utf8')).cases;
 
 beforeAll(async () => {

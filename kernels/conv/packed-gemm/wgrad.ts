@@ -1,25 +1,24 @@
-// Conv grad weight (wgrad), variant 2: the split-K implicit GEMM of wgrad.ts (variant 1, kept as
-// is) with dy packed as P[n, oh, ow, g, o] (pack.ts), so the TM output channels an invocation owns
-// load as TM/4 vec4 per reduction step instead of TM scalars. The ow loop of each output row is
-// cut into a left border, an interior and a right border, with bounds that hold for every tap
-// (so they are the same for all invocations: no divergent branches); the interior of an
-// interior row reads x without masks.
+// packed-gemm wgrad: the split-K implicit GEMM for the weight gradient (split-k.ts), with dy
+// packed as P[n, oh, ow, g, o] (pack.ts), so the TM output channels an invocation owns load as
+// TM/4 vec4 per reduction step instead of TM scalars. The ow loop of each output row is cut into a
+// left border, an interior and a right border, with bounds that hold for every tap (so they are
+// the same for all invocations: no divergent branches); the interior of an interior row reads x
+// without masks.
 //   dW[o, (c, kh, kw)] = Σ_(n, oh, ow) dy[n, o, oh, ow] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]
-import { defineKernel, read, rt, rw } from '../define-kernel';
-import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
-import { v2Rows } from './forward-v2';
-import { packDyRows, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from './tile';
-import { reduceSplits, wgradSplit } from './wgrad';
+import { defineKernel, read, rt, rw } from '../../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from '../geometry';
+import { packDyRows, packedGemmRows, paddedRows } from './pack';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type GemmTileVariant } from '../register-tile';
+import { reduceSplits, wgradSplit } from '../split-k';
 
-const wgradV2Kernel = defineKernel({
-  name: 'conv.gemm2.wgrad',
+const wgradKernel = defineKernel({
+  name: 'conv.packed-gemm.wgrad',
   bindings: { dyp: read('vec4f'), x: read('f32'), out: rw('f32') },
   params: CONV_PARAMS,
-  code: wgradV2Code,
+  code: wgradCode,
 });
 
-function wgradV2Code({ tm, wg, pointwise }: GemmTileVariant): string {
+function wgradCode({ tm, wg, pointwise }: GemmTileVariant): string {
   const step = (b: string) => `{
           let b = ${b};
           ${loadRowsVec4(tm, 'dyp', 'ya + ow * ST')}
@@ -79,11 +78,11 @@ ${gemmEntry(wg, tm, 'p.groups * p.e2')}
 }`;
 }
 
-/** dw[O, C/groups, KH, KW] from dy and x, variant 2 (packed dy, split-K). Same contract as convWgradDirect. */
-export function convWgradGemmV2(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number, forceSplits?: number): void {
+/** dw[O, C/groups, KH, KW] from dy and x (packed dy, split-K). Same contract as convWgradDirect. */
+export function convWgradPackedGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number, forceSplits?: number): void {
   const og = g.O / g.groups;
   const kk = (g.C / g.groups) * g.KH * g.KW;
-  const tm = v2Rows(og);
+  const tm = packedGemmRows(og);
   const rp = paddedRows(og, tm);
   const wg = gemmWorkgroupSize();
   const colTiles = Math.ceil(kk / (TN * wg));
@@ -98,10 +97,10 @@ export function convWgradGemmV2(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x
   const variant = { tm, wg, pointwise: isPointwise(g) };
   const count = g.O * kk;
   if (splits === 1) {
-    wgradV2Kernel.dispatch(variant, { dyp, x, out: dw }, convParams(g, { x: xOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff, rp / 4]), tiles);
+    wgradKernel.dispatch(variant, { dyp, x, out: dw }, convParams(g, { x: xOff }, [colTiles, rowTiles, 1, rowsPerChunk, dwOff, rp / 4]), tiles);
   } else {
-    const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.wgrad2.partial');
-    wgradV2Kernel.dispatch(variant, { dyp, x, out: partial }, convParams(g, { x: xOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0, rp / 4]), tiles * splits);
+    const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.packed-gemm.partial');
+    wgradKernel.dispatch(variant, { dyp, x, out: partial }, convParams(g, { x: xOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0, rp / 4]), tiles * splits);
     reduceSplits(partial, splits, count, dw, dwOff);
     rt().pool.release(partial);
   }

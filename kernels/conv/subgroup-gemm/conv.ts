@@ -1,6 +1,6 @@
-// Conv GEMM variant 3: forward, dgrad and wgrad through the chunked im2col + subgroup GEMM of
-// v3.ts (lavapipe only: needs 8-wide subgroups). Same contracts as the direct kernels (contiguous
-// NCHW operands with element offsets). The tap tables are built here:
+// subgroup-gemm, the convolutions: forward, dgrad and wgrad through the chunked im2col + subgroup
+// GEMM of gemm.ts (software adapters with 8-wide subgroups: lavapipe). Same contracts as the
+// direct kernels (contiguous NCHW operands with element offsets). The tap tables are built here:
 //   forward  tap (kh, kw): (oy, ox) = (kh·dh − ph, kw·dw − pw) on the input, output grid OH × OW
 //            with steps (sh, sw).
 //   dgrad    one sub-convolution per stride phase (rh, rw) of dx: tap (kh, kw) reaches the phase
@@ -8,30 +8,35 @@
 //            that quotient, and the phase grid is ceil((H − rh)/sh) × ceil((W − rw)/sw). Stride 1
 //            is one phase with every tap: the convolution of dy with the flipped weight.
 //   wgrad    every tap, columns (c, kh, kw) in dw's own order.
-import { type ConvGeometry } from './geometry';
-import { gatherGemm, MAX_TAPS, V3_MAX_BINDING, packDyRowsV3, packWeightRows, paddedRowsV3, type Tap, v3Available, wgradGemm } from './v3';
-import { rt } from '../define-kernel';
+import { type ConvGeometry } from '../geometry';
+import { gatherGemm, MAX_BINDING, MAX_TAPS, packDyRows, packWeightRows, paddedRows, subgroupGemmAvailable, type Tap, wgradGemm } from './gemm';
+import { rt } from '../../define-kernel';
 
-/** v3 handles the geometry: the adapter has 8-wide subgroups and the kernel fits the tap table. */
-/** Whether gemm3 can run `g` (for `op`; 'any' = all three): the packed operands must fit one
- *  128 MiB binding (weights for forward and dgrad, dy rows for wgrad) and the dy pack's grid. */
-export function v3Applicable(g: ConvGeometry, op: 'forward' | 'dgrad' | 'wgrad' | 'any' = 'any'): boolean {
-  if (!v3Available() || g.KH * g.KW > MAX_TAPS) return false;
+/** Whether the geometry fits the subgroup GEMM (for `op`; 'any' = all three), whatever the
+ *  adapter: the tap table holds the kernel, the packed operands fit one 128 MiB binding (weights
+ *  for forward and dgrad, dy rows for wgrad) and the dy pack fits its grid. */
+export function subgroupGemmFits(g: ConvGeometry, op: 'forward' | 'dgrad' | 'wgrad' | 'any' = 'any'): boolean {
+  if (g.KH * g.KW > MAX_TAPS) return false;
   const T = g.KH * g.KW;
   const og = g.O / g.groups;
   const cg = g.C / g.groups;
-  const packBytes = (rows: number, k: number) => g.groups * paddedRowsV3(rows) * Math.max(4, Math.ceil(k / 4) * 4) * 4;
-  if ((op === 'forward' || op === 'any') && packBytes(og, cg * T) > V3_MAX_BINDING) return false;
-  if ((op === 'dgrad' || op === 'any') && packBytes(cg, og * T) > V3_MAX_BINDING) return false;
+  const packBytes = (rows: number, k: number) => g.groups * paddedRows(rows) * Math.max(4, Math.ceil(k / 4) * 4) * 4;
+  if ((op === 'forward' || op === 'any') && packBytes(og, cg * T) > MAX_BINDING) return false;
+  if ((op === 'dgrad' || op === 'any') && packBytes(cg, og * T) > MAX_BINDING) return false;
   if (op === 'wgrad' || op === 'any') {
-    if (packBytes(og, g.N * g.OH * g.OW) > V3_MAX_BINDING || g.groups * g.N > 65535) return false;
+    if (packBytes(og, g.N * g.OH * g.OW) > MAX_BINDING || g.groups * g.N > 65535) return false;
   }
   return true;
 }
 
+/** Whether subgroup-gemm can run `g` here: the adapter has 8-wide subgroups and the geometry fits. */
+export function subgroupGemmApplicable(g: ConvGeometry, op: 'forward' | 'dgrad' | 'wgrad' | 'any' = 'any'): boolean {
+  return subgroupGemmAvailable() && subgroupGemmFits(g, op);
+}
+
 function check(what: string, g: ConvGeometry): void {
-  if (!v3Available()) throw new Error(`conv ${what} v3: needs a software adapter with 8-wide subgroups (use gemm2)`);
-  if (g.KH * g.KW > MAX_TAPS) throw new Error(`conv ${what} v3: kernel ${g.KH}x${g.KW} has over ${MAX_TAPS} taps (use gemm2)`);
+  if (!subgroupGemmAvailable()) throw new Error(`conv ${what} subgroup-gemm: needs a software adapter with 8-wide subgroups (use packed-gemm)`);
+  if (g.KH * g.KW > MAX_TAPS) throw new Error(`conv ${what} subgroup-gemm: kernel ${g.KH}x${g.KW} has over ${MAX_TAPS} taps (use packed-gemm)`);
 }
 
 function forwardTaps(g: ConvGeometry): Tap[] {
@@ -42,8 +47,8 @@ function forwardTaps(g: ConvGeometry): Tap[] {
 
 const mod = (a: number, m: number) => ((a % m) + m) % m;
 
-/** y = conv(x, w) (+ bias) (then ReLU), variant 3. */
-export function convForwardGemmV3(
+/** y = conv(x, w) (+ bias) (then ReLU). */
+export function convForwardSubgroupGemm(
   g: ConvGeometry,
   x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
@@ -54,15 +59,15 @@ export function convForwardGemmV3(
   const og = g.O / g.groups;
   const khw = g.KH * g.KW;
   const taps = forwardTaps(g);
-  const a = packWeightRows(w, wOff, g.groups, og, paddedRowsV3(og), cg, taps, cg * khw, khw, og * cg * khw);
+  const a = packWeightRows(w, wOff, g.groups, og, paddedRows(og), cg, taps, cg * khw, khw, og * cg * khw);
   gatherGemm(g.N, g.groups, og, a, taps,
     { src: x, srcOff: xOff, csrc: g.C, cgs: cg, Hs: g.H, Ws: g.W, stepH: g.strideH, stepW: g.strideW },
     { out: y, outOff: yOff, ctot: g.O, GH: g.OH, GW: g.OW, phase: null, bias, relu });
   rt().pool.release(a.a);
 }
 
-/** dx[N, C, H, W] from dy and w, variant 3 (one sub-convolution per stride phase). */
-export function convDgradGemmV3(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
+/** dx[N, C, H, W] from dy and w (one sub-convolution per stride phase). */
+export function convDgradSubgroupGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   check('dgrad', g);
   const cg = g.C / g.groups;
   const og = g.O / g.groups;
@@ -80,7 +85,7 @@ export function convDgradGemmV3(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w
           taps.push({ oy: th / g.strideH, ox: tw / g.strideW, index: kh * g.KW + kw });
         }
       }
-      const a = packWeightRows(w, wOff, g.groups, cg, paddedRowsV3(cg), og, taps, khw, cg * khw, og * cg * khw);
+      const a = packWeightRows(w, wOff, g.groups, cg, paddedRows(cg), og, taps, khw, cg * khw, og * cg * khw);
       const GH = Math.ceil((g.H - rh) / g.strideH);
       const GW = Math.ceil((g.W - rw) / g.strideW);
       gatherGemm(g.N, g.groups, cg, a, taps,
@@ -94,13 +99,13 @@ export function convDgradGemmV3(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w
   }
 }
 
-/** dw[O, C/groups, KH, KW] from dy and x, variant 3 (chunked reduction accumulating in order). */
-export function convWgradGemmV3(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
+/** dw[O, C/groups, KH, KW] from dy and x (chunked reduction accumulating in order). */
+export function convWgradSubgroupGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
   check('wgrad', g);
   const og = g.O / g.groups;
   const ohw = g.OH * g.OW;
   const ns = g.N * ohw;
-  const dyA = packDyRowsV3(dy, dyOff, g.groups, og, paddedRowsV3(og), g.O, ohw, ns);
+  const dyA = packDyRows(dy, dyOff, g.groups, og, paddedRows(og), g.O, ohw, ns);
   wgradGemm(g.groups, og, dyA, ns, forwardTaps(g),
     { x, xOff, C: g.C, cg: g.C / g.groups, H: g.H, W: g.W, OH: g.OH, OW: g.OW, sh: g.strideH, sw: g.strideW }, dw, dwOff);
   rt().pool.release(dyA.a);

@@ -1,19 +1,20 @@
-// Conv GEMM variant 3 (lavapipe, 8-wide subgroups): the design of matmul v3 (kernels/matmul.ts)
-// applied to convolution through an explicit, chunked im2col.
+// subgroup-gemm, the GEMM (software adapters with 8-wide subgroups: lavapipe): the design of
+// matmul's subgroup kernel (kernels/matmul.ts) applied to convolution through an explicit, chunked
+// im2col.
 //
-// Why explicit: in the implicit GEMMs (v1, v2) every B value (an input pixel under a tap) is a
-// scalar load with its own bounds test, re-done for every block of output channels, while matmul
-// v3 streams B from 32-column packed panels with one vec4 load per lane and k, and shares each A
-// row across the subgroup with subgroupBroadcast (perf-anchors §5: every storage load is
-// scalarised per lane, so loads per FMA is what bounds throughput). Here a gather kernel writes
-// the im2col matrix straight into that panel layout, a chunk of panels at a time into one pooled
-// workspace (bounded memory, and meant to be re-read by the GEMM while still in cache), and
-// the GEMM below runs 32 rows × 32 columns per 8-lane workgroup (16 or 8 rows when the
-// operand has fewer): each lane holds 32 vec4 accumulators, which spill, but a spill reload is one
-// vector move while every storage load is 8 scalar ones, so 4 A + 4 B loads per 128 vec4 FMAs
+// Why explicit: in the implicit GEMMs (scalar-gemm, packed-gemm) every B value (an input pixel
+// under a tap) is a scalar load with its own bounds test, re-done for every block of output
+// channels, while matmul's subgroup kernel streams B from 32-column packed panels with one vec4
+// load per lane and k, and shares each A row across the subgroup with subgroupBroadcast (lavapipe
+// scalarises every storage load per lane, so loads per FMA is what bounds throughput). Here a
+// gather kernel writes the im2col matrix straight into that panel layout, a chunk of panels at a
+// time into one pooled workspace (bounded memory, and meant to be re-read by the GEMM while still
+// in cache), and the GEMM below runs 32 rows × 32 columns per 8-lane workgroup (16 or 8 rows when
+// the operand has fewer): each lane holds 32 vec4 accumulators, which spill, but a spill reload is
+// one vector move while every storage load is 8 scalar ones, so 4 A + 4 B loads per 128 vec4 FMAs
 // (32 rows) beat 2 + 4 per 64 (16 rows).
 //
-// One GEMM kernel serves all three convolution products:
+// One GEMM kernel serves all three convolution products (conv.ts builds the tap tables):
 //   forward  C[o, (n,oh,ow)]  = Σ_(c,tap) W[o,c,tap] · x[n, c, oh·sh + oy_t, ow·sw + ox_t]
 //   dgrad    per stride phase (rh, rw) of dx (a sub-convolution with only the taps that reach that
 //            phase, so no work on the zero-inserted positions):
@@ -22,10 +23,9 @@
 //   wgrad    C[o, (c,tap)] = Σ_(n,oh,ow) dy[n,o,oh,ow] · x[n, c, oh·sh + oy_t, ow·sw + ox_t], with the
 //            reduction cut into chunks that accumulate into dw in order (deterministic split-K).
 // The tap table (oy_t, ox_t, tap index) is built on the host and passed in the uniform block.
-import { defineKernel, read, rt, rw } from '../define-kernel';
-
-import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
-import { reduceSplits } from './wgrad';
+import { defineKernel, read, rt, rw } from '../../define-kernel';
+import { hasSubgroups8, isSoftwareAdapter } from '../../../runtime/adapter';
+import { reduceSplits } from '../split-k';
 
 /** Output columns per workgroup (8 lanes × 4). */
 export const PANEL = 32;
@@ -33,8 +33,9 @@ export const PANEL = 32;
 export const MAX_TAPS = 50;
 const X = ['x', 'y', 'z', 'w'] as const;
 
-/** v3 runs where matmul v3 does: software adapters with 8-wide subgroups. */
-export function v3Available(): boolean {
+/** The subgroup GEMM runs where matmul's subgroup kernel does: software adapters with 8-wide
+ *  subgroups. */
+export function subgroupGemmAvailable(): boolean {
   return isSoftwareAdapter() && hasSubgroups8();
 }
 
@@ -47,7 +48,7 @@ export interface Tap {
 
 /** The tap table, two taps per vec4i: (oy0, ox0, oy1, ox1); indices go in a second table. */
 function tapWords(taps: Tap[], what: 'offsets' | 'index'): number[] {
-  if (taps.length > MAX_TAPS) throw new Error(`conv v3: ${taps.length} taps, at most ${MAX_TAPS}`);
+  if (taps.length > MAX_TAPS) throw new Error(`conv subgroup-gemm: ${taps.length} taps, at most ${MAX_TAPS}`);
   const w = new Array<number>(Math.ceil(MAX_TAPS / 2) * 4).fill(0);
   taps.forEach((t, i) => {
     if (what === 'offsets') {
@@ -75,7 +76,7 @@ const blockRows = (rows: number, otherWgs: number) => Math.max(1, Math.ceil(rows
  *  k = c·T + t. Each lane decodes its 4 columns once, then walks k with counters (no division
  *  per element: x86 has no SIMD integer divide). */
 const im2colKernel = defineKernel({
-  name: 'conv.v3.im2col',
+  name: 'conv.subgroup-gemm.im2col',
   uniformVar: 'q',
   bindings: { src: read('f32'), Bp: rw('vec4f') },
   params: {
@@ -127,7 +128,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 /** Gather for wgrad: panel columns are k = c·T + t, rows are output positions s = (n, oh, ow) of
  *  the chunk [s0, s0 + R4). Each lane decodes its 4 (c, tap) once and walks s with counters. */
 const im2colTKernel = defineKernel({
-  name: 'conv.v3.im2colT',
+  name: 'conv.subgroup-gemm.im2colT',
   uniformVar: 'q',
   bindings: { src: read('f32'), Bp: rw('vec4f') },
   params: {
@@ -184,11 +185,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /** Weight rows: A[g][m][k = c·T + t] = W[g·gstride + m·sm + c·sc + tap_t], zero for m ≥ Mg or
  *  k ≥ K. Forward: m = o, c = input channel; dgrad: m = input channel, c = o. One workgroup per
- *  row (m, g), looping over k (lavapipe pays per workgroup): the only per-element division is by the tap count T, a compile-time constant (a
- *  multiply and shift; x86 has no SIMD integer divide). `table`: tap indices from the uniform
+ *  row (m, g), looping over k (lavapipe pays per workgroup): the only per-element division is by
+ *  the tap count T, a compile-time constant (a multiply and shift; x86 has no SIMD integer
+ *  divide). `table`: tap indices from the uniform
  *  (dgrad phases); otherwise tap t is index t. */
 const packWKernel = defineKernel({
-  name: 'conv.v3.packw',
+  name: 'conv.subgroup-gemm.packw',
   uniformVar: 'q',
   bindings: { w: read('f32'), A: rw('f32') },
   params: {
@@ -219,7 +221,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 /** dy rows for wgrad: A[g][m][s] = dy[n, g·Og + m, pix], s = n·OHW + pix < NS, zero padded to NS4.
  *  One workgroup per (m, g·N + n), looping over pixels: no per-element division. */
 const packDyKernel = defineKernel({
-  name: 'conv.v3.packdy2',
+  name: 'conv.subgroup-gemm.packdy',
   uniformVar: 'q',
   bindings: { dy: read('f32'), A: rw('f32') },
   params: { Mpad: 'i32', NS4: 'i32', NS: 'i32', Og: 'i32', O: 'i32', OHW: 'i32', dy_off: 'i32', N: 'i32' },
@@ -254,7 +256,7 @@ interface GemmSpec {
 /** C tile (rows m0.., 32 panel columns) = A[g][m][ka..ka+K4) · Bp[g][panel][0..K4)[32]. Every lane
  *  stays active to the end: subgroupBroadcast reads the other lanes' A rows. */
 const gemmKernel = defineKernel({
-  name: 'conv.v3.gemm',
+  name: 'conv.subgroup-gemm.gemm',
   uniformVar: 'q',
   bindings: {
     A: read('vec4f'),
@@ -341,18 +343,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
 
 let chunkBytesOverride: number | undefined;
 /** Workspace bytes per im2col chunk (tuning and tests: a tiny chunk exercises the chunk loop). */
-export function overrideV3ChunkBytes(b: number | undefined): void {
+export function overrideSubgroupGemmChunkBytes(b: number | undefined): void {
   chunkBytesOverride = b;
 }
-const envChunk = typeof process !== 'undefined' ? Number(process.env.CELLGPU_CONV_V3_CHUNK_MB ?? '') : NaN;
+/** CELLGPU_CONV_SUBGROUP_CHUNK_MB (or its older name CELLGPU_CONV_V3_CHUNK_MB): the chunk in MB. */
+const envChunk = typeof process !== 'undefined' ? Number(process.env.CELLGPU_CONV_SUBGROUP_CHUNK_MB ?? process.env.CELLGPU_CONV_V3_CHUNK_MB ?? '') : NaN;
 /** A few MB: the GEMM re-reads the chunk while it is still in the CPU caches. */
 const chunkBytes = () => chunkBytesOverride ?? (envChunk > 0 ? envChunk * 1024 * 1024 : 4 * 1024 * 1024);
 
-// 64 rows measured no faster than 32 on OSA4 (within noise) and compiles for minutes: not offered.
+// 64 rows are not offered: no faster than 32, and such a kernel compiles for minutes.
 type Rows = 8 | 16 | 32;
 let rowsOverride: Rows | undefined;
 /** Force the GEMM row tile (tuning and tests); at most Mg rounded up to 8. */
-export function overrideV3Rows(r: Rows | undefined): void {
+export function overrideSubgroupGemmRows(r: Rows | undefined): void {
   rowsOverride = r;
 }
 export const rowsFor = (mg: number): Rows => {
@@ -360,10 +363,10 @@ export const rowsFor = (mg: number): Rows => {
   return mg > 16 ? 32 : mg > 8 ? 16 : 8;
 };
 /** Rows of the A operand: Mg padded to whole GEMM tiles (the padding rows are zero). */
-export const paddedRowsV3 = (mg: number) => Math.ceil(mg / rowsFor(mg)) * rowsFor(mg);
+export const paddedRows = (mg: number) => Math.ceil(mg / rowsFor(mg)) * rowsFor(mg);
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
-const MAX_BINDING = 128 * 1024 * 1024;
-export const V3_MAX_BINDING = MAX_BINDING;
+/** The largest storage binding the packed operands and workspaces may take (128 MiB). */
+export const MAX_BINDING = 128 * 1024 * 1024;
 
 /** Pack weight rows into a pooled A [groups][Mpad][K4] (caller releases). */
 export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number, kAlign = 4): { a: GPUBuffer; K: number; K4: number } {
@@ -372,8 +375,8 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
   // Row length: K rounded up to kAlign (a multiple of 4: whole vec4 loads).
   const K4 = Math.max(kAlign, ceilDiv(K, kAlign) * kAlign);
   const total = groups * mpad * K4;
-  if (total * 4 > MAX_BINDING) throw new Error(`conv v3: packed weights would take ${total * 4} bytes (over 128 MiB; use gemm2)`);
-  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.A');
+  if (total * 4 > MAX_BINDING) throw new Error(`conv subgroup-gemm: packed weights would take ${total * 4} bytes (over 128 MiB; use packed-gemm)`);
+  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.A');
   const natural = taps.every((t, i) => t.index === i);
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);
   taps.forEach((t, i) => (idx[i] = t.index));
@@ -383,13 +386,13 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
 }
 
 /** Pack dy rows for wgrad into a pooled A [groups][Mpad][NS4] (caller releases). */
-export function packDyRowsV3(dy: GPUBuffer, dyOff: number, groups: number, og: number, mpad: number, O: number, ohw: number, ns: number): { a: GPUBuffer; NS4: number } {
+export function packDyRows(dy: GPUBuffer, dyOff: number, groups: number, og: number, mpad: number, O: number, ohw: number, ns: number): { a: GPUBuffer; NS4: number } {
   const NS4 = ceilDiv(ns, 4) * 4;
   const total = groups * mpad * NS4;
-  if (total * 4 > MAX_BINDING) throw new Error(`conv v3 wgrad: packed dy would take ${total * 4} bytes (over 128 MiB)`);
-  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.v3.dy');
+  if (total * 4 > MAX_BINDING) throw new Error(`conv subgroup-gemm wgrad: packed dy would take ${total * 4} bytes (over 128 MiB)`);
+  const a = rt().pool.acquire(total * 4, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.dy');
   const N = ns / ohw;
-  if (groups * N > 65535) throw new Error(`conv v3 wgrad: ${groups} groups × ${N} images exceed 65,535 workgroups (use gemm2)`);
+  if (groups * N > 65535) throw new Error(`conv subgroup-gemm wgrad: ${groups} groups × ${N} images exceed 65,535 workgroups (use packed-gemm)`);
   const params = { Mpad: mpad, NS4, NS: ns, Og: og, O, OHW: ohw, dy_off: dyOff, N };
   packDyKernel.dispatch({}, { dy, A: a }, params, [1, mpad, groups * N]);
   return { a, NS4 };
@@ -426,14 +429,14 @@ export interface GatherSource {
  * gather a chunk of panels into the workspace, then run the GEMM over it.
  */
 export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuffer; K: number; K4: number }, taps: Tap[], srcDesc: GatherSource, st: ColumnStore): void {
-  const mpad = paddedRowsV3(mg);
+  const mpad = paddedRows(mg);
   const R = rowsFor(mg);
   const NC = N * st.GH * st.GW;
   const totalPanels = ceilDiv(NC, PANEL);
   const panelBytes = groups * a.K4 * PANEL * 4;
   const perChunk = Math.max(1, Math.min(totalPanels, 65535, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / panelBytes)));
-  if (panelBytes > MAX_BINDING) throw new Error(`conv v3: one panel needs ${panelBytes} bytes (over 128 MiB)`);
-  const ws = rt().pool.acquire(perChunk * panelBytes, GPUBufferUsage.STORAGE, 'conv.v3.panels');
+  if (panelBytes > MAX_BINDING) throw new Error(`conv subgroup-gemm: one panel needs ${panelBytes} bytes (over 128 MiB)`);
+  const ws = rt().pool.acquire(perChunk * panelBytes, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.panels');
   const dense = st.phase === null;
   const vecStore = dense && (st.GH * st.GW) % 4 === 0 && st.outOff % 4 === 0;
   const mode: StoreMode = dense ? (vecStore ? 'fwd4' : 'fwd') : 'phase';
@@ -483,7 +486,7 @@ export interface WgradSource {
  */
 export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: number }, ns: number, taps: Tap[], s: WgradSource, dw: GPUBuffer, dwOff: number): void {
   const R = rowsFor(og);
-  const mpad = paddedRowsV3(og);
+  const mpad = paddedRows(og);
   const T = taps.length;
   const KK = s.cg * T;
   const panels = ceilDiv(KK, PANEL);
@@ -491,8 +494,8 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   // Chunk rows: a multiple of KB (so chunk starts are vec4-aligned in A).
   const rowsPerChunk = Math.max(KB, Math.floor(Math.min(chunkBytes(), MAX_BINDING) / rowBytes / KB) * KB);
   const chunkRows = Math.min(rowsPerChunk, ceilDiv(dyA.NS4, KB) * KB);
-  if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv v3 wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
-  const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.v3.panelsT');
+  if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv subgroup-gemm wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
+  const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.panelsT');
   const gv: GemmSpec = { rows: R, store: 'wgrad', bias: false, relu: false };
   const tw = tapWords(taps, 'offsets');
   // Few output tiles (small Og·Cg·KH·KW, e.g. the 3-channel stem): split each chunk's reduction
@@ -501,7 +504,7 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   const tiles = (mpad / R) * panels * groups;
   const S = Math.max(1, Math.min(Math.ceil(WANT_GEMM_WG / tiles), Math.floor(chunkRows / 128)));
   const count = groups * og * KK;
-  const partial = S > 1 ? rt().pool.acquire(S * count * 4, GPUBufferUsage.STORAGE, 'conv.v3.wgrad.partial') : null;
+  const partial = S > 1 ? rt().pool.acquire(S * count * 4, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.partial') : null;
   let first = true;
   for (let s0 = 0; s0 < dyA.NS4; s0 += chunkRows) {
     const R4 = Math.min(chunkRows, dyA.NS4 - s0);

@@ -1,8 +1,9 @@
-// WGSL text for the register tile shared by the implicit-GEMM conv kernels (forward, dgrad,
-// wgrad). Each invocation owns TM rows × 4 columns of the GEMM output in TM vec4f accumulators
-// (acc0..acc{TM-1}); per reduction step it loads TM values of A and 4 values of B and does TM
-// vec4 FMAs. All per-row and per-column code is unrolled here in TypeScript, because WGSL arrays
-// indexed in loops spill on lavapipe. The workgroup is a row of WG invocations along the columns.
+// WGSL text for the register tile shared by the implicit-GEMM conv kernels (scalar-gemm,
+// packed-gemm; forward, dgrad, wgrad). Each invocation owns TM rows × 4 columns of the GEMM output
+// in TM vec4f accumulators (acc0..acc{TM-1}); per reduction step it loads TM values of A and 4
+// values of B and does TM vec4 FMAs. All per-row and per-column code is unrolled here in
+// TypeScript, because WGSL arrays indexed in loops spill on lavapipe. The workgroup is a row of WG
+// invocations along the columns.
 import { WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 
 export const TN = 4;

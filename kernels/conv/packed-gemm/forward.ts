@@ -1,37 +1,25 @@
-// Conv forward, variant 2: the implicit GEMM of implicit-gemm.ts (variant 1, kept as is) with the
-// weight packed so that the TM output channels an invocation owns are adjacent and vec4-aligned
-// (pack.ts: P[g, tap, c, o]). Per input channel an invocation then loads TM/4 vec4 of weights
-// instead of TM scalars, plus 4 input values, for 4·TM FMAs: on lavapipe, where each load costs
-// about the same whatever its width, that is what bounds throughput (perf-anchors §5). TM = 16
-// where the layer has ≥ 16 output channels per group. Per tap, when all 4 columns of the
-// invocation are inside the input (the interior, nearly always), the channel loop runs without
-// masks. Same math and column order as variant 1:
+// packed-gemm forward: the implicit GEMM of scalar-gemm.ts with the weight packed so that the TM
+// output channels an invocation owns are adjacent and vec4-aligned (pack.ts: P[g, tap, c, o]).
+// Per input channel an invocation then loads TM/4 vec4 of weights instead of TM scalars, plus 4
+// input values, for 4·TM FMAs: on lavapipe, where every storage load is scalarised per lane and
+// costs about the same whatever its width, loads per FMA bound throughput. TM = 16 where the layer
+// has ≥ 16 output channels per group. Per tap, when all 4 columns of the invocation are inside the
+// input (the interior, nearly always), the channel loop runs without masks. Same math and column
+// order as scalar-gemm:
 //   Y[o, col] = Σ_(tap, c) W[o, c, tap] · x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw].
-import { defineKernel, read, rt, rw } from '../define-kernel';
-import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from './geometry';
-import { packWeightForward, paddedRows } from './pack';
-import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type ForwardTileVariant } from './tile';
+import { defineKernel, read, rt, rw } from '../../define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise } from '../geometry';
+import { packedGemmRows, packWeightForward, paddedRows } from './pack';
+import { accDecl, COMPONENT, COLS, fmaRowsVec4, gemmEntry, loadRowsVec4, maskedVec4, perCol, plainVec4, TN, type ForwardTileVariant } from '../register-tile';
 
-let rowsOverride: number | undefined;
-/** Force TM (4, 8 or 16) for tuning and tests. */
-export function overrideV2Rows(tm: number | undefined): void {
-  rowsOverride = tm;
-}
-
-/** Rows per invocation for a v2 GEMM with `m` rows: a multiple of 4 (vec4-packed), at most 16. */
-export function v2Rows(m: number): number {
-  if (rowsOverride !== undefined) return rowsOverride;
-  return m >= 16 ? 16 : m > 4 ? 8 : 4;
-}
-
-const forwardV2Kernel = defineKernel({
-  name: 'conv.gemm2.fwd',
+const forwardKernel = defineKernel({
+  name: 'conv.packed-gemm.fwd',
   bindings: { x: read('f32'), wp: read('vec4f'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
   params: CONV_PARAMS,
-  code: forwardV2Code,
+  code: forwardCode,
 });
 
-function forwardV2Code({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
+function forwardCode({ tm, wg, pointwise, hasBias, relu }: ForwardTileVariant): string {
   const channelLoop = (b: string) => `for (var c = 0; c < p.Cg; c++) {
           let b = ${b};
           ${loadRowsVec4(tm, 'wp', 'wt + c * RP4')}
@@ -89,21 +77,21 @@ ${gemmEntry(wg, tm, 'p.groups')}
 }`;
 }
 
-/** y = conv(x, w) (+ bias) (then ReLU), variant 2 (packed weights). Same contract as convForwardDirect. */
-export function convForwardGemmV2(
+/** y = conv(x, w) (+ bias) (then ReLU) with packed weights. Same contract as convForwardDirect. */
+export function convForwardPackedGemm(
   g: ConvGeometry,
   x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,
   y: GPUBuffer, yOff: number,
 ): void {
   const og = g.O / g.groups;
-  const tm = v2Rows(og);
+  const tm = packedGemmRows(og);
   const rp = paddedRows(og, tm);
   const wg = gemmWorkgroupSize();
   const colTiles = Math.ceil((g.N * g.OH * g.OW) / (TN * wg));
   const rowTiles = rp / tm;
   const wp = packWeightForward(g, w, wOff, rp);
   const params = convParams(g, { x: xOff, y: yOff, b: bias?.offset ?? 0 }, [colTiles, rowTiles, rp / 4]);
-  forwardV2Kernel.dispatch({ tm, wg, pointwise: isPointwise(g), hasBias: !!bias, relu }, { x, wp, bias: bias?.buffer, y }, params, colTiles * rowTiles * g.groups);
+  forwardKernel.dispatch({ tm, wg, pointwise: isPointwise(g), hasBias: !!bias, relu }, { x, wp, bias: bias?.buffer, y }, params, colTiles * rowTiles * g.groups);
   rt().pool.release(wp);
 }

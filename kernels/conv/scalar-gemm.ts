@@ -1,18 +1,22 @@
-// Conv forward as an implicit GEMM, per group g:
+// scalar-gemm: conv forward as an implicit GEMM whose row operand (the weight) is read as TM
+// scalars per step straight from w as stored (no pack pass). Per group g:
 //   Y[o, col] = Σ_k W[o, k] · X̂[k, col],  o < O/groups, col = (n, oh, ow) < N·OH·OW,
 //   k = (c, kh, kw) < C/groups·KH·KW, X̂[k, col] = x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]
 // (zero outside the input). The im2col matrix X̂ is never materialised: its addresses are computed
 // inside the loop from per-column state hoisted out of it. The taps (kh, kw) are the outer loop, so
 // bounds are checked once per tap and the inner loop over input channels is loads and FMAs only;
-// taps that fall in the padding for every column of the tile are skipped. Register tile TM output channels × 4
-// output pixels per invocation (tile.ts). 1×1 stride-1 unpadded convs take the plain-GEMM
+// taps that fall in the padding for every column of the tile are skipped. Register tile: TM
+// output channels × 4 output pixels per invocation (register-tile.ts); every invocation of a
+// workgroup reads the same weights. 1×1 stride-1 unpadded convs take the plain-GEMM
 // specialisation (no bounds checks: X̂ rows are input channel planes). Epilogue: bias, ReLU.
+// The chooser takes it for deep 3×3 forwards on mid-sized maps on hardware GPUs; its dgrad and
+// wgrad, which no adapter chooses, are in dev/conv/.
 import { defineKernel, read, rw } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type ForwardTileVariant } from './tile';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type ForwardTileVariant } from './register-tile';
 
 const forwardGemmKernel = defineKernel({
-  name: 'conv.gemm.fwd',
+  name: 'conv.scalar-gemm.fwd',
   bindings: { x: read('f32'), w: read('f32'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
   params: CONV_PARAMS,
   code: forwardGemmCode,
@@ -72,7 +76,7 @@ ${gemmEntry(wg, tm, 'p.groups')}
 }
 
 /** y = conv(x, w) (+ bias) (then ReLU) as an implicit GEMM. Same contract as convForwardDirect. */
-export function convForwardGemm(
+export function convForwardScalarGemm(
   g: ConvGeometry,
   x: GPUBuffer, xOff: number, w: GPUBuffer, wOff: number,
   bias: { buffer: GPUBuffer; offset: number } | null, relu: boolean,

@@ -1,15 +1,20 @@
+// Superseded: the scalar-gemm wgrad (no adapter chooses it; packed-gemm's wgrad took its place).
+// Kept for A/B experiments: see dev/README.md. Same contract as convWgradDirect.
+//
 // Conv grad weight (wgrad) as an implicit GEMM, per group g:
 //   dW[o, col] = Σ_(n, oh, ow) dy[n, o, oh, ow] · X̂[col, (n, oh, ow)],  col = (c, kh, kw) < Cg·KH·KW,
 //   X̂[col, (n, oh, ow)] = x[n, g·Cg + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw] (zero outside).
 // The output (O × Cg·KH·KW) is small and the reduction (N·OH·OW) huge, so the reduction is split
 // into S chunks of output rows (n, oh): pass 1 writes S partial products, pass 2 sums them in a
-// fixed order (deterministic, no atomics). With S = 1 pass 1 writes dW directly.
-import { defineKernel, read, rt, rw } from '../define-kernel';
-import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from './geometry';
-import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from './tile';
+// fixed order (kernels/conv/split-k.ts). With S = 1 pass 1 writes dW directly. The row operand
+// (dy) is read as TM scalars per step, straight from dy.
+import { defineKernel, read, rt, rw } from '../../kernels/define-kernel';
+import { CONV_PARAMS, type ConvGeometry, convParams, gemmWorkgroupSize, isPointwise, rowsPerThread } from '../../kernels/conv/geometry';
+import { accDecl, COMPONENT, COLS, fmaRows, gemmEntry, maskedVec4, perCol, perRow, plainVec4, TN, type GemmTileVariant } from '../../kernels/conv/register-tile';
+import { reduceSplits, wgradSplit } from '../../kernels/conv/split-k';
 
 const wgradGemmKernel = defineKernel({
-  name: 'conv.gemm.wgrad',
+  name: 'dev.conv.scalar-gemm.wgrad',
   bindings: { dy: read('f32'), x: read('f32'), out: rw('f32') },
   params: CONV_PARAMS,
   code: wgradGemmCode,
@@ -66,38 +71,8 @@ ${gemmEntry(wg, tm, 'p.groups * p.e2')}
 }`;
 }
 
-const REDUCE_WG = 64;
-const reduceKernel = defineKernel({
-  name: 'conv.wgrad.splitk_reduce',
-  bindings: { partial: read('f32'), dw: rw('f32') },
-  params: { count: 'u32', splits: 'u32', dw_off: 'u32' },
-  code: () => /* wgsl */ `
-@compute @workgroup_size(${REDUCE_WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${REDUCE_WG}u + lid;
-  if (i >= p.count) { return; }
-  var acc = 0.0;
-  for (var s = 0u; s < p.splits; s++) { acc += partial[s * p.count + i]; }
-  dw[p.dw_off + i] = acc;
-}`,
-});
-
-/** Workgroups we aim for: enough to keep every core (or SM) busy. */
-const TARGET_WORKGROUPS = 256;
-/** Keep at least this many reduction steps per chunk, so a split is worth its partial. */
-const MIN_STEPS_PER_CHUNK = 64;
-
-/** Split count and output rows per chunk for a wgrad of this geometry. */
-export function wgradSplit(g: ConvGeometry, tiles: number): { splits: number; rowsPerChunk: number } {
-  const rows = g.N * g.OH;
-  const maxSplits = Math.max(1, Math.floor((rows * g.OW) / MIN_STEPS_PER_CHUNK));
-  const want = Math.min(rows, maxSplits, Math.max(1, Math.ceil(TARGET_WORKGROUPS / tiles)));
-  const rowsPerChunk = Math.ceil(rows / want);
-  return { splits: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
-}
-
 /** dw[O, C/groups, KH, KW] from dy and x as a split-K implicit GEMM. Same contract as convWgradDirect. */
-export function convWgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number, forceSplits?: number): void {
+export function convWgradScalarGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number, forceSplits?: number): void {
   const og = g.O / g.groups;
   const kk = (g.C / g.groups) * g.KH * g.KW;
   const tm = rowsPerThread(og);
@@ -117,16 +92,9 @@ export function convWgradGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: 
     wgradGemmKernel.dispatch(variant, { dy, x, out: dw }, params, tiles);
     return;
   }
-  const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'conv.wgrad.partial');
+  const partial = rt().pool.acquire(splits * count * 4, GPUBufferUsage.STORAGE, 'dev.conv.scalar-gemm.wgrad.partial');
   const params = convParams(g, { x: xOff, y: dyOff }, [colTiles, rowTiles, splits, rowsPerChunk, 0]);
   wgradGemmKernel.dispatch(variant, { dy, x, out: partial }, params, tiles * splits);
   reduceSplits(partial, splits, count, dw, dwOff);
   rt().pool.release(partial);
-}
-
-/** dw[i] = Σ_s partial[s·count + i] in a fixed order (deterministic split-K reduction). */
-export function reduceSplits(partial: GPUBuffer, splits: number, count: number, dw: GPUBuffer, dwOff: number): void {
-  const groupsOfWg = Math.ceil(count / REDUCE_WG);
-  const gx = Math.min(groupsOfWg, 65535);
-  reduceKernel.dispatch({}, { partial, dw }, { count, splits, dw_off: dwOff }, [gx, Math.ceil(groupsOfWg / gx)]);
 }

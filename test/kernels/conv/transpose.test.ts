@@ -2,10 +2,10 @@
 // checked by finite differences here): forward and all gradients, general stride, padding,
 // output_padding, dilation and groups, plus the mask head's kernel 2 stride 2 deconv.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, fromArray, init, mul, sum } from '../../engine';
-import { convTranspose2d } from '../../engine/ops/conv-transpose';
-import { Rng, expectClose, numericGrad, testSeed } from '../util';
-import { convTranspose2dGradRef, convTranspose2dRef, type RefConvT, type Shape4 } from './conv-reference';
+import { backward, fromArray, init, mul, sum } from '../../../engine';
+import { convTranspose2d } from '../../../engine/ops/conv-transpose';
+import { Rng, expectClose, numericGrad, testSeed } from '../../util';
+import { convTranspose2dGradRef, convTranspose2dRef, type RefConvT, type Shape4 } from '../../../kernels/conv/reference';
 
 beforeAll(async () => {
   await init();
