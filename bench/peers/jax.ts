@@ -1,6 +1,7 @@
-// jax-js (@jax-js/jax) on its WebGPU device, in this process, started as perf-anchors.md
-// describes. Inputs reused across calls are passed as `.ref` (jax-js moves arrays into calls);
-// completion is `blockUntilReady()` on the outputs.
+// jax-js (@jax-js/jax) on its WebGPU device, in this process: the `webgpu` globals and a
+// `navigator = { gpu, userAgent, hardwareConcurrency }` shim (installNavigator), `init('webgpu')`,
+// then `defaultDevice('webgpu')`. Inputs reused across calls are passed as `.ref` (jax-js moves
+// arrays into calls); completion is `blockUntilReady()` on the outputs.
 import { median, type Timing } from '../harness';
 import { installNavigator } from './tfjs';
 

@@ -1,6 +1,7 @@
 // TensorFlow.js with the WebGPU backend, in this process on its own Dawn device (same adapter),
-// started as perf-anchors.md describes. Completion: end tfjs's open compute pass, submit its
-// encoder, and await the queue. Reusable by every suite (matmul, conv...).
+// started through the `navigator` shim below (the `webgpu` package's globals and a
+// `navigator.gpu`). Completion: end tfjs's open compute pass, submit its encoder, and await the
+// queue. Reusable by every suite (matmul, conv...).
 import { median, type Timing } from '../harness';
 
 type Tf = typeof import('@tensorflow/tfjs');

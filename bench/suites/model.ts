@@ -17,11 +17,13 @@
 // BENCH_MODEL_SIZE / _BATCH / _ROIS / _CELLS overrides one number; BENCH_MODEL_STEP=0 skips the
 // end-to-end training step, BENCH_MODEL_INFER=0 the noGrad forward. 1 warm-up + 2 repeats unless
 // --repeats says otherwise. Standalone: `npx tsx bench/suites/model.ts [--quick|--full]
-// [--configs V19slim,V39] [--repeats N]`.
+// [--configs V19slim,V39] [--repeats N] [--out PATH | --no-save] [--json FILE]`, which saves its
+// record as `npm run bench` does.
 //
-// The peer (PyTorch CPU, real CenterMask2) is NOT re-measured here: peer_ms is the anchor recorded
-// in ../shared/specs/perf-anchors.md ("Real CenterMask2 on PyTorch CPU"), 512x512 batch 2 only,
-// so only full-size rows carry it. ratio = peer_ms / ms (above 1: we are faster).
+// The peer (the real CenterMask2 on PyTorch CPU, 2 threads) is NOT re-measured here: peer_ms is
+// the anchor recorded in bench/results/pytorch-cpu-anchors.json, which exists for 512x512 batch 2
+// only, so only full-size rows carry it. ratio = peer_ms / ms (above 1: we are faster).
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
@@ -44,26 +46,49 @@ import { Rng } from '../../runtime/rng';
 export interface ModelSpec {
   name: 'V39' | 'V19slim';
   config: string;
-  /** perf-anchors.md, 512x512 batch 2, 2 threads: full training step (many proposals). */
+  /** PyTorch CPU anchor, 512x512 batch 2, 2 threads: full training step (many proposals). */
   peerStep: { ms: number; note: string };
-  /** perf-anchors.md: the same step when only GT boxes reach the mask head (~40 ROIs/image). */
+  /** PyTorch CPU anchor: the same step when only GT boxes reach the mask head (~40 ROIs/image). */
   peerGtOnly: { ms: number; note: string };
 }
 
-export const MODELS: ModelSpec[] = [
-  {
-    name: 'V19slim',
-    config: 'configs/centermask_lite_V_19_slim_eSE_FPN_ms_4x.yaml',
-    peerStep: { ms: 4350, note: 'anchor 4.3-4.4 s (midpoint), not re-measured' },
-    peerGtOnly: { ms: 2400, note: 'anchor 2.4 s, GT boxes only to the mask head, not re-measured' },
-  },
-  {
-    name: 'V39',
-    config: 'configs/centermask_lite_V_39_eSE_FPN_ms_4x.yaml',
-    peerStep: { ms: 6850, note: 'anchor 6.3-7.4 s (midpoint), not re-measured' },
-    peerGtOnly: { ms: 3800, note: 'anchor 3.8 s, GT boxes only to the mask head, not re-measured' },
-  },
-];
+/** One row of bench/results/pytorch-cpu-anchors.json (the fields this suite reads). */
+interface AnchorRow {
+  suite: string;
+  config?: string;
+  input?: string;
+  batch?: number;
+  threads?: number;
+  kind?: string;
+  ms: number;
+  ms_min?: number;
+  ms_max?: number;
+}
+
+const ANCHORS_FILE = new URL('../results/pytorch-cpu-anchors.json', import.meta.url);
+
+/** The PyTorch CPU anchor for a config at 512x512, batch 2, 2 threads (`kind`: a row's kind). */
+function anchor(rows: AnchorRow[], config: string, kind: string): { ms: number; note: string } {
+  const name = config.replace(/^.*\//, '').replace(/\.yaml$/, '');
+  const r = rows.find((a) => a.suite === 'model' && a.config === name && a.input === '512x512' && a.batch === 2 && a.threads === 2 && a.kind === kind);
+  if (!r) throw new Error(`${ANCHORS_FILE.pathname}: no PyTorch CPU anchor '${kind}' for ${name} at 512x512 batch 2, 2 threads`);
+  const s = (ms: number) => String(ms / 1000);
+  const measured = r.ms_min !== undefined && r.ms_max !== undefined ? `${s(r.ms_min)}-${s(r.ms_max)} s (midpoint)` : `${s(r.ms)} s`;
+  return { ms: r.ms, note: `PyTorch CPU anchor ${measured}${kind === 'train step' ? '' : `, ${kind.replace(/^train step, /, '')}`}, not re-measured` };
+}
+
+function models(): ModelSpec[] {
+  const rows = (JSON.parse(readFileSync(ANCHORS_FILE, 'utf8')) as { rows: AnchorRow[] }).rows;
+  const spec = (name: ModelSpec['name'], config: string): ModelSpec => ({
+    name,
+    config,
+    peerStep: anchor(rows, config, 'train step'),
+    peerGtOnly: anchor(rows, config, 'train step, GT boxes only to the mask head'),
+  });
+  return [spec('V19slim', 'configs/centermask_lite_V_19_slim_eSE_FPN_ms_4x.yaml'), spec('V39', 'configs/centermask_lite_V_39_eSE_FPN_ms_4x.yaml')];
+}
+
+export const MODELS: ModelSpec[] = models();
 
 export interface ModelBenchOptions {
   models: ModelSpec['name'][];
@@ -420,25 +445,35 @@ export async function runModelBench(o: ModelBenchOptions, log: (m: string) => vo
 
 export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> => runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
 
-// Standalone: npx tsx bench/suites/model.ts [--quick|--full] [--configs V19slim,V39] [--repeats N] [--json FILE]
+// Standalone: npx tsx bench/suites/model.ts [--quick|--full] [--configs V19slim,V39] [--repeats N]
+// [--out PATH | --no-save] [--json FILE]: one result record as `npm run bench` saves it (by default
+// into bench/results/); --json FILE also writes the rows as a flat array.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
   let mode: 'quick' | 'full' | undefined;
   let repeats: number | undefined;
   let models: string | undefined;
   let json: string | undefined;
+  let out: string | undefined;
+  let save = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick' || a === '--full') mode = a === '--quick' ? 'quick' : 'full';
     else if (a === '--repeats') repeats = Number(argv[++i]);
     else if (a === '--configs') models = argv[++i];
     else if (a === '--json') json = argv[++i];
-    else throw new Error(`unknown option ${a} (--quick | --full | --configs V19slim,V39 | --repeats N | --json FILE)`);
+    else if (a === '--out') out = argv[++i];
+    else if (a === '--no-save') save = false;
+    else throw new Error(`unknown option ${a} (--quick | --full | --configs V19slim,V39 | --repeats N | --out PATH | --no-save | --json FILE)`);
   }
   const main = async () => {
+    const { commandLine, makeRecord, saveRecord } = await import('../run');
     await init({ dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
+    const started = new Date();
+    const startLoad = (await import('node:os')).loadavg()[0]!;
     const rows = await runModelBench(optionsFromEnv(mode, repeats, models), (m) => console.error(`[model] ${m}`));
     for (const r of rows) console.log(JSON.stringify(r));
+    if (save) console.error(`[model] saved ${rows.length} rows to ${saveRecord(makeRecord('model', 'bench/suites/model.ts', commandLine('npx tsx bench/suites/model.ts', argv), started, startLoad, rows), out)}`);
     if (json) (await import('node:fs')).writeFileSync(json, JSON.stringify(rows, null, 2) + '\n');
   };
   main().then(

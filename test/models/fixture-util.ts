@@ -1,19 +1,70 @@
-// Locating and reading the CenterMask2 oracle fixtures (../shared/fixtures/centermask2 next to the
-// repository). Tests fail with a clear message when the folder is missing.
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+// Locating and reading the CenterMask2 oracle fixtures: the folder named by CENTERMASK2_FIXTURES,
+// else ../shared/fixtures/centermask2 next to the repository. Every fixture test reads what it
+// assumes about the set (model folders, their config, which tensors exist) from the folder itself,
+// so any fixture set in the same layout is checked the same way. Tests fail with a clear message
+// when the folder is missing.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { readSafetensors } from '../../engine/checkpoint/safetensors';
+import { type CfgNode, loadConfig } from '../../models/config/config';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** The fixture folder (CENTERMASK2_FIXTURES, else ../shared/fixtures/centermask2); may not exist. */
+export function fixtureDir(): string {
+  return resolve(process.env.CENTERMASK2_FIXTURES || resolve(repoRoot, '..', 'shared', 'fixtures', 'centermask2'));
+}
+
+/** The fixture folder; throws a clear error when it (its input.safetensors) is missing. */
 export function fixtureRoot(): string {
-  const dir = process.env.CENTERMASK2_FIXTURES ?? resolve(repoRoot, '..', 'shared', 'fixtures', 'centermask2');
+  const dir = fixtureDir();
   if (!existsSync(resolve(dir, 'input.safetensors'))) {
     throw new Error(`CenterMask2 fixtures not found at ${dir} (expected input.safetensors there); set CENTERMASK2_FIXTURES to their folder`);
   }
   return dir;
+}
+
+/** What a model folder's manifest.json says about it (the parts tests use). */
+export interface FixtureManifest {
+  /** The config file the oracle ran, e.g. 'configs/centermask/centermask_lite_V_39_eSE_FPN_ms_4x.yaml'. */
+  config_file?: string;
+  /** Config overrides applied on top of it (key -> value). */
+  overrides?: Record<string, string | number | boolean>;
+  /** Per file of the folder: its size and sha256. */
+  files?: Record<string, { bytes?: number; sha256?: string }>;
+  /** Per safetensors file: the tensors it holds (name -> dtype, shape, description). */
+  tensors?: Record<string, Record<string, { dtype: string; shape: number[] }>>;
+}
+
+/** A model folder's manifest.json (empty when the folder has none). */
+export function fixtureManifest(model: string, root = fixtureDir()): FixtureManifest {
+  const file = join(root, model, 'manifest.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FixtureManifest) : {};
+}
+
+/**
+ * The model folders of the fixture set (sub-folders with a config.yaml), sorted, keeping those that
+ * hold every file in `files` and, per file, every tensor in `tensors` (from the folder's
+ * manifest.json). An empty list when the fixture folder is missing (callers assert it is not).
+ */
+export function fixtureModels(opts: { files?: string[]; tensors?: Record<string, string[]> } = {}, root = fixtureDir()): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'config.yaml')))
+    .map((d) => d.name)
+    .filter((m) => (opts.files ?? []).every((f) => existsSync(join(root, m, f))))
+    .filter((m) => {
+      const listed = fixtureManifest(m, root).tensors ?? {};
+      return Object.entries(opts.tensors ?? {}).every(([file, names]) => names.every((n) => listed[file]?.[n] !== undefined));
+    })
+    .sort();
+}
+
+/** The full config the oracle ran for a model folder (its config.yaml, as detectron2 dumped it). */
+export function fixtureConfig(model: string, root = fixtureDir()): CfgNode {
+  return loadConfig(join(root, model, 'config.yaml'));
 }
 
 export async function readTensors(file: string): Promise<Map<string, HostTensor>> {
@@ -36,12 +87,14 @@ export function relToMaxAbs(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 /**
- * The oracle input as the model sees it: (image - PIXEL_MEAN) in BGR, zero-padded on the bottom and
- * right to a multiple of `divisibility` (Detectron2's ImageList.from_tensors pads after
- * normalisation), so any fixture image size works. Returns [1, 3, H', W'] values and the shape.
+ * The oracle input as the model sees it: (image - PIXEL_MEAN) / PIXEL_STD per channel (in the
+ * config's channel order, which is the stored image's), zero-padded on the bottom and right to a
+ * multiple of `divisibility` (Detectron2's ImageList.from_tensors pads after normalisation), so any
+ * fixture image size works. Returns [1, C, H', W'] values and the shape.
  */
-export function paddedModelInput(image: HostTensor, divisibility: number, mean: readonly number[] = [103.53, 116.28, 123.675]): { data: Float32Array; shape: [number, number, number, number] } {
+export function paddedModelInput(image: HostTensor, divisibility: number, mean: readonly number[], std: readonly number[]): { data: Float32Array; shape: [number, number, number, number] } {
   const [c, h, w] = image.shape as [number, number, number];
+  if (mean.length !== c || std.length !== c) throw new Error(`paddedModelInput: ${c} channels but PIXEL_MEAN has ${mean.length} and PIXEL_STD ${std.length} values`);
   const div = Math.max(1, divisibility);
   const hp = Math.ceil(h / div) * div;
   const wp = Math.ceil(w / div) * div;
@@ -49,7 +102,7 @@ export function paddedModelInput(image: HostTensor, divisibility: number, mean: 
   const data = new Float32Array(c * hp * wp);
   for (let k = 0; k < c; k++) {
     for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) data[(k * hp + y) * wp + x] = Math.fround(src[(k * h + y) * w + x]! - mean[k]!);
+      for (let x = 0; x < w; x++) data[(k * hp + y) * wp + x] = Math.fround((src[(k * h + y) * w + x]! - mean[k]!) / std[k]!);
     }
   }
   return { data, shape: [1, c, hp, wp] };

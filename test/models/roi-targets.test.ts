@@ -10,7 +10,7 @@ import { labelAndSampleProposals, maskIouRatio, maskTargets, matchProposals, ras
 import { pairwiseIou } from '../../structures/boxes';
 import { polygonsArea, polygonsToBitmask } from '../../structures/polygons';
 import { maskIouLoss, maskIouTargetsOnDevice } from '../../models/roi/heads';
-import { fixtureRoot, readTensors, toNumbers } from './fixture-util';
+import { fixtureDir, fixtureModels, fixtureRoot, readTensors, toNumbers } from './fixture-util';
 
 function randomBoxes(rng: Rng, n: number): Float32Array {
   const b = new Float32Array(4 * n);
@@ -100,17 +100,25 @@ describe('polygon mask targets', () => {
     expect(maskIouRatio([[0, 0, 10, 0, 10, 10, 0, 10]], [0, 0, 10, 10])).toBe(1);
   });
 
-  it('reproduces the fixture mask targets exactly and the area ratios (pycocotools)', async () => {
+  // Every model folder of the fixture set that stores mask targets (V39 in the default set).
+  const withTargets = fixtureModels({ files: ['train.safetensors'], tensors: { 'train.safetensors': ['mask.fg_proposal_boxes', 'mask.fg_gt_index', 'mask.targets', 'mask.ratios'] } });
+
+  it('finds a fixture model folder with mask targets', () => {
+    fixtureRoot();
+    expect(withTargets.length, `no model folder whose manifest.json lists mask.targets in ${fixtureDir()}`).toBeGreaterThan(0);
+  });
+
+  it.each(withTargets)('reproduces the fixture mask targets exactly and the area ratios (pycocotools): %s', async (model) => {
     const root = fixtureRoot();
     const gt = JSON.parse(readFileSync(`${root}/gt.json`, 'utf8')) as { instances: { polygons: number[][] }[] };
-    const train = await readTensors(`${root}/V39/train.safetensors`);
+    const train = await readTensors(`${root}/${model}/train.safetensors`);
     const boxes = Float32Array.from(toNumbers(train.get('mask.fg_proposal_boxes')!));
     const gi = toNumbers(train.get('mask.fg_gt_index')!);
     const ref = train.get('mask.targets')!;
     const size = ref.shape[1]!;
     const t = maskTargets(boxes, gi.map((g) => ({ polygons: gt.instances[g]!.polygons })), size);
     expect(Array.from(t.targets)).toEqual(toNumbers(ref));
-    expectClose(Float32Array.from(t.ratios), toNumbers(train.get('mask.ratios')!), { atol: 0, rtol: 0, what: 'mask.ratios (as float32)' });
+    expectClose(Float32Array.from(t.ratios), toNumbers(train.get('mask.ratios')!), { atol: 0, rtol: 0, what: `${model} mask.ratios (as float32)` });
   });
 });
 

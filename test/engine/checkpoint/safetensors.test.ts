@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../runtime/errors';
 import { hostTensor, type HostTensor } from '../../../engine/checkpoint/host-tensor';
 import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../../../engine/checkpoint/safetensors';
+import { fixtureDir, fixtureModels, fixtureRoot } from '../../models/fixture-util';
 
 function sample(): Map<string, HostTensor> {
   return new Map<string, HostTensor>([
@@ -114,18 +115,24 @@ describe('safetensors', () => {
     it('non-string metadata', () => expectInputError(() => parseSafetensors(craft({ __metadata__: { k: 1 } })), /__metadata__\.k: metadata values must be strings/));
   });
 
-  // The CenterMask2 oracle fixtures are real-world files from another writer (python, insertion
-  // order). Checks the reader on them and on the int8 * 2^e weight encoding they document.
-  const FIXTURES = path.resolve(__dirname, '../../../../shared/fixtures/centermask2');
-  it('reads the CenterMask2 oracle weights and matches state_dict.json sums', async () => {
-    if (!existsSync(FIXTURES)) throw new Error(`CenterMask2 oracle fixtures not found at ${FIXTURES}`);
-    const { tensors, metadata } = await readSafetensors(path.join(FIXTURES, 'V19slim/weights.safetensors'));
+  // The CenterMask2 oracle fixtures (CENTERMASK2_FIXTURES, else ../shared/fixtures/centermask2) are
+  // real-world files from another writer (python, insertion order). Checks the reader on every model
+  // folder's weights and on the int8 * 2^e weight encoding they document.
+  const models = fixtureModels({ files: ['weights.safetensors', 'state_dict.json'] });
+  it('finds fixture model folders with weights and state_dict.json', () => {
+    fixtureRoot();
+    expect(models.length, `no model folder with weights.safetensors and state_dict.json in ${fixtureDir()}`).toBeGreaterThan(0);
+  });
+  it.each(models)('reads the CenterMask2 oracle weights of %s and matches state_dict.json sums', async (model) => {
+    const root = fixtureRoot();
+    const { tensors, metadata } = await readSafetensors(path.join(root, model, 'weights.safetensors'));
     const scales = JSON.parse(metadata.scale_exp2!) as Record<string, number>;
-    const index = JSON.parse(readFileSync(path.join(FIXTURES, 'V19slim/state_dict.json'), 'utf8')).tensors as {
+    const index = JSON.parse(readFileSync(path.join(root, model, 'state_dict.json'), 'utf8')).tensors as {
       name: string; shape: number[]; stored_dtype: string; scale_exp2: number | null; sum_f64: number;
     }[];
-    // V19slim's weights leave out roi_heads.* (README); everything else must be there.
-    const stored = index.filter((e) => !e.name.startsWith('roi_heads.'));
+    // A folder may leave out roi_heads.* (V19slim in the default set, README); everything else must be there.
+    const withRoi = [...tensors.keys()].some((k) => k.startsWith('roi_heads.'));
+    const stored = index.filter((e) => withRoi || !e.name.startsWith('roi_heads.'));
     expect([...tensors.keys()].sort()).toEqual(stored.map((e) => e.name).sort());
     for (const e of stored) {
       const t = tensors.get(e.name)!;

@@ -5,14 +5,15 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { InputError, UserError } from '../../../runtime/errors';
 import { CfgNode, loadConfig } from '../../../models/config/config';
+import { fixtureDir, fixtureManifest, fixtureModels } from '../fixture-util';
 
 const CONFIGS = path.resolve(__dirname, '../../../configs');
-const ORACLE = path.resolve(__dirname, '../../../../shared/fixtures/centermask2');
+const ORACLE = fixtureDir();
 const config = (name: string) => path.join(CONFIGS, name);
 
 function oracleConfig(model: string): unknown {
   const file = path.join(ORACLE, model, 'config.yaml');
-  if (!existsSync(file)) throw new Error(`CenterMask2 oracle fixtures not found: ${file} (expected ../shared/fixtures/centermask2 next to the repo)`);
+  if (!existsSync(file)) throw new Error(`CenterMask2 oracle fixtures not found: ${file} (set CENTERMASK2_FIXTURES, or put them at ../shared/fixtures/centermask2 next to the repo)`);
   return parseYaml(readFileSync(file, 'utf8'), { version: '1.1' });
 }
 
@@ -36,15 +37,21 @@ function inputError(fn: () => unknown): InputError {
   throw new Error('expected an InputError');
 }
 
-// The overrides the oracle run applied on top of each config file (fixture README).
-const ORACLE_OVERRIDES = ['MODEL.DEVICE', 'cpu', 'MODEL.WEIGHTS', '', 'MODEL.FCOS.NUM_CLASSES', '3', 'MODEL.ROI_HEADS.NUM_CLASSES', '3'];
+// Each fixture model folder's manifest.json names the config file the oracle ran (same file name
+// under configs/ here) and the overrides it applied on top.
+const ORACLE_MODELS = fixtureModels().map((model) => {
+  const m = fixtureManifest(model);
+  if (!m.config_file) throw new Error(`${ORACLE}/${model}/manifest.json has no config_file`);
+  return [model, path.basename(m.config_file), Object.entries(m.overrides ?? {}).flatMap(([k, v]) => [k, String(v)])] as const;
+});
 
 describe('config: equality with the real CenterMask2', () => {
-  it.each([
-    ['V39', 'centermask_lite_V_39_eSE_FPN_ms_4x.yaml'],
-    ['V19slim', 'centermask_lite_V_19_slim_eSE_FPN_ms_4x.yaml'],
-  ])('%s: defaults + %s + overrides equal the full config detectron2 dumped, key for key', (model, file) => {
-    const cfg = loadConfig(config(file), ORACLE_OVERRIDES);
+  it('finds the oracle fixture models', () => {
+    expect(ORACLE_MODELS.length, `no model folder with config.yaml in ${ORACLE} (set CENTERMASK2_FIXTURES)`).toBeGreaterThan(0);
+  });
+
+  it.each(ORACLE_MODELS)('%s: defaults + %s + overrides equal the full config detectron2 dumped, key for key', (model, file, overrides) => {
+    const cfg = loadConfig(config(file), [...overrides]);
     expect(cfg.values()).toEqual(oracleConfig(model));
   });
 
