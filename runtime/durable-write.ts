@@ -6,7 +6,7 @@
 //   2. every write's byte count is checked: a partial write is continued where it stopped, a write
 //      that accepts 0 bytes is treated as a full disk, and the file's size is compared with the
 //      number of bytes meant before it counts;
-//   3. the file is fsynced, renamed over the target, and the directory is fsynced so that the
+//   3. the file is fsynced, optionally read back (`verify`), renamed over the target, and the directory is fsynced so that the
 //      rename itself survives a power cut.
 // On any failure the temporary file is removed, the previous target (if any) is left as it was,
 // and one WriteError `PATH: could not write: REASON` is thrown (the CLI prints it as one line).
@@ -16,7 +16,7 @@
 import * as nodeFs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { WriteError } from './errors';
+import { InputError, WriteError } from './errors';
 
 /** The file operations the writer uses (node:fs semantics). */
 export interface DurableFs {
@@ -67,6 +67,9 @@ export interface DurableOptions {
   fs?: Partial<DurableFs>;
   /** Create the target's directory if it does not exist (default true). */
   mkdir?: boolean;
+  /** Reads the written, fsynced temporary file back before it is renamed into place; throwing
+   *  fails the write (the previous target stays). For formats that can check themselves. */
+  verify?: (tmp: string) => void;
 }
 
 /** Largest single write request (Node refuses lengths over 2 GiB). */
@@ -206,6 +209,17 @@ const toBytes = (c: string | Uint8Array): Uint8Array => (typeof c === 'string' ?
 const chunksOf = (data: string | Uint8Array | readonly (string | Uint8Array)[]): Uint8Array[] =>
   typeof data === 'string' || data instanceof Uint8Array ? [toBytes(data)] : data.map(toBytes);
 
+function runVerify(s: Step, verify: ((tmp: string) => void) | undefined): void {
+  if (!verify) return;
+  try {
+    verify(s.tmp);
+  } catch (err) {
+    // An InputError about the file says "FILE: WHERE: PROBLEM"; the FILE is already in the message.
+    const what = err instanceof InputError ? `${err.where ? `${err.where}: ` : ''}${err.problem}` : err instanceof Error ? err.message : String(err);
+    throw new Reason(`the written file does not read back as written: ${what}`);
+  }
+}
+
 function begin(target: string, opts: DurableOptions): { s: Step; fd: number } {
   const fs: DurableFs = opts.fs ? { ...defaultFs, ...opts.fs } : defaultFs;
   const tmp = tempPathFor(target);
@@ -238,6 +252,7 @@ export function writeFileDurable(target: string, data: string | Uint8Array | rea
     for (const c of chunks) pos = s.do('writing', () => writeAllSync(s.fs, fd, c, pos, total));
     s.do('checking the written size', () => checkSize(s.fs, fd, total));
     s.do('flushing it to disk (fsync)', () => s.fs.fsyncSync(fd));
+    runVerify(s, opts.verify);
     open = false;
     finish(s, fd);
   } catch (err) {
@@ -257,6 +272,7 @@ export async function writeFileDurableAsync(target: string, data: string | Uint8
     for (const c of chunks) pos = await s.doAsync('writing', () => writeAllAsync(s.fs, fd, c, pos, total));
     s.do('checking the written size', () => checkSize(s.fs, fd, total));
     await s.doAsync('flushing it to disk (fsync)', () => s.fs.fsync(fd));
+    runVerify(s, opts.verify);
     open = false;
     finish(s, fd);
   } catch (err) {
@@ -279,11 +295,13 @@ export class DurableTextWriter {
   private queue: Promise<void> = Promise.resolve();
   private failure: WriteError | undefined;
   private done = false;
+  private readonly verify: DurableOptions['verify'];
 
   constructor(
     readonly target: string,
     opts: DurableOptions = {},
   ) {
+    this.verify = opts.verify;
     const { s, fd } = begin(target, opts);
     this.s = s;
     this.fd = fd;
@@ -322,6 +340,7 @@ export class DurableTextWriter {
       const fd = this.fd!;
       this.s.do('checking the written size', () => checkSize(this.s.fs, fd, this.pos));
       await this.s.doAsync('flushing it to disk (fsync)', () => this.s.fs.fsync(fd));
+      runVerify(this.s, this.verify);
       this.fd = undefined;
       this.done = true;
       finish(this.s, fd);

@@ -2,8 +2,9 @@
 // file in the same directory, every write's byte count checked, fsync, rename, directory fsync).
 // A full disk or any other failure throws WriteError `PATH: could not write: REASON`, removes the
 // temporary file and leaves the previous file as it was.
-import { writeFileDurableAsync } from '../../runtime/durable-write';
+import { writeFileDurableAsync, type DurableOptions } from '../../runtime/durable-write';
 
-export async function writeFileAtomic(file: string, chunks: Uint8Array | readonly Uint8Array[]): Promise<void> {
-  await writeFileDurableAsync(file, chunks);
+/** `opts.verify` reads the fsynced temporary file back before it replaces `file`. */
+export async function writeFileAtomic(file: string, chunks: Uint8Array | readonly Uint8Array[], opts: Pick<DurableOptions, 'verify'> = {}): Promise<void> {
+  await writeFileDurableAsync(file, chunks, opts);
 }
