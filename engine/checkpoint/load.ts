@@ -48,7 +48,7 @@ export function parseCheckpoint(bytes: Uint8Array, file: string): LoadedCheckpoi
     try {
       const first = unpickle(bytes, 0, { file, globals: ALLOWED_GLOBALS });
       if (first.value === LEGACY_MAGIC) return { format: 'torch-legacy', metadata: {}, ...readTorchLegacy(bytes, file) };
-      return { format: 'pickle', metadata: {}, ...toStateDict(first.value, file) };
+      return { format: 'pickle', metadata: {}, ...toStateDict(first.value, file, { sourceBytes: bytes.byteLength }) };
     } catch (err) {
       if (namedSafetensors) parseSafetensors(bytes, file);
       throw err;
