@@ -125,8 +125,8 @@ export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
       // view_metadata = (view_key, offset, view_size), in elements of the root storage.
       if (!Array.isArray(view) || view.length !== 3) throw new InputError(file, 'persistent id', 'bad view_metadata');
       const [viewKey, offset, size] = view as [unknown, unknown, unknown];
-      if (typeof viewKey !== 'string' || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size)) {
-        throw new InputError(file, 'persistent id', 'bad view_metadata');
+      if (typeof viewKey !== 'string' || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || (offset as number) < 0 || (size as number) < 0) {
+        throw new InputError(file, 'persistent id', 'bad view_metadata: expected (key, offset, size) with non-negative ints');
       }
       let v = storages.get(viewKey);
       if (!v) storages.set(viewKey, (v = root.view(viewKey, offset as number, size as number)));
@@ -151,7 +151,13 @@ export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
     at += len;
   }
   for (const s of storages.values()) {
-    if (!s.bytes()) throw new InputError(file, `storage ${s.key}`, 'referenced by a tensor but its data is not in the file');
+    let has: boolean;
+    try {
+      has = s.bytes() !== undefined;
+    } catch (err) {
+      throw new InputError(file, `storage ${s.key}`, (err as Error).message); // a view past its storage's end
+    }
+    if (!has) throw new InputError(file, `storage ${s.key}`, 'referenced by a tensor but its data is not in the file');
   }
   return toStateDict(value, file, { sourceBytes: bytes.byteLength });
 }
