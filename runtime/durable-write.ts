@@ -106,6 +106,18 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * For writers that do not go through this module (an appended log, a directory built in place):
+ * a file-system error (one with an errno code) becomes WriteError `PATH: could not write: REASON`;
+ * anything else is returned unchanged. Use as `catch (err) { throw asWriteError(err, path); }`.
+ */
+export function asWriteError(err: unknown, path: string): unknown {
+  if (err instanceof WriteError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+  return new WriteError(path, reasonOf(err), { cause: err });
+}
+
 /** A failure already put in words (short write, size mismatch): its message is the reason. */
 class Reason extends Error {}
 

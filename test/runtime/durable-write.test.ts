@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WriteError } from '../../runtime/errors';
 import {
+  asWriteError,
   DurableTextWriter,
   nodeDurableFs,
   removeStaleTemps,
@@ -243,5 +244,20 @@ describe('durable writes', () => {
     expect(readdirSync(dir).sort()).toEqual([`.out.bin.${process.pid}.abcdef01.tmp`, '.out.bin.notapid.12345678.tmp', 'model_0000099.safetensors', 'out.bin']);
     expect(removeStaleTemps(join(dir, 'missing'), 'x')).toEqual([]);
     expect(existsSync(join(dir, 'missing'))).toBe(false);
+  });
+
+  it('asWriteError turns file-system errors of other writers into one line, and leaves other errors alone', async () => {
+    const { dir } = fresh();
+    const { appendFileSync } = await import('node:fs');
+    let err: unknown;
+    try {
+      appendFileSync(join(dir, 'out.bin', 'metrics.json'), 'x'); // out.bin is a file: ENOTDIR
+    } catch (e) {
+      err = asWriteError(e, join(dir, 'out.bin', 'metrics.json'));
+    }
+    expect(err).toBeInstanceOf(WriteError);
+    expect((err as Error).message).toBe(`${join(dir, 'out.bin', 'metrics.json')}: could not write: a component of the path is not a directory (ENOTDIR)`);
+    const bug = new TypeError('x is undefined');
+    expect(asWriteError(bug, 'f')).toBe(bug);
   });
 });
