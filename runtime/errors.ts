@@ -19,3 +19,17 @@ export class InputError extends UserError {
     super(`${file}${where ? `: ${where}` : ''}: ${problem}`, 2);
   }
 }
+
+/** A file could not be written (disk full, read-only, no permission, ...): `PATH: could not write:
+ *  REASON`. The previous contents of PATH, if any, are untouched and no temporary file remains. */
+export class WriteError extends UserError {
+  override name = 'WriteError';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${path}: could not write: ${reason}`);
+    if (options && 'cause' in options) (this as { cause?: unknown }).cause = options.cause;
+  }
+}

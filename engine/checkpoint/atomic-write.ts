@@ -1,23 +1,10 @@
-// Writes a file so that readers never see a half-written one: the bytes go to a temporary file
-// in the same directory (same filesystem, so rename is atomic), which is then renamed over OUT.
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
+// Writes a file so that readers never see a half-written one: runtime/durable-write.ts (temporary
+// file in the same directory, every write's byte count checked, fsync, rename, directory fsync).
+// A full disk or any other failure throws WriteError `PATH: could not write: REASON`, removes the
+// temporary file and leaves the previous file as it was.
+import { writeFileDurableAsync, type DurableOptions } from '../../runtime/durable-write';
 
-export async function writeFileAtomic(file: string, chunks: Uint8Array | readonly Uint8Array[]): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'wx');
-  try {
-    try {
-      for (const c of chunks instanceof Uint8Array ? [chunks] : chunks) await handle.write(c);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+/** `opts.verify` reads the fsynced temporary file back before it replaces `file`. */
+export async function writeFileAtomic(file: string, chunks: Uint8Array | readonly Uint8Array[], opts: Pick<DurableOptions, 'verify'> = {}): Promise<void> {
+  await writeFileDurableAsync(file, chunks, opts);
 }

@@ -23,13 +23,11 @@ export interface LoadedCheckpoint {
   metadata: Record<string, string>;
 }
 
-/** u64 header length within the file, then `{` and (after spaces) `"` or `}`. */
+/** A u64 header length under 4 GiB (high bytes zero) followed by `{`: a safetensors file, maybe a
+ *  damaged one (length past the end, bad JSON, bad offsets), whose parse then says what is wrong.
+ *  No pickle starts like this (its bytes 4-7 are opcodes or text, or byte 8 is a frame length's). */
 function looksLikeSafetensors(bytes: Uint8Array): boolean {
-  if (bytes.length < 10 || bytes[8] !== 0x7b) return false;
-  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  let i = 9;
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a)) i++;
-  return n >= 2n && n <= BigInt(bytes.length - 8) && (bytes[i] === 0x22 || bytes[i] === 0x7d);
+  return bytes.length >= 9 && bytes[8] === 0x7b && bytes[4] === 0 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0;
 }
 
 /** Pickle streams start with PROTO (protocol 2+) or, for protocols 0/1, a container opcode. */
@@ -43,11 +41,20 @@ export function parseCheckpoint(bytes: Uint8Array, file: string): LoadedCheckpoi
     const { tensors, metadata } = parseSafetensors(bytes, file);
     return { format: 'safetensors', tensors, metadata, ignored: [] };
   }
+  // Content that matches no format, or a pickle that fails, in a file named .safetensors gets the
+  // safetensors reader's diagnosis (too short for the length field, absurd header length, ...).
+  const namedSafetensors = /\.safetensors$/i.test(file);
   if (looksLikePickle(bytes)) {
-    const first = unpickle(bytes, 0, { file, globals: ALLOWED_GLOBALS });
-    if (first.value === LEGACY_MAGIC) return { format: 'torch-legacy', metadata: {}, ...readTorchLegacy(bytes, file) };
-    return { format: 'pickle', metadata: {}, ...toStateDict(first.value, file) };
+    try {
+      const first = unpickle(bytes, 0, { file, globals: ALLOWED_GLOBALS });
+      if (first.value === LEGACY_MAGIC) return { format: 'torch-legacy', metadata: {}, ...readTorchLegacy(bytes, file) };
+      return { format: 'pickle', metadata: {}, ...toStateDict(first.value, file, { sourceBytes: bytes.byteLength }) };
+    } catch (err) {
+      if (namedSafetensors) parseSafetensors(bytes, file);
+      throw err;
+    }
   }
+  if (namedSafetensors) parseSafetensors(bytes, file);
   throw new InputError(file, 'offset 0', 'not a checkpoint: expected a PyTorch .pth (zip or legacy), a pickled .pkl or a .safetensors file');
 }
 

@@ -4,6 +4,7 @@
 // state gives the element type and byte order. The result is a C-order little-endian HostTensor.
 import { halfBitsToFloat } from './f16';
 import { hostTensor, typedArrayFromBytes, numel, type DType, type HostTensor } from './host-tensor';
+import { describeValue } from './limits';
 import type { PyStateful } from './pickle';
 
 const CODES: Record<string, DType> = {
@@ -43,12 +44,14 @@ export class NumpyArray implements PyStateful {
     this.state = { shape, dtype, fortran: fortran === true || fortran === 1, raw };
   }
 
-  toTensor(): HostTensor {
+  /** A C-order copy; `reserve(bytes)` (the checkpoint's MaterializeBudget) is asked before the
+   *  copy is allocated, once the byte count is known to match the data. */
+  toTensor(reserve?: (bytes: number) => void): HostTensor {
     if (!this.state) throw new Error('numpy array was never given its data');
     const { shape, dtype, fortran, raw } = this.state;
     if (!(dtype instanceof NumpyDType)) throw new Error('numpy array state has no dtype');
     if (Array.isArray(raw)) throw new Error('numpy object arrays are not supported');
-    return arrayFromBytes(toBytes(raw), dtype, checkShape(shape), fortran);
+    return arrayFromBytes(toBytes(raw), dtype, checkShape(shape), fortran, reserve);
   }
 }
 
@@ -78,18 +81,20 @@ function toBytes(raw: unknown): Uint8Array {
 
 function checkShape(shape: unknown): number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new Error(`bad numpy shape ${String(shape)}`);
+    throw new Error(`bad numpy shape: ${describeValue(shape)}; expected a tuple of non-negative ints`);
   }
   return shape as number[];
 }
 
-function arrayFromBytes(bytes: Uint8Array, dt: NumpyDType, shape: number[], fortran: boolean): HostTensor {
+function arrayFromBytes(bytes: Uint8Array, dt: NumpyDType, shape: number[], fortran: boolean, reserve?: (bytes: number) => void): HostTensor {
   if (!dt.dtype) throw new Error(`numpy dtype '${dt.code}' is not supported (expected float16/32/64, int8/32/64, uint8 or bool)`);
   const size = ITEM_BYTES[dt.dtype];
-  const n = numel(shape);
+  let n = 1;
+  for (const d of shape) n *= d;
   if (bytes.byteLength !== n * size) {
     throw new Error(`numpy ${dt.code} array of shape [${shape}] needs ${n * size} bytes, got ${bytes.byteLength}`);
   }
+  reserve?.(bytes.byteLength);
   let b: Uint8Array = new Uint8Array(bytes); // a copy: the byte swap below must not touch the source
   if (dt.byteOrder === '>' && size > 1) {
     for (let i = 0; i < b.length; i += size) b.subarray(i, i + size).reverse();

@@ -7,7 +7,10 @@
 // float -> number, str -> string, bytes/bytearray -> Uint8Array, tuple/list -> array,
 // dict -> Map (insertion-ordered), set/frozenset -> Set. Python-2 `str` (STRING opcodes) is
 // decoded as latin-1, as `pickle.load(f, encoding="latin1")` does for Detectron2's .pkl files.
+//
+// Hostile input is bounded (limits.ts): memo entries, stack items, MARK depth and integer sizes.
 import { InputError } from '../../runtime/errors';
+import { MAX_INT_BYTES, MAX_MARK_DEPTH, MAX_MEMO_ENTRIES, MAX_STACK_ITEMS } from './limits';
 
 /** An allow-listed global. `call` implements REDUCE/NEWOBJ on it; BUILD goes to `PyStateful`. */
 export interface PyGlobal {
@@ -55,6 +58,8 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
   let opPos = start;
   let stack: unknown[] = [];
   const marks: unknown[][] = [];
+  /** Items on the stacks saved by MARK (the current `stack` excluded). */
+  let savedItems = 0;
   const memo = new Map<number, unknown>();
 
   const fail: (problem: string) => never = (problem) => {
@@ -125,6 +130,7 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
     const prev = marks.pop();
     if (prev === undefined) fail('no MARK on the stack');
     stack = prev;
+    savedItems -= prev.length;
     return items;
   };
   const resolveGlobal = (module: string, name: string): PyGlobal => {
@@ -147,6 +153,7 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
   };
   const decodeLong = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
+    if (b.length > MAX_INT_BYTES) fail(`an integer of ${b.length} bytes (at most ${MAX_INT_BYTES} are read: quadratic to decode, and no checkpoint holds one)`);
     let v = 0n;
     for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
     if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
@@ -159,11 +166,18 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
   };
   const appendItems = (target: unknown, items: unknown[]): void => {
     if (!Array.isArray(target)) fail('APPEND(S) on something that is not a list');
-    (target as unknown[]).push(...items);
+    // A loop, not push(...items): spreading a list of ~100k items overflows the JS stack.
+    for (const it of items) (target as unknown[]).push(it);
   };
   const addItems = (target: unknown, items: unknown[]): void => {
     if (!(target instanceof Set)) fail('ADDITEMS on something that is not a set');
     for (const it of items) (target as Set<unknown>).add(it);
+  };
+  const memoPut = (key: unknown): void => {
+    if (typeof key !== 'number') fail(`memo key ${String(key)} is too large`);
+    const k = key as number;
+    if (!memo.has(k) && memo.size >= MAX_MEMO_ENTRIES) fail(`more than ${MAX_MEMO_ENTRIES} memo entries (limit for a checkpoint)`);
+    memo.set(k, top());
   };
   const memoGet = (i: number): unknown => {
     if (!memo.has(i)) fail(`memo key ${i} is not defined`);
@@ -171,6 +185,7 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
   };
 
   for (;;) {
+    if (stack.length + savedItems > MAX_STACK_ITEMS) fail(`more than ${MAX_STACK_ITEMS} items on the pickle stack (limit for a checkpoint)`);
     opPos = pos;
     const op = u8();
     switch (op) {
@@ -186,7 +201,9 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
         if (stack.length !== 1 || marks.length !== 0) fail(`STOP with ${stack.length} items on the stack`);
         return { value: stack[0], end: pos };
       case 0x28: // MARK
+        if (marks.length >= MAX_MARK_DEPTH) fail(`MARKs nested more than ${MAX_MARK_DEPTH} deep (limit for a checkpoint)`);
         marks.push(stack);
+        savedItems += stack.length;
         stack = [];
         break;
       case 0x30: // POP
@@ -366,10 +383,10 @@ export function unpickle(bytes: Uint8Array, start: number, opts: UnpickleOptions
         break;
       }
 
-      case 0x70: memo.set(parseIntText(line(), fail) as number, top()); break; // PUT
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
+      case 0x70: memoPut(parseIntText(line(), fail)); break; // PUT
+      case 0x71: memoPut(u8()); break; // BINPUT
+      case 0x72: memoPut(u32()); break; // LONG_BINPUT
+      case 0x94: memoPut(memo.size); break; // MEMOIZE
       case 0x67: stack.push(memoGet(parseIntText(line(), fail) as number)); break; // GET
       case 0x68: stack.push(memoGet(u8())); break; // BINGET
       case 0x6a: stack.push(memoGet(u32())); break; // LONG_BINGET
@@ -404,6 +421,7 @@ function smallest(v: bigint): number | bigint {
 }
 
 function parseIntText(s: string, fail: (problem: string) => never): number | bigint {
+  if (s.length > MAX_INT_BYTES) fail(`an integer of ${s.length} digits (at most ${MAX_INT_BYTES} are read)`);
   if (!/^[-+]?\d+$/.test(s.trim())) fail(`bad integer ${JSON.stringify(s)}`);
   return smallest(BigInt(s.trim()));
 }

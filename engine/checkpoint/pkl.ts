@@ -10,5 +10,5 @@ export function unpicklePlain(bytes: Uint8Array, file: string): unknown {
 }
 
 export function readPkl(bytes: Uint8Array, file: string): StateDict {
-  return toStateDict(unpicklePlain(bytes, file), file);
+  return toStateDict(unpicklePlain(bytes, file), file, { sourceBytes: bytes.byteLength });
 }

@@ -7,6 +7,7 @@
 import { unzipSync } from 'fflate';
 import { InputError } from '../../runtime/errors';
 import { ALLOWED_GLOBALS, isStorageType } from './allowed-globals';
+import { describeValue, formatBytes, MAX_ZIP_RATIO, MAX_ZIP_TOTAL_BYTES, ZIP_RATIO_FREE_BYTES } from './limits';
 import { unpickle } from './pickle';
 import { toStateDict, type StateDict } from './state-dict';
 import { STORAGE_ITEM_BYTES, TorchStorage } from './torch-tensor';
@@ -21,23 +22,50 @@ export function isZip(bytes: Uint8Array): boolean {
 /** Parses a storage persistent id tuple; `legacy` ids carry view_metadata as a sixth item. */
 function storageFromPid(pid: unknown, file: string): { key: string; storage: TorchStorage; view: unknown } {
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
-    throw new InputError(file, 'persistent id', `expected ('storage', type, key, location, numel), got ${String(pid)}`);
+    throw new InputError(file, 'persistent id', `expected ('storage', type, key, location, numel), got ${describeValue(pid)}`);
   }
   const [, type, key, , n, view] = pid;
   if (!isStorageType(type)) throw new InputError(file, 'persistent id', 'storage type is not a torch.*Storage class');
   if (typeof key !== 'string' || !Number.isSafeInteger(n) || (n as number) < 0) {
-    throw new InputError(file, 'persistent id', `bad storage key/size ${String(key)}/${String(n)}`);
+    throw new InputError(file, 'persistent id', `bad storage key/size ${describeValue(key)}/${describeValue(n)}`);
   }
   return { key, storage: new TorchStorage(key, type.storageDType, n as number), view };
 }
 
-export function readTorchZip(bytes: Uint8Array, file: string): StateDict {
-  let entries: Record<string, Uint8Array>;
+/**
+ * The zip's entries, inflated only after the central directory's declared sizes passed the limits
+ * (limits.ts): at most MAX_ZIP_TOTAL_BYTES in all, and a deflated entry at most MAX_ZIP_RATIO
+ * times its compressed size unless it is small. The inflater writes into a buffer of the declared
+ * size, so a declared size that lies cannot make it allocate more.
+ */
+function unzipBounded(bytes: Uint8Array, file: string): Record<string, Uint8Array> {
+  let total = 0;
   try {
-    entries = unzipSync(bytes);
+    return unzipSync(bytes, {
+      filter: ({ name, size, originalSize, compression }) => {
+        total += originalSize;
+        if (total > MAX_ZIP_TOTAL_BYTES) {
+          throw new InputError(file, `zip entry ${name}`, `the entries declare more than ${formatBytes(MAX_ZIP_TOTAL_BYTES)} uncompressed (limit for a checkpoint)`);
+        }
+        if (compression !== 0 && originalSize > ZIP_RATIO_FREE_BYTES && originalSize > MAX_ZIP_RATIO * size) {
+          throw new InputError(
+            file,
+            `zip entry ${name}`,
+            `declares ${formatBytes(originalSize)} uncompressed from ${formatBytes(size)} compressed, more than ${MAX_ZIP_RATIO}x (a zip bomb? torch.save stores entries uncompressed)`,
+          );
+        }
+        return true;
+      },
+    });
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(file, 'zip', `cannot read the zip archive: ${(err as Error).message}`);
   }
+}
+
+export function readTorchZip(bytes: Uint8Array, file: string): StateDict {
+  const entries = unzipBounded(bytes, file);
+  const sourceBytes = Object.values(entries).reduce((a, e) => a + e.byteLength, 0);
   const pkls = Object.keys(entries).filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
     const hint = Object.keys(entries).some((n) => n.endsWith('constants.pkl')) ? ' (a TorchScript archive? export its state_dict instead)' : '';
@@ -67,7 +95,7 @@ export function readTorchZip(bytes: Uint8Array, file: string): StateDict {
       return storage;
     },
   }).value;
-  return toStateDict(value, file);
+  return toStateDict(value, file, { sourceBytes });
 }
 
 export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
@@ -80,7 +108,7 @@ export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
   };
   if (next() !== LEGACY_MAGIC) throw new InputError(file, 'offset 0', 'not a legacy torch.save file (magic number missing)');
   const version = next();
-  if (version !== LEGACY_PROTOCOL_VERSION) throw new InputError(file, `offset ${at}`, `unsupported legacy protocol version ${String(version)}`);
+  if (version !== LEGACY_PROTOCOL_VERSION) throw new InputError(file, `offset ${at}`, `unsupported legacy protocol version ${describeValue(version)}`);
   const sysInfo = next();
   if (sysInfo instanceof Map && sysInfo.get('little_endian') === false) {
     throw new InputError(file, 'sys_info', 'big-endian checkpoints are not supported');
@@ -97,8 +125,8 @@ export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
       // view_metadata = (view_key, offset, view_size), in elements of the root storage.
       if (!Array.isArray(view) || view.length !== 3) throw new InputError(file, 'persistent id', 'bad view_metadata');
       const [viewKey, offset, size] = view as [unknown, unknown, unknown];
-      if (typeof viewKey !== 'string' || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size)) {
-        throw new InputError(file, 'persistent id', 'bad view_metadata');
+      if (typeof viewKey !== 'string' || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || (offset as number) < 0 || (size as number) < 0) {
+        throw new InputError(file, 'persistent id', 'bad view_metadata: expected (key, offset, size) with non-negative ints');
       }
       let v = storages.get(viewKey);
       if (!v) storages.set(viewKey, (v = root.view(viewKey, offset as number, size as number)));
@@ -123,9 +151,15 @@ export function readTorchLegacy(bytes: Uint8Array, file: string): StateDict {
     at += len;
   }
   for (const s of storages.values()) {
-    if (!s.bytes()) throw new InputError(file, `storage ${s.key}`, 'referenced by a tensor but its data is not in the file');
+    let has: boolean;
+    try {
+      has = s.bytes() !== undefined;
+    } catch (err) {
+      throw new InputError(file, `storage ${s.key}`, (err as Error).message); // a view past its storage's end
+    }
+    if (!has) throw new InputError(file, `storage ${s.key}`, 'referenced by a tensor but its data is not in the file');
   }
-  return toStateDict(value, file);
+  return toStateDict(value, file, { sourceBytes: bytes.byteLength });
 }
 
 /** A .pth in either layout. */

@@ -6,7 +6,7 @@
 // so a truncated or hand-damaged file is caught before any tensor is used. Like the reference
 // writer we order tensors by decreasing alignment, then by name, and pad the header to 8 bytes,
 // so every tensor's data starts aligned for its dtype.
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import { InputError, UserError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic-write';
 import { DTYPE_BYTES, isDType, numel, tensorBytes, typedArrayFromBytes, type DType, type HostTensor } from './host-tensor';
@@ -30,9 +30,22 @@ interface Entry {
   end: number;
 }
 
-export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): SafetensorsFile {
-  if (bytes.byteLength < 8) {
-    throw new InputError(file, 'header length', `file is ${bytes.byteLength} bytes; a safetensors file starts with an 8-byte header length`);
+interface Layout {
+  /** Offset of the data section: 8 + the header length. */
+  dataStart: number;
+  entries: Entry[];
+  metadata: Record<string, string>;
+}
+
+/**
+ * Validates the length field, the JSON header and the offsets of a file of `fileSize` bytes whose
+ * first bytes are `head` (at least the 8-byte length and the header; the data section is not
+ * needed). Every error names the file, the part and what was expected.
+ */
+function parseLayout(head: Uint8Array, fileSize: number, file: string): Layout {
+  const bytes = head;
+  if (fileSize < 8 || bytes.byteLength < 8) {
+    throw new InputError(file, 'header length', `file is ${fileSize} bytes; a safetensors file starts with an 8-byte header length`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
@@ -40,9 +53,10 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
     throw new InputError(file, 'header length', `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
   }
   const headerLen = Number(n);
-  if (8 + headerLen > bytes.byteLength) {
-    throw new InputError(file, 'header length', `header length ${headerLen} runs past the end of the ${bytes.byteLength}-byte file (truncated?)`);
+  if (8 + headerLen > fileSize) {
+    throw new InputError(file, 'header length', `header length ${headerLen} runs past the end of the ${fileSize}-byte file (truncated?)`);
   }
+  if (8 + headerLen > bytes.byteLength) throw new Error(`${file}: parseLayout needs the first ${8 + headerLen} bytes`);
   const headerBytes = bytes.subarray(8, 8 + headerLen);
   if (headerBytes[0] !== 0x7b /* { */) {
     throw new InputError(file, 'header', 'the JSON header must start with "{"');
@@ -58,7 +72,7 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
   }
 
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
@@ -92,7 +106,11 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
   if (cursor !== dataLen) {
     throw new InputError(file, 'data section', `tensors cover ${cursor} bytes but the data section has ${dataLen} (trailing bytes)`);
   }
+  return { dataStart, entries, metadata };
+}
 
+export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): SafetensorsFile {
+  const { dataStart, entries, metadata } = parseLayout(bytes, bytes.byteLength, file);
   const tensors = new Map<string, HostTensor>();
   for (const e of entries) {
     const data = typedArrayFromBytes(e.dtype, bytes.subarray(dataStart + e.begin, dataStart + e.end));
@@ -106,7 +124,12 @@ function parseEntry(file: string, name: string, info: unknown, dataLen: number):
   if (typeof info !== 'object' || info === null || Array.isArray(info)) {
     throw new InputError(file, where, 'expected an object with dtype, shape and data_offsets');
   }
-  const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
+  const fields = info as Record<string, unknown>;
+  const missing = ['dtype', 'shape', 'data_offsets'].filter((k) => !(k in fields));
+  if (missing.length) {
+    throw new InputError(file, where, `missing ${missing.map((k) => `"${k}"`).join(', ')}; expected an object with dtype, shape and data_offsets`);
+  }
+  const { dtype, shape, data_offsets: offsets } = fields;
   if (!isDType(dtype)) {
     const why = typeof dtype === 'string' && OTHER_DTYPES.includes(dtype) ? 'unsupported' : 'unknown';
     throw new InputError(file, where, `${why} dtype ${JSON.stringify(dtype)}; expected one of F32, F16, F64, I8, U8, I32, I64, BOOL`);
@@ -123,6 +146,9 @@ function parseEntry(file: string, name: string, info: unknown, dataLen: number):
     throw new InputError(file, where, `data_offsets [${begin}, ${end}] run past the ${dataLen}-byte data section (truncated file?)`);
   }
   const expected = numel(shape) * DTYPE_BYTES[dtype];
+  if (!Number.isSafeInteger(expected)) {
+    throw new InputError(file, where, `${dtype} shape [${shape.join(', ')}] is too large to be stored (data_offsets [${begin}, ${end}] hold ${end - begin} bytes)`);
+  }
   if (end - begin !== expected) {
     throw new InputError(file, where, `${dtype} shape [${shape.join(', ')}] needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
   }
@@ -174,11 +200,73 @@ export function serializeSafetensors(
   return [len, json, ...list.map(([, t]) => tensorBytes(t))];
 }
 
-/** Writes a safetensors file atomically (temporary file, then rename). */
+/** What a file must hold to count as written: its exact header bytes and its size. */
+export interface SafetensorsExpectation {
+  header: Uint8Array;
+  size: number;
+}
+
+/**
+ * Re-reads a safetensors file's length field, header and size from disk (not the tensor data)
+ * and validates them as the reader would: the header parses, every tensor has a known dtype, a
+ * shape whose byte size matches its data_offsets, and the offsets tile the data section up to the
+ * file's end. With `expected`, the header must also be byte-for-byte the one written and the size
+ * the one meant. `name` is used in the messages (default: `file`). Throws InputError.
+ */
+export function verifySafetensorsFile(file: string, expected?: SafetensorsExpectation, name = file): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw new UserError(`cannot read ${name}: ${(err as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const readAt = (len: number, pos: number): Uint8Array => {
+      const b = new Uint8Array(len);
+      let got = 0;
+      while (got < len) {
+        const k = readSync(fd, b, got, len - got, pos + got);
+        if (k === 0) break;
+        got += k;
+      }
+      return b.subarray(0, got);
+    };
+    const lenField = readAt(8, 0);
+    let head = lenField;
+    if (lenField.byteLength === 8) {
+      const n = new DataView(lenField.buffer).getBigUint64(0, true);
+      if (n <= BigInt(MAX_HEADER_BYTES) && Number(n) + 8 <= size) {
+        head = new Uint8Array(8 + Number(n));
+        head.set(lenField);
+        head.set(readAt(Number(n), 8), 8);
+      }
+    }
+    parseLayout(head, size, name); // throws on anything wrong, before the header is needed if the length is
+    if (expected) {
+      if (size !== expected.size) throw new InputError(name, 'file size', `is ${size} bytes; ${expected.size} were written`);
+      const got = head.subarray(8);
+      if (got.byteLength !== expected.header.byteLength || !got.every((b, i) => b === expected.header[i])) {
+        throw new InputError(name, 'header', 'differs from the header that was written');
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes a safetensors file durably and atomically (runtime/durable-write.ts: temporary file,
+ * checked writes, fsync, rename). Before the rename the temporary file is re-read
+ * (verifySafetensorsFile against the header and size written), so a file that replaces the
+ * target is known to parse. Throws WriteError; the previous file stays on any failure.
+ */
 export async function writeSafetensors(
   file: string,
   tensors: Map<string, HostTensor> | Record<string, HostTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+  const chunks = serializeSafetensors(tensors, metadata);
+  const expected = { header: chunks[1]!, size: chunks.reduce((a, c) => a + c.byteLength, 0) };
+  await writeFileAtomic(file, chunks, { verify: (tmp) => verifySafetensorsFile(tmp, expected, file) });
 }

@@ -3,7 +3,8 @@
 // may view one storage at different offsets and strides, and in the legacy format the storage
 // bytes come after the pickle, so a rebuild only records the view; `materialize` later copies it
 // out as a contiguous HostTensor.
-import { hostTensor, numel, type DType, type HostTensor } from './host-tensor';
+import { hostTensor, type DType, type HostTensor } from './host-tensor';
+import { formatBytes, MAX_BROADCAST_BYTES, MAX_TENSOR_BYTES } from './limits';
 
 /** Storage element types: our dtypes plus two that are widened losslessly on the way out. */
 export type StorageDType = DType | 'BF16' | 'I16';
@@ -82,18 +83,37 @@ export class TorchTensorRef {
     readonly stride: number[],
   ) {}
 
-  /** A contiguous copy of the view (BF16 widened to F32, I16 to I32). */
-  materialize(): HostTensor {
+  /**
+   * A contiguous copy of the view (BF16 widened to F32, I16 to I32). Before anything is allocated
+   * the view is checked against its storage and the limits (limits.ts): it must stay inside the
+   * storage, one tensor may take at most MAX_TENSOR_BYTES, and a view with more elements than its
+   * storage holds (stride 0, overlapping strides) at most MAX_BROADCAST_BYTES. `reserve(bytes)`
+   * (the checkpoint's MaterializeBudget) is asked last and may refuse too.
+   */
+  materialize(reserve?: (bytes: number) => void): HostTensor {
     const { storage, offset, size, stride } = this;
-    const n = numel(size);
-    const src = storage.elements();
+    const view = `tensor view (offset ${offset}, size [${size}], stride [${stride}])`;
+    let n = 1;
+    for (const d of size) n *= d;
+    const outItem = storage.dtype === 'BF16' || storage.dtype === 'I16' ? 4 : STORAGE_ITEM_BYTES[storage.dtype];
+    const bytes = n * outItem;
+    if (!Number.isSafeInteger(bytes) || bytes > MAX_TENSOR_BYTES) {
+      throw new Error(`${view} has ${n} elements (${formatBytes(bytes)}); one tensor may take at most ${formatBytes(MAX_TENSOR_BYTES)}`);
+    }
     if (n > 0) {
       let last = offset;
       for (let k = 0; k < size.length; k++) last += (size[k]! - 1) * stride[k]!;
-      if (offset < 0 || last >= src.length) {
-        throw new Error(`tensor view (offset ${offset}, size [${size}], stride [${stride}]) reaches element ${last} of a ${src.length}-element storage`);
+      if (offset < 0 || !Number.isSafeInteger(last) || last >= storage.numel) {
+        throw new Error(`${view} reaches element ${last} of a ${storage.numel}-element storage`);
       }
     }
+    if (n > storage.numel && bytes > MAX_BROADCAST_BYTES) {
+      throw new Error(
+        `${view} repeats the elements of its ${storage.numel}-element storage to ${n} elements (${formatBytes(bytes)}); a view larger than its storage may take at most ${formatBytes(MAX_BROADCAST_BYTES)}`,
+      );
+    }
+    reserve?.(bytes);
+    const src = storage.elements();
     const out = new ARRAYS[storage.dtype](n) as StorageArray;
     if (isContiguous(size, stride)) {
       out.set(src.subarray(offset, offset + n) as never);

@@ -12,6 +12,7 @@ import { trainCsvHeader, trainCsvRows, type TrainImage } from '../data/trainCsv'
 import { encodePngGray } from '../io/png';
 import { TYPE_STATS, randomShape, rasterizeShape, shapeRadius } from './cellShapes';
 import { renderImage, type Neurite, type RenderCell } from './render';
+import { asWriteError } from '../../runtime/durable-write';
 
 export interface SynthOptions {
   seed: number;
@@ -190,7 +191,7 @@ export function writeSynthDataset(outDir: string, opts: SynthOptions, force = fa
     renameSync(tmp, outDir);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw asWriteError(err, outDir); // a full disk etc.: one line naming the output, not a stack
   }
   return summary;
 }

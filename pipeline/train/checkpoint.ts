@@ -6,18 +6,22 @@
 //   <dir>/last_checkpoint                   the name of the newest weights file
 // Every file is written to a temporary name and renamed, state first, weights second and
 // last_checkpoint last: a crash at any point leaves last_checkpoint naming a complete checkpoint.
+// Writes are durable and checked (runtime/durable-write.ts), and both safetensors files are re-read
+// from disk (header, offsets, file size) before last_checkpoint moves to them. Temporary files a
+// killed run left behind are removed at the next save.
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../../engine/nn/module';
 import type { Tensor } from '../../engine/tensor';
 import { hostTensor, type HostTensor } from '../../engine/checkpoint/host-tensor';
-import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/safetensors';
+import { readSafetensors, verifySafetensorsFile, writeSafetensors } from '../../engine/checkpoint/safetensors';
 import { writeFileAtomic } from '../../engine/checkpoint/atomic-write';
 import { loadCheckpoint } from '../../engine/checkpoint/load';
 import type { SGD } from '../../engine/optim/sgd';
 import type { AdamW } from '../../engine/optim/adamw';
 import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../engine/optim/state';
-import { InputError, UserError } from '../../runtime/errors';
+import { InputError, UserError, WriteError } from '../../runtime/errors';
+import { removeStaleTemps } from '../../runtime/durable-write';
 
 export const LAST_CHECKPOINT = 'last_checkpoint';
 const FORMAT = 'cellgpu-train-checkpoint-v1';
@@ -59,9 +63,14 @@ export interface SaveOptions {
   state: TrainingState;
 }
 
-/** Save weights + optimizer/scheduler/iteration and point last_checkpoint at them. */
+/** The files saveCheckpoint writes (whose stale temporaries it may remove). */
+const isCheckpointFile = (name: string): boolean => name === LAST_CHECKPOINT || /^model_\w+(\.state)?\.safetensors$/.test(name);
+
+/** Save weights + optimizer/scheduler/iteration and point last_checkpoint at them once both
+ *  files have been re-read from disk. */
 export async function saveCheckpoint(o: SaveOptions): Promise<string> {
   await fs.mkdir(o.dir, { recursive: true });
+  removeStaleTemps(o.dir, isCheckpointFile); // a killed save's leftovers (not this process's)
   const weights = await modelStateToHost(o.model);
   const opt = await optimizerStateDict(o.optimizer);
   const weightsFile = `${o.name}.safetensors`;
@@ -71,6 +80,14 @@ export async function saveCheckpoint(o: SaveOptions): Promise<string> {
     training: JSON.stringify(o.state),
   });
   await writeSafetensors(join(o.dir, weightsFile), weights, { format: FORMAT, iteration: String(o.state.iteration) });
+  for (const f of [join(o.dir, `${o.name}.state.safetensors`), join(o.dir, weightsFile)]) {
+    try {
+      verifySafetensorsFile(f);
+    } catch (err) {
+      const what = err instanceof InputError ? `${err.where ? `${err.where}: ` : ''}${err.problem}` : (err as Error).message;
+      throw new WriteError(f, `it does not read back as a complete checkpoint (${what}); ${LAST_CHECKPOINT} still names the previous one`, { cause: err });
+    }
+  }
   await writeFileAtomic(join(o.dir, LAST_CHECKPOINT), new TextEncoder().encode(weightsFile));
   return join(o.dir, weightsFile);
 }

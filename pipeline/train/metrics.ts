@@ -5,6 +5,7 @@
 // lr and eta are the latest values. Evaluation results go in lines of their own.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { asWriteError } from '../../runtime/durable-write';
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
@@ -23,10 +24,19 @@ export function metricsLine(iteration: number, scalars: Record<string, number>):
 
 export class MetricsWriter {
   constructor(readonly file: string) {
-    mkdirSync(dirname(file), { recursive: true });
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+    } catch (err) {
+      throw asWriteError(err, file);
+    }
   }
+  /** Appends one line; a full disk etc. is a WriteError `FILE: could not write: REASON`. */
   write(iteration: number, scalars: Record<string, number>): void {
-    appendFileSync(this.file, `${metricsLine(iteration, scalars)}\n`);
+    try {
+      appendFileSync(this.file, `${metricsLine(iteration, scalars)}\n`);
+    } catch (err) {
+      throw asWriteError(err, this.file);
+    }
   }
 }
 

@@ -71,4 +71,27 @@ describe('torch .pth', () => {
     const err = inputError(() => readTorchLegacy(bytes, 'patched.pth'));
     expect(err.message).toMatch(/^patched\.pth: tensor "backbone\.bottom_up\.stem\.stem_1\/conv\.weight": tensor view \(offset 0, size \[9,3,3,3\], stride \[27,9,3,1\]\) reaches element 242 of a 54-element storage$/);
   });
+
+  it('names a legacy storage view that runs past its storage (was a bare Error with a stack)', () => {
+    const str = (x: string) => `\x8c${String.fromCharCode(x.length)}${x}`;
+    const magic = Buffer.alloc(10);
+    let m = 0x1950a86a20f9469cfc6cn;
+    for (let i = 0; i < 10; i++, m >>= 8n) magic[i] = Number(m & 0xffn);
+    const pickles = [
+      Buffer.concat([Buffer.from('\x80\x02\x8a\x0a', 'latin1'), magic, Buffer.from('.')]),
+      Buffer.from('\x80\x02M\xe9\x03.', 'latin1'),
+      Buffer.from('\x80\x02}.', 'latin1'),
+      // {'w': _rebuild_tensor_v2(view '1' = elements [2, 6) of the 4-element storage '0', 0, (4,), (1,), False, OrderedDict())}
+      Buffer.from(
+        `\x80\x02}${str('w')}ctorch._utils\n_rebuild_tensor_v2\n((${str('storage')}ctorch\nFloatStorage\n${str('0')}${str('cpu')}K\x04(${str('1')}K\x02K\x04ttQK\x00K\x04\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.`,
+        'latin1',
+      ),
+      Buffer.from(`\x80\x02](${str('0')}e.`, 'latin1'),
+    ];
+    const count = Buffer.alloc(8);
+    count.writeBigInt64LE(4n);
+    const bytes = new Uint8Array(Buffer.concat([...pickles, count, Buffer.alloc(16)]));
+    const err = inputError(() => readTorchLegacy(bytes, 'view.pth'));
+    expect(err.message).toBe('view.pth: storage 1: storage view 1 runs past storage 0');
+  });
 });

@@ -4,8 +4,10 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../runtime/errors';
 import { hostTensor, type HostTensor } from '../../../engine/checkpoint/host-tensor';
-import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../../../engine/checkpoint/safetensors';
+import { parseSafetensors, readSafetensors, serializeSafetensors, verifySafetensorsFile, writeSafetensors } from '../../../engine/checkpoint/safetensors';
 import { fixtureDir, fixtureModels, fixtureRoot } from '../../models/fixture-util';
+import { WriteError } from '../../../runtime/errors';
+import { nodeDurableFs, setDurableFs } from '../../../runtime/durable-write';
 
 function sample(): Map<string, HostTensor> {
   return new Map<string, HostTensor>([
@@ -79,6 +81,90 @@ describe('safetensors', () => {
     await writeSafetensors(file, sample());
     expect(readdirSync(dir)).toEqual(['out.safetensors']);
     expect((await readSafetensors(file)).tensors.get('w.i64')!.data).toEqual(sample().get('w.i64')!.data);
+  });
+
+  describe('verified writes', () => {
+    const big = () => new Map<string, HostTensor>([['w', hostTensor('F32', [100_000], new Float32Array(100_000).fill(1.5))]]);
+    const dirWithOld = () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'st-'));
+      const file = path.join(dir, 'out.safetensors');
+      writeFileSync(file, 'old contents');
+      return { dir, file };
+    };
+    const expectOld = (dir: string, file: string) => {
+      expect(readFileSync(file, 'utf8')).toBe('old contents');
+      expect(readdirSync(dir)).toEqual(['out.safetensors']);
+    };
+
+    it('a disk that fills after 64 KiB fails the write instead of leaving 64 KiB of the file', async () => {
+      // convert-weights on a full disk once reported success and left 64 KiB of a 200 MB file.
+      const { dir, file } = dirWithOld();
+      let room = 65_536;
+      const restore = setDurableFs({
+        write: async (fd, b, o, l, p) => {
+          const k = Math.min(l, room);
+          room -= k;
+          return k === 0 ? 0 : nodeDurableFs.write(fd, b, o, k, p);
+        },
+      });
+      try {
+        const err = await writeSafetensors(file, big()).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(WriteError);
+        expect((err as Error).message).toBe(`${file}: could not write: the file system accepted 0 bytes after 65536 of 400072 (disk full?)`);
+      } finally {
+        restore();
+      }
+      expectOld(dir, file);
+    });
+
+    it('ENOSPC from the disk: one WriteError line, old file intact, no temporary file', async () => {
+      const { dir, file } = dirWithOld();
+      const restore = setDurableFs({ write: async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); } });
+      try {
+        await expect(writeSafetensors(file, big())).rejects.toThrow(`${file}: could not write: no space left on device (ENOSPC) (while writing)`);
+      } finally {
+        restore();
+      }
+      expectOld(dir, file);
+    });
+
+    it('the written file is re-read before it replaces the target: a corrupted header is caught', async () => {
+      const { dir, file } = dirWithOld();
+      // A disk that reports success but stores a different byte in the header's first tensor name.
+      const restore = setDurableFs({
+        write: async (fd, b, o, l, p) => {
+          const copy = Uint8Array.from(b.subarray(o, o + l));
+          if (p === 8) copy[2] ^= 0x01; // inside the JSON header, after '{"'
+          return nodeDurableFs.write(fd, copy, 0, l, p);
+        },
+      });
+      try {
+        await expect(writeSafetensors(file, big())).rejects.toThrow(
+          `${file}: could not write: the written file does not read back as written: header: differs from the header that was written`,
+        );
+      } finally {
+        restore();
+      }
+      expectOld(dir, file);
+    });
+
+    it('verifySafetensorsFile re-reads header, offsets and size from disk', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'st-'));
+      const file = path.join(dir, 'ok.safetensors');
+      await writeSafetensors(file, sample());
+      verifySafetensorsFile(file);
+      const bytes = readFileSync(file);
+      writeFileSync(file, bytes.subarray(0, bytes.length - 1));
+      expect(() => verifySafetensorsFile(file)).toThrow(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: tensor ".*": data_offsets \\[\\d+, \\d+\\] run past the \\d+-byte data section`));
+      writeFileSync(file, bytes.subarray(0, 20));
+      expect(() => verifySafetensorsFile(file)).toThrow(/header length: header length \d+ runs past the end of the 20-byte file/);
+      writeFileSync(file, bytes.subarray(0, 3));
+      expect(() => verifySafetensorsFile(file)).toThrow(/header length: file is 3 bytes/);
+      writeFileSync(file, bytes);
+      expect(() => verifySafetensorsFile(file, { header: new Uint8Array(8), size: bytes.length })).toThrow(/header: differs from the header that was written/);
+      expect(() => verifySafetensorsFile(file, { header: new Uint8Array(8), size: 7 })).toThrow(/file size: is \d+ bytes; 7 were written/);
+      expect(() => verifySafetensorsFile(path.join(dir, 'missing.safetensors'))).toThrow(/cannot read .*missing\.safetensors/);
+    });
   });
 
   it('rejects a missing file with a UserError naming it', async () => {

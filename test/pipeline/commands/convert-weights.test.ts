@@ -1,10 +1,12 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../../engine/checkpoint/load';
 import { readSafetensors } from '../../../engine/checkpoint/safetensors';
 import { convertWeights } from '../../../pipeline/commands/convert-weights';
+import { UserError, WriteError } from '../../../runtime/errors';
+import { nodeDurableFs, setDurableFs } from '../../../runtime/durable-write';
 import { expectFixtureTensors, fixturePath } from '../../engine/checkpoint/fixtures';
 
 describe('cellseg convert-weights', () => {
@@ -30,5 +32,31 @@ describe('cellseg convert-weights', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cw-'));
     await expect(convertWeights(fixturePath('forbidden_global.pth'), path.join(dir, 'o.safetensors'))).rejects.toThrow(/refusing to load global "posix\.system"/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('on a full disk fails with one line (a UserError the CLI prints without a stack) and keeps the old output', async () => {
+    // It once reported success and left the first 64 KiB of the file.
+    const dir = mkdtempSync(path.join(tmpdir(), 'cw-'));
+    const out = path.join(dir, 'out.safetensors');
+    writeFileSync(out, 'previous output');
+    let room = 1024;
+    const restore = setDurableFs({
+      write: async (fd, b, o, l, p) => {
+        const k = Math.min(l, room);
+        room -= k;
+        return k === 0 ? 0 : nodeDurableFs.write(fd, b, o, k, p);
+      },
+    });
+    let err: unknown;
+    try {
+      err = await convertWeights(fixturePath('zip.pth'), out).catch((e: unknown) => e);
+    } finally {
+      restore();
+    }
+    expect(err).toBeInstanceOf(WriteError);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(new RegExp(`^${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: could not write: the file system accepted 0 bytes after 1024 of \\d+ \\(disk full\\?\\)$`));
+    expect(readFileSync(out, 'utf8')).toBe('previous output');
+    expect(readdirSync(dir)).toEqual(['out.safetensors']);
   });
 });
