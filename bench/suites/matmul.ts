@@ -1,8 +1,8 @@
 // matmul throughput against tfjs-webgpu and jax-js (same process, same adapter): GFLOP/s, fraction
 // of the measured fp32 peak, and the floor (FLOPs / peak). M×K×N; "64×4608×1024" is the tall-K case
-// (M=64, K=4608, N=1024). CELLGPU_MATMUL_CONFIG='{"kernel":"v2","rows":4,"wg":16}' forces a kernel
+// (M=64, K=4608, N=1024). CELLGPU_MATMUL_CONFIG='{"kernel":"register-tiled","rows":4,"wg":16}' forces a kernel
 // configuration (for tuning); otherwise the plan choosePlan() picks is used and reported.
-// CELLGPU_MATMUL_COMPARE='{"kernel":"v2","rows":8,"wg":8}' times a second configuration in the
+// CELLGPU_MATMUL_COMPARE='{"kernel":"register-tiled","rows":8,"wg":8}' times a second configuration in the
 // same rounds (compare_ms, speedup_vs_compare).
 // Ours and the peers are timed in interleaved rounds (see below); `load` is the 1-minute load
 // average at the start and end of the case (the machine is shared).
