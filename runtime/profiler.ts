@@ -6,7 +6,14 @@
 // Device time needs one compute pass per dispatch (timestamps are written at pass boundaries), so
 // profiling perturbs what it measures a little: it is a tool to find where time goes, and the
 // benchmarks time the unprofiled path.
-import type { RuntimeStats } from './runtime';
+/** The runtime counters a report is the difference of (a subset of RuntimeStats). */
+export interface ProfileCounters {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  pipelines: number;
+  bindGroups: number;
+}
 
 /** One row of a profile: a kernel (its name without the variant) or the whole region. */
 export interface ProfileRow {
@@ -124,7 +131,7 @@ export class DispatchProfiler {
   }
 
   /** Wait for every timestamp readback and build the report. */
-  async finish(wallMs: number, before: RuntimeStats, after: RuntimeStats): Promise<ProfileReport> {
+  async finish(wallMs: number, before: ProfileCounters, after: ProfileCounters): Promise<ProfileReport> {
     const t0 = performance.now();
     await Promise.all(this.reads);
     this.waitMs += performance.now() - t0;
