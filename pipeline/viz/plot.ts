@@ -1,4 +1,4 @@
-// Training curves from a Detectron2-style metrics.json (pipeline/train/metrics.ts: one JSON object
+// Training curves from a Detectron2-style metrics.json (pipeline/engine/metrics.ts: one JSON object
 // per line; training lines carry iteration, total_loss, loss_*, lr, time; evaluation lines carry
 // iteration and "segm/AP", "bbox/AP50", "competition/score", ...) drawn into an RGBA image:
 //   left panel   total_loss and every loss_* against iteration (log-scale y by default),

@@ -14,8 +14,8 @@ import { readSafetensors, writeSafetensors } from '../../../engine/checkpoint/sa
 import { manualSeed } from '../../../engine/nn/init';
 import { Rng } from '../../../runtime/rng';
 import { loadConfig } from '../../../models/config/config';
-import { buildTrainableModel } from '../../../pipeline/train/build-model';
-import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/train/checkpoint';
+import { buildTrainableModel } from '../../../pipeline/engine/build-model';
+import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/engine/checkpoint';
 import { exportModelF16, ZOO_FORMAT } from '../../../pipeline/zoo/export';
 import { makeTempDir } from '../tmp';
 
