@@ -1,23 +1,7 @@
-// Progress bars for long steps (on stderr, only when it is a terminal, so logs and tests stay clean)
-// and small option parsers shared by the commands.
-import cliProgress from 'cli-progress';
-import { UserError } from '../../runtime/errors';
+// Option parsers shared by the commands: each turns a bad value into a UserError naming the option.
+import { InputError, UserError } from '../../runtime/errors';
 import { CELL_TYPES, type CellType } from '../data/cell-types';
-
-export interface Progress {
-  tick(n?: number): void;
-  stop(): void;
-}
-
-export function progress(label: string, total: number): Progress {
-  if (!process.stderr.isTTY || total <= 1) return { tick: () => {}, stop: () => {} };
-  const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} {eta_formatted}`, stream: process.stderr, hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(total, 0);
-  return { tick: (n = 1) => bar.increment(n), stop: () => bar.stop() };
-}
+import { SHAPE_FEATURES, type ShapeFeatures } from '../shape/region-props';
 
 export function parseIntOption(name: string, min: number) {
   return (v: string): number => {
@@ -46,4 +30,24 @@ export function parseMaxDets(v: string): number[] {
 export function parsePerType(name: string, v: string): Record<CellType, number> {
   const n = parseNumberList(name, v, 3);
   return Object.fromEntries(CELL_TYPES.map((t, i) => [t, n[i]!])) as Record<CellType, number>;
+}
+
+/** A number in [0, 1] (`--score-thresh`, `--alpha`). */
+export function parseFraction(name: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || x < 0 || x > 1) throw new UserError(`${name} must be a number in [0, 1], got "${v}"`);
+    return x;
+  };
+}
+
+/** A comma-separated list of shape features (`--shape-min`, `--shape-max`); `dflt` when not given. */
+export function parseFeatureList(name: string, v: string | undefined, dflt: (keyof ShapeFeatures)[]): (keyof ShapeFeatures)[] {
+  if (v === undefined) return dflt;
+  if (v.trim() === '') return [];
+  const list = v.split(',').map((s) => s.trim());
+  for (const f of list) {
+    if (!(SHAPE_FEATURES as readonly string[]).includes(f)) throw new InputError(name, undefined, `unknown feature "${f}"; expected ${SHAPE_FEATURES.join(', ')}`);
+  }
+  return list as (keyof ShapeFeatures)[];
 }

@@ -9,15 +9,15 @@
 //
 // Every random choice is a function of (seed, position in the sample stream), so batch i is the
 // same whether training ran from 0 or resumed at i — resume needs no sampler state.
-import { isAbsolute, join } from 'node:path';
 import { Rng } from '../../runtime/rng';
 import { InputError } from '../../runtime/errors';
 import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
 import { maskToPolygons } from '../../structures/mask-to-polygons';
 import { readCocoDataset } from './coco/read';
 import type { CocoDataset } from './coco/types';
+import { resolveImage } from './image-list';
 import { readPngGray } from '../io/png';
-import type { GtInstances, ImageInput } from '../engine/model';
+import type { GtInstances, ImageInput } from '../../models/centermask';
 import {
   bitmaskBox,
   clipPolygonToWindow,
@@ -71,11 +71,6 @@ export interface TrainingSet {
 export function segmentationToPolygons(seg: unknown, height: number, width: number): number[][] {
   if (Array.isArray(seg)) return (seg as number[][]).filter((p) => Array.isArray(p) && p.length % 2 === 0 && p.length >= 6);
   return maskToPolygons(cocoRleToCrop(segmentationToCocoRle(seg, height, width)));
-}
-
-/** The image folder a COCO file_name is relative to. */
-export function resolveImage(root: string, fileName: string): string {
-  return isAbsolute(fileName) ? fileName : join(root, fileName);
 }
 
 export interface TrainingSetOptions {

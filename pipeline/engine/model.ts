@@ -1,8 +1,11 @@
 // What the trainer and the predictor need of a model: CenterMask's training and inference entry
 // points (models/centermask.ts), stated structurally so that any Module with the same two methods
-// (the real CenterMask, or a small model in the tests) can be trained and run.
+// (the real CenterMask, or a small model in the tests) can be trained and run; and the CenterMask
+// model a config builds (Detectron2's build_model), typed as that.
 import type { Module } from '../../engine/nn/module';
 import type { Tensor } from '../../engine/tensor';
+import { CenterMask } from '../../models/centermask';
+import type { CfgNode } from '../../models/config/config';
 
 // The data types are the model's own (models/centermask.ts).
 import type { GtInstances, ImageInput, InferenceOptions, Instances } from '../../models/centermask';
@@ -16,8 +19,6 @@ export interface InstanceSegmenter {
 
 export type TrainableModel = Module & InstanceSegmenter;
 
-/** Whether a module has the training and inference entry points (the lead's CenterMask may not yet). */
-export function isInstanceSegmenter(m: unknown): m is TrainableModel {
-  const o = m as Partial<InstanceSegmenter> | null;
-  return typeof o?.losses === 'function' && typeof o.inference === 'function';
+export function buildTrainableModel(cfg: CfgNode): TrainableModel {
+  return new CenterMask(cfg);
 }

@@ -5,16 +5,25 @@
 // (original, h, v, both), each prediction mapped back by the same flip, fused by Weighted Segments
 // Fusion (WBF on the boxes with per-cell-type skip thresholds, vote on the member masks); a fused
 // instance's score is its fused detection score (mistag's TTA path uses detection scores).
+// Also: the model of a config with its weights loaded for inference, and the COCO results of a
+// list of image files.
+import { init } from '../../runtime/runtime';
+import { UserError } from '../../runtime/errors';
 import type { CfgNode } from '../../models/config/config';
-import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cell-types';
-import { cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
 import { maskToCrop, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
+import { progress } from '../io/progress';
+import { readPngGray } from '../io/png';
+import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cell-types';
 import type { CocoResult } from '../data/coco/types';
-import { transformCrop, transformImage, TTA_TRANSFORMS, type TtaTransform } from './tta';
-import { weightedSegmentsFusion, type PredictionSet } from '../fusion/wsf';
-import type { Box } from '../fusion/wbf';
+import type { ImageEntry } from '../data/image-list';
 import { prepareImage } from '../data/train-loader';
-import type { InstanceSegmenter, Instances } from './model';
+import type { Box } from '../fusion/wbf';
+import { weightedSegmentsFusion, type PredictionSet } from '../fusion/wsf';
+import { toCocoResults, type PredictedInstance } from '../evaluation/coco-results';
+import type { ImagePredictor } from '../evaluation/evaluator';
+import { loadPretrainedWeights } from './checkpoint';
+import { buildTrainableModel, type InstanceSegmenter, type Instances } from './model';
+import { transformCrop, transformImage, TTA_TRANSFORMS, type TtaTransform } from './tta';
 
 export interface PredictorOptions {
   /** INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST. */
@@ -29,15 +38,6 @@ export interface PredictorOptions {
     skipThresholds?: number | Record<CellType, number>;
     voteFraction?: number;
   };
-}
-
-export interface PredictedInstance {
-  /** XYXY in the original image. */
-  box: Box;
-  score: number;
-  maskScore: number;
-  categoryId: number;
-  mask: MaskCrop;
 }
 
 export function predictorOptionsFromConfig(cfg: CfgNode, categoryIds: readonly number[], tta = false): PredictorOptions {
@@ -129,13 +129,35 @@ export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, wi
     .map((f) => ({ box: f.box, score: f.score, maskScore: f.score, categoryId: f.label, mask: f.mask }));
 }
 
-/** COCO results of one image: bbox XYWH, segm RLE, score = mask score. */
-export function toCocoResults(imageId: number, preds: readonly PredictedInstance[]): CocoResult[] {
-  return preds.map((p) => ({
-    image_id: imageId,
-    category_id: p.categoryId,
-    bbox: [p.box[0], p.box[1], p.box[2] - p.box[0], p.box[3] - p.box[1]],
-    score: p.maskScore,
-    segmentation: cocoRleToJson(cropToCocoRle(p.mask)),
-  }));
+/** predictGray of one model and options, as evaluation calls a model. */
+export function imagePredictor(model: InstanceSegmenter, opts: PredictorOptions): ImagePredictor {
+  return (gray, width, height) => predictGray(model, gray, width, height, opts);
+}
+
+/** The COCO results of a list of PNG files (a progress bar on a terminal). */
+export async function predictImages(model: InstanceSegmenter, entries: readonly ImageEntry[], opts: PredictorOptions): Promise<CocoResult[]> {
+  const results: CocoResult[] = [];
+  const bar = progress(opts.tta ? 'predict (TTA x4)' : 'predict', entries.length);
+  try {
+    for (const e of entries) {
+      const img = readPngGray(e.file);
+      results.push(...toCocoResults(e.id, await predictGray(model, img.data, img.width, img.height, opts)));
+      bar.tick();
+    }
+  } finally {
+    bar.stop();
+  }
+  return results;
+}
+
+/** Build the model of `cfg` and load `weights` (all model tensors must be present). */
+export async function loadModelForInference(cfg: CfgNode, weights: string): Promise<InstanceSegmenter> {
+  await init();
+  const model = buildTrainableModel(cfg);
+  const r = await loadPretrainedWeights(weights, model);
+  if (r.missing.length || r.skippedShape.length) {
+    throw new UserError(`${weights} does not fit the model of this config: ${r.missing.length} tensors missing, ${r.skippedShape.length} of another shape (${[...r.missing, ...r.skippedShape].slice(0, 5).join(', ')}...)`);
+  }
+  model.eval();
+  return model;
 }

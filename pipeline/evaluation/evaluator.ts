@@ -1,4 +1,6 @@
-// Evaluation of a model on a COCO ground-truth set: predictions for every image, then
+// Evaluation of a model on a COCO ground-truth set (Detectron2's inference_on_dataset with its COCO
+// evaluator): the model is a function from an image to its predictions (engine/predictor.ts's
+// imagePredictor binds a model and the predictor options), called on every image, then
 //   segm/* and bbox/*: COCO AP (pycocotools semantics; maxDets 1/10/100 as Detectron2's
 //   COCOEvaluator unless given: pycocotools reports AP at 100 detections and AP50/AP75 and the area
 //   APs at the largest maxDets), in percent as Detectron2 reports them; segm results ranked by mask
@@ -14,9 +16,11 @@ import { cocoEvaluate, SUMMARY_KEYS } from './coco-eval';
 import { competitionScore, type MetricImage } from './competition-metric';
 import { DEFAULT_POSTPROCESS, postprocessImage, type PostprocessOptions } from '../post/postprocess';
 import { readPngGray } from '../io/png';
-import { resolveImage } from '../data/train-loader';
-import type { InstanceSegmenter } from '../engine/model';
-import { predictGray, toCocoResults, type PredictedInstance, type PredictorOptions } from '../engine/predictor';
+import { resolveImage } from '../data/image-list';
+import { toCocoResults, type PredictedInstance } from './coco-results';
+
+/** The predictions of one 8-bit gray image (row-major width x height), in original-image coordinates. */
+export type ImagePredictor = (gray: Uint8Array, width: number, height: number) => Promise<PredictedInstance[]>;
 
 export interface EvaluationOutput {
   metrics: Record<string, number>;
@@ -27,7 +31,6 @@ export interface EvaluationOutput {
 
 export interface EvaluateOptions {
   imageRoot: string;
-  predictor: PredictorOptions;
   postprocess?: PostprocessOptions;
   readGray?: (file: string, width: number, height: number) => Uint8Array;
   onImage?: () => void;
@@ -35,7 +38,7 @@ export interface EvaluateOptions {
   maxDets?: number[];
 }
 
-export async function evaluateModel(model: InstanceSegmenter, gt: CocoDataset, o: EvaluateOptions): Promise<EvaluationOutput> {
+export async function inferenceOnDataset(predict: ImagePredictor, gt: CocoDataset, o: EvaluateOptions): Promise<EvaluationOutput> {
   const read = o.readGray ?? ((f: string, w: number, h: number) => readPngGray(f, { width: w, height: h }).data);
   const results: CocoResult[] = [];
   const boxResults: CocoResult[] = [];
@@ -44,7 +47,7 @@ export async function evaluateModel(model: InstanceSegmenter, gt: CocoDataset, o
   for (const a of gt.annotations) (gtByImage.get(a.image_id) ?? gtByImage.set(a.image_id, []).get(a.image_id)!).push(a);
   for (const im of gt.images) {
     const gray = read(resolveImage(o.imageRoot, im.file_name), im.width, im.height);
-    const preds: PredictedInstance[] = await predictGray(model, gray, im.width, im.height, o.predictor);
+    const preds: PredictedInstance[] = await predict(gray, im.width, im.height);
     const rs = toCocoResults(im.id, preds);
     results.push(...rs);
     boxResults.push(...rs.map((r, i) => ({ ...r, score: preds[i]!.score })));

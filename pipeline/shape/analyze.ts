@@ -6,7 +6,7 @@ import { InputError } from '../../runtime/errors';
 import { CELL_TYPES, type CellType } from '../data/cell-types';
 import { runsToCrop } from '../../structures/mask-crop';
 import { readTrainCsv } from '../data/train-csv';
-import { readJsonFile } from '../data/coco/read';
+import { readJsonFile } from '../io/json';
 import { SHAPE_FEATURES, regionProps, type ShapeFeatures } from './region-props';
 import { describe, type FeatureStats } from './statistics';
 

@@ -400,3 +400,14 @@ export function parseReferenceSeries(json: unknown, file = 'reference'): Referen
   if (typeof json === 'object' && json !== null) return Object.entries(json).map(([label, pts]) => ({ label, points: toPoints(pts, label) }));
   throw new InputError(file, undefined, 'reference series must be a list or an object');
 }
+
+/** The reference series of a JSON file (see parseReferenceSeries). */
+export function readReferenceSeries(file: string): ReferenceSeries[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(file, undefined, `not readable JSON (${(err as Error).message})`);
+  }
+  return parseReferenceSeries(json, file);
+}

@@ -18,8 +18,8 @@ import { SGD } from '../../engine/optim/sgd';
 import { CenterMask, type ImageInput, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { BatchNorm2d } from '../../models/layers';
-import { convertWeights } from '../../pipeline/cli/commands/convert-weights';
-import { loadModelForInference } from '../../pipeline/cli/commands/predict';
+import { convertWeights } from '../../pipeline/zoo/convert-weights';
+import { loadModelForInference } from '../../pipeline/engine/predictor';
 import { loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from '../../pipeline/engine/checkpoint';
 import { Rng } from '../util';
 

@@ -1,22 +1,10 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputError, UserError } from '../../../runtime/errors';
+import { UserError } from '../../../runtime/errors';
 import { COCO_CATEGORIES } from '../../data/cell-types';
-import { readTrainCsv, type TrainImage } from '../../data/train-csv';
-import { writeJsonAtomic } from '../../io/atomic';
-import { readPngGray } from '../../io/png';
 import { buildCocoDataset, type SegmentationFormat } from '../../data/coco/build';
-import { progress } from '../args';
-
-/** Sorted test image ids of a folder of PNGs. */
-export function listPngIds(dir: string): string[] {
-  if (!existsSync(dir)) throw new InputError(dir, undefined, 'folder is missing');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.png'))
-    .map((f) => f.slice(0, -4))
-    .sort();
-}
+import { cocoImagesOfFolder, readTrainImages } from '../../data/image-list';
+import { writeJsonAtomic } from '../../io/atomic';
+import { progress } from '../../io/progress';
 
 export function register(program: Command): void {
   program
@@ -31,24 +19,12 @@ export function register(program: Command): void {
       if (o.segmentation !== 'rle' && o.segmentation !== 'polygon') {
         throw new UserError(`--segmentation must be rle or polygon, got "${o.segmentation}"`);
       }
-      const csv = join(o.data, 'train.csv');
-      const images: TrainImage[] = [];
-      for await (const img of readTrainCsv(csv)) {
-        const png = join(o.data, 'train', `${img.id}.png`);
-        if (!existsSync(png)) throw new InputError(png, undefined, `PNG of image ${img.id} (train.csv line ${img.instances[0]?.line ?? '?'}) is missing`);
-        if (o.checkImages) readPngGray(png, { width: img.width, height: img.height });
-        images.push(img);
-      }
+      const images = await readTrainImages(o.data, !!o.checkImages);
       const bar = progress('coco', images.length);
       const { dataset, dropped } = buildCocoDataset(images, { segmentation: o.segmentation as SegmentationFormat, imageDir: 'train' });
       bar.stop();
       writeJsonAtomic(o.out, dataset, 0);
-      const testDir = join(o.data, 'test');
-      const testIds = existsSync(testDir) ? listPngIds(testDir) : [];
-      const testImages = testIds.map((id, i) => {
-        const img = readPngGray(join(testDir, `${id}.png`));
-        return { id: i + 1, width: img.width, height: img.height, file_name: `test/${id}.png`, sartorius_id: id };
-      });
+      const testImages = cocoImagesOfFolder(o.data, 'test');
       writeJsonAtomic(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES });
       console.log(
         `wrote ${o.out}: ${dataset.images.length} images, ${dataset.annotations.length} annotations` +

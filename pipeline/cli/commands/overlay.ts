@@ -6,15 +6,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../../runtime/errors';
 import { writeOverlayFromFiles } from '../../viz/overlay';
-import { parseIntOption } from '../args';
-
-function parseFraction(name: string) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x) || x < 0 || x > 1) throw new UserError(`${name} must be a number in [0, 1], got "${v}"`);
-    return x;
-  };
-}
+import { parseFraction, parseIntOption } from '../args';
 
 export function register(program: Command): void {
   program

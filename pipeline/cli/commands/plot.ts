@@ -1,9 +1,8 @@
 // `cellseg plot`: training curves (losses, accuracy metrics) of a metrics.json as a PNG.
 //   cellseg plot --metrics output/sartorius/metrics.json --out curves.png [--reference ref.json]
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InputError, UserError } from '../../../runtime/errors';
-import { parseReferenceSeries, writeMetricsPlot, type PlotOptions } from '../../viz/plot';
+import { UserError } from '../../../runtime/errors';
+import { readReferenceSeries, writeMetricsPlot, type PlotOptions } from '../../viz/plot';
 import { parseIntOption } from '../args';
 
 export function register(program: Command): void {
@@ -22,15 +21,7 @@ export function register(program: Command): void {
       if (!o.out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${o.out} must end in .png`);
       const opts: PlotOptions = { width: o.width, height: o.height, title: o.title, logLoss: !o.linear };
       if (o.metricKeys) opts.metricKeys = o.metricKeys.split(',').map((k) => k.trim()).filter(Boolean);
-      if (o.reference) {
-        let json: unknown;
-        try {
-          json = JSON.parse(readFileSync(o.reference, 'utf8'));
-        } catch (err) {
-          throw new InputError(o.reference, undefined, `not readable JSON (${(err as Error).message})`);
-        }
-        opts.reference = parseReferenceSeries(json, o.reference);
-      }
+      if (o.reference) opts.reference = readReferenceSeries(o.reference);
       const img = writeMetricsPlot(o.metrics, o.out, opts);
       console.log(`wrote ${o.out} (${img.width}x${img.height})`);
     });

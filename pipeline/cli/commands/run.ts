@@ -13,30 +13,27 @@ import { runDoctor } from '../../../runtime/doctor';
 import { init } from '../../../runtime/runtime';
 import { UserError } from '../../../runtime/errors';
 import { loadConfig } from '../../../models/config/config';
-import { writeSynthDataset } from '../../data/synth/dataset';
-import { buildShapeReport, collectShapeSamples } from '../../shape/analyze';
-import { readTrainCsvAll } from '../../data/train-csv';
-import { buildCocoDataset, subsetCoco } from '../../data/coco/build';
-import { stratifiedKFold } from '../../data/coco/split';
-import { readCocoDataset } from '../../data/coco/read';
 import { writeJsonAtomic } from '../../io/atomic';
 import { readPngGray } from '../../io/png';
+import { readTrainCsvAll } from '../../data/train-csv';
+import { buildCocoDataset, subsetCoco } from '../../data/coco/build';
+import { readCocoDataset } from '../../data/coco/read';
+import { stratifiedKFold } from '../../data/coco/split';
+import { listImages } from '../../data/image-list';
+import { writeSynthDataset } from '../../data/synth/dataset';
+import { buildShapeReport, collectShapeSamples } from '../../shape/analyze';
+import { writeOverlayPng } from '../../viz/overlay';
+import { writeMetricsPlot } from '../../viz/plot';
 import { DEFAULT_POSTPROCESS, type Candidate } from '../../post/postprocess';
 import { writeSubmissionFromResults } from '../../post/submission-from-results';
 import { validateSubmission } from '../../post/validate-submission';
-import { buildTrainableModel } from '../../engine/build-model';
+import { inferenceOnDataset } from '../../evaluation/evaluator';
 import { loadPretrainedWeights } from '../../engine/checkpoint';
-import { evaluateModel } from '../../evaluation/evaluator';
-import { predictorOptionsFromConfig } from '../../engine/predictor';
-import { readModelCard } from '../../zoo/card';
-import { writeOverlayPng } from '../../viz/overlay';
-import { writeMetricsPlot } from '../../viz/plot';
-import { listImages, predictImages } from './predict';
-import { runTraining } from './train';
+import { buildTrainableModel, type InstanceSegmenter } from '../../engine/model';
+import { imagePredictor, predictImages, predictorOptionsFromConfig } from '../../engine/predictor';
+import { runTraining } from '../../engine/train-net';
+import { DEMO_MODEL_CARD, readModelCard } from '../../zoo/card';
 import { parseIntOption } from '../args';
-
-/** The shipped demo model: its card names the config and the weights. */
-export const DEMO_MODEL_CARD = 'models/zoo/centermask_lite_V_19_slim_synth.json';
 
 /** COCO maxDets for images with hundreds of cells (pycocotools: AP at 100, AP50/AP75 at 1000). */
 const MAX_DETS = [1, 100, 1000];
@@ -57,7 +54,7 @@ interface RunOptions {
  * batch, from the demo weights, at the recipe's final learning rate (after its two 10x steps), no
  * warmup, no evaluation inside (the run evaluates before and after).
  */
-export function fineTuneOverrides(o: { iters: number; out: string; weights: string }): string[] {
+function fineTuneOverrides(o: { iters: number; out: string; weights: string }): string[] {
   return [
     'MODEL.WEIGHTS', o.weights,
     'SOLVER.MAX_ITER', String(o.iters),
@@ -139,8 +136,8 @@ async function runPipeline(o: RunOptions): Promise<void> {
   const valJson = join(folds, 'val_fold_0.json');
   const val = readCocoDataset(valJson);
 
-  const evaluateOnVal = async (model: Parameters<typeof evaluateModel>[0], categoryIds: readonly number[], tag: string) => {
-    const r = await evaluateModel(model, val, { imageRoot: data, predictor: predictorOptionsFromConfig(cfg, categoryIds), maxDets: MAX_DETS });
+  const evaluateOnVal = async (model: InstanceSegmenter, categoryIds: readonly number[], tag: string) => {
+    const r = await inferenceOnDataset(imagePredictor(model, predictorOptionsFromConfig(cfg, categoryIds)), val, { imageRoot: data, maxDets: MAX_DETS });
     writeJsonAtomic(join(o.out, `val_results_${tag}.json`), r.results, 0);
     writeJsonAtomic(join(o.out, `val_metrics_${tag}.json`), r.metrics);
     console.log(

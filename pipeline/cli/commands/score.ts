@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
-import { InputError } from '../../../runtime/errors';
-import { readSubmission } from '../../post/submission';
-import { readTrainCsvAll } from '../../data/train-csv';
-import { competitionScore, type MetricImage } from '../../evaluation/competition-metric';
+import { scoreSubmission } from '../../evaluation/score-submission';
 import { writeJsonAtomic } from '../../io/atomic';
-import { findOverlap } from '../../post/validate-submission';
 
 export function register(program: Command): void {
   program
@@ -15,22 +11,8 @@ export function register(program: Command): void {
     .option('--json <file>', 'write {"score": number, "per_image": {id: number}}')
     .option('--allow-overlap', 'score overlapping predicted masks instead of rejecting them (raw model output)')
     .action(async (o: { truth: string; submission: string; json?: string; allowOverlap?: boolean }) => {
-      const truth = await readTrainCsvAll(o.truth, { allowEmptyAnnotation: true });
-      const byId = new Map(truth.map((t) => [t.id, t]));
-      const sub = await readSubmission(o.submission, (id) => byId.get(id));
-      if (!o.allowOverlap) {
-        const ov = findOverlap(sub);
-        if (ov) throw new InputError(o.submission, `lines ${ov.lineA} and ${ov.lineB} (image ${ov.id})`, `masks overlap in ${ov.pixels} pixel(s) (use --allow-overlap to score anyway)`);
-      }
-      // An image of the truth without a submission row is scored as an empty prediction.
-      const images: MetricImage[] = truth.map((t) => ({
-        id: t.id,
-        width: t.width,
-        truth: t.instances.map((i) => i.runs),
-        pred: (sub.get(t.id) ?? []).map((i) => i.runs),
-      }));
-      const res = competitionScore(images);
-      console.log(`score ${res.score.toFixed(6)} over ${images.length} images`);
+      const res = await scoreSubmission(o.truth, o.submission, { allowOverlap: o.allowOverlap });
+      console.log(`score ${res.score.toFixed(6)} over ${res.images} images`);
       if (o.json) writeJsonAtomic(o.json, { score: res.score, per_image: res.perImage });
     });
 }

@@ -1,43 +1,11 @@
-import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../../runtime/errors';
-import { COCO_CATEGORIES } from '../../data/cell-types';
-import { readCocoResults, readJsonFile } from '../../data/coco/read';
-import type { CocoDataset, CocoImage } from '../../data/coco/types';
+import { readCocoResults } from '../../data/coco/read';
+import { readImagesList, sartoriusId } from '../../data/image-list';
+import { progress } from '../../io/progress';
 import { DEFAULT_POSTPROCESS } from '../../post/postprocess';
 import { writeSubmissionFromResults } from '../../post/submission-from-results';
 import { readShapeData } from '../../shape/analyze';
-import { SHAPE_FEATURES, type ShapeFeatures } from '../../shape/region-props';
-import { parsePerType, progress } from '../args';
-
-/** The Sartorius id of a COCO image entry: `sartorius_id`, else the file name's stem. */
-function sartoriusId(im: CocoImage): string {
-  return typeof im.sartorius_id === 'string' ? im.sartorius_id : basename(im.file_name).replace(/\.png$/i, '');
-}
-
-function readImagesList(file: string): CocoDataset {
-  const raw = readJsonFile(file) as { images?: unknown };
-  if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.images)) {
-    throw new InputError(file, 'key "images"', 'is missing; expected the test_images.json that `cellseg coco` writes');
-  }
-  const images = raw.images as CocoImage[];
-  images.forEach((im, i) => {
-    if (typeof im?.id !== 'number' || typeof im.width !== 'number' || typeof im.height !== 'number' || typeof im.file_name !== 'string') {
-      throw new InputError(file, `images[${i}]`, 'needs id, width, height and file_name');
-    }
-  });
-  return { images, annotations: [], categories: COCO_CATEGORIES };
-}
-
-function featureList(name: string, v: string | undefined, dflt: (keyof ShapeFeatures)[]): (keyof ShapeFeatures)[] {
-  if (v === undefined) return dflt;
-  if (v.trim() === '') return [];
-  const list = v.split(',').map((s) => s.trim());
-  for (const f of list) {
-    if (!(SHAPE_FEATURES as readonly string[]).includes(f)) throw new InputError(name, undefined, `unknown feature "${f}"; expected ${SHAPE_FEATURES.join(', ')}`);
-  }
-  return list as (keyof ShapeFeatures)[];
-}
+import { parseFeatureList, parsePerType } from '../args';
 
 export function register(program: Command): void {
   program
@@ -59,8 +27,8 @@ export function register(program: Command): void {
         scoreThresholds: parsePerType('--thresholds', o.thresholds),
         minPixels: parsePerType('--min-pixels', o.minPixels),
         shapeData: o.shape ? readShapeData(o.shape) : undefined,
-        shapeMin: featureList('--shape-min', o.shapeMin, ['major_axis_length']),
-        shapeMax: featureList('--shape-max', o.shapeMax, []),
+        shapeMin: parseFeatureList('--shape-min', o.shapeMin, ['major_axis_length']),
+        shapeMax: parseFeatureList('--shape-max', o.shapeMax, []),
       };
       const bar = progress('submit', list.images.length);
       const images = list.images.map((im) => ({ id: im.id, sartoriusId: sartoriusId(im), width: im.width, height: im.height }));

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../../data/synth/dataset';
-import { parseIntOption, progress } from '../args';
+import { progress } from '../../io/progress';
+import { parseIntOption } from '../args';
 
 export function register(program: Command): void {
   program

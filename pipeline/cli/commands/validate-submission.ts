@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../../runtime/errors';
 import { readSubmission } from '../../post/submission';
+import { listPngIds } from '../../data/image-list';
 import { readPngGray } from '../../io/png';
 import { validateSubmission } from '../../post/validate-submission';
-import { listPngIds } from './coco';
 import { parseIntOption } from '../args';
 
 export function register(program: Command): void {

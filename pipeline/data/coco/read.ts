@@ -1,20 +1,10 @@
 // Reads and validates COCO JSON (ground truth, including LIVECell's variant whose `annotations` is
 // an object keyed by annotation id) and COCO results JSON. Every problem names the file and the
 // offending image/annotation id or list index.
-import { existsSync, readFileSync } from 'node:fs';
 import { InputError } from '../../../runtime/errors';
 import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../../../structures/coco-rle';
+import { readJsonFile } from '../../io/json';
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from './types';
-
-export function readJsonFile(file: string): unknown {
-  if (!existsSync(file)) throw new InputError(file, undefined, 'file is missing');
-  const text = readFileSync(file, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(file, undefined, `not valid JSON (${(e as Error).message})`);
-  }
-}
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;

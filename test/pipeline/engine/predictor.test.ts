@@ -6,8 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../../runtime/runtime';
 import { cocoRleToJson, decodeCocoRle, encodeCocoRle, segmentationToCocoRle } from '../../../structures/coco-rle';
 import { cropToMask, maskToCrop } from '../../../structures/mask-crop';
-import { predictGray, toCocoResults, unflipBox, type PredictorOptions } from '../../../pipeline/engine/predictor';
-import { evaluateModel } from '../../../pipeline/evaluation/evaluator';
+import { imagePredictor, predictGray, unflipBox, type PredictorOptions } from '../../../pipeline/engine/predictor';
+import { toCocoResults } from '../../../pipeline/evaluation/coco-results';
+import { inferenceOnDataset } from '../../../pipeline/evaluation/evaluator';
 import { StandInModel } from './standin';
 
 const W = 40;
@@ -150,7 +151,7 @@ describe('evaluator', () => {
       annotations: [{ id: 1, image_id: 1, category_id: 2, segmentation: cocoRleToJson(encodeCocoRle(L, H, W)), area: 228, bbox: [4, 3, 20, 24] as [number, number, number, number], iscrowd: 0 }],
       categories: [{ id: 1, name: 'shsy5y' }, { id: 2, name: 'astro' }, { id: 3, name: 'cort' }],
     };
-    const out = await evaluateModel(new StandInModel(), gt, { imageRoot: '/x', predictor: OPTS, readGray: () => IMAGE });
+    const out = await inferenceOnDataset(imagePredictor(new StandInModel(), OPTS), gt, { imageRoot: '/x', readGray: () => IMAGE });
     expect(out.metrics['segm/AP']).toBeCloseTo(100, 6);
     // box IoU 480/525 = 0.914: matched at IoU thresholds 0.50..0.90, not 0.95
     expect(out.metrics['bbox/AP']).toBeCloseTo(90, 6);

@@ -13,11 +13,10 @@ import { writeSynthDataset } from '../../../pipeline/data/synth/dataset';
 import { readTrainCsvAll } from '../../../pipeline/data/train-csv';
 import { buildCocoDataset } from '../../../pipeline/data/coco/build';
 import { writeJsonAtomic } from '../../../pipeline/io/atomic';
-import { runTraining } from '../../../pipeline/cli/commands/train';
-import { buildTrainableModel } from '../../../pipeline/engine/build-model';
+import { runTraining } from '../../../pipeline/engine/train-net';
 import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/engine/checkpoint';
 import type { TrainResult } from '../../../pipeline/engine/trainer';
-import type { TrainableModel } from '../../../pipeline/engine/model';
+import { buildTrainableModel, type TrainableModel } from '../../../pipeline/engine/model';
 
 const RECIPE = 'configs/synth_centermask_lite_V_19_slim_scratch.yaml';
 const ITERS = 12;

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../../engine/checkpoint/load';
 import { readSafetensors } from '../../../engine/checkpoint/safetensors';
-import { convertWeights } from '../../../pipeline/cli/commands/convert-weights';
+import { convertWeights } from '../../../pipeline/zoo/convert-weights';
 import { expectFixtureTensors, fixturePath } from '../../engine/checkpoint/fixtures';
 
 describe('cellseg convert-weights', () => {
