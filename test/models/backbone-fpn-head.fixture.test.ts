@@ -9,7 +9,7 @@ import { VoVNet } from '../../models/backbone/vovnet';
 import { FPN } from '../../models/fpn';
 import { FCOSHead } from '../../models/fcos/head';
 import { Container } from '../../models/layers';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { fixtureRoot, paddedModelInput, readTensors, relToMaxAbs } from './fixture-util';
 
 const CONFIGS = [

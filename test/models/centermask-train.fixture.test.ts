@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, init, type Tensor } from '../../engine';
 import { CenterMask, type GtInstances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { fixtureRoot, readTensors, relToMaxAbs } from './fixture-util';
 
 interface GtJson {

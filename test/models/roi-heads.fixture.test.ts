@@ -16,7 +16,7 @@ import { VoVNet } from '../../models/backbone/vovnet';
 import { FPN } from '../../models/fpn';
 import { FCOSHead } from '../../models/fcos/head';
 import { Container } from '../../models/layers';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { CenterROIHeads, type RoiInference, type RoiTrainOutputs } from '../../models/roi/heads';
 import { detectorPostprocess, type PostprocessedDetections } from '../../models/postprocess';
 import { fixtureRoot, paddedModelInput, readTensors, relToMaxAbs, toNumbers } from './fixture-util';

@@ -1,9 +1,9 @@
 // Loading the CenterMask2 oracle fixtures' weights: tensors with ndim >= 2 are stored as int8
 // with one power-of-two exponent per tensor (value = int8 * 2^scale_exp2, exact in float32), the
 // exponents in the safetensors metadata `scale_exp2` (a JSON object name -> int).
-import type { HostTensor } from '../engine/checkpoint/host-tensor';
-import { readSafetensors } from '../engine/checkpoint/safetensors';
-import { InputError } from '../runtime/errors';
+import type { HostTensor } from '../../engine/checkpoint/host-tensor';
+import { readSafetensors } from '../../engine/checkpoint/safetensors';
+import { InputError } from '../../runtime/errors';
 
 export async function readFixtureWeights(file: string): Promise<Map<string, HostTensor>> {
   const { tensors, metadata } = await readSafetensors(file);
