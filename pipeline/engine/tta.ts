@@ -36,7 +36,7 @@ export function transformCrop(c: MaskCrop, t: TtaTransform): MaskCrop {
   };
 }
 
-/** Normalised [x1, y1, x2, y2] box under the transform (spec §6.3 formulas). */
+/** Normalised [x1, y1, x2, y2] box under the transform. */
 export function transformBox(b: Box, t: TtaTransform): Box {
   let [x1, y1, x2, y2] = b;
   if (flipsX(t)) [x1, x2] = [1 - x2, 1 - x1];

@@ -1,4 +1,4 @@
-// The competition metric (spec §2): per image, the mean over IoU thresholds 0.50:0.05:0.95 of
+// The competition metric of the Sartorius challenge: per image, the mean over IoU thresholds 0.50:0.05:0.95 of
 // TP / (TP + FP + FN), then the mean over images. A hit needs IoU strictly above the threshold.
 // Counting follows the public re-implementation: TP = truth objects with exactly one hit, FN = truth
 // objects with none, FP = predictions with none.
@@ -44,7 +44,7 @@ export function countsFromIou(iou: readonly Float64Array[], predCount: number): 
 
 /**
  * Score of one image. No truth and no prediction is scored 1 (nothing to find, nothing wrongly
- * found; the official handling is unknown, spec §2.1); predictions without truth score 0.
+ * found; the official handling is not published); predictions without truth score 0.
  */
 export function imageScore(truth: readonly Runs[], pred: readonly Runs[], width: number): number {
   if (truth.length === 0 && pred.length === 0) return 1;

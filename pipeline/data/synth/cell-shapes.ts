@@ -1,4 +1,4 @@
-// Cell shapes of the three Sartorius types, drawn to follow the spec's per-type statistics (§3.2):
+// Cell shapes of the three Sartorius types, drawn to follow the real data's per-type statistics:
 // shsy5y small elongated (area ~250 px, minor/major ~0.55), astro large and irregular with thin
 // processes (area ~900 px with a long tail, ratio ~0.37, solidity ~0.74), cort small and round
 // (area ~260 px, ratio ~0.73, solidity ~0.94). A shape is a wobbly rotated ellipse plus processes,
@@ -31,7 +31,7 @@ interface TypeStats {
   wobbleAmp: number;
   processes: [number, number];
   processLength: [number, number];
-  /** Mean cells on a full 704x520 image (spec §1.3). */
+  /** Mean cells on a full 704x520 image (as in the real data). */
   cellsPerImage: number;
   cellsStd: number;
 }

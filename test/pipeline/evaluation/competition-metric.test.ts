@@ -16,7 +16,7 @@ describe('competition metric', () => {
     expect(COMPETITION_IOU_THRESHOLDS[9]).toBeCloseTo(0.95, 12);
   });
 
-  it("reproduces the spec's worked example (image 0.416667, dataset 0.208333, pooled 0.26)", () => {
+  it('reproduces the worked example (image 0.416667, dataset 0.208333, pooled 0.26)', () => {
     const img1 = { id: 'one', width: 6, truth: [r('1 2 7 2'), r('16 3 22 3')], pred: [r('1 3 7 3'), r('16 3 22 3'), r('6 1')] };
     const img2 = { id: 'two', width: 6, truth: [r('1 2 7 2'), r('16 3 22 3')], pred: [] };
     expect(imageScore(img1.truth, img1.pred, 6)).toBeCloseTo((4 * (2 / 3) + 6 * (1 / 4)) / 10, 12);

@@ -49,7 +49,7 @@ describe('synthetic dataset', () => {
     expect(existsSync(join(a, 'train.csv'))).toBe(true);
   });
 
-  it('follows the per-type shape tendencies of the spec (astro largest and least solid, cort roundest)', async () => {
+  it('follows the per-type shape tendencies of the real data (astro largest and least solid, cort roundest)', async () => {
     const r = buildShapeReport('x', await collectShapeSamples(join(a, 'train.csv')));
     const f = (t: 'shsy5y' | 'astro' | 'cort') => r.cell_types[t]!.features;
     expect(f('astro').area.mean).toBeGreaterThan(f('shsy5y').area.mean);
