@@ -1,5 +1,5 @@
-// The `cellseg` command line. Each subcommand lives in pipeline/cli/commands/<name>.ts and exports a
-// `register(program)` function; this file only wires them together and turns UserErrors (bad
+// The `cellseg` command line. Each subcommand lives in pipeline/cli/commands/<name>.ts and exports
+// a `register(program)` function; this file only wires them together and turns UserErrors (bad
 // input, no GPU) into a one-paragraph message and a non-zero exit code, without a stack trace.
 import { Command } from 'commander';
 import { GpuUnavailableError } from '../../runtime/device';

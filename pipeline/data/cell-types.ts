@@ -1,5 +1,6 @@
 // The three Sartorius cell types, their COCO category ids (1-based, as mistag's notebooks) and the
-// post-processing constants of the solutions this pipeline follows: indices 0,1,2 = shsy5y, astro, cort.
+// post-processing constants of the solutions this pipeline follows: indices 0,1,2 = shsy5y, astro,
+// cort.
 
 export const CELL_TYPES = ['shsy5y', 'astro', 'cort'] as const;
 export type CellType = (typeof CELL_TYPES)[number];

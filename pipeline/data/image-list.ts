@@ -1,6 +1,6 @@
 // Which images a command works on and where their files are: the PNGs of a folder (ids in sorted
-// file order, 1-based), the images of a COCO json, the train.csv images of a dataset folder, and the
-// Sartorius id of a COCO image entry.
+// file order, 1-based), the images of a COCO json, the train.csv images of a dataset folder, and
+// the Sartorius id of a COCO image entry.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import { InputError, UserError } from '../../runtime/errors';

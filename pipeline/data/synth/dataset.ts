@@ -1,7 +1,7 @@
 // `cellseg synth`: a deterministic synthetic dataset in the exact Sartorius layout (train.csv,
 // train/<id>.png, test/<id>.png, sample_submission.csv). Cell types cycle over images (one type per
-// image, as in the real data); training annotations may overlap a little (train masks overlap in the
-// real data, submissions cannot), and shsy5y cells are packed into touching clusters.
+// image, as in the real data); training annotations may overlap a little (train masks overlap in
+// the real data, submissions cannot), and shsy5y cells are packed into touching clusters.
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../../../runtime/errors';
