@@ -1,13 +1,12 @@
-// Building the CenterMask modules from a Detectron2/CenterMask2 config (models/config), with the
+// Building the backbone and the FCOS head of CenterMask from a Detectron2/CenterMask2 config
+// (models/config), with the module tree and names of the original so state dicts load by key:
+// backbone (FPN; bottom_up = VoVNet) and proposal_generator.fcos_head. The ROI heads
+// (roi_heads.{mask_head, maskiou_head}) are built by CenterROIHeads (models/roi/heads.ts).
 import { UserError } from '../runtime/errors';
-// module tree and names of the original so state dicts load by key:
-//   backbone (FPN; bottom_up = VoVNet), proposal_generator.fcos_head, roi_heads.{mask_head,maskiou_head}.
 import type { CfgNode } from './config/config';
 import { VoVNet, type StageName } from './backbone/vovnet';
 import { FPN } from './fpn';
 import { FCOSHead } from './fcos/head';
-import { SpatialAttentionMaskHead } from './roi/mask-head';
-import { MaskIoUHead } from './roi/maskiou-head';
 
 export function buildBackbone(cfg: CfgNode): FPN {
   const m = cfg.MODEL;
@@ -35,28 +34,5 @@ export function buildFCOSHead(cfg: CfgNode): FCOSHead {
     priorProb: f.PRIOR_PROB,
     useScale: f.USE_SCALE,
     norm: f.NORM as 'GN' | '',
-  });
-}
-
-export function buildMaskHead(cfg: CfgNode): SpatialAttentionMaskHead {
-  const r = cfg.MODEL.ROI_MASK_HEAD;
-  if (r.NAME !== 'SpatialAttentionMaskHead') throw new UserError(`MODEL.ROI_MASK_HEAD.NAME '${r.NAME}' is not supported (SpatialAttentionMaskHead)`);
-  if (r.NORM) throw new UserError(`MODEL.ROI_MASK_HEAD.NORM '${r.NORM}' is not supported`);
-  return new SpatialAttentionMaskHead({
-    inChannels: cfg.MODEL.FPN.OUT_CHANNELS,
-    convDim: r.CONV_DIM,
-    numConv: r.NUM_CONV,
-    numClasses: cfg.MODEL.ROI_HEADS.NUM_CLASSES,
-    clsAgnostic: r.CLS_AGNOSTIC_MASK,
-  });
-}
-
-export function buildMaskIoUHead(cfg: CfgNode): MaskIoUHead {
-  return new MaskIoUHead({
-    inputDim: cfg.MODEL.ROI_MASK_HEAD.CONV_DIM,
-    convDim: cfg.MODEL.ROI_MASKIOU_HEAD.CONV_DIM,
-    numConv: cfg.MODEL.ROI_MASKIOU_HEAD.NUM_CONV,
-    numClasses: cfg.MODEL.ROI_HEADS.NUM_CLASSES,
-    poolerResolution: cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION,
   });
 }

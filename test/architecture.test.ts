@@ -7,6 +7,15 @@
 // anything in the layers and itself; nothing in the layers imports dev/. Every static
 // `import`/`export ... from`, `import type` and dynamic `import('...')` counts (type-only imports
 // too: a type cycle is still a cycle to a reader).
+//
+// Inside pipeline/ (the application) the folders are sub-layers, lowest first:
+//   io < data < (fusion, shape, viz) < post < evaluation < engine < zoo < cli
+// A folder may import its own files and the folders of lower ranks; folders of one rank do not
+// import each other. pipeline/index.ts (the library API) may import every folder but cli/; nothing
+// in pipeline/ imports index.ts. The CLI's command files (pipeline/cli/commands/) never import each
+// other and only pipeline/cli/main.ts imports them (shared option parsers: pipeline/cli/args.ts).
+// File and folder names in pipeline/ and test/pipeline/ are kebab-case, and test/pipeline/ mirrors
+// pipeline/'s folders.
 // The scanner below is self-contained (no TypeScript compiler: the GPU-machine runs ship without it).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -20,6 +29,13 @@ const STRUCTURES_MAY_IMPORT = new Set(['runtime/errors.ts']);
 const NEVER_IMPORTED = ['test/', 'scripts/', 'dev/'];
 /** Scanned besides the layers: its imports must resolve and make no cycles. */
 const OUTSIDE_LAYERS = ['dev'];
+
+/** The application's sub-layers (folders of pipeline/), lowest first; folders of one rank are peers. */
+const PIPELINE_LAYERS: readonly (readonly string[])[] = [['io'], ['data'], ['fusion', 'shape', 'viz'], ['post'], ['evaluation'], ['engine'], ['zoo'], ['cli']];
+const PIPELINE_ORDER = PIPELINE_LAYERS.map((g) => (g.length > 1 ? `(${g.join(', ')})` : g[0])).join(' < ');
+const PIPELINE_INDEX = 'pipeline/index.ts';
+const COMMANDS_DIR = 'pipeline/cli/commands/';
+const CLI_MAIN = 'pipeline/cli/main.ts';
 
 interface Edge {
   from: string;
@@ -288,6 +304,83 @@ function importCycles(files: readonly string[], edges: readonly Edge[]): string[
   });
 }
 
+/** The sub-layer of a pipeline/ file: its folder directly under pipeline/ and that folder's rank. */
+function subLayerOf(path: string): { name: string; rank: number } | undefined {
+  const m = /^pipeline\/([^/]+)\//.exec(path);
+  if (!m) return undefined;
+  const rank = PIPELINE_LAYERS.findIndex((g) => g.includes(m[1]!));
+  return rank < 0 ? undefined : { name: m[1]!, rank };
+}
+
+/** Breaches of the application's rules (sub-layer order, commands, index.ts), one line each. */
+function pipelineViolations(files: readonly string[], edges: readonly Edge[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    if (f.startsWith('pipeline/') && f !== PIPELINE_INDEX && !subLayerOf(f)) out.push(`${f}: not in a sub-layer folder of pipeline/ (${PIPELINE_ORDER})`);
+  }
+  for (const e of edges) {
+    if (!e.from.startsWith('pipeline/') || !e.to.startsWith('pipeline/')) continue;
+    const where = `${e.from}:${e.line} imports '${e.spec}' (${e.to})`;
+    if (e.to === PIPELINE_INDEX) {
+      out.push(`${where}: nothing in pipeline/ imports ${PIPELINE_INDEX} (the library API for users outside)`);
+      continue;
+    }
+    if (e.to.startsWith(COMMANDS_DIR) && e.from.startsWith(COMMANDS_DIR)) {
+      out.push(`${where}: a command may not import another command (shared option parsers go in pipeline/cli/args.ts, the rest in the library)`);
+      continue;
+    }
+    if (e.to.startsWith(COMMANDS_DIR) && e.from !== CLI_MAIN) {
+      out.push(`${where}: only ${CLI_MAIN} imports the commands`);
+      continue;
+    }
+    const from = subLayerOf(e.from);
+    const to = subLayerOf(e.to);
+    if (!to) continue; // a file outside the sub-layers, reported above
+    if (e.from === PIPELINE_INDEX) {
+      if (to.name === 'cli') out.push(`${where}: ${PIPELINE_INDEX} (the library API) may not import pipeline/cli/`);
+      continue;
+    }
+    if (!from || from.name === to.name) continue;
+    if (to.rank >= from.rank) out.push(`${where}: pipeline/${from.name}/ may not import pipeline/${to.name}/ (sub-layers: ${PIPELINE_ORDER})`);
+  }
+  return out;
+}
+
+const KEBAB = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/** Names that are not kebab-case (.ts files and folders; `.test.ts` counts as the extension) and
+ *  test folders with no source folder of the same path. `paths` are files, relative to the root. */
+function namingViolations(paths: readonly string[], sourceDirs: ReadonlySet<string>): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/');
+    const name = parts[parts.length - 1]!;
+    for (let i = 1; i < parts.length - 1; i++) {
+      const dir = parts.slice(0, i + 1).join('/');
+      if (!(dir === 'test/pipeline' || KEBAB.test(parts[i]!))) out.add(`${dir}/: folder name is not kebab-case`);
+    }
+    if (name.endsWith('.ts') && !KEBAB.test(name.replace(/(\.test)?\.ts$/, ''))) out.add(`${p}: file name is not kebab-case`);
+    if (p.startsWith('test/pipeline/') && p.endsWith('.ts') && !p.startsWith('test/pipeline/fixtures/')) {
+      const dir = posix.dirname(p).replace(/^test\//, '');
+      if (dir !== 'pipeline' && !sourceDirs.has(dir)) out.add(`${p}: test/${dir}/ has no source folder ${dir}/ (test/pipeline/ mirrors pipeline/)`);
+    }
+  }
+  return [...out];
+}
+
+function allFiles(root: string, rel: string): string[] {
+  const out: string[] = [];
+  const walk = (r: string) => {
+    for (const name of readdirSync(posix.join(root, r))) {
+      const p = `${r}/${name}`;
+      if (statSync(posix.join(root, p)).isDirectory()) walk(p);
+      else out.push(p);
+    }
+  };
+  walk(rel);
+  return out;
+}
+
 function sourceFiles(root: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (rel: string) => {
@@ -324,6 +417,21 @@ describe('architecture', () => {
     expect(violations, violations.join('\n')).toEqual([]);
   });
 
+  it(`pipeline/ sub-layers import downwards only: ${PIPELINE_ORDER}; commands import no command`, () => {
+    const violations = pipelineViolations([...sources.keys()], edges);
+    expect(violations, violations.join('\n')).toEqual([]);
+    // The rule has something to check: the sub-layers and the commands exist.
+    for (const g of PIPELINE_LAYERS) for (const l of g) expect([...sources.keys()].some((p) => p.startsWith(`pipeline/${l}/`)), `no .ts files under pipeline/${l}/`).toBe(true);
+    expect([...sources.keys()].filter((p) => p.startsWith(COMMANDS_DIR)).length).toBeGreaterThan(10);
+  });
+
+  it('pipeline/ and test/pipeline/ names are kebab-case; test/pipeline/ mirrors pipeline/', () => {
+    const src = allFiles(root, 'pipeline');
+    const dirs = new Set(src.map((p) => posix.dirname(p)));
+    const violations = namingViolations([...src, ...allFiles(root, 'test/pipeline')], dirs);
+    expect(violations, violations.join('\n')).toEqual([]);
+  });
+
   it('has no import cycles', () => {
     const cycles = importCycles([...sources.keys()], edges);
     expect(cycles, cycles.join('\n')).toEqual([]);
@@ -351,6 +459,43 @@ describe('architecture', () => {
     ]);
     expect(importCycles([...fake.keys()], g.edges)).toEqual([
       "import cycle: engine/autograd.ts:1 imports './tensor' -> engine/tensor.ts:1 imports './autograd' -> back to engine/autograd.ts",
+    ]);
+  });
+
+  it('names the offending pipeline file and import when an application rule is broken', () => {
+    const fake = new Map([
+      ['pipeline/data/a.ts', "import { e } from '../engine/e';\nimport { f } from '../fusion/f';"],
+      ['pipeline/fusion/f.ts', "import type { S } from '../shape/s';\nimport { a } from '../data/a';"],
+      ['pipeline/shape/s.ts', "export type S = number;"],
+      ['pipeline/engine/e.ts', "import { run } from '../cli/commands/run';\nimport { x } from '../index';"],
+      ['pipeline/cli/commands/run.ts', "import { p } from './predict';\nimport { q } from '../args';"],
+      ['pipeline/cli/commands/predict.ts', "export const p = 1;"],
+      ['pipeline/cli/args.ts', "export const q = 1;"],
+      ['pipeline/cli/main.ts', "import * as run from './commands/run';"],
+      ['pipeline/index.ts', "export * from './data/a';\nexport * from './cli/args';"],
+      ['pipeline/stray.ts', "export const s = 1;"],
+    ]);
+    const g = importEdges(fake, (p) => fake.has(p));
+    expect(pipelineViolations([...fake.keys()], g.edges)).toEqual([
+      `pipeline/stray.ts: not in a sub-layer folder of pipeline/ (${PIPELINE_ORDER})`,
+      `pipeline/data/a.ts:1 imports '../engine/e' (pipeline/engine/e.ts): pipeline/data/ may not import pipeline/engine/ (sub-layers: ${PIPELINE_ORDER})`,
+      `pipeline/data/a.ts:2 imports '../fusion/f' (pipeline/fusion/f.ts): pipeline/data/ may not import pipeline/fusion/ (sub-layers: ${PIPELINE_ORDER})`,
+      `pipeline/fusion/f.ts:1 imports '../shape/s' (pipeline/shape/s.ts): pipeline/fusion/ may not import pipeline/shape/ (sub-layers: ${PIPELINE_ORDER})`,
+      "pipeline/engine/e.ts:1 imports '../cli/commands/run' (pipeline/cli/commands/run.ts): only pipeline/cli/main.ts imports the commands",
+      "pipeline/engine/e.ts:2 imports '../index' (pipeline/index.ts): nothing in pipeline/ imports pipeline/index.ts (the library API for users outside)",
+      "pipeline/cli/commands/run.ts:1 imports './predict' (pipeline/cli/commands/predict.ts): a command may not import another command (shared option parsers go in pipeline/cli/args.ts, the rest in the library)",
+      "pipeline/index.ts:2 imports './cli/args' (pipeline/cli/args.ts): pipeline/index.ts (the library API) may not import pipeline/cli/",
+    ]);
+    expect(
+      namingViolations(
+        ['pipeline/data/trainCsv.ts', 'pipeline/data/train-csv.ts', 'pipeline/post/validate-submission.ts', 'test/pipeline/data/train-csv.test.ts', 'test/pipeline/train/crop.test.ts', 'test/pipeline/Eval/x.test.ts', 'test/pipeline/tmp.ts'],
+        new Set(['pipeline/data', 'pipeline/post']),
+      ),
+    ).toEqual([
+      'pipeline/data/trainCsv.ts: file name is not kebab-case',
+      'test/pipeline/train/crop.test.ts: test/pipeline/train/ has no source folder pipeline/train/ (test/pipeline/ mirrors pipeline/)',
+      'test/pipeline/Eval/: folder name is not kebab-case',
+      'test/pipeline/Eval/x.test.ts: test/pipeline/Eval/ has no source folder pipeline/Eval/ (test/pipeline/ mirrors pipeline/)',
     ]);
   });
 });

@@ -2,14 +2,14 @@
 // x 300 instances of synthetic cells (704x520), predictions = the truth shifted by 0-2 px, 10 %
 // missed, 10 % extra. Reports the median wall time of each.
 import { Rng } from '../../runtime/rng';
-import { COCO_CATEGORIES } from '../../pipeline/data/cellTypes';
+import { COCO_CATEGORIES } from '../../pipeline/data/cell-types';
 import { cocoRleArea, cocoRleToBbox, cocoRleToJson, cropToCocoRle } from '../../structures/coco-rle';
 import { cropToRuns, type MaskCrop } from '../../structures/mask-crop';
 import type { Runs } from '../../structures/rle';
-import type { CocoDataset, CocoResult } from '../../pipeline/coco/types';
-import { cocoEvaluate } from '../../pipeline/eval/cocoEval';
-import { competitionScore, type MetricImage } from '../../pipeline/eval/competitionMetric';
-import { randomShape, rasterizeShape } from '../../pipeline/synth/cellShapes';
+import type { CocoDataset, CocoResult } from '../../pipeline/data/coco/types';
+import { cocoEvaluate } from '../../pipeline/evaluation/coco-eval';
+import { competitionScore, type MetricImage } from '../../pipeline/evaluation/competition-metric';
+import { randomShape, rasterizeShape } from '../../pipeline/data/synth/cell-shapes';
 import type { BenchRow, BenchSuite } from '../types';
 
 const W = 704;

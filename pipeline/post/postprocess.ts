@@ -3,10 +3,10 @@
 // instances in descending score order; optional shape filters from the `cellseg analyze` table
 // (checked on the whole predicted mask, as mistag's notebook); overlap removal (pixels already
 // taken are removed); per-class minimum pixel count after removal (Slawek's MIN_PIXELS).
-import { cellTypeOfCategory, DEFAULT_MIN_PIXELS, DEFAULT_SCORE_THRESHOLDS, type CellType } from '../data/cellTypes';
+import { cellTypeOfCategory, DEFAULT_MIN_PIXELS, DEFAULT_SCORE_THRESHOLDS, type CellType } from '../data/cell-types';
 import { cropToRuns, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
 import type { Runs } from '../../structures/rle';
-import { regionProps, type ShapeFeatures } from '../shape/regionProps';
+import { regionProps, type ShapeFeatures } from '../shape/region-props';
 import type { ShapeReport } from '../shape/analyze';
 
 export interface Candidate {

@@ -5,8 +5,8 @@
 import { InputError } from '../../runtime/errors';
 import { cocoRleToCrop, segmentationToCocoRle } from '../../structures/coco-rle';
 import type { Runs } from '../../structures/rle';
-import type { CocoResult } from '../coco/types';
-import { writeSubmission } from '../data/submission';
+import type { CocoResult } from '../data/coco/types';
+import { writeSubmission } from './submission';
 import { postprocessImage, type Candidate, type PostprocessOptions } from './postprocess';
 
 /** An image of the submission: its COCO id (what results name) and its Sartorius id (the CSV's). */

@@ -3,11 +3,11 @@
 // `shape_data` table (1 % and 99 % percentiles per feature and type) that post-processing reads in
 // place of the notebook's shape_data.pkl.
 import { InputError } from '../../runtime/errors';
-import { CELL_TYPES, type CellType } from '../data/cellTypes';
+import { CELL_TYPES, type CellType } from '../data/cell-types';
 import { runsToCrop } from '../../structures/mask-crop';
-import { readTrainCsv } from '../data/trainCsv';
-import { readJsonFile } from '../coco/read';
-import { SHAPE_FEATURES, regionProps, type ShapeFeatures } from './regionProps';
+import { readTrainCsv } from '../data/train-csv';
+import { readJsonFile } from '../io/json';
+import { SHAPE_FEATURES, regionProps, type ShapeFeatures } from './region-props';
 import { describe, type FeatureStats } from './statistics';
 
 export type ShapeFeatureName = keyof ShapeFeatures;

@@ -1,6 +1,6 @@
 // The shape-analysis figure: one panel per feature, per-type histograms overlaid, as an SVG (no
 // plotting dependency; any browser or image viewer shows it).
-import { CELL_TYPES } from '../data/cellTypes';
+import { CELL_TYPES } from '../data/cell-types';
 import type { ShapeFeatureName, ShapeSamples } from './analyze';
 
 const COLORS = { shsy5y: '#1f77b4', astro: '#d62728', cort: '#2ca02c' } as const;

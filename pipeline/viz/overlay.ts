@@ -1,6 +1,6 @@
 // Instance masks over a grayscale image as a coloured overlay: every instance is filled with its
 // class colour (shsy5y orange, astro green, cort blue; COCO category ids 1/2/3 as
-// pipeline/data/cellTypes.ts), alpha-blended over the image, and outlined with a 1-px contour
+// pipeline/data/cell-types.ts), alpha-blended over the image, and outlined with a 1-px contour
 // (mask pixels with a 4-neighbour outside the mask or the image). Instances are drawn in
 // ascending score, so where masks overlap the most confident is on top. Masks may come in any
 // form the pipeline uses: a MaskCrop (PredictedInstance.mask), a full-image row-major 0/1 mask, a
@@ -8,8 +8,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { InputError, UserError } from '../../runtime/errors';
-import type { CocoResult } from '../coco/types';
-import { cellTypeOfCategory } from '../data/cellTypes';
+import type { CocoResult } from '../data/coco/types';
+import { cellTypeOfCategory } from '../data/cell-types';
 import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../../structures/coco-rle';
 import { maskToCrop, type MaskCrop } from '../../structures/mask-crop';
 import { readPngGray } from '../io/png';

@@ -1,4 +1,4 @@
-// Training curves from a Detectron2-style metrics.json (pipeline/train/metrics.ts: one JSON object
+// Training curves from a Detectron2-style metrics.json (pipeline/engine/metrics.ts: one JSON object
 // per line; training lines carry iteration, total_loss, loss_*, lr, time; evaluation lines carry
 // iteration and "segm/AP", "bbox/AP50", "competition/score", ...) drawn into an RGBA image:
 //   left panel   total_loss and every loss_* against iteration (log-scale y by default),
@@ -399,4 +399,15 @@ export function parseReferenceSeries(json: unknown, file = 'reference'): Referen
   }
   if (typeof json === 'object' && json !== null) return Object.entries(json).map(([label, pts]) => ({ label, points: toPoints(pts, label) }));
   throw new InputError(file, undefined, 'reference series must be a list or an object');
+}
+
+/** The reference series of a JSON file (see parseReferenceSeries). */
+export function readReferenceSeries(file: string): ReferenceSeries[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(file, undefined, `not readable JSON (${(err as Error).message})`);
+  }
+  return parseReferenceSeries(json, file);
 }

@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { InputError } from '../../runtime/errors';
 import { writeJsonAtomic } from '../io/atomic';
 
+/** The shipped demo model (what `cellseg run` starts from): its card names the config and the weights. */
+export const DEMO_MODEL_CARD = 'models/zoo/centermask_lite_V_19_slim_synth.json';
+
 export interface ModelCard {
   name: string;
   /** Config file the model was trained with (e.g. configs/sartorius_centermask_lite_V_19_slim.yaml). */

@@ -13,7 +13,7 @@ import { hostTensor, numel, type HostTensor } from '../../engine/checkpoint/host
 import { loadCheckpoint } from '../../engine/checkpoint/load';
 import { writeSafetensors } from '../../engine/checkpoint/safetensors';
 import { Module } from '../../engine/nn/module';
-import { modelStateToHost } from '../train/checkpoint';
+import { modelStateToHost } from '../engine/checkpoint';
 
 export const ZOO_FORMAT = 'cellgpu-zoo-f16-v1';
 

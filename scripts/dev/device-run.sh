@@ -40,7 +40,7 @@ log "node $(node --version); $(nvidia-smi -L 2>&1 | head -1)"
 TSX="node node_modules/tsx/dist/cli.mjs"
 export CELLGPU_SKIP_DRIVER_SETUP=1 NO_COLOR=1
 
-if ! timeout 60 $TSX pipeline/cli.ts doctor >"$OUT/doctor.txt" 2>&1; then
+if ! timeout 60 $TSX pipeline/cli/main.ts doctor >"$OUT/doctor.txt" 2>&1; then
   cat "$OUT/doctor.txt"
   log "no adapter: what the Vulkan loader could see"
   ls -la /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>&1
@@ -68,7 +68,7 @@ for step in ${DEVICE_STEPS:-tests bench start}; do
     ;;
   start)
     log "npm start (pipeline on the synthetic default)"
-    timeout "${DEVICE_START_S:-60}" $TSX pipeline/cli.ts run --out /tmp/pipeline-out >"$OUT/start.txt" 2>&1
+    timeout "${DEVICE_START_S:-60}" $TSX pipeline/cli/main.ts run --out /tmp/pipeline-out >"$OUT/start.txt" 2>&1
     log "start exit $?"
     tail -15 "$OUT/start.txt"
     ;;

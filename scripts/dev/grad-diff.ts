@@ -39,7 +39,7 @@ import { chooseDgrad, chooseForward, chooseWgrad } from '../../kernels/conv/choo
 import { Conv2d } from '../../models/layers';
 import { CenterMask, type GtInstances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from '../../test/models/fixture-weights';
 import { fixtureRoot, readTensors, relToMaxAbs } from '../../test/models/fixture-util';
 
 const args = process.argv.slice(2);

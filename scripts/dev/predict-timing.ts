@@ -29,9 +29,9 @@ import { fromArray } from '../../engine/tensor';
 import { maskToCrop } from '../../structures/mask-crop';
 import { Rng } from '../../runtime/rng';
 import { readPngGray } from '../../pipeline/io/png';
-import { loadPretrainedWeights } from '../../pipeline/train/checkpoint';
-import { prepareImage } from '../../pipeline/train/dataset';
-import { predictGray, predictorOptionsFromConfig } from '../../pipeline/predict/predictor';
+import { loadPretrainedWeights } from '../../pipeline/engine/checkpoint';
+import { prepareImage } from '../../pipeline/data/train-loader';
+import { predictGray, predictorOptionsFromConfig } from '../../pipeline/engine/predictor';
 
 const arg = (k: string, d: string): string => {
   const i = process.argv.indexOf(k);

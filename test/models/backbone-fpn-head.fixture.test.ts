@@ -9,7 +9,7 @@ import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { Module } from '../../engine/nn/module';
 import { buildBackbone, buildFCOSHead } from '../../models/build';
 import { Container } from '../../models/layers';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { fixtureConfig, fixtureDir, fixtureModels, fixtureRoot, paddedModelInput, readTensors, relToMaxAbs } from './fixture-util';
 
 const MODELS = fixtureModels({ files: ['weights.safetensors', 'features.safetensors'] });

@@ -18,9 +18,9 @@ import { SGD } from '../../engine/optim/sgd';
 import { CenterMask, type ImageInput, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { BatchNorm2d } from '../../models/layers';
-import { convertWeights } from '../../pipeline/commands/convert-weights';
-import { loadModelForInference } from '../../pipeline/commands/predict';
-import { loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from '../../pipeline/train/checkpoint';
+import { convertWeights } from '../../pipeline/zoo/convert-weights';
+import { loadModelForInference } from '../../pipeline/engine/predictor';
+import { loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from '../../pipeline/engine/checkpoint';
 import { Rng } from '../util';
 
 const FIXTURE = new URL('../fixtures/checkpoints/bn_centermask_lite_V19slim', import.meta.url).pathname;

@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, init, type Tensor } from '../../engine';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { CenterMask, type GtInstances, type LossDict } from '../../models/centermask';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { fixtureConfig, fixtureDir, fixtureManifest, fixtureModels, fixtureRoot, readTensors, relToMaxAbs } from './fixture-util';
 
 interface GtJson {

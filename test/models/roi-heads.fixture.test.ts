@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, fromArray, init, noGrad, type Tensor } from '../../engine';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
-import { readFixtureWeights } from '../../models/fixture-weights';
+import { readFixtureWeights } from './fixture-weights';
 import { CenterMask } from '../../models/centermask';
 import type { CenterROIHeads, RoiInference, RoiTrainOutputs } from '../../models/roi/heads';
 import { detectorPostprocess, type PostprocessedDetections } from '../../models/postprocess';

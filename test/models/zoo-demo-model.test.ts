@@ -8,14 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../runtime/runtime';
 import { loadConfig } from '../../models/config/config';
 import { readSafetensors } from '../../engine/checkpoint/safetensors';
-import { readModelCard } from '../../pipeline/zoo/card';
-import { buildTrainableModel } from '../../pipeline/train/build-model';
-import { writeSynthDataset } from '../../pipeline/synth/dataset';
-import { readTrainCsvAll } from '../../pipeline/data/trainCsv';
-import { buildCocoDataset } from '../../pipeline/coco/build';
-import { evaluateModel } from '../../pipeline/predict/evaluate';
-import { predictorOptionsFromConfig } from '../../pipeline/predict/predictor';
-import { DEMO_MODEL_CARD } from '../../pipeline/commands/run';
+import { DEMO_MODEL_CARD, readModelCard } from '../../pipeline/zoo/card';
+import { buildTrainableModel } from '../../pipeline/engine/model';
+import { writeSynthDataset } from '../../pipeline/data/synth/dataset';
+import { readTrainCsvAll } from '../../pipeline/data/train-csv';
+import { buildCocoDataset } from '../../pipeline/data/coco/build';
+import { inferenceOnDataset } from '../../pipeline/evaluation/evaluator';
+import { imagePredictor, predictorOptionsFromConfig } from '../../pipeline/engine/predictor';
 
 const card = readModelCard(DEMO_MODEL_CARD);
 const dir = mkdtempSync(join(tmpdir(), 'cellgpu-zoo-'));
@@ -44,7 +43,7 @@ describe(`the demo model ${card.name}`, () => {
     const file = await readSafetensors(card.weights);
     model.loadStateDict(file.tensors, { strict: true });
     model.eval();
-    const r = await evaluateModel(model, dataset, { imageRoot: data, predictor: predictorOptionsFromConfig(cfg, [1, 2, 3]), maxDets: [1, 100, 1000] });
+    const r = await inferenceOnDataset(imagePredictor(model, predictorOptionsFromConfig(cfg, [1, 2, 3])), dataset, { imageRoot: data, maxDets: [1, 100, 1000] });
     console.log(`demo model on one unseen synthetic image (${dataset.annotations.length} cells): ${JSON.stringify(r.metrics)}`);
     // The card's validation numbers are over 12 images; one image varies, so the bar is lower.
     expect(r.metrics['segm/AP50']!).toBeGreaterThan(50);

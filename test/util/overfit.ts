@@ -17,7 +17,7 @@ import { WarmupMultiStepLR } from '../../engine/optim/lr-scheduler';
 import { manualSeed } from '../../engine/nn/init';
 import { CenterMask, type Instances } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
-import { buildGradientClipper } from '../../pipeline/train/solver';
+import { buildGradientClipper } from '../../pipeline/engine/solver';
 import { makeScene, maskIou, type Cell } from './cell-scene';
 
 // One shape for all five (the classes differ by the body's gray level): the five regression

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MaskCrop } from '../../../structures/mask-crop';
 import { cropArea } from '../../../structures/mask-crop';
-import { TTA_TRANSFORMS, transformBox, transformCrop, transformImage } from '../../../pipeline/fusion/tta';
+import { TTA_TRANSFORMS, transformBox, transformCrop, transformImage } from '../../../pipeline/engine/tta';
 import { weightedSegmentsFusion, type PredictionSet } from '../../../pipeline/fusion/wsf';
 
 const W = 40;

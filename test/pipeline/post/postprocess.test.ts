@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { MaskCrop } from '../../../structures/mask-crop';
 import { runsArea, runsIntersection } from '../../../structures/rle';
 import { DEFAULT_POSTPROCESS, imageClass, postprocessImage } from '../../../pipeline/post/postprocess';
-import { validateSubmission } from '../../../pipeline/post/validateSubmission';
+import { validateSubmission } from '../../../pipeline/post/validate-submission';
 import { makeTempDir } from '../tmp';
 
 const W = 60;

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cocoRleToJson, encodeCocoRle } from '../../../structures/coco-rle';
 import { DEFAULT_POSTPROCESS } from '../../../pipeline/post/postprocess';
 import { writeSubmissionFromResults } from '../../../pipeline/post/submission-from-results';
-import type { CocoResult } from '../../../pipeline/coco/types';
+import type { CocoResult } from '../../../pipeline/data/coco/types';
 
 const dir = mkdtempSync(join(tmpdir(), 'cellgpu-sub-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

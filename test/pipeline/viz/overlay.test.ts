@@ -17,7 +17,7 @@ afterAll(tmp.cleanup);
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
 function cellseg(...args: string[]) {
-  const r = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli.ts'), ...args], { encoding: 'utf8', cwd: tmp.dir });
+  const r = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli/main.ts'), ...args], { encoding: 'utf8', cwd: tmp.dir });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

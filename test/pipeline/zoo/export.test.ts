@@ -14,8 +14,8 @@ import { readSafetensors, writeSafetensors } from '../../../engine/checkpoint/sa
 import { manualSeed } from '../../../engine/nn/init';
 import { Rng } from '../../../runtime/rng';
 import { loadConfig } from '../../../models/config/config';
-import { buildTrainableModel } from '../../../pipeline/train/build-model';
-import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/train/checkpoint';
+import { buildTrainableModel } from '../../../pipeline/engine/model';
+import { loadPretrainedWeights, modelStateToHost } from '../../../pipeline/engine/checkpoint';
 import { exportModelF16, ZOO_FORMAT } from '../../../pipeline/zoo/export';
 import { makeTempDir } from '../tmp';
 
@@ -155,7 +155,7 @@ describe('exportModelF16 on state dicts', () => {
       { 'backbone.w': hostTensor('F32', [64, 64], Float32Array.from({ length: 4096 }, () => rng.normal())), 'bn.num_batches_tracked': hostTensor('I64', [], BigInt64Array.from([5n])) },
       { iteration: '99' },
     );
-    const r = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli.ts'), 'export-model', '--weights', input, '--out', 'zoo/demo.safetensors'], { encoding: 'utf8', cwd: tmp.dir });
+    const r = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli/main.ts'), 'export-model', '--weights', input, '--out', 'zoo/demo.safetensors'], { encoding: 'utf8', cwd: tmp.dir });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/2 tensors, 1 as F16, 1 kept/);
     const out = join(tmp.dir, 'zoo/demo.safetensors');
@@ -164,7 +164,7 @@ describe('exportModelF16 on state dicts', () => {
     expect(back.tensors.get('bn.num_batches_tracked')).toEqual({ dtype: 'I64', shape: [], data: BigInt64Array.from([5n]) });
     expect(back.metadata).toEqual({ exported_from: 'model_final.safetensors', source_format: 'safetensors', iteration: '99', format: ZOO_FORMAT });
     expect(statSync(out).size / statSync(input).size).toBeLessThan(0.55);
-    const same = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli.ts'), 'export-model', '--weights', input, '--out', input], { encoding: 'utf8', cwd: tmp.dir });
+    const same = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli/main.ts'), 'export-model', '--weights', input, '--out', input], { encoding: 'utf8', cwd: tmp.dir });
     expect(same.status).toBe(1);
     expect(same.stderr).toMatch(/would overwrite the input/);
   });

@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import { UserError } from '../../../runtime/errors';
+import { COCO_CATEGORIES } from '../../data/cell-types';
+import { buildCocoDataset, type SegmentationFormat } from '../../data/coco/build';
+import { cocoImagesOfFolder, readTrainImages } from '../../data/image-list';
+import { writeJsonAtomic } from '../../io/atomic';
+import { progress } from '../../io/progress';
+
+export function register(program: Command): void {
+  program
+    .command('coco')
+    .description('convert train.csv to COCO ground truth (categories shsy5y=1, astro=2, cort=3) and list the test images')
+    .requiredOption('--data <dir>', 'dataset folder with train.csv, train/ and test/')
+    .option('--out <file>', 'COCO JSON of all training images', 'output/annotations_all.json')
+    .option('--test-out <file>', 'COCO images list of test/ (what `cellseg submit --images` reads)', 'output/test_images.json')
+    .option('--segmentation <kind>', 'rle (compressed, exact) or polygon', 'rle')
+    .option('--check-images', 'open every train PNG and check its size against train.csv')
+    .action(async (o: { data: string; out: string; testOut: string; segmentation: string; checkImages?: boolean }) => {
+      if (o.segmentation !== 'rle' && o.segmentation !== 'polygon') {
+        throw new UserError(`--segmentation must be rle or polygon, got "${o.segmentation}"`);
+      }
+      const images = await readTrainImages(o.data, !!o.checkImages);
+      const bar = progress('coco', images.length);
+      const { dataset, dropped } = buildCocoDataset(images, { segmentation: o.segmentation as SegmentationFormat, imageDir: 'train' });
+      bar.stop();
+      writeJsonAtomic(o.out, dataset, 0);
+      const testImages = cocoImagesOfFolder(o.data, 'test');
+      writeJsonAtomic(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES });
+      console.log(
+        `wrote ${o.out}: ${dataset.images.length} images, ${dataset.annotations.length} annotations` +
+          (dropped ? ` (${dropped} without a polygon left out)` : '') +
+          `; ${o.testOut}: ${testImages.length} test images`,
+      );
+    });
+}

@@ -1,0 +1,67 @@
+// Training as Detectron2's tools/train_net.py does it for CenterMask on COCO json files: load the
+// training set, build the model, write OUTPUT_DIR/config.yaml and env.json, and train with
+// DefaultTrainer semantics (engine/trainer.ts), evaluating on a validation json every
+// TEST.EVAL_PERIOD and at the end when one is given.
+import { existsSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { init } from '../../runtime/runtime';
+import { getGpu } from '../../runtime/device';
+import { UserError } from '../../runtime/errors';
+import type { CfgNode } from '../../models/config/config';
+import { writeFileAtomic } from '../io/atomic';
+import { readCocoDataset } from '../data/coco/read';
+import { loadTrainingSet } from '../data/train-loader';
+import { inferenceOnDataset } from '../evaluation/evaluator';
+import { buildTrainableModel, type TrainableModel } from './model';
+import { imagePredictor, predictorOptionsFromConfig } from './predictor';
+import { maskFormatOf, train, type TrainResult } from './trainer';
+
+export interface TrainNetOptions {
+  cfg: CfgNode;
+  trainJson: string;
+  valJson?: string;
+  imageRoot: string;
+  /** Folder the validation json's file names are relative to (default imageRoot). */
+  valImageRoot?: string;
+  resume?: boolean;
+  logPeriod?: number;
+  /** COCOeval maxDets for the periodic evaluation (default [1, 10, 100]). */
+  maxDets?: number[];
+  log?: (line: string) => void;
+}
+
+/** Load data, build the model, train (with evaluation on valJson when given). */
+export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainResult; model: TrainableModel; categoryIds: number[] }> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const set = loadTrainingSet(o.trainJson, o.imageRoot, { filterEmpty: o.cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS, maskFormat: maskFormatOf(o.cfg) });
+  if (set.categoryIds.length !== o.cfg.MODEL.FCOS.NUM_CLASSES) {
+    throw new UserError(`${o.trainJson} has ${set.categoryIds.length} categories but MODEL.FCOS.NUM_CLASSES is ${o.cfg.MODEL.FCOS.NUM_CLASSES}`);
+  }
+  log(`training set ${o.trainJson}: ${set.records.length} images${set.skippedEmpty ? ` (${set.skippedEmpty} without annotations skipped)` : ''}, ${set.records.reduce((n, r) => n + r.annotations.length, 0)} instances`);
+  await init();
+  const model = buildTrainableModel(o.cfg);
+  mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
+  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
+  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify(await trainingEnv(), null, 2) + '\n');
+  if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
+  const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
+  const valRoot = o.valImageRoot ?? o.imageRoot;
+  const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
+  const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
+  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log });
+  return { result, model, categoryIds: set.categoryIds };
+}
+
+/** Where a run trained (Detectron2 logs collect_env_info at start): the adapter, the host, Node. */
+export async function trainingEnv(): Promise<Record<string, unknown>> {
+  const gpu = await getGpu();
+  const cpu = cpus();
+  return {
+    date: new Date().toISOString(),
+    adapter: `${gpu.adapter.description || gpu.adapter.device || '?'} (vendor ${gpu.adapter.vendor || '?'}, ${gpu.runtime})`,
+    host_cpu: `${cpu[0]?.model ?? '?'} x ${cpu.length}`,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}

@@ -1,0 +1,274 @@
+// The training loop of Detectron2's DefaultTrainer (SimpleTrainer.run_step + the default hooks)
+// for any model with CenterMask's `losses` entry point:
+//   per iteration: batch (seeded, resumable) -> losses -> total -> backward -> clip -> SGD step ->
+//   lr schedule step, all inside scopeAsync so live memory stays flat;
+//   every LOG period (and before checkpoints/evaluation): the window's loss rows are read back in
+//   one transfer, checked for NaN/inf (FloatingPointError naming the iteration, as Detectron2) and
+//   written to metrics.json (medians over the window) and the console;
+//   PeriodicCheckpointer (model_{iter:07d} every CHECKPOINT_PERIOD, model_final at the end);
+//   EvalHook (every TEST.EVAL_PERIOD and after the last iteration).
+// `resume` continues from last_checkpoint (weights, optimizer, schedule, iteration, seed) exactly;
+// otherwise MODEL.WEIGHTS, if set, is loaded non-strictly for fine-tuning.
+import cliProgress from 'cli-progress';
+import { join } from 'node:path';
+import type { CfgNode } from '../../models/config/config';
+import { backward, noGrad } from '../../engine/autograd';
+import { rt } from '../../runtime/runtime';
+import { scopeAsync, type Tensor } from '../../engine/tensor';
+import { add } from '../../engine/ops/elementwise';
+import { cat } from '../../engine/ops/join';
+import { reshape } from '../../engine/ops/view';
+import { UserError } from '../../runtime/errors';
+import type { LRScheduler } from '../../engine/optim/lr-scheduler';
+import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from '../data/train-loader';
+import type { TrainableModel } from './model';
+import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
+import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
+import { formatDuration, median, MetricsWriter } from './metrics';
+
+/** Detectron2 raises FloatingPointError when a loss is NaN or infinite; so do we. */
+export class FloatingPointError extends UserError {
+  override name = 'FloatingPointError';
+  constructor(
+    readonly iteration: number,
+    readonly losses: Record<string, number>,
+  ) {
+    super(`Loss became infinite or NaN at iteration=${iteration}!\nloss_dict = ${JSON.stringify(losses)}`);
+  }
+}
+
+export interface TrainerOptions {
+  cfg: CfgNode;
+  model: TrainableModel;
+  train: TrainingSet;
+  /** Default cfg.OUTPUT_DIR. */
+  outputDir?: string;
+  resume?: boolean;
+  /** Iterations between metrics read-backs and metrics.json lines (Detectron2: 20). */
+  logPeriod?: number;
+  /** Evaluation hook: metric name -> value (e.g. "segm/AP"); called with the model in eval mode. */
+  evaluate?: (iteration: number) => Promise<Record<string, number>>;
+  /** Image reader (tests pass in-memory images). */
+  readGray?: (file: string, width: number, height: number) => Uint8Array;
+  log?: (line: string) => void;
+  /** Show a progress bar on stderr (default: when stderr is a terminal). */
+  progressBar?: boolean;
+}
+
+export interface TrainResult {
+  startIter: number;
+  /** Iterations run by this call. */
+  iterations: number;
+  seed: number;
+  outputDir: string;
+  finalCheckpoint: string | null;
+  /** The last metrics.json training line written. */
+  lastMetrics: Record<string, number> | null;
+  /** Evaluation results by iteration. */
+  evals: { iteration: number; results: Record<string, number> }[];
+  seconds: number;
+}
+
+interface PendingRow {
+  iteration: number;
+  row: Tensor;
+  lr: number;
+  time: number;
+  dataTime: number;
+}
+
+/** The lr Detectron2 logs: that of the group with the most parameters. */
+function loggedLr(groups: readonly { lr: number; params: readonly unknown[] }[]): number {
+  let best = groups[0]!;
+  for (const g of groups) if (g.params.length > best.params.length) best = g;
+  return best.lr;
+}
+
+export async function train(o: TrainerOptions): Promise<TrainResult> {
+  const cfg = o.cfg;
+  const log = o.log ?? ((l: string) => console.log(l));
+  const outputDir = o.outputDir ?? cfg.OUTPUT_DIR;
+  const logPeriod = o.logPeriod ?? 20;
+  const maxIter = cfg.SOLVER.MAX_ITER;
+  const started = performance.now();
+  const model = o.model;
+  model.train();
+
+  const { optimizer } = buildOptimizer(cfg, model);
+  const params = optimizer.paramGroups.flatMap((g) => g.params);
+  const clipper = buildGradientClipper(cfg);
+
+  let startIter = 0;
+  let seed = cfg.SEED >= 0 ? cfg.SEED : Math.floor(Math.random() * 2 ** 31);
+  const last = o.resume ? await lastCheckpoint(outputDir) : null;
+  if (last) {
+    const st = await resumeFromCheckpoint(last, model, optimizer);
+    startIter = st.iteration + 1;
+    seed = st.seed;
+    log(`resumed from ${last}: continuing at iteration ${startIter} of ${maxIter}`);
+  } else {
+    if (o.resume) log(`--resume: no ${join(outputDir, 'last_checkpoint')} yet, starting from scratch`);
+    if (cfg.MODEL.WEIGHTS) {
+      const r = await loadPretrainedWeights(cfg.MODEL.WEIGHTS, model, (m) => log(`warning: ${m}`));
+      log(`loaded ${r.loaded} tensors from ${r.file} (MODEL.WEIGHTS; ${r.skippedShape.length} skipped for shape, ${r.missing.length} left at init)`);
+    }
+  }
+  const scheduler: LRScheduler = buildLrScheduler(cfg, optimizer, startIter);
+
+  const loader = new TrainLoader(
+    o.train.records,
+    {
+      crop: cropOf(cfg),
+      minSizes: cfg.INPUT.MIN_SIZE_TRAIN,
+      sampling: samplingOf(cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING),
+      maxSize: cfg.INPUT.MAX_SIZE_TRAIN,
+      randomFlip: flipOf(cfg.INPUT.RANDOM_FLIP),
+      batchSize: cfg.SOLVER.IMS_PER_BATCH,
+      seed,
+      aspectRatioGrouping: cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+    },
+    o.readGray,
+  );
+
+  const metrics = new MetricsWriter(join(outputDir, 'metrics.json'));
+  const result: TrainResult = { startIter, iterations: 0, seed, outputDir, finalCheckpoint: null, lastMetrics: null, evals: [], seconds: 0 };
+  let lossNames: string[] | null = null;
+  let pending: PendingRow[] = [];
+
+  const showBar = o.progressBar ?? !!process.stderr.isTTY;
+  const bar = showBar
+    ? new cliProgress.SingleBar(
+        { format: 'train [{bar}] {value}/{total} | loss {loss} | lr {lr} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, etaBuffer: 20 },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  bar?.start(maxIter, startIter, { loss: '-', lr: '-' });
+
+  /** Read the pending loss rows back in one transfer, check them, write metrics. */
+  const flushMetrics = async () => {
+    if (pending.length === 0 || !lossNames) return;
+    const rows = pending;
+    pending = [];
+    const all = noGrad(() => cat(rows.map((r) => r.row)));
+    let values: Float32Array;
+    try {
+      values = (await all.data()) as Float32Array;
+    } finally {
+      all.dispose();
+      for (const r of rows) r.row.dispose();
+    }
+    const k = lossNames.length + 1;
+    rows.forEach((r, i) => {
+      const vals = values.subarray(i * k, (i + 1) * k);
+      if (vals.some((v) => !Number.isFinite(v))) {
+        const d: Record<string, number> = {};
+        lossNames!.forEach((n, j) => (d[n] = vals[j]!));
+        throw new FloatingPointError(r.iteration, d);
+      }
+    });
+    const lastRow = rows[rows.length - 1]!;
+    const scalars: Record<string, number> = {};
+    lossNames.forEach((n, j) => (scalars[n] = median(rows.map((_, i) => values[i * k + j]!))));
+    scalars.total_loss = median(rows.map((_, i) => values[i * k + k - 1]!));
+    scalars.lr = lastRow.lr;
+    scalars.time = median(rows.map((r) => r.time));
+    scalars.data_time = median(rows.map((r) => r.dataTime));
+    scalars.eta_seconds = (maxIter - lastRow.iteration - 1) * scalars.time;
+    metrics.write(lastRow.iteration, scalars);
+    result.lastMetrics = { iteration: lastRow.iteration, ...scalars };
+    const losses = [['total_loss', scalars.total_loss], ...lossNames.map((n) => [n, scalars[n]!] as const)].map(([n, v]) => `${n}: ${(v as number).toFixed(4)}`);
+    const line = ` eta: ${formatDuration(scalars.eta_seconds)}  iter: ${lastRow.iteration}  ${losses.join('  ')}  time: ${scalars.time.toFixed(4)}  data_time: ${scalars.data_time.toFixed(4)}  lr: ${scalars.lr.toExponential(3)}`;
+    if (bar) bar.update({ loss: scalars.total_loss.toFixed(3), lr: scalars.lr.toExponential(2) });
+    else log(line);
+  };
+
+  const runEval = async (iteration: number) => {
+    if (!o.evaluate) return;
+    await flushMetrics();
+    model.eval();
+    try {
+      const results = await o.evaluate(iteration);
+      metrics.write(iteration, results);
+      result.evals.push({ iteration, results });
+      log(`evaluation at iteration ${iteration}: ${Object.entries(results).map(([n, v]) => `${n} ${Number.isFinite(v) ? v.toFixed(4) : v}`).join(', ')}`);
+    } finally {
+      model.train();
+    }
+  };
+
+  const save = async (iteration: number, name: string) => {
+    await flushMetrics(); // never checkpoint weights that a NaN loss has already corrupted unnoticed
+    const file = await saveCheckpoint({ dir: outputDir, name, model, optimizer, state: { iteration, seed, schedulerIter: scheduler.lastIter } });
+    if (!bar) log(`saved ${file}`);
+    return file;
+  };
+
+  try {
+    for (let iter = startIter; iter < maxIter; iter++) {
+      const t0 = performance.now();
+      const batch: TrainBatch = loader.batch(iter);
+      const dataTime = (performance.now() - t0) / 1000;
+      const row = await scopeAsync(async () => {
+        const losses = await model.losses(batch.inputs, batch.gts);
+        const names = Object.keys(losses).sort();
+        if (names.length === 0) throw new Error('model.losses returned no losses');
+        if (!lossNames) lossNames = names;
+        else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
+        let total = losses[names[0]!]!;
+        for (const n of names.slice(1)) total = add(total, losses[n]!);
+        if (total.numel !== 1) throw new Error(`loss '${names[0]}' has shape [${losses[names[0]!]!.shape}]; losses must be scalars`);
+        optimizer.zeroGrad();
+        backward(total);
+        clipper?.(params);
+        optimizer.step();
+        return noGrad(() => cat([...names.map((n) => reshape(losses[n]!.detach(), [1])), reshape(total.detach(), [1])]));
+      });
+      const lr = loggedLr(optimizer.paramGroups);
+      scheduler.step();
+      await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
+      pending.push({ iteration: iter, row, lr, time: (performance.now() - t0) / 1000, dataTime });
+      result.iterations++;
+      bar?.update(iter + 1);
+
+      if ((iter + 1) % logPeriod === 0 || iter === maxIter - 1) await flushMetrics();
+      const period = cfg.SOLVER.CHECKPOINT_PERIOD;
+      if (period > 0 && (iter + 1) % period === 0) await save(iter, checkpointName(iter));
+      if (iter === maxIter - 1) result.finalCheckpoint = await save(iter, checkpointName('final'));
+      const evalPeriod = cfg.TEST.EVAL_PERIOD;
+      if (evalPeriod > 0 && (iter + 1) % evalPeriod === 0 && iter + 1 !== maxIter) await runEval(iter);
+    }
+    await flushMetrics();
+    if (result.iterations > 0) await runEval(maxIter - 1);
+  } finally {
+    bar?.stop();
+    for (const r of pending) r.row.dispose();
+    optimizer.dispose();
+  }
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}
+
+/** INPUT.CROP as loader options (undefined when disabled). */
+export function cropOf(cfg: CfgNode): CropOptions | undefined {
+  if (!cfg.INPUT.CROP.ENABLED) return undefined;
+  const c: CropOptions = { type: cfg.INPUT.CROP.TYPE as CropOptions['type'], size: cfg.INPUT.CROP.SIZE };
+  checkCropOptions(c);
+  return c;
+}
+
+/** INPUT.MASK_FORMAT as the training set's mask form. */
+export function maskFormatOf(cfg: CfgNode): 'polygon' | 'bitmask' {
+  const f = cfg.INPUT.MASK_FORMAT;
+  if (f === 'polygon' || f === 'bitmask') return f;
+  throw new UserError(`INPUT.MASK_FORMAT '${f}' is not supported (polygon or bitmask)`);
+}
+
+function samplingOf(s: string): 'choice' | 'range' {
+  if (s === 'choice' || s === 'range') return s;
+  throw new UserError(`INPUT.MIN_SIZE_TRAIN_SAMPLING '${s}' is not supported (choice or range)`);
+}
+
+function flipOf(s: string): 'horizontal' | 'vertical' | 'none' {
+  if (s === 'horizontal' || s === 'vertical' || s === 'none') return s;
+  throw new UserError(`INPUT.RANDOM_FLIP '${s}' is not supported (horizontal, vertical or none)`);
+}

@@ -1,0 +1,59 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readTrainCsvAll } from '../../../../pipeline/data/train-csv';
+import { readPngGray } from '../../../../pipeline/io/png';
+import { writeSynthDataset } from '../../../../pipeline/data/synth/dataset';
+import { buildShapeReport, collectShapeSamples } from '../../../../pipeline/shape/analyze';
+import { makeTempDir } from '../../tmp';
+
+const tmp = makeTempDir('synth');
+afterAll(tmp.cleanup);
+const opts = { seed: 5, trainImages: 3, testImages: 2, width: 240, height: 180 };
+
+describe('synthetic dataset', () => {
+  const a = join(tmp.dir, 'a');
+  const s = writeSynthDataset(a, opts);
+
+  it('writes the exact Sartorius layout', async () => {
+    expect(readdirSync(a).sort()).toEqual(['sample_submission.csv', 'test', 'train', 'train.csv']);
+    expect(readdirSync(join(a, 'train')).sort()).toEqual(s.train.map((t) => `${t.id}.png`).sort());
+    expect(readFileSync(join(a, 'sample_submission.csv'), 'utf8')).toBe(`id,predicted\n${s.test.map((id) => `${id},\n`).join('')}`);
+    const imgs = await readTrainCsvAll(join(a, 'train.csv'));
+    expect(imgs.map((i) => i.cellType)).toEqual(['shsy5y', 'astro', 'cort']);
+    for (const im of imgs) {
+      expect(im.id).toMatch(/^[0-9a-f]{12}$/);
+      expect(im.instances.length).toBeGreaterThan(0);
+      const png = readPngGray(join(a, 'train', `${im.id}.png`), { width: 240, height: 180 });
+      const mean = png.data.reduce((t, v) => t + v, 0) / png.data.length;
+      expect(mean).toBeGreaterThan(110);
+      expect(mean).toBeLessThan(140);
+    }
+    // shsy5y is the most crowded type, cort the sparsest (spec: ~337 / ~80 / ~34 per full image)
+    expect(imgs[0]!.instances.length).toBeGreaterThan(imgs[2]!.instances.length);
+  });
+
+  it('is deterministic for a seed and differs for another seed', () => {
+    const b = join(tmp.dir, 'b');
+    writeSynthDataset(b, opts);
+    expect(readFileSync(join(b, 'train.csv'))).toEqual(readFileSync(join(a, 'train.csv')));
+    for (const f of readdirSync(join(a, 'train'))) expect(readFileSync(join(b, 'train', f))).toEqual(readFileSync(join(a, 'train', f)));
+    const c = join(tmp.dir, 'c');
+    writeSynthDataset(c, { ...opts, seed: 6 });
+    expect(readFileSync(join(c, 'train.csv'), 'utf8')).not.toBe(readFileSync(join(a, 'train.csv'), 'utf8'));
+  });
+
+  it('refuses to overwrite without force and leaves no temp folder', () => {
+    expect(() => writeSynthDataset(a, opts)).toThrow(/already exists/);
+    expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(existsSync(join(a, 'train.csv'))).toBe(true);
+  });
+
+  it('follows the per-type shape tendencies of the real data (astro largest and least solid, cort roundest)', async () => {
+    const r = buildShapeReport('x', await collectShapeSamples(join(a, 'train.csv')));
+    const f = (t: 'shsy5y' | 'astro' | 'cort') => r.cell_types[t]!.features;
+    expect(f('astro').area.mean).toBeGreaterThan(f('shsy5y').area.mean);
+    expect(f('astro').solidity.mean).toBeLessThan(f('cort').solidity.mean);
+    expect(f('cort').axis_ratio.mean).toBeGreaterThan(f('shsy5y').axis_ratio.mean);
+  });
+});
