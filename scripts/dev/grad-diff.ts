@@ -20,13 +20,13 @@
 //   decision) differs between run B's float32 and float64 recomputed from the oracle's stored pX.
 // --mode kernels: one pass; at every conv2d node the forward, grad input and grad weight are
 //   recomputed with the direct kernels on exactly the inputs the default kernels saw.
-// What it found (V39, 2026-11-26): the gemm2(+fc) kernels agree with direct to <= 7e-6 of max-abs
+// What it found (V39): the packed-gemm (+ matvec) kernels agree with direct to <= 7e-6 of max-abs
 // on every conv of the real graph (dgrad bit-identical); the 1.3e-3 on fpn_output3.bias and 4.6e-4
 // on stage5.OSA5_2.ese.fc.bias come from ONE ReLU near-tie: bbox tower GN(4) output at p3
-// [32, 28, 35] is +7.1e-6 (auto/gemm3), -1.9e-6 (gemm2+fc), float64 from the oracle's p3 +2.1e-6
-// (GN output max-abs 4.59); --pass-relu 304:42115 on gemm2+fc brings both to <= 3.5e-6.
+// [32, 28, 35] is +7.1e-6 (auto: subgroup-gemm), -1.9e-6 (packed-gemm + matvec), float64 from the oracle's p3 +2.1e-6
+// (GN output max-abs 4.59); --pass-relu 304:42115 on packed-gemm + matvec brings both to <= 3.5e-6.
 // V19slim: fpn_output3.bias 2.5e-5 and stage5.OSA5_1.ese.fc.bias 2.3e-5 with every kernel family
-// (auto, gemm2+fc, direct), so not a kernel effect; --mode ties finds one tower ReLU decision at
+// (auto, packed-gemm + matvec, direct), so not a kernel effect; --mode ties finds one tower ReLU decision at
 // p3 (cls_tower.4, flat 96684) opposite to float64-from-the-oracle's-p3, but passing it changes
 // nothing; --cancel gives a cancellation factor of only 2.3 for that bias sum. Cause not found.
 import { readFileSync } from 'node:fs';
