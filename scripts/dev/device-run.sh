@@ -10,8 +10,10 @@
 # Optionally a part of ../shared/fixtures/centermask2 (the whole is over the carry limit) in
 # .devfix/centermask2. Then: run(command="bash scripts/dev/device-run.sh", carry=[".devrun", ".gl", ".devfix"]).
 # Each step has its own time limit and writes its log to $OUT, so a slow step costs only itself.
-# Steps: DEVICE_STEPS="tests bench start" (default: all three, in that order); DEVICE_BENCH: the
-# bench suites (default "peak conv matmul"); BENCH_CONV_* pass through (conv: full, peer all).
+# Steps: DEVICE_STEPS="tests bench step start" (default: all four, in that order); DEVICE_BENCH: the
+# bench suites (default "peak conv matmul"); BENCH_CONV_* pass through (conv: full, peer all);
+# step: the training-step suite (V-19-slim and V-39, tiny and 512² batch 2) with its kernel profile.
+# Bench records (bench/results format) are written to $OUT, so they come back.
 set -u
 OUT=${OUT:-/tmp/device-out}
 mkdir -p "$OUT"
@@ -50,7 +52,7 @@ if ! timeout 60 $TSX pipeline/cli/main.ts doctor >"$OUT/doctor.txt" 2>&1; then
 fi
 cat "$OUT/doctor.txt"
 
-for step in ${DEVICE_STEPS:-tests bench start}; do
+for step in ${DEVICE_STEPS:-tests bench step start}; do
   case $step in
   tests)
     log "tests"
@@ -62,9 +64,15 @@ for step in ${DEVICE_STEPS:-tests bench start}; do
   bench)
     log "bench"
     BENCH_CONV_FULL=1 BENCH_CONV_PEER=${BENCH_CONV_PEER:-all} timeout "${DEVICE_BENCH_S:-150}" $TSX bench/run.ts ${DEVICE_BENCH:-peak conv matmul} \
-      --repeats "${DEVICE_REPEATS:-5}" --json "$OUT/bench.json" >"$OUT/bench.txt" 2>&1
+      --repeats "${DEVICE_REPEATS:-5}" --json "$OUT/bench.json" --out "$OUT" >"$OUT/bench.txt" 2>&1
     log "bench exit $?"
     grep -E "^#|total|peak|one forward" "$OUT/bench.txt" | head -20
+    ;;
+  step)
+    log "step (training step profile)"
+    BENCH_STEP=${BENCH_STEP:-both} timeout "${DEVICE_STEP_S:-180}" $TSX bench/run.ts step --repeats 2 --json "$OUT/step.json" --out "$OUT" >"$OUT/step.txt" 2>&1
+    log "step exit $?"
+    grep -E "train step|dispatches" "$OUT/step.txt" | head -12
     ;;
   start)
     log "npm start (pipeline on the synthetic default)"
