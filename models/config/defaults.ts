@@ -266,6 +266,9 @@ export const DEFAULTS = {
     CHECKPOINT_PERIOD: int(5000),
     IMS_PER_BATCH: int(16),
     REFERENCE_WORLD_SIZE: int(0),
+    // cellgpu's own key (Detectron2 has none): gradient accumulation. Images per forward/backward;
+    // IMS_PER_BATCH must be a multiple of it; 0 = the whole batch at once. See pipeline/engine/trainer.ts.
+    MICRO_BATCH_SIZE: int(0),
     BIAS_LR_FACTOR: float(1.0),
     // null means "same as WEIGHT_DECAY" (detectron2 v0.6).
     WEIGHT_DECAY_BIAS: floatOrNull(null),
