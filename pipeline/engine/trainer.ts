@@ -1,7 +1,10 @@
 // The training loop of Detectron2's DefaultTrainer (SimpleTrainer.run_step + the default hooks)
 // for any model with CenterMask's `losses` entry point:
 //   per iteration: batch (seeded, resumable) -> losses -> total -> backward -> clip -> SGD step ->
-//   lr schedule step, all inside scopeAsync so live memory stays flat;
+//   lr schedule step, all inside scopeAsync so live memory stays flat; with SOLVER.MICRO_BATCH_SIZE
+//   the batch is split into micro-batches whose weighted gradients add up (gradient accumulation);
+//   after the first iterations the peak GPU memory is logged, and a step that does not fit the
+//   device fails with a UserError naming its largest tensor and what to change (memory.ts);
 //   every LOG period (and before checkpoints/evaluation): the window's loss rows are read back in
 //   one transfer, checked for NaN/inf (FloatingPointError naming the iteration, as Detectron2) and
 //   written to metrics.json (medians over the window) and the console;
@@ -25,6 +28,10 @@ import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
 import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
 import { formatDuration, median, MetricsWriter } from './metrics';
+import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
+
+/** `cellseg train` reports the peak GPU memory after this many iterations (or fewer, if it runs fewer). */
+const MEMORY_REPORT_ITERS = 3;
 
 /** Detectron2 raises FloatingPointError when a loss is NaN or infinite; so do we. */
 export class FloatingPointError extends UserError {
@@ -206,28 +213,47 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     return file;
   };
 
+  /** One iteration's update: zero the gradients, forward and backward per micro-batch (gradients
+   *  add up), clip, SGD step. Returns the loss row [each loss..., total] of the whole batch. */
+  const step = (batch: TrainBatch, iter: number): Promise<Tensor> =>
+    scopeAsync(async () => {
+      optimizer.zeroGrad();
+      let acc: Tensor | null = null;
+      for (const [s, e] of parts) {
+        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, (names) => {
+          if (!lossNames) lossNames = names;
+          else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
+        });
+        acc = acc ? noGrad(() => add(acc!, part)) : part;
+      }
+      clipper?.(params);
+      optimizer.step();
+      return acc!;
+    });
+
+  const memoryNow = (): MemorySnapshot => {
+    const r = rt();
+    const s = r.pool.getStats();
+    return { peakBytes: s.peakBytes, allocatedBytes: s.allocatedBytes, largest: r.pool.largestAcquired(), maxBindingBytes: r.gpu.limits.maxStorageBufferBindingSize, maxBufferBytes: r.gpu.limits.maxBufferSize };
+  };
+  const reportAfter = Math.min(maxIter, startIter + MEMORY_REPORT_ITERS) - 1;
+  rt().pool.resetPeak();
+
   try {
     for (let iter = startIter; iter < maxIter; iter++) {
       const t0 = performance.now();
       const batch: TrainBatch = loader.batch(iter);
       const dataTime = (performance.now() - t0) / 1000;
-      const row = await scopeAsync(async () => {
-        optimizer.zeroGrad();
-        let acc: Tensor | null = null;
-        for (const [s, e] of parts) {
-          const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, (names) => {
-            if (!lossNames) lossNames = names;
-            else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
-          });
-          acc = acc ? noGrad(() => add(acc!, part)) : part;
-        }
-        clipper?.(params);
-        optimizer.step();
-        return acc!;
-      });
+      let row: Tensor;
+      try {
+        row = await step(batch, iter);
+        await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
+      } catch (err) {
+        throw explainMemoryError(err, iter, cfg, memoryNow()) ?? err;
+      }
+      if (iter === reportAfter) log(memoryReport(iter - startIter + 1, memoryNow()));
       const lr = loggedLr(optimizer.paramGroups);
       scheduler.step();
-      await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
       pending.push({ iteration: iter, row, lr, time: (performance.now() - t0) / 1000, dataTime });
       result.iterations++;
       bar?.update(iter + 1);

@@ -1,6 +1,7 @@
 // Gradient accumulation (SOLVER.MICRO_BATCH_SIZE): 2 micro-batches of 1 image give the same
 // weights, momentum and logged losses as one batch of 2, to float tolerance, on the stand-in model
-// (GroupNorm, losses averaged over images: no statistic spans images).
+// (GroupNorm, losses averaged over images: no statistic spans images). And the trainer's memory
+// handling: the peak report after the first iterations, a step that does not fit explained.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { loadConfig } from '../../../models/config/config';
 import { microBatches, train } from '../../../pipeline/engine/trainer';
 import { modelStateToHost } from '../../../pipeline/engine/checkpoint';
 import type { TrainingSet } from '../../../pipeline/data/train-loader';
+import { GpuError } from '../../../runtime/device';
 import { StandInModel } from './standin';
 
 const CONFIG = 'configs/sartorius_centermask_lite_V_19_slim.yaml';
@@ -21,7 +23,7 @@ const BASE = [
   'SOLVER.BASE_LR', '0.1',
   'SOLVER.WEIGHT_DECAY', '0.01',
   'SOLVER.WARMUP_ITERS', '0',
-  'SOLVER.STEPS', '(10,)',
+  'SOLVER.STEPS', '(2,)',
   'SOLVER.CHECKPOINT_PERIOD', '0',
   'SOLVER.CLIP_GRADIENTS.ENABLED', 'True',
   'SOLVER.CLIP_GRADIENTS.CLIP_TYPE', 'full_model',
@@ -54,9 +56,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(name: string, micro: number) {
+async function run(name: string, micro: number, model = new StandInModel()) {
   const cfg = loadConfig(CONFIG, [...BASE, 'SOLVER.MICRO_BATCH_SIZE', String(micro)]);
-  const model = new StandInModel();
   const logs: string[] = [];
   const out = join(dir, name);
   await train({ cfg, model, train: makeSet(), outputDir: out, logPeriod: 1, readGray: (f) => IMAGES.get(f)!, log: (l) => logs.push(l), progressBar: false });
@@ -81,6 +82,8 @@ describe('gradient accumulation (SOLVER.MICRO_BATCH_SIZE)', () => {
     expect(a.calls).toBe(3);
     expect(b.calls).toBe(6);
     expect(b.logs.some((l) => l.includes('gradient accumulation: 2 micro-batches of 1 images'))).toBe(true);
+    // the memory report after the first 3 iterations
+    expect(a.logs.filter((l) => /^peak GPU memory over the first 3 iterations: [\d.]+ MiB of live tensors/.test(l))).toHaveLength(1);
     const wa = await modelStateToHost(a.model);
     const wb = await modelStateToHost(b.model);
     const fresh = await modelStateToHost(new StandInModel());
@@ -97,5 +100,21 @@ describe('gradient accumulation (SOLVER.MICRO_BATCH_SIZE)', () => {
         expect(Math.abs(m[key]! - b.metrics[i]![key]!), `${key} @${i}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(m[key]!)));
       }
     });
+  });
+
+  it('a step that runs out of device memory fails with a UserError naming the largest tensor and the remedies', async () => {
+    class Oom extends StandInModel {
+      override async losses(...a: Parameters<StandInModel['losses']>) {
+        const l = await super.losses(...a);
+        if (this.calls === 2) throw new GpuError('WebGPU GPUOutOfMemoryError: Failed to allocate 9663676416 bytes');
+        return l;
+      }
+    }
+    const err = (await run('oom', 0, new Oom()).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toContain('training iteration 1 does not fit this device: WebGPU GPUOutOfMemoryError');
+    expect(err.message).toMatch(/The largest tensor since training started was tensor\[[\d,]+\]f32/);
+    expect(err.message).toContain('SOLVER.MICRO_BATCH_SIZE 1');
+    expect(err.message).toContain('SOLVER.AMP.ENABLED True');
   });
 });
