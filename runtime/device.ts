@@ -90,6 +90,14 @@ export function getGpu(options: DeviceOptions = {}): Promise<Gpu> {
   return gpuPromise;
 }
 
+/** A new device of its own, beside the process-wide one (data parallelism: runtime.ts
+ *  `openDevices`). Each call asks WebGPU for an adapter again, because an adapter that made a
+ *  device is consumed; WebGPU offers no enumeration, so it is the adapter that `powerPreference`
+ *  selects (in Node, `dawnFlags: ['adapter=NAME']` picks another one by name). */
+export function openGpu(options: DeviceOptions = {}): Promise<Gpu> {
+  return createGpu(options);
+}
+
 /** Forget the process-wide GPU (tests that need a fresh device, or after device loss). */
 export function resetGpu(): void {
   gpuPromise = undefined;

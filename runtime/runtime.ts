@@ -2,7 +2,7 @@
 // submits in batches, so nothing in forward, backward or an optimizer step waits for the GPU.
 // Pipelines are compiled once per kernel key and cached; per-dispatch parameters are packed into a
 // per-batch uniform arena; buffers come from the pool and go back to it only after submit.
-import { createComputePipelineSync, getGpu, GpuError, type DeviceOptions, type Gpu } from './device';
+import { createComputePipelineSync, getGpu, GpuError, openGpu, type DeviceOptions, type Gpu } from './device';
 import { BufferPool, type PoolStats } from './pool';
 import { DispatchProfiler, type ProfileReport } from './profiler';
 
@@ -354,6 +354,53 @@ let initPromise: Promise<Runtime> | undefined;
 export function init(options?: DeviceOptions): Promise<Runtime> {
   initPromise ??= getGpu(options).then((gpu) => (runtime = new Runtime(gpu)));
   return initPromise;
+}
+
+// ---- several devices --------------------------------------------------------------------------
+// Ops record on the *current* runtime, `rt()`: the process-wide one unless `withDevice` switched
+// it. A tensor remembers the runtime that allocated it (its storage's pool, its readback), and
+// tensors of different devices must never meet in one op (WebGPU rejects the foreign buffer).
+
+const devices: Runtime[] = [];
+
+/**
+ * The process-wide runtime plus `n - 1` more devices (opened once and reused by later calls):
+ * device 0 is `init()`'s, the others come from `openGpu` with the same options (on one adapter,
+ * each its own GPUDevice, queue and buffer pool, unless dawnFlags name another adapter).
+ */
+export async function openDevices(n: number, options?: DeviceOptions): Promise<readonly Runtime[]> {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`openDevices: ${n} devices; need a positive integer`);
+  const first = await init(options);
+  if (devices.length === 0) devices.push(first);
+  while (devices.length < n) devices.push(new Runtime(await openGpu(options)));
+  return devices.slice(0, n);
+}
+
+/**
+ * Run `fn` with `device` as the current runtime, then submit what it recorded there. With an async
+ * `fn` the switch lasts until its promise settles, across its awaits: async sections must not run
+ * concurrently (await one before starting the next), or the other's ops would land on this device.
+ * Sections nest (an inner one restores the outer device when it ends).
+ */
+export function withDevice<T>(device: Runtime, fn: () => T): T {
+  const prev = runtime;
+  runtime = device;
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    runtime = prev;
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      runtime = prev;
+      device.flush();
+    }) as T;
+  }
+  runtime = prev;
+  device.flush();
+  return result;
 }
 
 /** The runtime; throws if `init()` has not completed. */
