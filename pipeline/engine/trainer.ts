@@ -15,12 +15,11 @@
 import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { CfgNode } from '../../models/config/config';
-import { backward, noGrad } from '../../engine/autograd';
-import { rt } from '../../runtime/runtime';
+import { noGrad } from '../../engine/autograd';
+import { rt, type Runtime } from '../../runtime/runtime';
 import { scopeAsync, type Tensor } from '../../engine/tensor';
-import { add, mulScalar } from '../../engine/ops/elementwise';
+import { add } from '../../engine/ops/elementwise';
 import { cat } from '../../engine/ops/join';
-import { reshape } from '../../engine/ops/view';
 import { UserError } from '../../runtime/errors';
 import type { LRScheduler } from '../../engine/optim/lr-scheduler';
 import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from '../data/train-loader';
@@ -28,6 +27,9 @@ import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
 import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
 import { formatDuration, median, MetricsWriter } from './metrics';
+import { lossesAndBackward, microBatches } from './trainer-step';
+import { DataParallel } from './data-parallel';
+export { lossesAndBackward, microBatches };
 import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
 
 /** `cellseg train` reports the peak GPU memory after this many iterations (or fewer, if it runs fewer). */
@@ -60,6 +62,10 @@ export interface TrainerOptions {
   log?: (line: string) => void;
   /** Show a progress bar on stderr (default: when stderr is a terminal). */
   progressBar?: boolean;
+  /** Data parallelism (`--num-gpus`): the devices (runtime.ts openDevices; `model` lives on the
+   *  first) and how to build a replica of the model on each of the others. */
+  devices?: readonly Runtime[];
+  buildReplica?: () => TrainableModel;
 }
 
 export interface TrainResult {
@@ -121,6 +127,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     }
   }
   const scheduler: LRScheduler = buildLrScheduler(cfg, optimizer, startIter);
+  let dp: DataParallel | null = null;
+  if (o.devices && o.devices.length > 1) {
+    if (!o.buildReplica) throw new Error('train: several devices need buildReplica');
+    if (o.devices[0] !== rt()) throw new Error('train: the model must live on the first device');
+    dp = DataParallel.create(cfg, o.devices, model, optimizer, o.buildReplica);
+    await dp.broadcast();
+    log(`data parallel: ${dp.size} devices, ${cfg.SOLVER.IMS_PER_BATCH / dp.size} images each per iteration`);
+  }
 
   const loader = new TrainLoader(
     o.train.records,
@@ -137,8 +151,9 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     o.readGray,
   );
 
-  const parts = microBatches(cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MICRO_BATCH_SIZE);
-  if (parts.length > 1) log(`gradient accumulation: ${parts.length} micro-batches of ${cfg.SOLVER.MICRO_BATCH_SIZE} images per iteration (SOLVER.MICRO_BATCH_SIZE)`);
+  const perDevice = cfg.SOLVER.IMS_PER_BATCH / (dp?.size ?? 1);
+  const parts = microBatches(perDevice, cfg.SOLVER.MICRO_BATCH_SIZE);
+  if (parts.length > 1) log(`gradient accumulation: ${parts.length} micro-batches of ${cfg.SOLVER.MICRO_BATCH_SIZE} images per iteration${dp ? ' and device' : ''} (SOLVER.MICRO_BATCH_SIZE)`);
 
   const metrics = new MetricsWriter(join(outputDir, 'metrics.json'));
   const result: TrainResult = { startIter, iterations: 0, seed, outputDir, finalCheckpoint: null, lastMetrics: null, evals: [], seconds: 0 };
@@ -215,15 +230,16 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   /** One iteration's update: zero the gradients, forward and backward per micro-batch (gradients
    *  add up), clip, SGD step. Returns the loss row [each loss..., total] of the whole batch. */
+  const checkNames = (iter: number) => (names: string[]) => {
+    if (!lossNames) lossNames = names;
+    else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
+  };
   const step = (batch: TrainBatch, iter: number): Promise<Tensor> =>
-    scopeAsync(async () => {
+    dp ? dp.step(batch, checkNames(iter)) : scopeAsync(async () => {
       optimizer.zeroGrad();
       let acc: Tensor | null = null;
       for (const [s, e] of parts) {
-        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, (names) => {
-          if (!lossNames) lossNames = names;
-          else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
-        });
+        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, checkNames(iter));
         acc = acc ? noGrad(() => add(acc!, part)) : part;
       }
       clipper?.(params);
@@ -270,65 +286,11 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   } finally {
     bar?.stop();
     for (const r of pending) r.row.dispose();
+    dp?.dispose();
     optimizer.dispose();
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;
-}
-
-/**
- * SOLVER.MICRO_BATCH_SIZE: the [start, end) image ranges of one iteration's batch that each get
- * their own forward and backward (gradient accumulation); one range when 0 or IMS_PER_BATCH.
- */
-export function microBatches(imsPerBatch: number, microBatchSize: number): [number, number][] {
-  if (!Number.isInteger(microBatchSize) || microBatchSize < 0) throw new UserError(`SOLVER.MICRO_BATCH_SIZE ${microBatchSize} must be 0 (off) or a positive integer`);
-  const m = microBatchSize === 0 ? imsPerBatch : microBatchSize;
-  if (imsPerBatch % m !== 0) {
-    throw new UserError(`SOLVER.IMS_PER_BATCH ${imsPerBatch} must be a multiple of SOLVER.MICRO_BATCH_SIZE ${microBatchSize}`);
-  }
-  const out: [number, number][] = [];
-  for (let s = 0; s < imsPerBatch; s += m) out.push([s, s + m]);
-  return out;
-}
-
-/**
- * One micro-batch: forward, the total loss scaled by `weight` (its share of the batch's images),
- * backward (gradients add up in `.grad`). Returns the row [each loss..., total] times `weight`
- * (detached); the activations are freed before it returns. With weight 1 nothing is scaled.
- *
- * The losses of a model are normalised within the images it is given (the stand-ins: a mean over
- * images, so k micro-batches weighted m/B sum exactly to the batch's loss and gradient). CenterMask
- * normalises by counts over the images of one call: loss_fcos_cls and loss_fcos_ctr by the number
- * of positive locations, loss_fcos_loc by the sum of centerness targets, loss_mask by the number of
- * ROI pixels (a mean) and loss_maskiou by the number of ROIs; and the images are padded to the
- * largest of the call. Under accumulation these normalisers and the padding are the micro-batch's
- * (as PyTorch accumulation with 1/k scaling): exact when every micro-batch has the same counts,
- * otherwise a reweighting between micro-batches. Batch-norm layers in training mode (MODEL.VOVNET.NORM
- * "BN", e.g. configs/synth_centermask_lite_V_19_slim_scratch.yaml) normalise with and update their
- * running statistics from each micro-batch, as PyTorch accumulation does; FrozenBN and GN are exact.
- */
-export async function lossesAndBackward(
-  model: TrainableModel,
-  inputs: TrainBatch['inputs'],
-  gts: TrainBatch['gts'],
-  weight: number,
-  checkNames: (sortedNames: string[]) => void,
-): Promise<Tensor> {
-  return scopeAsync(async () => {
-    const losses = await model.losses(inputs, gts);
-    const names = Object.keys(losses).sort();
-    if (names.length === 0) throw new Error('model.losses returned no losses');
-    checkNames(names);
-    let total = losses[names[0]!]!;
-    for (const n of names.slice(1)) total = add(total, losses[n]!);
-    if (total.numel !== 1) throw new Error(`loss '${names[0]}' has shape [${losses[names[0]!]!.shape}]; losses must be scalars`);
-    if (weight !== 1) total = mulScalar(total, weight);
-    backward(total);
-    return noGrad(() => {
-      const each = names.map((n) => reshape(losses[n]!.detach(), [1]));
-      return cat([...(weight !== 1 ? each.map((t) => mulScalar(t, weight)) : each), reshape(total.detach(), [1])]);
-    });
-  });
 }
 
 /** INPUT.CROP as loader options (undefined when disabled). */
