@@ -3,6 +3,7 @@
 // device that allocated it (its buffer returns to that device's pool; data() reads from there).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init, openDevices, rt, withDevice, type Runtime } from '../../runtime/runtime';
+import { adapterSlug, listDawnAdapters, parseDawnAdapterList } from '../../runtime/device';
 import { fromArray, scopeAsync } from '../../engine/tensor';
 import { add, mulScalar } from '../../engine/ops/elementwise';
 import { permute } from '../../engine/ops/view';
@@ -59,5 +60,17 @@ describe('several devices', () => {
     // an error restores the runtime too
     expect(() => withDevice(d1, () => { throw new Error('boom'); })).toThrow('boom');
     expect(rt()).toBe(devs[0]);
+  });
+
+  it("Dawn's adapter list: parsed from its error, and device 0's adapter is on it", async () => {
+    const msg = "no suitable backends found\nAvailable adapters:\n * backend: 'vulkan', name: 'NVIDIA H100 80GB HBM3'\n * backend: 'vulkan', name: 'llvmpipe (LLVM 15.0.6, 256 bits)'\n";
+    expect(parseDawnAdapterList(msg)).toEqual([
+      { backend: 'vulkan', name: 'NVIDIA H100 80GB HBM3' },
+      { backend: 'vulkan', name: 'llvmpipe (LLVM 15.0.6, 256 bits)' },
+    ]);
+    expect(adapterSlug('llvmpipe (LLVM 15.0.6, 256 bits)')).toBe('llvmpipe-llvm-15-0-6-256-bits-');
+    if (rt().gpu.runtime !== 'dawn.node') return;
+    const all = await listDawnAdapters();
+    expect(all.map((a) => adapterSlug(a.name))).toContain(rt().gpu.adapter.device);
   });
 });
