@@ -27,6 +27,8 @@ import { buildGradientClipper, buildOptimizer } from './solver';
 import { modelStateToHost } from './checkpoint';
 import { lossesAndBackward, microBatches } from './trainer-step';
 
+const perDeviceWhat = (cfg: CfgNode, n: number) => `the ${cfg.SOLVER.IMS_PER_BATCH / n} images per device (SOLVER.IMS_PER_BATCH ${cfg.SOLVER.IMS_PER_BATCH} / --num-gpus ${n})`;
+
 export interface Replica {
   device: Runtime;
   model: TrainableModel;
@@ -55,7 +57,7 @@ export class DataParallel {
     if (cfg.SOLVER.IMS_PER_BATCH % n !== 0) {
       throw new UserError(`SOLVER.IMS_PER_BATCH ${cfg.SOLVER.IMS_PER_BATCH} must be divisible by the number of devices (--num-gpus ${n})`);
     }
-    microBatches(cfg.SOLVER.IMS_PER_BATCH / n, cfg.SOLVER.MICRO_BATCH_SIZE); // validates the split per device
+    microBatches(cfg.SOLVER.IMS_PER_BATCH / n, cfg.SOLVER.MICRO_BATCH_SIZE, perDeviceWhat(cfg, n)); // validates the split per device
     const paramsOf = (o: SGD) => o.paramGroups.flatMap((g) => g.params);
     const replicas: Replica[] = [{ device: devices[0]!, model, optimizer, params: paramsOf(optimizer) }];
     for (const device of devices.slice(1)) {
@@ -101,7 +103,7 @@ export class DataParallel {
     const n = this.size;
     const shard = B / n;
     if (!Number.isInteger(shard)) throw new Error(`DataParallel.step: a batch of ${B} images does not split over ${n} devices`);
-    const parts = microBatches(shard, this.cfg.SOLVER.MICRO_BATCH_SIZE);
+    const parts = microBatches(shard, this.cfg.SOLVER.MICRO_BATCH_SIZE, perDeviceWhat(this.cfg, n));
     // lr (set on replica 0 by the scheduler) to every replica
     const lrs = this.replicas[0]!.optimizer.paramGroups.map((g) => g.lr);
     const rows: Float32Array[] = [];

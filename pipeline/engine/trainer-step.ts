@@ -14,11 +14,11 @@ import type { TrainableModel } from './model';
  * SOLVER.MICRO_BATCH_SIZE: the [start, end) image ranges of one iteration's batch that each get
  * their own forward and backward (gradient accumulation); one range when 0 or IMS_PER_BATCH.
  */
-export function microBatches(imsPerBatch: number, microBatchSize: number): [number, number][] {
+export function microBatches(imsPerBatch: number, microBatchSize: number, what = `SOLVER.IMS_PER_BATCH ${imsPerBatch}`): [number, number][] {
   if (!Number.isInteger(microBatchSize) || microBatchSize < 0) throw new UserError(`SOLVER.MICRO_BATCH_SIZE ${microBatchSize} must be 0 (off) or a positive integer`);
   const m = microBatchSize === 0 ? imsPerBatch : microBatchSize;
   if (imsPerBatch % m !== 0) {
-    throw new UserError(`SOLVER.IMS_PER_BATCH ${imsPerBatch} must be a multiple of SOLVER.MICRO_BATCH_SIZE ${microBatchSize}`);
+    throw new UserError(`${what} must be a multiple of SOLVER.MICRO_BATCH_SIZE ${microBatchSize}`);
   }
   const out: [number, number][] = [];
   for (let s = 0; s < imsPerBatch; s += m) out.push([s, s + m]);

@@ -29,8 +29,9 @@ import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckp
 import { formatDuration, median, MetricsWriter } from './metrics';
 import { lossesAndBackward, microBatches } from './trainer-step';
 import { DataParallel } from './data-parallel';
-export { lossesAndBackward, microBatches };
 import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
+
+export { lossesAndBackward, microBatches };
 
 /** `cellseg train` reports the peak GPU memory after this many iterations (or fewer, if it runs fewer). */
 const MEMORY_REPORT_ITERS = 3;
@@ -152,7 +153,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   );
 
   const perDevice = cfg.SOLVER.IMS_PER_BATCH / (dp?.size ?? 1);
-  const parts = microBatches(perDevice, cfg.SOLVER.MICRO_BATCH_SIZE);
+  const parts = microBatches(perDevice, cfg.SOLVER.MICRO_BATCH_SIZE, dp ? `the ${perDevice} images per device` : undefined);
   if (parts.length > 1) log(`gradient accumulation: ${parts.length} micro-batches of ${cfg.SOLVER.MICRO_BATCH_SIZE} images per iteration${dp ? ' and device' : ''} (SOLVER.MICRO_BATCH_SIZE)`);
 
   const metrics = new MetricsWriter(join(outputDir, 'metrics.json'));
@@ -228,12 +229,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     return file;
   };
 
-  /** One iteration's update: zero the gradients, forward and backward per micro-batch (gradients
-   *  add up), clip, SGD step. Returns the loss row [each loss..., total] of the whole batch. */
+  /** The losses' names must be the same at every call. */
   const checkNames = (iter: number) => (names: string[]) => {
     if (!lossNames) lossNames = names;
     else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
   };
+  /** One iteration's update: zero the gradients, forward and backward per micro-batch (gradients
+   *  add up), clip, SGD step; over all devices with data parallelism. Returns the loss row
+   *  [each loss..., total] of the whole batch. */
   const step = (batch: TrainBatch, iter: number): Promise<Tensor> =>
     dp ? dp.step(batch, checkNames(iter)) : scopeAsync(async () => {
       optimizer.zeroGrad();

@@ -114,8 +114,11 @@ describe('data parallelism (--num-gpus)', () => {
     expectClose(await modelStateToHost(one.model), await modelStateToHost(two.model));
   });
 
-  it('IMS_PER_BATCH must be divisible by the device count', async () => {
+  it('IMS_PER_BATCH must be divisible by the device count, and the images per device by MICRO_BATCH_SIZE', async () => {
     await expect(run('odd', 2, ['SOLVER.IMS_PER_BATCH', '3'])).rejects.toThrow(UserError);
     await expect(run('odd2', 2, ['SOLVER.IMS_PER_BATCH', '3'])).rejects.toThrow(/divisible by the number of devices \(--num-gpus 2\)/);
+    await expect(run('odd3', 2, ['SOLVER.IMS_PER_BATCH', '6', 'SOLVER.MICRO_BATCH_SIZE', '2'])).rejects.toThrow(
+      'the 3 images per device (SOLVER.IMS_PER_BATCH 6 / --num-gpus 2) must be a multiple of SOLVER.MICRO_BATCH_SIZE 2',
+    );
   });
 });
