@@ -8,6 +8,10 @@ import {
   anyList, bool, bools, float, floatLists, floatOrNull, floats, int, ints, str, strs, type SchemaNode,
 } from './schema';
 
+/** Keys of cellgpu's own, which Detectron2's config has not (a config dumped by Detectron2 lacks
+ *  them; they keep their defaults when loading one). */
+export const CELLGPU_ONLY_KEYS: readonly string[] = ['SOLVER.MICRO_BATCH_SIZE'];
+
 export const DEFAULTS = {
   VERSION: int(2),
   MODEL: {
