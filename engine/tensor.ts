@@ -4,7 +4,7 @@
 // the enclosing `scope()`, or, as a safety net, when the tensor is garbage collected; a freed
 // buffer goes back to the pool only after the commands using it were submitted.
 import { type DataArray, type DType, DTYPE_BYTES, f16ToF32, f32ToF16 as f32ToF16Bits, isFloat } from '../runtime/dtype';
-import { rt } from '../runtime/runtime';
+import { rt, withDevice, type Runtime } from '../runtime/runtime';
 import { contiguousStrides, isDense, numelOf, type View } from '../runtime/shape';
 import { launchMap } from '../kernels/elementwise/map';
 
@@ -23,6 +23,9 @@ export class Storage {
   constructor(
     readonly buffer: GPUBuffer,
     readonly bytes: number,
+    /** The runtime (device) whose pool the buffer came from: it goes back there, and is read
+     *  back there, whichever device is current (runtime.ts `withDevice`). */
+    readonly runtime: Runtime = rt(),
   ) {}
   retain(): void {
     this.refs++;
@@ -30,7 +33,7 @@ export class Storage {
   releaseRef(): void {
     if (--this.refs === 0 && !this.released) {
       this.released = true;
-      rt().pool.release(this.buffer);
+      this.runtime.pool.release(this.buffer);
       liveStorages--;
     }
   }
@@ -133,9 +136,10 @@ export class Tensor implements View {
 
   /** Read the elements back in row-major order of `shape`. */
   async data(): Promise<DataArray> {
-    const src = this.isContiguous() ? this : contiguousCopy(this);
+    const device = this.storage.runtime;
+    const src = this.isContiguous() ? this : withDevice(device, () => contiguousCopy(this));
     const bytes = DTYPE_BYTES[this.dtype];
-    const raw = await rt().read(src.buffer, src.offset * bytes, this.numel * bytes);
+    const raw = await device.read(src.buffer, src.offset * bytes, this.numel * bytes);
     if (src !== this) src.dispose();
     switch (this.dtype) {
       case 'f32':

@@ -90,6 +90,52 @@ export function getGpu(options: DeviceOptions = {}): Promise<Gpu> {
   return gpuPromise;
 }
 
+/** A new device of its own, beside the process-wide one (data parallelism: runtime.ts
+ *  `openDevices`). Each call asks WebGPU for an adapter again, because an adapter that made a
+ *  device is consumed; WebGPU offers no enumeration, so it is the adapter that `powerPreference`
+ *  selects (in Node, `dawnFlags: ['adapter=NAME']` picks another one by name). */
+export function openGpu(options: DeviceOptions = {}): Promise<Gpu> {
+  return createGpu(options);
+}
+
+export interface DawnAdapterEntry {
+  backend: string;
+  name: string;
+}
+
+/** The adapter list in Dawn's "no suitable backends found" error (` * backend: 'vulkan', name: '...'`). */
+export function parseDawnAdapterList(message: string): DawnAdapterEntry[] {
+  const out: DawnAdapterEntry[] = [];
+  for (const m of message.matchAll(/^\s*\*\s*backend:\s*'([^']*)',\s*name:\s*'(.*)'\s*$/gm)) out.push({ backend: m[1]!, name: m[2]! });
+  return out;
+}
+
+/** An adapter name as Dawn reports it in `GPUAdapterInfo.device` ('llvmpipe (LLVM 15.0.6, 256 bits)'
+ *  -> 'llvmpipe-llvm-15-0-6-256-bits-'). */
+export function adapterSlug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+}
+
+/**
+ * Every adapter Dawn (Node) can open, by backend and name: WebGPU has no enumeration, but Dawn lists
+ * them when asked for an adapter name that matches none. [] in a browser or when the list cannot be
+ * had. Such a name, passed as `dawnFlags: ['adapter=NAME', 'backend=BACKEND']`, opens that adapter.
+ */
+export async function listDawnAdapters(): Promise<DawnAdapterEntry[]> {
+  let gpu: GPU;
+  try {
+    ({ gpu } = await getNavigatorGpu(['adapter=\u0001cellgpu-list-adapters']));
+  } catch {
+    return [];
+  }
+  try {
+    await gpu.requestAdapter();
+    return [];
+  } catch (err) {
+    return parseDawnAdapterList(String((err as Error)?.message ?? err));
+  }
+}
+
 /** Forget the process-wide GPU (tests that need a fresh device, or after device loss). */
 export function resetGpu(): void {
   gpuPromise = undefined;

@@ -29,6 +29,9 @@ export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private pending: GPUBuffer[] = [];
   private sizes = new WeakMap<GPUBuffer, number>();
+  /** The largest storage buffer (a tensor's) acquired since the last resetPeak(), for
+   *  out-of-memory reports. */
+  private largest = { bytes: 0, label: '' };
   private stats: PoolStats = { liveBytes: 0, peakBytes: 0, liveBuffers: 0, pooledBytes: 0, allocatedBytes: 0, created: 0, reused: 0 };
 
   constructor(private device: GPUDevice) {}
@@ -49,6 +52,7 @@ export class BufferPool {
     }
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
+    if (size > this.largest.bytes && usage & GPUBufferUsage.STORAGE) this.largest = { bytes: size, label };
     if (this.stats.liveBytes > this.stats.peakBytes) this.stats.peakBytes = this.stats.liveBytes;
     return buf;
   }
@@ -90,7 +94,14 @@ export class BufferPool {
     return { ...this.stats };
   }
 
+  /** The largest storage buffer acquired since the last resetPeak() (its size class and label,
+   *  e.g. `tensor[2,64,200,200]f32`). */
+  largestAcquired(): { bytes: number; label: string } {
+    return { ...this.largest };
+  }
+
   resetPeak(): void {
+    this.largest = { bytes: 0, label: '' };
     this.stats.peakBytes = this.stats.liveBytes;
   }
 }

@@ -2,7 +2,7 @@
 // submits in batches, so nothing in forward, backward or an optimizer step waits for the GPU.
 // Pipelines are compiled once per kernel key and cached; per-dispatch parameters are packed into a
 // per-batch uniform arena; buffers come from the pool and go back to it only after submit.
-import { createComputePipelineSync, getGpu, GpuError, type DeviceOptions, type Gpu } from './device';
+import { adapterSlug, createComputePipelineSync, getGpu, GpuError, listDawnAdapters, openGpu, type DeviceOptions, type Gpu } from './device';
 import { BufferPool, type PoolStats } from './pool';
 import { DispatchProfiler, type ProfileReport } from './profiler';
 
@@ -354,6 +354,81 @@ let initPromise: Promise<Runtime> | undefined;
 export function init(options?: DeviceOptions): Promise<Runtime> {
   initPromise ??= getGpu(options).then((gpu) => (runtime = new Runtime(gpu)));
   return initPromise;
+}
+
+// ---- several devices --------------------------------------------------------------------------
+// Ops record on the *current* runtime, `rt()`: the process-wide one unless `withDevice` switched
+// it. A tensor remembers the runtime that allocated it (its storage's pool, its readback), and
+// tensors of different devices must never meet in one op (WebGPU rejects the foreign buffer).
+
+const devices: Runtime[] = [];
+
+/**
+ * The process-wide runtime plus `n - 1` more devices (opened once and reused by later calls), each
+ * its own GPUDevice, queue and buffer pool. Device 0 is `init()`'s. In Node, when Dawn lists at
+ * least n - 1 other adapters of device 0's backend with distinct names (and, beside a GPU, no CPU
+ * rasterizer), device i opens the i-th of them; otherwise every device is another GPUDevice on
+ * device 0's adapter. Identical GPUs share a name and cannot be told apart (Dawn opens adapters by
+ * name), so N identical GPUs give N devices on the first.
+ */
+export async function openDevices(n: number, options: DeviceOptions = {}): Promise<readonly Runtime[]> {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`openDevices: ${n} devices; need a positive integer`);
+  const first = await init(options);
+  if (devices.length === 0) devices.push(first);
+  if (devices.length >= n) return devices.slice(0, n);
+  const others = await otherAdapters(first);
+  while (devices.length < n) {
+    const other = others.length >= n - 1 ? others[devices.length - 1] : undefined;
+    const flags = other ? [...(options.dawnFlags ?? []), `adapter=${other.name}`, `backend=${other.backend}`] : options.dawnFlags;
+    devices.push(new Runtime(await openGpu({ ...options, dawnFlags: flags })));
+  }
+  return devices.slice(0, n);
+}
+
+/** The adapters Dawn lists on device 0's backend, other than device 0's, one per distinct name;
+ *  CPU rasterizers only when device 0 is one (a GPU's data-parallel partner must be a GPU). */
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|warp|basic render/i;
+
+async function otherAdapters(first: Runtime): Promise<{ backend: string; name: string }[]> {
+  if (first.gpu.runtime !== 'dawn.node') return [];
+  const all = await listDawnAdapters();
+  const own = all.find((a) => adapterSlug(a.name) === first.gpu.adapter.device);
+  if (!own) return [];
+  const names = new Set<string>([own.name]);
+  const out: { backend: string; name: string }[] = [];
+  for (const a of all) {
+    if (a.backend !== own.backend || names.has(a.name) || (SOFTWARE.test(a.name) && !SOFTWARE.test(own.name))) continue;
+    names.add(a.name);
+    out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Run `fn` with `device` as the current runtime, then submit what it recorded there. With an async
+ * `fn` the switch lasts until its promise settles, across its awaits: async sections must not run
+ * concurrently (await one before starting the next), or the other's ops would land on this device.
+ * Sections nest (an inner one restores the outer device when it ends).
+ */
+export function withDevice<T>(device: Runtime, fn: () => T): T {
+  const prev = runtime;
+  runtime = device;
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    runtime = prev;
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      runtime = prev;
+      device.flush();
+    }) as T;
+  }
+  runtime = prev;
+  device.flush();
+  return result;
 }
 
 /** The runtime; throws if `init()` has not completed. */

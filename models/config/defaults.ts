@@ -8,6 +8,10 @@ import {
   anyList, bool, bools, float, floatLists, floatOrNull, floats, int, ints, str, strs, type SchemaNode,
 } from './schema';
 
+/** Keys of cellgpu's own, which Detectron2's config has not (a config dumped by Detectron2 lacks
+ *  them; they keep their defaults when loading one). */
+export const CELLGPU_ONLY_KEYS: readonly string[] = ['SOLVER.MICRO_BATCH_SIZE'];
+
 export const DEFAULTS = {
   VERSION: int(2),
   MODEL: {
@@ -266,6 +270,9 @@ export const DEFAULTS = {
     CHECKPOINT_PERIOD: int(5000),
     IMS_PER_BATCH: int(16),
     REFERENCE_WORLD_SIZE: int(0),
+    // cellgpu's own key (Detectron2 has none): gradient accumulation. Images per forward/backward;
+    // IMS_PER_BATCH must be a multiple of it; 0 = the whole batch at once. See pipeline/engine/trainer.ts.
+    MICRO_BATCH_SIZE: int(0),
     BIAS_LR_FACTOR: float(1.0),
     // null means "same as WEIGHT_DECAY" (detectron2 v0.6).
     WEIGHT_DECAY_BIAS: floatOrNull(null),

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { init } from '../../runtime/runtime';
+import { init, openDevices } from '../../runtime/runtime';
 import { getGpu } from '../../runtime/device';
 import { UserError } from '../../runtime/errors';
 import type { CfgNode } from '../../models/config/config';
@@ -26,6 +26,8 @@ export interface TrainNetOptions {
   valImageRoot?: string;
   resume?: boolean;
   logPeriod?: number;
+  /** Data parallelism: devices to train on (`--num-gpus`; default 1). */
+  numDevices?: number;
   /** COCOeval maxDets for the periodic evaluation (default [1, 10, 100]). */
   maxDets?: number[];
   log?: (line: string) => void;
@@ -40,16 +42,19 @@ export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainRe
   }
   log(`training set ${o.trainJson}: ${set.records.length} images${set.skippedEmpty ? ` (${set.skippedEmpty} without annotations skipped)` : ''}, ${set.records.reduce((n, r) => n + r.annotations.length, 0)} instances`);
   await init();
+  const numDevices = o.numDevices ?? 1;
+  const devices = numDevices > 1 ? await openDevices(numDevices) : undefined;
   const model = buildTrainableModel(o.cfg);
   mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
   writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
-  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify(await trainingEnv(), null, 2) + '\n');
+  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify({ ...(await trainingEnv()), devices: numDevices }, null, 2) + '\n');
   if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
   const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
   const valRoot = o.valImageRoot ?? o.imageRoot;
   const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
   const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
-  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log });
+  const replicas = devices ? { devices, buildReplica: () => buildTrainableModel(o.cfg) } : {};
+  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log, ...replicas });
   return { result, model, categoryIds: set.categoryIds };
 }
 

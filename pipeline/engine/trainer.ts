@@ -1,7 +1,10 @@
 // The training loop of Detectron2's DefaultTrainer (SimpleTrainer.run_step + the default hooks)
 // for any model with CenterMask's `losses` entry point:
 //   per iteration: batch (seeded, resumable) -> losses -> total -> backward -> clip -> SGD step ->
-//   lr schedule step, all inside scopeAsync so live memory stays flat;
+//   lr schedule step, all inside scopeAsync so live memory stays flat; with SOLVER.MICRO_BATCH_SIZE
+//   the batch is split into micro-batches whose weighted gradients add up (gradient accumulation);
+//   after the first iterations the peak GPU memory is logged, and a step that does not fit the
+//   device fails with a UserError naming its largest tensor and what to change (memory.ts);
 //   every LOG period (and before checkpoints/evaluation): the window's loss rows are read back in
 //   one transfer, checked for NaN/inf (FloatingPointError naming the iteration, as Detectron2) and
 //   written to metrics.json (medians over the window) and the console;
@@ -12,12 +15,11 @@
 import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { CfgNode } from '../../models/config/config';
-import { backward, noGrad } from '../../engine/autograd';
-import { rt } from '../../runtime/runtime';
+import { noGrad } from '../../engine/autograd';
+import { rt, type Runtime } from '../../runtime/runtime';
 import { scopeAsync, type Tensor } from '../../engine/tensor';
 import { add } from '../../engine/ops/elementwise';
 import { cat } from '../../engine/ops/join';
-import { reshape } from '../../engine/ops/view';
 import { UserError } from '../../runtime/errors';
 import type { LRScheduler } from '../../engine/optim/lr-scheduler';
 import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from '../data/train-loader';
@@ -25,6 +27,14 @@ import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
 import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
 import { formatDuration, median, MetricsWriter } from './metrics';
+import { lossesAndBackward, microBatches } from './trainer-step';
+import { DataParallel } from './data-parallel';
+import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
+
+export { lossesAndBackward, microBatches };
+
+/** `cellseg train` reports the peak GPU memory after this many iterations (or fewer, if it runs fewer). */
+const MEMORY_REPORT_ITERS = 3;
 
 /** Detectron2 raises FloatingPointError when a loss is NaN or infinite; so do we. */
 export class FloatingPointError extends UserError {
@@ -53,6 +63,10 @@ export interface TrainerOptions {
   log?: (line: string) => void;
   /** Show a progress bar on stderr (default: when stderr is a terminal). */
   progressBar?: boolean;
+  /** Data parallelism (`--num-gpus`): the devices (runtime.ts openDevices; `model` lives on the
+   *  first) and how to build a replica of the model on each of the others. */
+  devices?: readonly Runtime[];
+  buildReplica?: () => TrainableModel;
 }
 
 export interface TrainResult {
@@ -114,6 +128,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     }
   }
   const scheduler: LRScheduler = buildLrScheduler(cfg, optimizer, startIter);
+  let dp: DataParallel | null = null;
+  if (o.devices && o.devices.length > 1) {
+    if (!o.buildReplica) throw new Error('train: several devices need buildReplica');
+    if (o.devices[0] !== rt()) throw new Error('train: the model must live on the first device');
+    dp = DataParallel.create(cfg, o.devices, model, optimizer, o.buildReplica);
+    await dp.broadcast();
+    log(`data parallel: ${dp.size} devices, ${cfg.SOLVER.IMS_PER_BATCH / dp.size} images each per iteration`);
+  }
 
   const loader = new TrainLoader(
     o.train.records,
@@ -129,6 +151,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     },
     o.readGray,
   );
+
+  const perDevice = cfg.SOLVER.IMS_PER_BATCH / (dp?.size ?? 1);
+  const parts = microBatches(perDevice, cfg.SOLVER.MICRO_BATCH_SIZE, dp ? `the ${perDevice} images per device` : undefined);
+  if (parts.length > 1) log(`gradient accumulation: ${parts.length} micro-batches of ${cfg.SOLVER.MICRO_BATCH_SIZE} images per iteration${dp ? ' and device' : ''} (SOLVER.MICRO_BATCH_SIZE)`);
 
   const metrics = new MetricsWriter(join(outputDir, 'metrics.json'));
   const result: TrainResult = { startIter, iterations: 0, seed, outputDir, finalCheckpoint: null, lastMetrics: null, evals: [], seconds: 0 };
@@ -203,29 +229,50 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     return file;
   };
 
+  /** The losses' names must be the same at every call. */
+  const checkNames = (iter: number) => (names: string[]) => {
+    if (!lossNames) lossNames = names;
+    else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
+  };
+  /** One iteration's update: zero the gradients, forward and backward per micro-batch (gradients
+   *  add up), clip, SGD step; over all devices with data parallelism. Returns the loss row
+   *  [each loss..., total] of the whole batch. */
+  const step = (batch: TrainBatch, iter: number): Promise<Tensor> =>
+    dp ? dp.step(batch, checkNames(iter)) : scopeAsync(async () => {
+      optimizer.zeroGrad();
+      let acc: Tensor | null = null;
+      for (const [s, e] of parts) {
+        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, checkNames(iter));
+        acc = acc ? noGrad(() => add(acc!, part)) : part;
+      }
+      clipper?.(params);
+      optimizer.step();
+      return acc!;
+    });
+
+  const memoryNow = (): MemorySnapshot => {
+    const r = rt();
+    const s = r.pool.getStats();
+    return { peakBytes: s.peakBytes, allocatedBytes: s.allocatedBytes, largest: r.pool.largestAcquired(), maxBindingBytes: r.gpu.limits.maxStorageBufferBindingSize, maxBufferBytes: r.gpu.limits.maxBufferSize };
+  };
+  const reportAfter = Math.min(maxIter, startIter + MEMORY_REPORT_ITERS) - 1;
+  rt().pool.resetPeak();
+
   try {
     for (let iter = startIter; iter < maxIter; iter++) {
       const t0 = performance.now();
       const batch: TrainBatch = loader.batch(iter);
       const dataTime = (performance.now() - t0) / 1000;
-      const row = await scopeAsync(async () => {
-        const losses = await model.losses(batch.inputs, batch.gts);
-        const names = Object.keys(losses).sort();
-        if (names.length === 0) throw new Error('model.losses returned no losses');
-        if (!lossNames) lossNames = names;
-        else if (names.join() !== lossNames.join()) throw new Error(`model.losses returned [${names}] at iteration ${iter}, earlier [${lossNames}]`);
-        let total = losses[names[0]!]!;
-        for (const n of names.slice(1)) total = add(total, losses[n]!);
-        if (total.numel !== 1) throw new Error(`loss '${names[0]}' has shape [${losses[names[0]!]!.shape}]; losses must be scalars`);
-        optimizer.zeroGrad();
-        backward(total);
-        clipper?.(params);
-        optimizer.step();
-        return noGrad(() => cat([...names.map((n) => reshape(losses[n]!.detach(), [1])), reshape(total.detach(), [1])]));
-      });
+      let row: Tensor;
+      try {
+        row = await step(batch, iter);
+        await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
+      } catch (err) {
+        throw explainMemoryError(err, iter, cfg, memoryNow()) ?? err;
+      }
+      if (iter === reportAfter) log(memoryReport(iter - startIter + 1, memoryNow()));
       const lr = loggedLr(optimizer.paramGroups);
       scheduler.step();
-      await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
       pending.push({ iteration: iter, row, lr, time: (performance.now() - t0) / 1000, dataTime });
       result.iterations++;
       bar?.update(iter + 1);
@@ -242,6 +289,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   } finally {
     bar?.stop();
     for (const r of pending) r.row.dispose();
+    dp?.dispose();
     optimizer.dispose();
   }
   result.seconds = (performance.now() - started) / 1000;
