@@ -5,6 +5,7 @@ import { buildCocoDataset, type SegmentationFormat } from '../../data/coco/build
 import { cocoImagesOfFolder, readTrainImages } from '../../data/image-list';
 import { writeJsonAtomic } from '../../io/atomic';
 import { progress } from '../../io/progress';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -19,6 +20,7 @@ export function register(program: Command): void {
       if (o.segmentation !== 'rle' && o.segmentation !== 'polygon') {
         throw new UserError(`--segmentation must be rle or polygon, got "${o.segmentation}"`);
       }
+      checkOutputs({ '--out': o.out, '--test-out': o.testOut });
       const images = await readTrainImages(o.data, !!o.checkImages);
       const bar = progress('coco', images.length);
       const { dataset, dropped } = buildCocoDataset(images, { segmentation: o.segmentation as SegmentationFormat, imageDir: 'train' });
