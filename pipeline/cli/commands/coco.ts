@@ -25,8 +25,9 @@ export function register(program: Command): void {
       const bar = progress('coco', images.length);
       const { dataset, dropped } = buildCocoDataset(images, { segmentation: o.segmentation as SegmentationFormat, imageDir: 'train' });
       bar.stop();
-      writeJsonAtomic(o.out, dataset, 0);
+      // Both outputs appear together or not at all: everything is read and checked first.
       const testImages = cocoImagesOfFolder(o.data, 'test');
+      writeJsonAtomic(o.out, dataset, 0);
       writeJsonAtomic(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES });
       console.log(
         `wrote ${o.out}: ${dataset.images.length} images, ${dataset.annotations.length} annotations` +
