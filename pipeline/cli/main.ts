@@ -67,27 +67,30 @@ export function reportError(err: unknown, opts: { verbose: boolean } = { verbose
 process.on('uncaughtException', (err) => process.exit(reportError(err)));
 process.on('unhandledRejection', (err) => process.exit(reportError(err)));
 
-// Loaded after the stderr decision above, so that the parent of a filtered child stays small.
-const commands = await Promise.all([
-  import('./commands/convert-weights'),
-  import('./commands/analyze'),
-  import('./commands/coco'),
-  import('./commands/doctor'),
-  import('./commands/evaluate'),
-  import('./commands/model-summary'),
-  import('./commands/predict'),
-  import('./commands/fuse-boxes'),
-  import('./commands/run'),
-  import('./commands/score'),
-  import('./commands/split'),
-  import('./commands/submit'),
-  import('./commands/synth'),
-  import('./commands/train'),
-  import('./commands/validate-submission'),
-  import('./commands/plot'),
-  import('./commands/overlay'),
-  import('./commands/export-model'),
-]);
+// Loaded after the stderr decision above, and only the command named (all for help or an unknown
+// name), so that a command starts without compiling the other seventeen.
+const COMMANDS: Record<string, () => Promise<{ register(program: Command): void }>> = {
+  'convert-weights': () => import('./commands/convert-weights'),
+  'analyze': () => import('./commands/analyze'),
+  'coco': () => import('./commands/coco'),
+  'doctor': () => import('./commands/doctor'),
+  'evaluate': () => import('./commands/evaluate'),
+  'model-summary': () => import('./commands/model-summary'),
+  'predict': () => import('./commands/predict'),
+  'fuse-boxes': () => import('./commands/fuse-boxes'),
+  'run': () => import('./commands/run'),
+  'score': () => import('./commands/score'),
+  'split': () => import('./commands/split'),
+  'submit': () => import('./commands/submit'),
+  'synth': () => import('./commands/synth'),
+  'train': () => import('./commands/train'),
+  'validate-submission': () => import('./commands/validate-submission'),
+  'plot': () => import('./commands/plot'),
+  'overlay': () => import('./commands/overlay'),
+  'export-model': () => import('./commands/export-model'),
+};
+const named = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const commands = await Promise.all(named !== undefined && COMMANDS[named] ? [COMMANDS[named]()] : Object.values(COMMANDS).map((load) => load()));
 
 const program = new Command();
 program
