@@ -1,6 +1,7 @@
 // The model card that travels with a demo model in models/zoo: what was trained, on what data,
 // for how long, on which hardware, how well it scores and the command that reproduces it.
 // Validated on write and on read; a malformed card is an InputError naming the file and the key.
+import { existsSync } from 'node:fs';
 import { readJsonFile } from '../io/json';
 import { InputError } from '../../runtime/errors';
 import { writeJsonAtomic } from '../io/atomic';
@@ -106,6 +107,7 @@ export function writeModelCard(file: string, card: ModelCard): void {
 }
 
 export function readModelCard(file: string): ModelCard {
+  if (!existsSync(file)) throw new InputError(file, undefined, 'cannot read the model card (file is missing)');
   const value = readJsonFile(file);
   return validateModelCard(value, file);
 }
