@@ -6,61 +6,14 @@
 // only with the global flag --verbose. Commands that use the GPU run with Dawn's native log lines
 // filtered out of stderr (cli/native-stderr.ts) unless --verbose.
 import { Command } from 'commander';
-import { GpuUnavailableError } from '../../runtime/device';
-import { UserError } from '../../runtime/errors';
 import { adoptParentTty, runFilteredChild, wantsFilteredChild } from './native-stderr';
+import { reportError as report } from './report-error';
 
 if (wantsFilteredChild(process.argv)) process.exit(await runFilteredChild());
 adoptParentTty();
 
 const verbose = process.argv.slice(2).includes('--verbose');
-
-/** Exit code of an unexpected error (EX_SOFTWARE of sysexits.h). */
-export const BUG_EXIT_CODE = 70;
-
-/** Control characters other than newlines escaped (a hostile input cannot write raw bytes to the
- *  terminal), and at most 4000 characters. */
-function printable(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  const esc = message.replace(/[\u0000-\u0009\u000b-\u001f\u007f]/g, (c) => (c === '\0' ? '\\0' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-  return esc.length > 4000 ? `${esc.slice(0, 4000)}... (message cut at 4000 characters)` : esc;
-}
-
-const ERRNO_WORDS: Record<string, string> = {
-  ENOENT: 'no such file or directory',
-  EISDIR: 'is a directory',
-  ENOTDIR: 'a component of the path is not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  EMFILE: 'too many open files',
-  EIO: 'input/output error',
-};
-
-/** Prints `err` as the one-line report described above and returns the exit code. */
-export function reportError(err: unknown, opts: { verbose: boolean } = { verbose }): number {
-  if (err instanceof UserError) {
-    console.error(`cellseg: ${printable(err.message)}`);
-    if (opts.verbose && err.stack) console.error(err.stack);
-    return err.exitCode;
-  }
-  if (err instanceof GpuUnavailableError) {
-    console.error(`cellseg: ${printable(err.message)}`);
-    return 3;
-  }
-  const e = err as NodeJS.ErrnoException | undefined;
-  if (e && typeof e.code === 'string' && typeof e.path === 'string' && /^E[A-Z]+$/.test(e.code)) {
-    // A file-system error that escaped a reader: the environment's, not a bug.
-    console.error(`cellseg: ${printable(e.path)}: ${ERRNO_WORDS[e.code] ?? e.code}${e.syscall ? ` (${e.syscall})` : ''}`);
-    if (opts.verbose && e.stack) console.error(e.stack);
-    return 1;
-  }
-  const first = printable(String(err instanceof Error ? `${err.name}: ${err.message}` : err).split('\n')[0]!);
-  console.error(`cellseg: internal error: ${first} -- this is a bug, please report it${opts.verbose ? '' : ' (run again with --verbose for the stack trace)'}`);
-  if (opts.verbose && err instanceof Error && err.stack) console.error(err.stack);
-  return BUG_EXIT_CODE;
-}
+const reportError = (err: unknown) => report(err, { verbose });
 
 // Errors outside the awaited command (a stray rejected promise, an exception in a callback) get the
 // same one-line report.
