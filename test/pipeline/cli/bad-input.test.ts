@@ -30,6 +30,7 @@ interface Case {
   not?: RegExp;
 }
 
+const TRAIN_CONFIG = 'sartorius_centermask_lite_V_19_slim.yaml';
 const good = (f: string) => join(F, 'good', f);
 const csv = (f: string) => join(F, 'csv', f);
 const sub = (f: string) => join(F, 'submission', f);
@@ -102,6 +103,11 @@ const CASES: Case[] = [
   { cls: 'png', name: 'corrupt chunk', args: overlay(png('corrupt-crc.png')), code: 2, err: /corrupt-crc\.png: (not a readable PNG|truncated PNG)/ },
   { cls: 'png', name: 'a directory as the image', args: overlay(join(F, 'png')), code: 2, err: /bad-input\/png: is a directory, expected a PNG file/ },
   { cls: 'png', name: 'coco: a truncated test PNG writes neither output', args: ['coco', '--data', join(F, 'dataset-bad-test'), '--out', '$O/all.json', '--test-out', '$O/test.json'], code: 2, err: /t2\.png: truncated PNG/ },
+  { cls: 'png', name: 'coco: 2e9-pixel run in a 50000x50000 image (refused before any mask is made)', args: ['coco', '--data', join(F, 'dataset-huge-run'), '--out', '$O/all.json', '--test-out', '$O/test.json'], code: 2, err: /train\.csv: line 2: image size 50000x50000 \(WxH\) is over the limit/ },
+  // train: failures at start leave no OUTPUT_DIR (fail before the GPU device is made)
+  { cls: 'train', name: 'truncated --train-json', args: ['train', '--config-file', join(ROOT, 'configs', TRAIN_CONFIG), '--train-json', coco('truncated.json'), '--no-eval', 'OUTPUT_DIR', '$O/run'], code: 2, err: /truncated\.json: not valid JSON/ },
+  { cls: 'train', name: 'missing --val-json', args: ['train', '--config-file', join(ROOT, 'configs', TRAIN_CONFIG), '--train-json', good('gt.json'), '--val-json', coco('none.json'), '--image-root', join(F, 'dataset-bad-test', 'train'), 'OUTPUT_DIR', '$O/run'], code: 1, err: /--val-json .*none\.json: no such file/ },
+  { cls: 'train', name: 'OUTPUT_DIR under a file', args: ['train', '--config-file', join(ROOT, 'configs', TRAIN_CONFIG), 'OUTPUT_DIR', '/etc/passwd/run'], code: 1, err: /OUTPUT_DIR \/etc\/passwd\/run: \/etc\/passwd is not a directory/ },
   // YAML configs (model-summary fails on these before it makes the GPU device)
   { cls: 'yaml', name: 'billion laughs', args: summary(yaml('billion-laughs.yaml')), code: 2, err: /billion-laughs\.yaml: too many YAML alias expansions/ },
   { cls: 'yaml', name: '_BASE_: /dev/zero', args: summary(yaml('base-dev-zero.yaml')), code: 2, err: /base-dev-zero\.yaml: _BASE_: \/dev\/zero is not a \.yaml or \.yml file/ },
