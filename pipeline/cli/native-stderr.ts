@@ -111,8 +111,9 @@ export function runFilteredChild(): Promise<number> {
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
     const onTerm = forward('SIGTERM');
     const onHup = forward('SIGHUP');
-    // SIGINT from a terminal reaches the whole process group; the child handles it.
-    const onInt = () => {};
+    // SIGINT from a terminal reaches the child too; one sent to this process alone is passed on.
+    // Either way this process stays until the child has gone, and exits with its code.
+    const onInt = forward('SIGINT');
     process.on('SIGTERM', onTerm).on('SIGHUP', onHup).on('SIGINT', onInt);
     child.on('error', (err) => {
       process.stderr.write(`cellseg: could not start the command: ${err.message}\n`);
