@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir } from '../tmp';
 import { generateLargeBadInputs } from '../../fixtures/bad-input/generate';
@@ -139,7 +140,8 @@ function scoreTruthSub(file: string): string[] {
 
 function cellseg(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'pipeline/cli/main.ts'), ...args], { cwd: tmp.dir });
+    // node with tsx's loader directly: the tsx launcher would start a second node per case.
+    const p = spawn(process.execPath, ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'pipeline/cli/main.ts'), ...args], { cwd: tmp.dir });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
