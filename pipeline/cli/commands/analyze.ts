@@ -17,8 +17,9 @@ export function register(program: Command): void {
       let images = 0;
       const samples = await collectShapeSamples(o.trainCsv, () => images++);
       const report = buildShapeReport(o.trainCsv, samples);
+      const svg = shapeFigureSvg(samples); // both outputs made before either is written
       writeJsonAtomic(o.out, report);
-      writeFileAtomic(o.figure, shapeFigureSvg(samples));
+      writeFileAtomic(o.figure, svg);
       for (const t of CELL_TYPES) {
         const r = report.cell_types[t];
         if (!r) continue;
