@@ -122,7 +122,12 @@ export function runFilteredChild(): Promise<number> {
     child.on('close', (code, signal) => {
       filter.end();
       process.off('SIGTERM', onTerm).off('SIGHUP', onHup).off('SIGINT', onInt);
-      resolve(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : 1));
+      if (code !== null) return resolve(code);
+      if (signal !== 'SIGINT' && signal !== 'SIGTERM' && signal !== 'SIGHUP') {
+        // A native crash (SIGSEGV, SIGABRT, an OOM kill): one line, as cli/report-error.ts does.
+        process.stderr.write(`cellseg: internal error: the command died of ${signal} -- this is a bug, please report it (run again with --verbose for Dawn's log)\n`);
+      }
+      resolve(signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : signal === 'SIGHUP' ? 129 : 70);
     });
   });
 }
