@@ -236,7 +236,11 @@ function begin(target: string, opts: DurableOptions): { s: Step; fd: number } {
   const fs: DurableFs = opts.fs ? { ...defaultFs, ...opts.fs } : defaultFs;
   const tmp = tempPathFor(target);
   const s = new Step(fs, target, tmp);
-  if (opts.mkdir !== false) s.do('creating its directory', () => fs.mkdirSync(dirname(resolve(target)), { recursive: true }));
+  const dir = dirname(resolve(target));
+  // A recursive mkdir under /proc or /sys never returns (Node retries ENOENT there): refuse first.
+  const pseudo = ['/proc', '/sys'].find((p) => dir === p || dir.startsWith(`${p}/`));
+  if (pseudo) throw new WriteError(target, `${pseudo} is a pseudo file system, not a place for files`);
+  if (opts.mkdir !== false) s.do('creating its directory', () => fs.mkdirSync(dir, { recursive: true }));
   const fd = s.do('creating a temporary file in its directory', () => fs.openSync(tmp, 'wx', 0o666));
   return { s, fd };
 }

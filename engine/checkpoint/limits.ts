@@ -27,7 +27,8 @@
 //   MAX_ZIP_RATIO                 64  uncompressed / compressed size of a deflated entry, unless
 //                                     it is at most ZIP_RATIO_FREE_BYTES (1 MiB) uncompressed
 // safetensors (safetensors.ts): header at most 100,000,000 bytes, as the reference reader.
-import { InputError } from '../../runtime/errors';
+import { promises as fsp } from 'node:fs';
+import { InputError, UserError } from '../../runtime/errors';
 
 export const MAX_MEMO_ENTRIES = 1_000_000;
 export const MAX_STACK_ITEMS = 10_000_000;
@@ -108,5 +109,26 @@ export class MaterializeBudget {
       );
     }
     this.used += bytes;
+  }
+}
+
+/**
+ * The bytes of a checkpoint file. A directory, a device or a FIFO (`/dev/zero` would be read until
+ * memory runs out) is an InputError naming the file, before anything is read.
+ */
+export async function readCheckpointFile(file: string): Promise<Buffer> {
+  let st;
+  try {
+    st = await fsp.stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`);
+  }
+  if (st.isDirectory()) throw new InputError(file, undefined, 'is a directory, expected a checkpoint file');
+  if (!st.isFile()) throw new InputError(file, undefined, 'is not a regular file (a device, pipe or socket), expected a checkpoint file');
+  try {
+    return await fsp.readFile(file);
+  } catch (err) {
+    throw new UserError(`cannot read ${file}: ${(err as Error).message}`);
   }
 }

@@ -11,6 +11,7 @@ import { parseSafetensors } from './safetensors';
 import { toStateDict } from './state-dict';
 import { unpickle } from './pickle';
 import { ALLOWED_GLOBALS } from './allowed-globals';
+import { readCheckpointFile } from './limits';
 
 export type CheckpointFormat = 'torch-zip' | 'torch-legacy' | 'pickle' | 'safetensors';
 
@@ -59,12 +60,7 @@ export function parseCheckpoint(bytes: Uint8Array, file: string): LoadedCheckpoi
 }
 
 export async function loadCheckpoint(file: string): Promise<LoadedCheckpoint> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (err) {
-    throw new UserError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  const bytes = await readCheckpointFile(file);
   return parseCheckpoint(bytes, file);
 }
 

@@ -10,6 +10,7 @@ import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:f
 import { InputError, UserError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic-write';
 import { DTYPE_BYTES, isDType, numel, tensorBytes, typedArrayFromBytes, type DType, type HostTensor } from './host-tensor';
+import { readCheckpointFile } from './limits';
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
@@ -156,12 +157,7 @@ function parseEntry(file: string, name: string, info: unknown, dataLen: number):
 }
 
 export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (err) {
-    throw new UserError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  const bytes = await readCheckpointFile(file);
   return parseSafetensors(bytes, file);
 }
 

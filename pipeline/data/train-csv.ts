@@ -1,10 +1,9 @@
 // Streaming reader of the competition's train.csv: one row per annotated instance, rows of an image
 // contiguous. Reads line by line (the real file has 73k rows and ~100 MB) and yields one group per
 // image with every row checked: column count, integer sizes, known cell type, RLE validity.
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { InputError } from '../../runtime/errors';
-import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
+import { checkImageSize, quoteInput } from '../io/limits';
+import { CsvLineError, csvField, readLines, splitCsvLine } from '../io/csv';
 import { isCellType, type CellType } from './cell-types';
 import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
@@ -47,15 +46,14 @@ export interface ReadTrainOptions {
 
 function parseIntField(file: string, line: number, name: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) <= 0) {
-    throw new InputError(file, `line ${line}`, `column ${name} is "${text}", expected a positive integer`);
+    throw new InputError(file, `line ${line}`, `column ${name} is "${quoteInput(text)}", expected a positive integer`);
   }
   return Number(text);
 }
 
 /** Yields images in file order. Rows of one image must be contiguous (as in the competition file). */
 export async function* readTrainCsv(file: string, opts: ReadTrainOptions = {}): AsyncGenerator<TrainImage> {
-  if (!existsSync(file)) throw new InputError(file, undefined, 'file is missing');
-  const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const rl = readLines(file);
   let lineNo = 0;
   let current: TrainImage | undefined;
   const finished = new Map<string, number>(); // id -> first line, for images already yielded
@@ -67,7 +65,7 @@ export async function* readTrainCsv(file: string, opts: ReadTrainOptions = {}): 
       if (lineNo === 1) {
         const header = splitCsvLine(raw.replace(/^\uFEFF/, ''));
         if (header.length !== TRAIN_COLUMNS.length || header.some((h, i) => h.trim() !== TRAIN_COLUMNS[i])) {
-          throw new InputError(file, 'line 1', `header is "${raw}", expected "${TRAIN_COLUMNS.join(',')}"`);
+          throw new InputError(file, 'line 1', `header is "${quoteInput(raw)}", expected "${TRAIN_COLUMNS.join(',')}"`);
         }
         continue;
       }
@@ -88,8 +86,9 @@ export async function* readTrainCsv(file: string, opts: ReadTrainOptions = {}): 
       if (id === '') throw new InputError(file, `line ${lineNo}`, 'column id is empty');
       const width = parseIntField(file, lineNo, 'width', w);
       const height = parseIntField(file, lineNo, 'height', h);
+      checkImageSize(file, `line ${lineNo}`, width, height);
       if (!isCellType(cellType)) {
-        throw new InputError(file, `line ${lineNo}`, `cell_type is "${cellType}", expected shsy5y, astro or cort`);
+        throw new InputError(file, `line ${lineNo}`, `cell_type is "${quoteInput(cellType)}", expected shsy5y, astro or cort`);
       }
       let runs: Runs;
       try {
@@ -140,7 +139,7 @@ export async function* readTrainCsv(file: string, opts: ReadTrainOptions = {}): 
     if (lineNo === 0) throw new InputError(file, undefined, 'file is empty (no header)');
     if (current) yield current;
   } finally {
-    rl.close();
+    await rl.return(undefined);
   }
 }
 

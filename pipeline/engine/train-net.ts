@@ -2,7 +2,7 @@
 // training set, build the model, write OUTPUT_DIR/config.yaml and env.json, and train with
 // DefaultTrainer semantics (engine/trainer.ts), evaluating on a validation json every
 // TEST.EVAL_PERIOD and at the end when one is given.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { init, openDevices } from '../../runtime/runtime';
@@ -41,21 +41,43 @@ export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainRe
     throw new UserError(`${o.trainJson} has ${set.categoryIds.length} categories but MODEL.FCOS.NUM_CLASSES is ${o.cfg.MODEL.FCOS.NUM_CLASSES}`);
   }
   log(`training set ${o.trainJson}: ${set.records.length} images${set.skippedEmpty ? ` (${set.skippedEmpty} without annotations skipped)` : ''}, ${set.records.reduce((n, r) => n + r.annotations.length, 0)} instances`);
+  // Everything that can be checked is checked before OUTPUT_DIR is made (no half-made folder).
+  if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
+  const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
   await init();
   const numDevices = o.numDevices ?? 1;
   const devices = numDevices > 1 ? await openDevices(numDevices) : undefined;
   const model = buildTrainableModel(o.cfg);
-  mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
-  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
-  writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify({ ...(await trainingEnv()), devices: numDevices }, null, 2) + '\n');
-  if (o.valJson && !existsSync(o.valJson)) throw new UserError(`--val-json ${o.valJson}: no such file (pass an existing COCO json, or --no-eval to train without evaluation)`);
-  const val = o.valJson ? readCocoDataset(o.valJson) : undefined;
-  const valRoot = o.valImageRoot ?? o.imageRoot;
-  const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
-  const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
-  const replicas = devices ? { devices, buildReplica: () => buildTrainableModel(o.cfg) } : {};
-  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log, ...replicas });
+  const freshDir = !existsSync(o.cfg.OUTPUT_DIR);
+  let result: TrainResult;
+  try {
+    mkdirSync(o.cfg.OUTPUT_DIR, { recursive: true });
+    writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'config.yaml'), o.cfg.dump());
+    writeFileAtomic(join(o.cfg.OUTPUT_DIR, 'env.json'), JSON.stringify({ ...(await trainingEnv()), devices: numDevices }, null, 2) + '\n');
+    const valRoot = o.valImageRoot ?? o.imageRoot;
+    const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
+    const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
+    const replicas = devices ? { devices, buildReplica: () => buildTrainableModel(o.cfg) } : {};
+    result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log, ...replicas });
+  } catch (err) {
+    if (freshDir) removeIfOnlySetup(o.cfg.OUTPUT_DIR);
+    throw err;
+  }
   return { result, model, categoryIds: set.categoryIds };
+}
+
+/** A folder this run made that holds nothing but its setup files (config.yaml, env.json, empty
+ *  logs) is removed after a failure at start; one with checkpoints or metrics is kept. */
+function removeIfOnlySetup(dir: string): void {
+  try {
+    const names = readdirSync(dir);
+    const setup = new Set(['config.yaml', 'env.json']);
+    if (names.every((n) => setup.has(n) || (n.startsWith('.') && n.endsWith('.tmp')) || (statSync(join(dir, n)).isFile() && statSync(join(dir, n)).size === 0))) {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } catch {
+    // best effort: the original error is the one to report
+  }
 }
 
 /** Where a run trained (Detectron2 logs collect_env_info at start): the adapter, the host, Node. */

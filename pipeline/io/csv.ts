@@ -2,7 +2,51 @@
 // as an escaped quote. Records never span lines in the Sartorius files, so a quote left open at
 // the end of a line is reported as an error rather than continued.
 
+import { createReadStream } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { InputError } from '../../runtime/errors';
+import { MAX_LINE_CHARS, checkInputFile } from './limits';
+
 export class CsvLineError extends Error {}
+
+/**
+ * The lines of a text file, streamed, without their "\n" / "\r\n". A line longer than
+ * `maxChars` (MAX_LINE_CHARS of io/limits.ts) is an InputError as soon as that many characters are
+ * buffered, so a one-line file of hundreds of MB fails fast instead of filling memory. A missing
+ * file or a directory is an InputError before anything is read.
+ */
+export async function* readLines(file: string, maxChars = MAX_LINE_CHARS): AsyncGenerator<string> {
+  checkInputFile(file);
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let lineNo = 0;
+  const stream = createReadStream(file, { highWaterMark: 1 << 16 });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      pending += decoder.write(chunk);
+      let start = 0;
+      for (;;) {
+        const nl = pending.indexOf('\n', start);
+        if (nl < 0) break;
+        lineNo++;
+        if (nl - start > maxChars) throw tooLong(file, lineNo, maxChars);
+        yield pending.charCodeAt(nl - 1) === 13 && nl > start ? pending.slice(start, nl - 1) : pending.slice(start, nl);
+        start = nl + 1;
+      }
+      pending = pending.slice(start);
+      if (pending.length > maxChars) throw tooLong(file, lineNo + 1, maxChars);
+    }
+    pending += decoder.end();
+    if (pending.length > maxChars) throw tooLong(file, lineNo + 1, maxChars);
+    if (pending !== '') yield pending.endsWith('\r') ? pending.slice(0, -1) : pending;
+  } finally {
+    stream.destroy();
+  }
+}
+
+function tooLong(file: string, line: number, max: number): InputError {
+  return new InputError(file, `line ${line}`, `is longer than ${max} characters (the limit of one CSV line); is this the right file?`);
+}
 
 export function splitCsvLine(line: string): string[] {
   if (line.endsWith('\r')) line = line.slice(0, -1);

@@ -1,9 +1,10 @@
 // PNG read/write through pngjs. Sartorius images are 8-bit grayscale 704x520; RGB is supported for
 // figures and colour inputs (converted to gray as the notebooks' OpenCV reads give identical channels).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic';
+import { checkImageSize, checkInputFile } from './limits';
 
 export interface GrayImage {
   width: number;
@@ -21,13 +22,7 @@ export interface RgbImage {
 
 /** Reads a PNG as 8-bit gray (RGB/RGBA inputs are reduced with ITU-R 601 luma, as OpenCV does). */
 export function readPngGray(file: string, expected?: { width: number; height: number }): GrayImage {
-  if (!existsSync(file)) throw new InputError(file, undefined, 'PNG file is missing');
-  let png: PNG;
-  try {
-    png = PNG.sync.read(readFileSync(file));
-  } catch (err) {
-    throw new InputError(file, undefined, `not a readable PNG (${(err as Error).message})`);
-  }
+  const png = decodePngFile(file);
   const { width, height } = png;
   if (expected && (width !== expected.width || height !== expected.height)) {
     throw new InputError(
@@ -46,6 +41,42 @@ export function readPngGray(file: string, expected?: { width: number; height: nu
     data[i] = r === g && g === b ? r : Math.round(0.299 * r + 0.587 * g + 0.114 * b);
   }
   return { width, height, data };
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Width and height from the IHDR chunk (bytes 16..23), checked against the limits of io/limits.ts
+ *  before anything is decoded. */
+export function checkPngHeader(file: string, buf: Uint8Array): { width: number; height: number } {
+  if (buf.length < 8 || PNG_SIGNATURE.some((b, i) => buf[i] !== b)) throw new InputError(file, undefined, 'not a readable PNG (no PNG signature: not a PNG file)');
+  if (buf.length < 33) throw new InputError(file, undefined, `truncated PNG (${buf.length} bytes, the header alone needs 33)`);
+  const ihdr = String.fromCharCode(buf[12]!, buf[13]!, buf[14]!, buf[15]!);
+  if (ihdr !== 'IHDR') throw new InputError(file, undefined, 'not a valid PNG (the first chunk is not IHDR)');
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const width = dv.getUint32(16);
+  const height = dv.getUint32(20);
+  if (width === 0 || height === 0) throw new InputError(file, undefined, `not a valid PNG (size ${width}x${height})`);
+  checkImageSize(file, 'PNG header', width, height);
+  return { width, height };
+}
+
+/** Reads and decodes a PNG file: a missing file, a directory, an image over the size limits (from
+ *  its header), a truncated or corrupt file are one-line InputErrors. */
+export function decodePngFile(file: string): PNG {
+  checkInputFile(file, undefined, 'PNG file');
+  const buf = readFileSync(file);
+  checkPngHeader(file, buf);
+  try {
+    return PNG.sync.read(buf);
+  } catch (err) {
+    const msg = (err as Error).message;
+    // pngjs reports a file cut short as "unexpected end of file" / "Unexpected end of input" /
+    // "There are some read requests waitng on finished stream" (sic) / "Incomplete ... data".
+    if (/end of (file|input)|waitng|waiting|finished stream|incomplete|too short/i.test(msg)) {
+      throw new InputError(file, undefined, `truncated PNG (${buf.length} bytes; the image data ends early)`);
+    }
+    throw new InputError(file, undefined, `not a readable PNG (${msg.split('\n')[0]})`);
+  }
 }
 
 export function encodePngGray(img: GrayImage): Buffer {

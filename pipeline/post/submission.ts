@@ -1,11 +1,10 @@
 // submission.csv: header "id,predicted", one row per predicted instance (row-major 1-based RLE), and
 // one row with an empty `predicted` for an image without instances (as sample_submission.csv and
 // mistag's notebook do). Reading validates ids, RLE syntax and bounds.
-import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { InputError } from '../../runtime/errors';
+import { quoteInput } from '../io/limits';
 import { withAtomicText } from '../io/atomic';
-import { CsvLineError, csvField, splitCsvLine } from '../io/csv';
+import { CsvLineError, csvField, readLines, splitCsvLine } from '../io/csv';
 import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export interface SubmissionInstance {
@@ -24,8 +23,7 @@ export async function readSubmission(
   file: string,
   sizeOf: (id: string) => { width: number; height: number } | undefined,
 ): Promise<Submission> {
-  if (!existsSync(file)) throw new InputError(file, undefined, 'file is missing');
-  const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const rl = readLines(file);
   const out: Submission = new Map();
   let lineNo = 0;
   try {
@@ -34,7 +32,7 @@ export async function readSubmission(
       if (lineNo === 1) {
         const h = splitCsvLine(raw.replace(/^\uFEFF/, '')).map((x) => x.trim());
         if (h.length !== 2 || h[0] !== 'id' || h[1] !== 'predicted') {
-          throw new InputError(file, 'line 1', `header is "${raw}", expected "id,predicted"`);
+          throw new InputError(file, 'line 1', `header is "${quoteInput(raw)}", expected "id,predicted"`);
         }
         continue;
       }
@@ -49,7 +47,7 @@ export async function readSubmission(
       if (f.length !== 2) throw new InputError(file, `line ${lineNo}`, `has ${f.length} columns, expected 2 (id,predicted)`);
       const [id, predicted] = f as [string, string];
       const size = sizeOf(id);
-      if (!size) throw new InputError(file, `line ${lineNo}`, `unknown image id "${id}"`);
+      if (!size) throw new InputError(file, `line ${lineNo}`, `unknown image id "${quoteInput(id)}"`);
       let runs: Runs;
       try {
         runs = parseRle(predicted, size.width * size.height);
@@ -63,7 +61,7 @@ export async function readSubmission(
     }
     if (lineNo === 0) throw new InputError(file, undefined, 'file is empty (no header)');
   } finally {
-    rl.close();
+    await rl.return(undefined);
   }
   return out;
 }

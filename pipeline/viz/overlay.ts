@@ -5,13 +5,14 @@
 // ascending score, so where masks overlap the most confident is on top. Masks may come in any
 // form the pipeline uses: a MaskCrop (PredictedInstance.mask), a full-image row-major 0/1 mask, a
 // CocoRle, or the COCO results JSON form {size: [h, w], counts}.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { InputError, UserError } from '../../runtime/errors';
 import type { CocoResult } from '../data/coco/types';
 import { cellTypeOfCategory } from '../data/cell-types';
 import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../../structures/coco-rle';
 import { maskToCrop, type MaskCrop } from '../../structures/mask-crop';
+import { readJsonFile } from '../io/json';
 import { readPngGray } from '../io/png';
 import { textHeight, textWidth } from './font';
 import { writePngRgba } from './png';
@@ -147,12 +148,7 @@ export function resolveImageId(image: string, results: readonly CocoResult[], o:
   if (o.imageId !== undefined) return { id: o.imageId, how: '--image-id' };
   const name = basename(image);
   if (o.coco) {
-    let ds: unknown;
-    try {
-      ds = JSON.parse(readFileSync(o.coco, 'utf8'));
-    } catch (err) {
-      throw new InputError(o.coco, undefined, `not readable JSON (${(err as Error).message})`);
-    }
+    const ds = readJsonFile(o.coco);
     const images = (ds as { images?: unknown }).images;
     if (!Array.isArray(images)) throw new InputError(o.coco, undefined, 'has no "images" list');
     const hit = images.find((im: { file_name?: unknown }) => typeof im?.file_name === 'string' && basename(im.file_name) === name) as { id?: unknown } | undefined;
@@ -179,12 +175,7 @@ export interface OverlayFileSummary {
 /** `cellseg overlay`: reads a PNG and a COCO results JSON, draws the image's instances. */
 export function writeOverlayFromFiles(o: { image: string; pred: string; out: string; imageId?: number; coco?: string } & OverlayOptions): OverlayFileSummary {
   const img = readPngGray(o.image);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(o.pred, 'utf8'));
-  } catch (err) {
-    throw new InputError(o.pred, undefined, `not readable JSON (${(err as Error).message})`);
-  }
+  const raw = readJsonFile(o.pred);
   if (!Array.isArray(raw)) throw new InputError(o.pred, undefined, 'must be a COCO results list [{image_id, category_id, score, segmentation}]');
   const results = raw as CocoResult[];
   results.forEach((r, i) => {

@@ -11,6 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { InputError, UserError } from '../../runtime/errors';
+import { readJsonFile } from '../io/json';
+import { MAX_JSON_BYTES, checkInputFile } from '../io/limits';
 import { textHeight, textWidth } from './font';
 import { writePngRgba } from './png';
 import { Canvas, type Rgb, type RgbaImage } from './raster';
@@ -362,6 +364,7 @@ export function plotMetrics(metricsJsonText: string, opts: PlotOptions = {}): Rg
 
 /** Reads metrics.json, renders it and writes the PNG atomically. */
 export function writeMetricsPlot(metricsFile: string, outPng: string, opts: PlotOptions = {}): RgbaImage {
+  checkInputFile(metricsFile, MAX_JSON_BYTES, 'metrics file');
   let text: string;
   try {
     text = readFileSync(metricsFile, 'utf8');
@@ -403,11 +406,5 @@ export function parseReferenceSeries(json: unknown, file = 'reference'): Referen
 
 /** The reference series of a JSON file (see parseReferenceSeries). */
 export function readReferenceSeries(file: string): ReferenceSeries[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputError(file, undefined, `not readable JSON (${(err as Error).message})`);
-  }
-  return parseReferenceSeries(json, file);
+  return parseReferenceSeries(readJsonFile(file), file);
 }

@@ -1,9 +1,8 @@
 // RGBA figures to PNG (pngjs), written atomically. The figures are opaque, so they are stored as
 // 8-bit RGB (alpha dropped); readPngRgba reads any PNG back as RGBA (for tests and tools).
-import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from '../io/atomic';
+import { decodePngFile } from '../io/png';
 
 /** An RGBA raster, the form the figures are drawn in (pipeline/viz/raster.ts). */
 export interface RgbaImage {
@@ -26,11 +25,6 @@ export function writePngRgba(file: string, img: RgbaImage): void {
 }
 
 export function readPngRgba(file: string): RgbaImage {
-  let png: PNG;
-  try {
-    png = PNG.sync.read(readFileSync(file));
-  } catch (err) {
-    throw new InputError(file, undefined, `not a readable PNG (${(err as Error).message})`);
-  }
+  const png = decodePngFile(file);
   return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length) };
 }

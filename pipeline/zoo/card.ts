@@ -1,7 +1,8 @@
 // The model card that travels with a demo model in models/zoo: what was trained, on what data,
 // for how long, on which hardware, how well it scores and the command that reproduces it.
 // Validated on write and on read; a malformed card is an InputError naming the file and the key.
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../io/json';
 import { InputError } from '../../runtime/errors';
 import { writeJsonAtomic } from '../io/atomic';
 
@@ -106,17 +107,7 @@ export function writeModelCard(file: string, card: ModelCard): void {
 }
 
 export function readModelCard(file: string): ModelCard {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InputError(file, undefined, `cannot read the model card (${(err as Error).message})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(file, undefined, `not valid JSON (${(err as Error).message})`);
-  }
+  if (!existsSync(file)) throw new InputError(file, undefined, 'cannot read the model card (file is missing)');
+  const value = readJsonFile(file);
   return validateModelCard(value, file);
 }

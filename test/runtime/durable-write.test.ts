@@ -225,6 +225,11 @@ describe('durable writes', () => {
     expect(readFileSync(file, 'utf8')).toBe('new');
   });
 
+  it('refuses /proc and /sys before any mkdir (a recursive mkdir there never returns)', () => {
+    expect(() => writeFileDurable('/proc/self/cellgpu/x/y.json', 'a')).toThrow(/\/proc\/self\/cellgpu\/x\/y\.json: could not write: \/proc is a pseudo file system/);
+    expect(() => writeFileDurable('/sys/cellgpu/y.json', 'a')).toThrow(WriteError);
+  });
+
   it('removeStaleTemps deletes the leftovers of a killed write, and nothing else', () => {
     const { dir } = fresh();
     const names = [

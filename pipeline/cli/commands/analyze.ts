@@ -3,6 +3,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic';
 import { buildShapeReport, collectShapeSamples } from '../../shape/analyze';
 import { shapeFigureSvg } from '../../shape/figure';
 import { CELL_TYPES } from '../../data/cell-types';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -12,11 +13,13 @@ export function register(program: Command): void {
     .option('--out <file>', 'statistics JSON', 'output/shape_data.json')
     .option('--figure <file>', 'histogram figure (SVG)', 'output/shape_hist.svg')
     .action(async (o: { trainCsv: string; out: string; figure: string }) => {
+      checkOutputs({ '--out': o.out, '--figure': o.figure });
       let images = 0;
       const samples = await collectShapeSamples(o.trainCsv, () => images++);
       const report = buildShapeReport(o.trainCsv, samples);
+      const svg = shapeFigureSvg(samples); // both outputs made before either is written
       writeJsonAtomic(o.out, report);
-      writeFileAtomic(o.figure, shapeFigureSvg(samples));
+      writeFileAtomic(o.figure, svg);
       for (const t of CELL_TYPES) {
         const r = report.cell_types[t];
         if (!r) continue;

@@ -5,6 +5,7 @@ import { buildCocoDataset, type SegmentationFormat } from '../../data/coco/build
 import { cocoImagesOfFolder, readTrainImages } from '../../data/image-list';
 import { writeJsonAtomic } from '../../io/atomic';
 import { progress } from '../../io/progress';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -19,12 +20,14 @@ export function register(program: Command): void {
       if (o.segmentation !== 'rle' && o.segmentation !== 'polygon') {
         throw new UserError(`--segmentation must be rle or polygon, got "${o.segmentation}"`);
       }
+      checkOutputs({ '--out': o.out, '--test-out': o.testOut });
       const images = await readTrainImages(o.data, !!o.checkImages);
       const bar = progress('coco', images.length);
       const { dataset, dropped } = buildCocoDataset(images, { segmentation: o.segmentation as SegmentationFormat, imageDir: 'train' });
       bar.stop();
-      writeJsonAtomic(o.out, dataset, 0);
+      // Both outputs appear together or not at all: everything is read and checked first.
       const testImages = cocoImagesOfFolder(o.data, 'test');
+      writeJsonAtomic(o.out, dataset, 0);
       writeJsonAtomic(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES });
       console.log(
         `wrote ${o.out}: ${dataset.images.length} images, ${dataset.annotations.length} annotations` +

@@ -4,6 +4,7 @@ import { readCocoDataset, readCocoResults } from '../../data/coco/read';
 import { cocoEvaluate, formatCocoSummary } from '../../evaluation/coco-eval';
 import { writeJsonAtomic } from '../../io/atomic';
 import { parseMaxDets } from '../args';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -15,6 +16,7 @@ export function register(program: Command): void {
     .option('--max-dets <list>', 'three maxDets values (pycocotools reports AP at maxDets 100 whatever this is)', '1,10,100')
     .option('--json <file>', 'write {"segm"|"bbox": {AP, AP50, ...}} on the 0-1 scale')
     .action((o: { gt: string; pred: string; iouType: string; maxDets: string; json?: string }) => {
+      checkOutputs({ '--json': o.json });
       if (o.iouType !== 'segm' && o.iouType !== 'bbox') throw new UserError(`--iou-type must be segm or bbox, got "${o.iouType}"`);
       const maxDets = parseMaxDets(o.maxDets);
       if (!maxDets.includes(100)) console.warn('note: AP is reported at maxDets=100 as in pycocotools; without 100 in --max-dets it is -1');

@@ -4,6 +4,7 @@
 //   cellseg export-model --weights output/sartorius/model_final.safetensors --out models/zoo/NAME.safetensors
 import type { Command } from 'commander';
 import { exportWeightsFile } from '../../zoo/export';
+import { checkOutputs } from '../../io/output-path';
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
 
@@ -14,6 +15,7 @@ export function register(program: Command): void {
     .requiredOption('--weights <file>', 'weights to export (.safetensors from training, or .pth / .pkl)')
     .requiredOption('--out <file>', 'F16 safetensors to write, e.g. models/zoo/NAME.safetensors')
     .action(async (o: { weights: string; out: string }) => {
+      checkOutputs({ '--out': o.out });
       const s = await exportWeightsFile(o.weights, o.out);
       console.log(
         `${o.weights} (${s.sourceFormat}, ${mb(s.inputBytes)}) -> ${o.out} (${mb(s.bytes)}): ${s.tensors} tensors, ${s.halfTensors} as F16, ${s.keptTensors} kept (integer); ` +

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { fuseBoxesFile } from '../../fusion/fuse-boxes';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -8,6 +9,7 @@ export function register(program: Command): void {
     .argument('<in>', 'JSON {boxes, scores, labels, weights?, iou_thr, skip_box_thr, conf_type, allows_overflow?}')
     .argument('<out>', 'JSON {boxes, scores, labels}')
     .action((inFile: string, outFile: string) => {
+      checkOutputs({ OUT: outFile });
       const r = fuseBoxesFile(inFile, outFile, (m) => console.warn(`warning: ${m}`));
       console.log(`fused ${r.input} boxes into ${r.fused}`);
     });

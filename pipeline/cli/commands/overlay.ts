@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../../runtime/errors';
 import { writeOverlayFromFiles } from '../../viz/overlay';
 import { parseFraction, parseIntOption } from '../args';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     .option('--no-legend', 'no class legend')
     .action((o: { image: string; pred: string; out: string; imageId?: number; coco?: string; scoreThresh?: number; alpha: number; stretch?: boolean; legend: boolean }) => {
       if (!o.out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${o.out} must end in .png`);
+      checkOutputs({ '--out': o.out });
       const s = writeOverlayFromFiles({ ...o });
       console.log(`wrote ${o.out}: ${s.drawn} of ${s.total} instances of image_id ${s.imageId} (${s.idFrom})${o.scoreThresh !== undefined ? ` (score >= ${o.scoreThresh})` : ''}`);
     });

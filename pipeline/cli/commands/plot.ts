@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../../runtime/errors';
 import { readReferenceSeries, writeMetricsPlot, type PlotOptions } from '../../viz/plot';
 import { parseIntOption } from '../args';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .option('--height <px>', 'image height', parseIntOption('--height', 200), 600)
     .action((o: { metrics: string; out: string; reference?: string; metricKeys?: string; title?: string; linear?: boolean; width: number; height: number }) => {
       if (!o.out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${o.out} must end in .png`);
+      checkOutputs({ '--out': o.out });
       const opts: PlotOptions = { width: o.width, height: o.height, title: o.title, logLoss: !o.linear };
       if (o.metricKeys) opts.metricKeys = o.metricKeys.split(',').map((k) => k.trim()).filter(Boolean);
       if (o.reference) opts.reference = readReferenceSeries(o.reference);

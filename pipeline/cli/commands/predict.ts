@@ -7,6 +7,7 @@ import { listImages } from '../../data/image-list';
 import { loadModelForInference, predictImages, predictorOptionsFromConfig } from '../../engine/predictor';
 import { writeJsonAtomic } from '../../io/atomic';
 import { parsePerType } from '../args';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -21,6 +22,7 @@ export function register(program: Command): void {
     .option('--wsf-skip <a,b,c>', 'WSF raw-score skip thresholds for shsy5y,astro,cort', '0.53,0.45,0.55')
     .argument('[overrides...]', 'KEY VALUE config overrides')
     .action(async (overrides: string[], o: { configFile: string; weights: string; images: string; imageRoot: string; out: string; tta?: boolean; wsfSkip: string }) => {
+      checkOutputs({ '--out': o.out });
       const cfg = loadConfig(o.configFile, overrides);
       const { entries, categoryIds } = listImages(o.images, o.imageRoot);
       const ids = categoryIds ?? Array.from({ length: cfg.MODEL.FCOS.NUM_CLASSES }, (_, k) => k + 1);

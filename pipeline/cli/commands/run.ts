@@ -34,6 +34,7 @@ import { imagePredictor, predictImages, predictorOptionsFromConfig } from '../..
 import { runTraining } from '../../engine/train-net';
 import { DEMO_MODEL_CARD, readModelCard } from '../../zoo/card';
 import { parseIntOption } from '../args';
+import { checkOutputDir } from '../../io/output-path';
 
 /** COCO maxDets for images with hundreds of cells (pycocotools: AP at 100, AP50/AP75 at 1000). */
 const MAX_DETS = [1, 100, 1000];
@@ -80,6 +81,7 @@ export function register(program: Command): void {
     .option('--width <px>', 'synthetic image width', parseIntOption('--width', 64), 704)
     .option('--height <px>', 'synthetic image height', parseIntOption('--height', 64), 520)
     .action(async (o: RunOptions) => {
+      checkOutputDir(o.out, '--out');
       await runPipeline(o);
     });
 }

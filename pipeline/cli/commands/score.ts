@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { scoreSubmission } from '../../evaluation/score-submission';
 import { writeJsonAtomic } from '../../io/atomic';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -11,6 +12,7 @@ export function register(program: Command): void {
     .option('--json <file>', 'write {"score": number, "per_image": {id: number}}')
     .option('--allow-overlap', 'score overlapping predicted masks instead of rejecting them (raw model output)')
     .action(async (o: { truth: string; submission: string; json?: string; allowOverlap?: boolean }) => {
+      checkOutputs({ '--json': o.json });
       const res = await scoreSubmission(o.truth, o.submission, { allowOverlap: o.allowOverlap });
       console.log(`score ${res.score.toFixed(6)} over ${res.images} images`);
       if (o.json) writeJsonAtomic(o.json, { score: res.score, per_image: res.perImage });

@@ -6,6 +6,7 @@ import { readCocoDataset } from '../../data/coco/read';
 import { stratifiedKFold } from '../../data/coco/split';
 import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic';
 import { parseIntOption } from '../args';
+import { checkOutputDir } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -17,6 +18,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'shuffle seed', parseIntOption('--seed', 0), 777)
     .option('--group-by-sample', 'keep all images of a sample_id in the same fold')
     .action((o: { coco: string; outDir: string; folds: number; seed: number; groupBySample?: boolean }) => {
+      checkOutputDir(o.outDir, '--out-dir');
       const ds = readCocoDataset(o.coco);
       const items = ds.images.map((im) => {
         if (typeof im.cell_type !== 'string') throw new InputError(o.coco, `image id ${im.id}`, 'has no "cell_type" (write the file with `cellseg coco`)');

@@ -6,6 +6,7 @@ import { DEFAULT_POSTPROCESS } from '../../post/postprocess';
 import { writeSubmissionFromResults } from '../../post/submission-from-results';
 import { readShapeData } from '../../shape/analyze';
 import { parseFeatureList, parsePerType } from '../args';
+import { checkOutputs } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -20,6 +21,7 @@ export function register(program: Command): void {
     .option('--shape-min <features>', 'features bounded below by their 1 % percentile', 'major_axis_length')
     .option('--shape-max <features>', 'features bounded above by their 99 % percentile', '')
     .action(async (o: { pred: string; images: string; out: string; thresholds: string; minPixels: string; shape?: string; shapeMin: string; shapeMax: string }) => {
+      checkOutputs({ '--out': o.out });
       const list = readImagesList(o.images);
       const results = readCocoResults(o.pred, list, 'segm');
       const opts = {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../../data/synth/dataset';
 import { progress } from '../../io/progress';
 import { parseIntOption } from '../args';
+import { checkOutputDir } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -15,6 +16,7 @@ export function register(program: Command): void {
     .option('--height <px>', 'image height', parseIntOption('--height', 32), SYNTH_DEFAULTS.height)
     .option('--force', 'replace an existing output folder')
     .action((o: { out: string; seed: number; train: number; test: number; width: number; height: number; force?: boolean }) => {
+      checkOutputDir(o.out, '--out');
       const bar = progress('synth', o.train + o.test);
       try {
         const s = writeSynthDataset(

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../../models/config/config';
 import { runTraining } from '../../engine/train-net';
 import { parseIntOption, parseMaxDets } from '../args';
+import { checkOutputDir } from '../../io/output-path';
 
 export function register(program: Command): void {
   program
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     .argument('[overrides...]', 'KEY VALUE config overrides, e.g. SOLVER.MAX_ITER 100')
     .action(async (overrides: string[], o: { configFile: string; resume?: boolean; trainJson: string; valJson: string; valImageRoot?: string; eval: boolean; maxDets: string; imageRoot: string; logPeriod: number; numGpus: number }) => {
       const cfg = loadConfig(o.configFile, overrides);
+      checkOutputDir(cfg.OUTPUT_DIR, 'OUTPUT_DIR');
       const { result } = await runTraining({
         cfg,
         trainJson: o.trainJson,

@@ -4,6 +4,7 @@
 import { InputError } from '../../../runtime/errors';
 import { CocoRleError, segmentationToCocoRle, cocoRleFromJson, type Bbox } from '../../../structures/coco-rle';
 import { readJsonFile } from '../../io/json';
+import { checkImageSize } from '../../io/limits';
 import type { CocoAnnotation, CocoDataset, CocoImage, CocoResult } from './types';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -62,6 +63,7 @@ export function readCocoDataset(file: string): CocoDataset {
     if (!isPosInt(img.width) || !isPosInt(img.height)) {
       throw new InputError(file, `image id ${img.id}`, 'width and height must be positive integers');
     }
+    checkImageSize(file, `image id ${img.id}`, img.width, img.height);
     if (images.has(img.id)) throw new InputError(file, `image id ${img.id}`, 'appears twice in "images"');
     images.set(img.id, img as CocoImage);
   });

@@ -2,7 +2,7 @@
 // train/<id>.png, test/<id>.png, sample_submission.csv). Cell types cycle over images (one type per
 // image, as in the real data); training annotations may overlap a little (train masks overlap in
 // the real data, submissions cannot), and shsy5y cells are packed into touching clusters.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../../../runtime/errors';
 import { Rng } from '../../../runtime/rng';
@@ -150,6 +150,38 @@ export interface SynthSummary {
   test: string[];
 }
 
+/** Whether process `pid` is running (EPERM: it is, under another user). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp folders `.<base>.<pid>.tmp` that killed runs left beside the output (those of
+ * processes no longer running). Returns the names removed.
+ */
+export function removeStaleSynthTemps(parent: string, base: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(`.${base}.`) || !name.endsWith('.tmp')) continue;
+    const pid = name.slice(base.length + 2, -4);
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    rmSync(join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 /**
  * Writes the dataset into a temp folder beside `outDir` and renames it into place, so a failed
  * run leaves nothing half-written. An existing `outDir` is replaced only with `force`.
@@ -163,6 +195,7 @@ export function writeSynthDataset(outDir: string, opts: SynthOptions, force = fa
   }
   if (existsSync(outDir) && !force) throw new UserError(`synth: ${outDir} already exists (use --force to replace it)`);
   mkdirSync(dirname(outDir), { recursive: true });
+  removeStaleSynthTemps(dirname(outDir), basename(outDir));
   const tmp = join(dirname(outDir), `.${basename(outDir)}.${process.pid}.tmp`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(join(tmp, 'train'), { recursive: true });

@@ -105,6 +105,22 @@ describe('config: equality with the real CenterMask2', () => {
 });
 
 describe('config: _BASE_ inheritance', () => {
+  it('refuses alias bombs, non-YAML and non-regular _BASE_ files, and oversized configs, naming the file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cfg-limits-'));
+    const write = (name: string, text: string) => {
+      writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const laughs = write('laughs.yaml', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n');
+    expect(() => loadConfig(laughs)).toThrow(/laughs\.yaml: too many YAML alias expansions/);
+    expect(() => loadConfig(write('zero.yaml', '_BASE_: /dev/zero\n'))).toThrow(/zero\.yaml: _BASE_: \/dev\/zero is not a \.yaml or \.yml file/);
+    expect(() => loadConfig(write('shadow.yaml', '_BASE_: /etc/shadow\n'))).toThrow(/_BASE_: \/etc\/shadow is not a \.yaml or \.yml file/);
+    mkdirSync(path.join(dir, 'd.yaml'));
+    expect(() => loadConfig(write('d-base.yaml', '_BASE_: d.yaml\n'))).toThrow(/d\.yaml: is a directory, expected a YAML config file/);
+    expect(() => loadConfig('/dev/zero')).toThrow(/\/dev\/zero: is not a regular file/);
+    expect(() => loadConfig(write('big.yaml', `# ${'x'.repeat(2 ** 20)}\n`))).toThrow(/big\.yaml: is \d+ bytes, over the limit of 1048576 bytes/);
+  });
+
   it('resolves bases relative to the including file, recursively; the including file wins', () => {
     const dir = files({
       'a/top.yaml': '_BASE_: "../b/mid.yaml"\nSOLVER:\n  MAX_ITER: 3\n',

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readTrainCsvAll } from '../../../../pipeline/data/train-csv';
@@ -47,6 +48,18 @@ describe('synthetic dataset', () => {
     expect(() => writeSynthDataset(a, opts)).toThrow(/already exists/);
     expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(existsSync(join(a, 'train.csv'))).toBe(true);
+  });
+
+  it('removes the temp folders of killed runs (dead pids) and keeps those of running ones', () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const stale = join(tmp.dir, `.k.${dead}.tmp`);
+    const live = join(tmp.dir, `.k.${process.ppid}.tmp`);
+    mkdirSync(join(stale, 'train'), { recursive: true });
+    mkdirSync(live);
+    writeSynthDataset(join(tmp.dir, 'k'), { ...opts, trainImages: 1, testImages: 0 });
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(join(tmp.dir, 'k', 'train.csv'))).toBe(true);
   });
 
   it('follows the per-type shape tendencies of the real data (astro largest and least solid, cort roundest)', async () => {
