@@ -1,0 +1,177 @@
+// Tensors larger than one storage binding (kernels/large.ts): with the binding limit lowered by
+// `rt().setBindingLimitForTests`, small tensors take the split paths (binding windows over blocks of
+// leading dims). Each op is checked against a float64 host reference and against the same op run
+// with the device's limit (one binding per operand), forward and backward.
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as cg from '../../../engine';
+import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from '../../../engine/ops/conv';
+import { type ConvAlgo } from '../../../kernels/conv/chooser';
+import { convGeometry } from '../../../kernels/conv/geometry';
+import { conv2dGradRef, conv2dRef, convOutShape, opt, type Shape4 } from '../../../kernels/conv/reference';
+import { Rng, expectClose } from '../../util';
+
+beforeAll(async () => {
+  await cg.init();
+});
+
+afterEach(() => {
+  cg.rt().setBindingLimitForTests(undefined);
+});
+
+/** Run `fn` with the storage binding limit lowered to `bytes`. */
+async function withLimit<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+  cg.rt().setBindingLimitForTests(bytes);
+  try {
+    return await fn();
+  } finally {
+    cg.rt().setBindingLimitForTests(undefined);
+  }
+}
+
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const f32 = (a: ArrayLike<number>) => Float64Array.from(Float32Array.from(a));
+
+describe('binding windows', () => {
+  it('the runtime refuses a binding over the (lowered) limit', async () => {
+    const x = cg.fromArray(new Float32Array(4096), [4096]);
+    const big = new Float32Array(4096);
+    await withLimit(4096, async () => {
+      // One binding of 16 KiB: the chunked map binds windows of at most 4 KiB each.
+      const y = cg.mul(x, 2);
+      expect(Array.from(await y.data())).toEqual(Array.from(big));
+      // A raw dispatch of the whole buffer is refused with a clear message.
+      const rt = cg.rt();
+      const def = { key: 'large-test-copy', code: '@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n@compute @workgroup_size(1) fn main() { a[0] = 1.0; }', bindings: ['rw' as const] };
+      expect(() => rt.dispatch(def, [x.buffer], undefined, 1)).toThrow(/storage binding limit/);
+    });
+  });
+});
+
+describe('elementwise and copies over the binding limit', () => {
+  it('broadcast binary op, permuted copy, cat, fills and RNG match the unsplit results', async () => {
+    const rng = new Rng(7);
+    const as = [3, 5, 37, 41];
+    const bs = [5, 1, 41];
+    const ah = f32(rng.uniformArray(prod(as), -1, 1));
+    const bh = f32(rng.uniformArray(prod(bs), -1, 1));
+    const a = cg.fromArray(ah, as);
+    const b = cg.fromArray(bh, bs);
+    const ref = new Float64Array(ah.length);
+    for (let i = 0; i < ah.length; i++) {
+      const w = i % 41;
+      const c = Math.floor(i / (37 * 41)) % 5;
+      ref[i] = ah[i]! * bh[c * 41 + w]!;
+    }
+    const full = {
+      mul: await cg.mul(a, b).data(),
+      perm: await cg.contiguous(cg.permute(a, [0, 2, 1, 3])).data(),
+      cat: await cg.cat([a, cg.mul(a, 3)], 1).data(),
+      arange: await cg.arange(0, 30001, 1, 'i32').data(),
+      rand: await cg.rand([30001], 5).data(),
+    };
+    for (const limit of [4096, 8192, 65536]) {
+      await withLimit(limit, async () => {
+        const mul = await cg.mul(a, b).data();
+        expectClose(mul, ref, { atol: 1e-6, what: `mul (limit ${limit})`, shape: as });
+        expect(Array.from(mul)).toEqual(Array.from(full.mul));
+        expect(Array.from(await cg.contiguous(cg.permute(a, [0, 2, 1, 3])).data())).toEqual(Array.from(full.perm));
+        expect(Array.from(await cg.cat([a, cg.mul(a, 3)], 1).data())).toEqual(Array.from(full.cat));
+        expect(Array.from(await cg.arange(0, 30001, 1, 'i32').data())).toEqual(Array.from(full.arange));
+        expect(Array.from(await cg.rand([30001], 5).data())).toEqual(Array.from(full.rand));
+      });
+    }
+  });
+
+  it('autograd through a broadcast product and a cat (backward of elementwise, slices, sums)', async () => {
+    const rng = new Rng(8);
+    const as = [4, 6, 23, 29];
+    const ah = f32(rng.uniformArray(prod(as), -1, 1));
+    const run = async () => {
+      const a = cg.fromArray(ah, as);
+      a.requiresGrad = true;
+      const y = cg.cat([cg.mul(a, a), cg.relu(a)], 1);
+      const g = cg.fromArray(new Float32Array(prod(y.shape)).fill(1), y.shape);
+      cg.backward(y, g);
+      return a.grad!.data();
+    };
+    const want = await run();
+    const got = await withLimit(8192, run);
+    expect(Array.from(got)).toEqual(Array.from(want));
+    const ref = ah.map((v) => 2 * v + (v > 0 ? 1 : 0));
+    expectClose(got, ref, { atol: 1e-6, what: 'grad of cat([a*a, relu(a)])' });
+  });
+});
+
+describe('conv over the binding limit: blocks of images', () => {
+  const xs: Shape4 = [5, 3, 17, 19];
+  const ws: Shape4 = [4, 3, 3, 3];
+  const o = opt(1, 1, 1);
+  const rng = new Rng(11);
+  const ys = convOutShape(xs, ws, o);
+  const xh = f32(rng.uniformArray(prod(xs), -1, 1));
+  const wh = f32(rng.uniformArray(prod(ws), -1, 1));
+  const bh = f32(rng.uniformArray(ws[0], -1, 1));
+  const gh = f32(rng.uniformArray(prod(ys), -1, 1));
+  const yRef = conv2dRef(xh, xs, wh, ws, bh, o).map((v) => Math.max(v, 0));
+  const gRef = conv2dGradRef(xh, xs, wh, ws, gh, o);
+  const tol = { atol: 1e-4, rtol: 1e-4 };
+
+  for (const algo of ['auto', 'direct', 'packed-gemm'] as ConvAlgo[]) {
+    it(`forward, dgrad, wgrad and the backward pair (${algo}) match the reference and the unsplit run`, async () => {
+      const geo = convGeometry('test', xs, ws, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 });
+      const x = cg.fromArray(xh, xs);
+      const w = cg.fromArray(wh, ws);
+      const b = cg.fromArray(bh, [4]);
+      const dy = cg.fromArray(gh, ys);
+      const run = async () => {
+        const [gx, gw] = conv2dBackwardRaw(geo, dy, x, w, true, true, algo);
+        return {
+          y: await conv2dForwardRaw(geo, x, w, b, true, algo).data(),
+          dx: await conv2dDgradRaw(geo, dy, w, algo).data(),
+          dw: await conv2dWgradRaw(geo, dy, x, algo).data(),
+          gx: await gx!.data(),
+          gw: await gw!.data(),
+        };
+      };
+      const want = await run();
+      // 16 KiB: blocks of 3 and 2 images; 8 KiB: one image per block.
+      for (const limit of [16384, 8192]) {
+        const got = await withLimit(limit, run);
+        const what = (t: string) => `${t} (${algo}, limit ${limit})`;
+        expectClose(got.y, yRef, { ...tol, what: what('y'), shape: ys });
+        expectClose(got.dx, gRef.gx, { ...tol, what: what('dx'), shape: xs });
+        expectClose(got.gx, gRef.gx, { ...tol, what: what('dx (pair)'), shape: xs });
+        expectClose(got.dw, gRef.gw, { ...tol, what: what('dw'), shape: ws });
+        expectClose(got.gw, gRef.gw, { ...tol, what: what('dw (pair)'), shape: ws });
+        expectClose(got.y, want.y, { atol: 1e-5, what: what('y vs unsplit') });
+        expectClose(got.dx, want.dx, { atol: 1e-5, what: what('dx vs unsplit') });
+        expectClose(got.dw, want.dw, { atol: 1e-4, what: what('dw vs unsplit') });
+      }
+    });
+  }
+
+  it('conv2d with autograd (strided input: the contiguous copy is split too)', async () => {
+    const run = async () => {
+      const x = cg.permute(cg.fromArray(xh, [xs[0], xs[2], xs[1], xs[3]]), [0, 2, 1, 3]); // values differ from xh's layout: fine, same both runs
+      x.requiresGrad = true;
+      const w = cg.fromArray(wh, ws);
+      w.requiresGrad = true;
+      const y = cg.conv2d(x, w, null, { padding: 1 });
+      cg.backward(y, cg.fromArray(gh, ys));
+      return { y: await y.data(), gx: await x.grad!.data(), gw: await w.grad!.data() };
+    };
+    const want = await run();
+    const got = await withLimit(8192, run);
+    expectClose(got.y, want.y, { atol: 1e-5, what: 'y' });
+    expectClose(got.gx, want.gx, { atol: 1e-5, what: 'grad x' });
+    expectClose(got.gw, want.gw, { atol: 1e-4, what: 'grad w' });
+  });
+
+  it('says so when one image is over the limit', async () => {
+    const x = cg.fromArray(new Float32Array(2 * 16 * 16 * 16), [2, 16, 16, 16]);
+    const w = cg.fromArray(new Float32Array(16 * 16), [16, 16, 1, 1]);
+    await withLimit(8192, async () => {
+      expect(() => cg.conv2d(x, w)).toThrow(/one image .* storage binding limit/);
+    });
+  });
+});
