@@ -8,6 +8,7 @@ import { conv2dBackwardRaw, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } f
 import { type ConvAlgo } from '../../../kernels/conv/chooser';
 import { convGeometry } from '../../../kernels/conv/geometry';
 import { conv2dGradRef, conv2dRef, convOutShape, opt, type Shape4 } from '../../../kernels/conv/reference';
+import { refNorm, refNormBackward } from '../../../kernels/norm/reference';
 import { Rng, expectClose } from '../../util';
 
 beforeAll(async () => {
@@ -173,5 +174,122 @@ describe('conv over the binding limit: blocks of images', () => {
     await withLimit(8192, async () => {
       expect(() => cg.conv2d(x, w)).toThrow(/one image .* storage binding limit/);
     });
+  });
+});
+
+describe('norms over the binding limit: blocks of images', () => {
+  const xs = [5, 6, 13, 11];
+  const [N, C] = [xs[0]!, xs[1]!];
+  const hw = xs[2]! * xs[3]!;
+  const rng = new Rng(21);
+  const xh = f32(rng.uniformArray(prod(xs), -2, 3));
+  const gh = f32(rng.uniformArray(prod(xs), -1, 1));
+  const wh = f32(rng.uniformArray(C, 0.5, 1.5));
+  const bh = f32(rng.uniformArray(C, -1, 1));
+  const eps = 1e-5;
+
+  type Norm = 'bn-train' | 'bn-eval' | 'gn' | 'frozen';
+  const run = async (kind: Norm) => {
+    const x = cg.fromArray(xh, xs);
+    x.requiresGrad = true;
+    const weight = cg.fromArray(wh, [C]);
+    const bias = cg.fromArray(bh, [C]);
+    weight.requiresGrad = kind !== 'frozen';
+    bias.requiresGrad = kind !== 'frozen';
+    const runningMean = cg.fromArray(new Float32Array(C).fill(0.25), [C]);
+    const runningVar = cg.fromArray(new Float32Array(C).fill(2), [C]);
+    const y =
+      kind === 'gn'
+        ? cg.groupNorm(x, 3, { weight, bias, eps })
+        : kind === 'frozen'
+          ? cg.frozenBatchNorm2d(x, { weight, bias, runningMean, runningVar, eps })
+          : cg.batchNorm2d(x, { weight, bias, runningMean, runningVar, training: kind === 'bn-train', eps });
+    cg.backward(y, cg.fromArray(gh, xs));
+    return {
+      y: await y.data(),
+      dx: await x.grad!.data(),
+      dw: kind === 'frozen' ? null : await weight.grad!.data(),
+      db: kind === 'frozen' ? null : await bias.grad!.data(),
+      rm: await runningMean.data(),
+      rv: await runningVar.data(),
+    };
+  };
+
+  for (const kind of ['bn-train', 'bn-eval', 'gn', 'frozen'] as Norm[]) {
+    it(`${kind}: forward and backward match the reference and the unsplit run`, async () => {
+      const want = await run(kind);
+      // 8 KiB: blocks of 2, 2 and 1 images (3,432 bytes each).
+      const got = await withLimit(8192, run.bind(null, kind));
+      const tol = { atol: 2e-5, rtol: 1e-4 };
+      expectClose(got.y, want.y, { ...tol, what: `${kind} y vs unsplit` });
+      expectClose(got.dx, want.dx, { ...tol, what: `${kind} dx vs unsplit` });
+      if (got.dw) expectClose(got.dw, want.dw!, { ...tol, what: `${kind} dw vs unsplit` });
+      if (got.db) expectClose(got.db, want.db!, { ...tol, what: `${kind} db vs unsplit` });
+      expectClose(got.rm, want.rm, { ...tol, what: `${kind} running mean vs unsplit` });
+      expectClose(got.rv, want.rv, { ...tol, what: `${kind} running var vs unsplit` });
+      if (kind === 'bn-train' || kind === 'gn') {
+        const rows = kind === 'gn' ? N * 3 : C;
+        const statOf = kind === 'gn' ? (n: number, c: number) => n * 3 + Math.floor(c / 2) : (_n: number, c: number) => c;
+        const ref = refNorm(xh, [N, C, hw], rows, statOf, wh, bh, eps);
+        const [dx, dw, db] = refNormBackward(xh, gh, [N, C, hw], rows, statOf, wh, eps);
+        expectClose(got.y, ref.y, { ...tol, what: `${kind} y vs reference`, shape: xs });
+        expectClose(got.dx, dx!, { ...tol, what: `${kind} dx vs reference`, shape: xs });
+        expectClose(got.dw!, dw!, { atol: 1e-3, rtol: 1e-4, what: `${kind} dw vs reference` });
+        expectClose(got.db!, db!, { atol: 1e-3, rtol: 1e-4, what: `${kind} db vs reference` });
+      }
+    });
+  }
+});
+
+describe('reductions over the binding limit', () => {
+  it('sum, mean, max, min over leading, middle, inner and all dims match the reference and the unsplit run', async () => {
+    const xs = [5, 6, 13, 11];
+    const rng = new Rng(31);
+    const xh = f32(rng.uniformArray(prod(xs), -1, 1));
+    const x = cg.fromArray(xh, xs);
+    const xt = cg.permute(x, [1, 0, 3, 2]); // a strided view
+    const cases: [string, () => cg.Tensor][] = [
+      ['sum [0,2,3]', () => cg.sum(x, [0, 2, 3])],
+      ['sum [3]', () => cg.sum(x, 3)],
+      ['sum [1]', () => cg.sum(x, 1)],
+      ['mean all', () => cg.mean(x)],
+      ['max [1]', () => cg.max(x, 1)],
+      ['min [0,3]', () => cg.min(x, [0, 3])],
+      ['sum of a permuted view [1,2]', () => cg.sum(xt, [1, 2])],
+      ['sum i32 [0,2]', () => cg.sum(cg.cast(cg.mul(x, 10), 'i32'), [0, 2])],
+    ];
+    const want: ArrayLike<number>[] = [];
+    for (const [, f] of cases) want.push(await f().data());
+    // The whole-tensor sum against float64.
+    const total = xh.reduce((a, b) => a + b, 0);
+    for (const limit of [4096, 8192]) {
+      await withLimit(limit, async () => {
+        for (let i = 0; i < cases.length; i++) {
+          const [name, f] = cases[i]!;
+          expectClose(await f().data(), want[i]!, { atol: 2e-5, rtol: 1e-5, what: `${name} (limit ${limit})` });
+        }
+        expectClose(await cg.sum(x).data(), [total], { atol: 1e-3, what: `sum all vs float64 (limit ${limit})` });
+      });
+    }
+  });
+
+  it('conv2d with a bias under autograd (the bias gradient is a big sum)', async () => {
+    const rng = new Rng(32);
+    const xs: Shape4 = [5, 3, 17, 19];
+    const ws: Shape4 = [4, 3, 3, 3];
+    const xh = f32(rng.uniformArray(prod(xs), -1, 1));
+    const wh = f32(rng.uniformArray(prod(ws), -1, 1));
+    const run = async () => {
+      const x = cg.fromArray(xh, xs);
+      const w = cg.fromArray(wh, ws);
+      const b = cg.fromArray([0.1, -0.2, 0.3, 0], [4]);
+      for (const t of [x, w, b]) t.requiresGrad = true;
+      const y = cg.conv2d(x, w, b, { padding: 1, activation: 'relu' });
+      cg.backward(cg.sum(cg.mul(y, y)));
+      return [await y.data(), await x.grad!.data(), await w.grad!.data(), await b.grad!.data()];
+    };
+    const want = await run();
+    const got = await withLimit(16384, run);
+    ['y', 'grad x', 'grad w', 'grad b'].forEach((name, i) => expectClose(got[i]!, want[i]!, { atol: 1e-3, rtol: 1e-4, what: name }));
   });
 });
