@@ -293,3 +293,60 @@ describe('reductions over the binding limit', () => {
     ['y', 'grad x', 'grad w', 'grad b'].forEach((name, i) => expectClose(got[i]!, want[i]!, { atol: 1e-3, rtol: 1e-4, what: name }));
   });
 });
+
+describe('pooling and resampling over the binding limit: blocks of planes', () => {
+  it('max/avg/adaptive/global pooling, nearest and bilinear resampling, forward and backward, match the unsplit run', async () => {
+    const xs = [3, 4, 13, 11];
+    const rng = new Rng(41);
+    const xh = f32(rng.uniformArray(prod(xs), -1, 1));
+    const ops: [string, (x: cg.Tensor) => cg.Tensor][] = [
+      ['max_pool2d 3/2 pad 1', (x) => cg.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 })],
+      ['avg_pool2d 2', (x) => cg.avgPool2d(x, { kernelSize: 2 })],
+      ['adaptive_avg_pool2d 5x4', (x) => cg.adaptiveAvgPool2d(x, [5, 4])],
+      ['global_avg_pool2d', (x) => cg.globalAvgPool2d(x)],
+      ['upsample_nearest2d 2', (x) => cg.upsampleNearest2d(x, 2)],
+      ['interpolate_bilinear 17x23', (x) => cg.interpolateBilinear(x, { size: [17, 23] })],
+    ];
+    const run = async (f: (x: cg.Tensor) => cg.Tensor) => {
+      const x = cg.fromArray(xh, xs);
+      x.requiresGrad = true;
+      const y = f(x);
+      cg.backward(cg.sum(cg.mul(y, y)));
+      return [await y.data(), await x.grad!.data()];
+    };
+    for (const [name, f] of ops) {
+      const want = await run(f);
+      // 4 KiB: up to 6 planes of 13x11 per block (the upsampled planes: one).
+      const got = await withLimit(4096, () => run(f));
+      expectClose(got[0]!, want[0]!, { atol: 1e-6, what: `${name} y` });
+      expectClose(got[1]!, want[1]!, { atol: 1e-5, what: `${name} grad x` });
+    }
+  });
+});
+
+describe('ROIAlign over the binding limit: blocks of images', () => {
+  it('forward and feature gradient match the unsplit run (ROIs on every image, one on none)', async () => {
+    const xs = [3, 8, 9, 10];
+    const rng = new Rng(51);
+    const xh = f32(rng.uniformArray(prod(xs), -1, 1));
+    const rois: number[] = [];
+    for (let k = 0; k < 7; k++) {
+      const x0 = rng.uniform(0, 12);
+      const y0 = rng.uniform(0, 10);
+      rois.push(k === 6 ? 5 : k % 3, x0, y0, x0 + rng.uniform(1, 8), y0 + rng.uniform(1, 8));
+    }
+    const run = async () => {
+      const x = cg.fromArray(xh, xs);
+      x.requiresGrad = true;
+      const y = cg.roiAlign(x, cg.fromArray(rois, [7, 5]), { outputSize: [3, 4], spatialScale: 0.5, samplingRatio: 0 });
+      cg.backward(cg.sum(cg.mul(y, y)));
+      return [await y.data(), await x.grad!.data()];
+    };
+    const want = await run();
+    // 4 KiB: one image (2,880 bytes) per block.
+    const got = await withLimit(4096, run);
+    expectClose(got[0]!, want[0]!, { atol: 1e-6, what: 'roi_align y' });
+    expectClose(got[1]!, want[1]!, { atol: 1e-6, what: 'roi_align grad x' });
+    expect(Array.from(got[0]!.slice(6 * 8 * 12))).toEqual(new Array(8 * 12).fill(0)); // the ROI of image 5
+  });
+});
