@@ -248,7 +248,7 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   if (out.strides.length !== shape.length) throw new Error(`${spec.name}: output strides [${out.strides}] do not match shape [${shape}]`);
   const numel = numelOf(shape);
   if (numel === 0) return;
-  if (overBindingLimit(out.buffer, ...inputs.map((v) => v.buffer))) return launchMapChunked(spec, seed);
+  if (overBindingLimit(out.buffer) || inputs.some((v) => overBindingLimit(v.buffer))) return launchMapChunked(spec, seed);
   const c = collapseDims(shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, shape))]);
   const rank = c.shape.length;
   const vec = vec4Enabled ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
