@@ -187,9 +187,11 @@ export function empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
   }
   if (dtype === 'f16' && !rt().gpu.features.f16) throw new Error('f16 tensors need the shader-f16 feature, which this adapter lacks');
   const bytes = Math.max(4, numelOf(shape) * DTYPE_BYTES[dtype]);
-  const maxBinding = rt().gpu.limits.maxStorageBufferBindingSize;
-  if (bytes > maxBinding) {
-    throw new Error(`tensor [${shape}] ${dtype} needs ${bytes} bytes, over this device's ${maxBinding}-byte storage binding limit`);
+  // Tensors larger than one storage binding are fine: the launchers split their work into
+  // binding-sized windows (kernels/large.ts). One buffer is the limit.
+  const maxBuffer = rt().gpu.limits.maxBufferSize;
+  if (bytes > maxBuffer) {
+    throw new Error(`tensor [${shape}] ${dtype} needs ${bytes} bytes, over this device's ${maxBuffer}-byte buffer size limit (maxBufferSize)`);
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const buffer = rt().pool.acquire(bytes, usage, `tensor[${shape}]${dtype}`);

@@ -37,7 +37,9 @@ export class BufferPool {
   constructor(private device: GPUDevice) {}
 
   acquire(bytes: number, usage: number, label: string): GPUBuffer {
-    const size = sizeClass(bytes);
+    // A size class may round past maxBufferSize (near 4 GiB): such a buffer gets its exact size.
+    const max = this.device.limits.maxBufferSize;
+    const size = Math.min(sizeClass(bytes), Math.max(max - (max % 16), Math.ceil(bytes / 4) * 4));
     const key = `${size}:${usage}`;
     const list = this.free.get(key);
     let buf = list?.pop();

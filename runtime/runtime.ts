@@ -8,6 +8,13 @@ import { DispatchProfiler, type ProfileReport } from './profiler';
 
 export type BindingKind = 'read' | 'rw';
 
+/** A byte range of a buffer bound as one storage binding. */
+export interface BufferWindow {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
 /** A compute kernel: WGSL source plus the kinds of its storage bindings (binding 0..n-1). When
  *  `uniform` is set, the uniform block is bound at binding n. */
 export interface KernelDef {
@@ -74,11 +81,66 @@ export class Runtime {
   private dynamicOffset = [0];
   /** Set while a profile() region runs. */
   private profiler: DispatchProfiler | undefined;
+  /** Binding windows (see `bindingWindow`): handle -> the window it binds, and per buffer the
+   *  handles made so far (interned, so that bind groups of a window are cached like any other). */
+  private windows = new WeakMap<GPUBuffer, BufferWindow>();
+  private windowHandles = new WeakMap<GPUBuffer, Map<string, GPUBuffer>>();
+  private bindingLimitOverride: number | undefined;
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
     this.pool = new BufferPool(this.device);
     this.uniformAlign = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
+  }
+
+  // ---- binding windows -----------------------------------------------------------------------
+
+  /** The largest storage binding in bytes: the device's maxStorageBufferBindingSize, or the value
+   *  set by `setBindingLimitForTests`. Launchers split work whose operands exceed it (see
+   *  kernels/large.ts); buffers themselves may be as large as maxBufferSize. */
+  get bindingLimit(): number {
+    return this.bindingLimitOverride ?? this.gpu.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Tests: pretend the storage binding limit is `bytes` (a power of two, at least 4 KiB), so that
+   *  the chunked paths of large tensors run on small ones; `undefined` restores the device's. */
+  setBindingLimitForTests(bytes: number | undefined): void {
+    if (bytes !== undefined) {
+      if (bytes < 4096 || 2 ** Math.round(Math.log2(bytes)) !== bytes) throw new Error(`setBindingLimitForTests: ${bytes} is not a power of two >= 4096`);
+      if (bytes > this.gpu.limits.maxStorageBufferBindingSize) throw new Error(`setBindingLimitForTests: ${bytes} is over the device's limit`);
+    }
+    this.bindingLimitOverride = bytes;
+    this.dropBindGroups(); // re-check every binding against the new limit
+  }
+
+  /** A handle that binds `byteSize` bytes of `buffer` from `byteOffset` (a multiple of
+   *  minStorageBufferOffsetAlignment): pass it wherever a kernel takes a GPUBuffer, with element
+   *  offsets relative to the window. Handles are interned per (buffer, offset, size). Only
+   *  dispatch, copyBuffer, clearBuffer, read and write understand them; never map or destroy one. */
+  bindingWindow(buffer: GPUBuffer, byteOffset: number, byteSize: number): GPUBuffer {
+    const inner = this.windows.get(buffer);
+    if (inner) return this.bindingWindow(inner.buffer, inner.offset + byteOffset, byteSize);
+    if (byteOffset === 0 && byteSize === buffer.size) return buffer;
+    const align = this.device.limits.minStorageBufferOffsetAlignment;
+    if (byteOffset % align !== 0) throw new Error(`bindingWindow: offset ${byteOffset} is not a multiple of ${align}`);
+    if (byteOffset + byteSize > buffer.size || byteSize <= 0 || byteSize % 4 !== 0) {
+      throw new Error(`bindingWindow: [${byteOffset}, +${byteSize}) does not fit a ${buffer.size}-byte buffer`);
+    }
+    let handles = this.windowHandles.get(buffer);
+    if (!handles) this.windowHandles.set(buffer, (handles = new Map()));
+    const key = `${byteOffset}:${byteSize}`;
+    let h = handles.get(key);
+    if (!h) {
+      h = { size: byteSize, usage: buffer.usage, label: `${buffer.label}@${byteOffset}+${byteSize}` } as unknown as GPUBuffer;
+      this.windows.set(h, { buffer, offset: byteOffset, size: byteSize });
+      handles.set(key, h);
+    }
+    return h;
+  }
+
+  /** The buffer, offset and size a (possibly window) handle binds. */
+  resolveBinding(b: GPUBuffer): BufferWindow {
+    return this.windows.get(b) ?? { buffer: b, offset: 0, size: b.size };
   }
 
   // ---- kernels -------------------------------------------------------------------------------
@@ -226,7 +288,14 @@ export class Runtime {
     if (u) key += `u${this.bufferId(u.buffer)}:${u.size}`;
     let group = k.groups.get(key);
     if (group) return group;
-    const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    const limit = this.bindingLimit;
+    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => {
+      const w = this.windows.get(b);
+      if ((w?.size ?? b.size) > limit) {
+        throw new Error(`kernel '${def.key}': binding ${i} is ${w?.size ?? b.size} bytes (${b.label}), over the ${limit}-byte storage binding limit; its launcher must split the work (kernels/large.ts)`);
+      }
+      return { binding: i, resource: w ? { buffer: w.buffer, offset: w.offset, size: w.size } : { buffer: b } };
+    });
     if (u) entries.push({ binding: buffers.length, resource: { buffer: u.buffer, offset: 0, size: u.size } });
     group = this.device.createBindGroup({ label: def.key, layout: k.layout, entries });
     this.counters.bindGroups++;
@@ -255,15 +324,21 @@ export class Runtime {
 
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
-    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    const s = this.resolveBinding(src);
+    const d = this.resolveBinding(dst);
+    this.commandEncoder().copyBufferToBuffer(s.buffer, s.offset + srcOffset, d.buffer, d.offset + dstOffset, bytes);
   }
 
   clearBuffer(buf: GPUBuffer, offset = 0, size?: number): void {
-    this.commandEncoder().clearBuffer(buf, offset, size);
+    const w = this.resolveBinding(buf);
+    this.commandEncoder().clearBuffer(w.buffer, w.offset + offset, size ?? w.size - offset);
   }
 
   /** Upload host data now (queue timeline; ordered before the batch being recorded). */
   write(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    const w = this.resolveBinding(buf);
+    buf = w.buffer;
+    offset += w.offset;
     const pad = data.byteLength % 4;
     if (pad === 0) {
       this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
@@ -315,6 +390,9 @@ export class Runtime {
   /** Read bytes back: the only place the CPU waits for the GPU. */
   async read(src: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
     this.counters.readbacks++;
+    const w = this.resolveBinding(src);
+    src = w.buffer;
+    byteOffset += w.offset;
     const start = byteOffset - (byteOffset % 4);
     const len = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
     const staging = this.pool.acquire(len, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'cellgpu.readback');

@@ -11,6 +11,7 @@ import { convDgradPackedGemm } from './packed-gemm/dgrad';
 import { convForwardPackedGemm } from './packed-gemm/forward';
 import { convWgradPackedGemm } from './packed-gemm/wgrad';
 import { convForwardScalarGemm } from './scalar-gemm';
+import { convBatchChunks, convWgradChunked, overBindingLimit, windowRef } from './large';
 import { convDgradSubgroupGemm, convForwardSubgroupGemm, convWgradSubgroupGemm } from './subgroup-gemm/conv';
 
 export type { ConvAlgo, ConvKernel } from './chooser';
@@ -53,18 +54,33 @@ function launcher<T>(k: ConvKernel, dir: 'dgrad' | 'wgrad', fn: T | undefined): 
 
 /** y = conv(x, w) (+ bias) (ReLU): x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW], all contiguous. */
 export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef | null, relu: boolean, y: BufRef, algo: ConvAlgo = 'auto'): void {
+  if (overBindingLimit(x.buffer, w.buffer, bias?.buffer, y.buffer)) {
+    // Over one storage binding: one launch per block of images (large.ts).
+    for (const c of convBatchChunks(g, 'forward')) {
+      convForward(c.g, c.x(x), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW), bias && windowRef(bias, g.O), relu, c.y(y), algo);
+    }
+    return;
+  }
   const k = chooseForward(g, algo, [x.offset, w.offset]);
   KERNELS[k].forward(g, x.buffer, x.offset, w.buffer, w.offset, bias, relu, y.buffer, y.offset);
 }
 
 /** dx [N,C,H,W] = ∂conv/∂x applied to dy [N,O,OH,OW]. */
 export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, algo: ConvAlgo = 'auto'): void {
+  if (overBindingLimit(dy.buffer, w.buffer, dx.buffer)) {
+    for (const c of convBatchChunks(g, 'dgrad')) convDgrad(c.g, c.y(dy), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW), c.x(dx), algo);
+    return;
+  }
   const k = chooseDgrad(g, algo, [w.offset]);
   launcher(k, 'dgrad', KERNELS[k].dgrad)(g, dy.buffer, dy.offset, w.buffer, w.offset, dx.buffer, dx.offset);
 }
 
 /** dw [O,C/g,KH,KW] = ∂conv/∂w applied to dy, given the input x. */
 export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, algo: ConvAlgo = 'auto'): void {
+  if (overBindingLimit(dy.buffer, x.buffer, dw.buffer)) {
+    convWgradChunked(g, dy, x, dw, (cg, cdy, cx, cdw) => convWgrad(cg, cdy, cx, cdw, algo));
+    return;
+  }
   const k = chooseWgrad(g, algo, [x.offset, dw.offset]);
   launcher(k, 'wgrad', KERNELS[k].wgrad)(g, dy.buffer, dy.offset, x.buffer, x.offset, dw.buffer, dw.offset);
 }
@@ -72,6 +88,12 @@ export function convWgrad(g: ConvGeometry, dy: BufRef, x: BufRef, dw: BufRef, al
 /** Both gradients: dx and dw from dy (either may be null when not wanted). Where FUSED_BACKWARD
  *  (chooser.ts) names a kernel they run as one dispatch, else one after the other. */
 export function convBackward(g: ConvGeometry, dy: BufRef, x: BufRef, w: BufRef, dx: BufRef | null, dw: BufRef | null, algo: ConvAlgo = 'auto'): void {
+  if (overBindingLimit(dy.buffer, x.buffer, w.buffer, dx?.buffer, dw?.buffer)) {
+    // Split paths (large.ts) one gradient after the other.
+    if (dx) convDgrad(g, dy, w, dx, algo);
+    if (dw) convWgrad(g, dy, x, dw, algo);
+    return;
+  }
   const fused = dx && dw ? chooseFusedBackward(g, algo, { x: x.offset, w: w.offset, dw: dw.offset }) : null;
   if (fused && dx && dw) {
     FUSED_KERNELS[fused](g, dy.buffer, dy.offset, x.buffer, x.offset, w.buffer, w.offset, dx.buffer, dx.offset, dw.buffer, dw.offset);

@@ -10,7 +10,13 @@
 // list built on the GPU, in ascending ROI order), and per ROI only the few sample rows/columns whose
 // bilinear footprint can include (y, x). The summation order is a fixed function of the indices,
 // so two runs give bit-identical gradients.
+//
+// Features over one storage binding (kernels/large.ts): both directions run per block of images,
+// the features (or their gradient) bound as a window over the block (`feat_off` its element offset
+// in the window, `n0` its first image). A forward block writes only the ROIs of its images
+// (`only_block`); the output is cleared first, so ROIs of no image still give zeros.
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { itemsPerBinding, overBindingLimit, windowRange } from '../large';
 
 const WG = 256;
 /** Channels per backward thread. */
@@ -19,7 +25,8 @@ const CB = 16;
 const ROI_PARAMS = {
   batch: 'u32', channels: 'u32', height: 'u32', width: 'u32',
   rois: 'u32', pooled_h: 'u32', pooled_w: 'u32', sampling_ratio: 'u32',
-  spatial_scale: 'f32', aligned: 'u32',
+  spatial_scale: 'f32', aligned: 'u32', n0: 'u32', feat_off: 'u32',
+  only_block: 'u32',
 } as const;
 const F32_READ = { type: 'f32', access: 'read' } as const;
 const F32_RW = { type: 'f32', access: 'rw' } as const;
@@ -76,11 +83,11 @@ fn bilinear_axis(v_in: f32, size: u32) -> Axis {
   return a;
 }`;
 
-function roiParams(batch: number, channels: number, height: number, width: number, rois: number, ph: number, pw: number, samplingRatio: number, scale: number, aligned: boolean) {
+function roiParams(batch: number, channels: number, height: number, width: number, rois: number, ph: number, pw: number, samplingRatio: number, scale: number, aligned: boolean, n0 = 0, featOff = 0, onlyBlock = false) {
   return {
     batch, channels, height, width,
     rois, pooled_h: ph, pooled_w: pw, sampling_ratio: samplingRatio,
-    spatial_scale: scale, aligned,
+    spatial_scale: scale, aligned, n0, feat_off: featOff, only_block: onlyBlock,
   };
 }
 
@@ -107,9 +114,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let out_base = (k * p.channels + c0) * plane_out + u32(ph) * p.pooled_w + u32(pw);
   let r = roi_geometry(k);
   var acc: array<f32, ${CB}>;
-  if (r.batch >= 0 && r.batch < i32(p.batch)) {
+  let b = r.batch - i32(p.n0);
+  if (p.only_block != 0u && (b < 0 || b >= i32(p.batch))) { return; }
+  if (b >= 0 && b < i32(p.batch)) {
     let hw = p.height * p.width;
-    let plane = (u32(r.batch) * p.channels + c0) * hw;
+    let plane = p.feat_off + (u32(b) * p.channels + c0) * hw;
     for (var iy = 0; iy < r.grid_h; iy++) {
       let ay = bilinear_axis(sample_coord(r.start_h, ph, r.bin_h, iy, r.grid_h), p.height);
       for (var ix = 0; ix < r.grid_w; ix++) {
@@ -146,6 +155,14 @@ export function launchRoiAlignForward(
 ): void {
   const d = dims;
   const n = d.rois * Math.ceil(d.channels / CB) * d.pooledH * d.pooledW;
+  if (overBindingLimit(feat)) {
+    rt().clearBuffer(out, 0, d.rois * d.channels * d.pooledH * d.pooledW * 4);
+    imageBlocks(d, feat, (n0, nb, w) => {
+      const p = roiParams(nb, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned, n0, w.offset, true);
+      forwardKernel.dispatch({}, { feat: w.buffer, rois, out }, p, Math.ceil(n / WG));
+    });
+    return;
+  }
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
   forwardKernel.dispatch({}, { feat, rois, out }, p, Math.ceil(n / WG));
 }
@@ -162,7 +179,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (n >= p.batch) { return; }
   var count = 0u;
   for (var k = 0u; k < p.rois; k++) {
-    if (i32(rois[k * 5u]) == i32(n)) {
+    if (i32(rois[k * 5u]) == i32(n + p.n0)) {
       lists[p.batch + n * p.rois + count] = k;
       count++;
     }
@@ -238,7 +255,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   let hw = p.height * p.width;
-  let out_base = (n * p.channels + c0) * hw + u32(yq) * p.width + u32(xq);
+  let out_base = p.feat_off + (n * p.channels + c0) * hw + u32(yq) * p.width + u32(xq);
   for (var cc = 0u; cc < nc; cc++) { grad_in[out_base + cc * hw] = acc[cc]; }
 }`,
 });
@@ -255,10 +272,33 @@ export function launchRoiAlignBackward(
 ): void {
   const d = dims;
   const runtime = rt();
+  if (overBindingLimit(gradIn)) {
+    // Per block of images: the lists and the gather of the block's images only.
+    imageBlocks(d, gradIn, (n0, nb, w) => {
+      const p = roiParams(nb, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned, n0, w.offset);
+      const lists = runtime.pool.acquire(Math.max(16, (nb + nb * d.rois) * 4), GPUBufferUsage.STORAGE, 'roi_align.lists');
+      listKernel.dispatch({}, { rois, lists }, p, Math.ceil(nb / 64));
+      const n = nb * Math.ceil(d.channels / CB) * d.height * d.width;
+      backwardKernel.dispatch({}, { grad_out: gradOut, rois, lists, grad_in: w.buffer }, p, Math.ceil(n / WG));
+      runtime.pool.release(lists);
+    });
+    return;
+  }
   const p = roiParams(d.batch, d.channels, d.height, d.width, d.rois, d.pooledH, d.pooledW, samplingRatio, spatialScale, aligned);
   const lists = runtime.pool.acquire(Math.max(16, (d.batch + d.batch * d.rois) * 4), GPUBufferUsage.STORAGE, 'roi_align.lists');
   listKernel.dispatch({}, { rois, lists }, p, Math.ceil(d.batch / 64));
   const n = d.batch * Math.ceil(d.channels / CB) * d.height * d.width;
   backwardKernel.dispatch({}, { grad_out: gradOut, rois, lists, grad_in: gradIn }, p, Math.ceil(n / WG));
   runtime.pool.release(lists);
+}
+
+/** Blocks of images of the [N, C, H, W] features `buf` (dense from element 0) that fit a binding. */
+function imageBlocks(d: { batch: number; channels: number; height: number; width: number }, buf: GPUBuffer, fn: (n0: number, nb: number, w: { buffer: GPUBuffer; offset: number }) => void): void {
+  const image = d.channels * d.height * d.width;
+  const nb = itemsPerBinding(image * 4);
+  if (nb < 1) throw new Error(`roi_align: one image [${d.channels}, ${d.height}, ${d.width}] is over the ${rt().bindingLimit}-byte storage binding limit`);
+  for (let n0 = 0; n0 < d.batch; n0 += nb) {
+    const k = Math.min(nb, d.batch - n0);
+    fn(n0, k, windowRange(buf, n0 * image, k * image, 4));
+  }
 }

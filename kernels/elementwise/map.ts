@@ -8,7 +8,8 @@
 // no pipelines. `i` is the row-major linear output index, as before collapsing.
 import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
-import { broadcastStrides, numelOf, type View } from '../../runtime/shape';
+import { broadcastStrides, contiguousStrides, numelOf, type View } from '../../runtime/shape';
+import { chunkForBinding, overBindingLimit } from '../large';
 
 export const MAX_RANK = 8;
 const WG = 256;
@@ -247,6 +248,7 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   if (out.strides.length !== shape.length) throw new Error(`${spec.name}: output strides [${out.strides}] do not match shape [${shape}]`);
   const numel = numelOf(shape);
   if (numel === 0) return;
+  if (overBindingLimit(out.buffer) || inputs.some((v) => overBindingLimit(v.buffer))) return launchMapChunked(spec, seed);
   const c = collapseDims(shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, shape))]);
   const rank = c.shape.length;
   const vec = vec4Enabled ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
@@ -281,4 +283,21 @@ export function launchMap(spec: MapSpec, seed = 0): void {
     },
     Math.ceil(runs / WG),
   );
+}
+
+/** launchMap over operands larger than one storage binding: one launch per block of leading dims
+ *  (kernels/large.ts), the linear index `i` of the expression shifted to the block's start. */
+function launchMapChunked(spec: MapSpec, seed: number): void {
+  const shape = spec.out.shape;
+  // Plain views (a Tensor's buffer is a getter, which spreading would drop).
+  const full: View[] = [spec.out, ...spec.inputs].map((v, j) => ({
+    buffer: v.buffer, dtype: v.dtype, shape, strides: j === 0 ? v.strides : broadcastStrides(v, shape), offset: v.offset,
+  }));
+  const rowMajor = contiguousStrides(shape);
+  const usesIndex = /\bi\b/.test(spec.expr);
+  for (const c of chunkForBinding(shape, full)) {
+    const base = c.start.reduce((acc, s, d) => acc + s * rowMajor[d]!, 0);
+    const expr = usesIndex && base > 0 ? spec.expr.replace(/\bi\b/g, `(i + ${base}u)`) : spec.expr;
+    launchMap({ ...spec, expr, out: c.views[0]!, inputs: c.views.slice(1) }, seed);
+  }
 }

@@ -5,22 +5,46 @@
 // In both cases row s starts at element s*inner and is `outer` runs of `inner` elements spaced
 // `outerStride` apart (BN: outer = N, inner = HW, outerStride = C*HW; GN: outer = 1, inner =
 // Cg*HW). Every reduction is a fixed-order workgroup tree, so results are deterministic.
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+//
+// Tensors over one storage binding (kernels/large.ts): the per-element and per-(n, c) kernels run
+// once per block of images, each big operand bound as a window (`off` is the element offset of the
+// block inside its window, `n0` its first image); the statistics run per block of rows (GN) or per
+// block of images with a fixed-order combination of the blocks' means and variances (BN).
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { itemsPerBinding, overBindingLimit, windowRange } from '../large';
 
 const WG = 256;
 
 /** WGSL: the statistic row of element (n, c): BN uses the channel, GN the (image, group) pair. */
 const WGSL_STAT_INDEX = /* wgsl */ `
-fn stat_index(n: u32, c: u32) -> u32 {
+fn stat_index(n_local: u32, c: u32) -> u32 {
   if (p.bn != 0u) { return c; }
-  return n * p.groups + c / (p.channels / p.groups);
+  return (p.n0 + n_local) * p.groups + c / (p.channels / p.groups);
 }`;
 
 /** Uniform block shared by the elementwise and per-(n, c) kernels. */
-const NCHW_PARAMS = { batch: 'u32', channels: 'u32', hw: 'u32', groups: 'u32', bn: 'u32', inv_m: 'f32' } as const;
+const NCHW_PARAMS = { batch: 'u32', channels: 'u32', hw: 'u32', groups: 'u32', bn: 'u32', inv_m: 'f32', off: 'u32', n0: 'u32' } as const;
 
-function nchwParams(batch: number, channels: number, hw: number, groups: number, bn: boolean, invM = 0) {
-  return { batch, channels, hw, groups, bn, inv_m: invM };
+function nchwParams(batch: number, channels: number, hw: number, groups: number, bn: boolean, invM = 0, off = 0, n0 = 0) {
+  return { batch, channels, hw, groups, bn, inv_m: invM, off, n0 };
+}
+
+/**
+ * Run `fn` over all `batch` images at once when the big operands (contiguous [N, ...] tensors
+ * from element 0, `imageElems` elements per image) fit one binding each; else once per block of
+ * images, with each operand's window, the block's element offset in the windows and its first image.
+ */
+function imageBlocks(batch: number, imageElems: number, big: GPUBuffer[], fn: (n0: number, nb: number, bufs: GPUBuffer[], off: number) => void): void {
+  if (!overBindingLimit(...big)) return fn(0, batch, big, 0);
+  const nb = itemsPerBinding(imageElems * 4);
+  if (nb < 1) throw new Error(`norm: one image of ${imageElems} elements is over the ${rt().bindingLimit}-byte storage binding limit; splitting one image is not implemented`);
+  for (let n0 = 0; n0 < batch; n0 += nb) {
+    const n = Math.min(nb, batch - n0);
+    const ws = big.map((b) => windowRange(b, n0 * imageElems, n * imageElems, 4));
+    // Every operand starts at element 0 of its buffer, so all windows share the offset.
+    if (ws.some((w) => w.offset !== ws[0]!.offset)) throw new Error('norm: operand windows disagree (operands must start at element 0)');
+    fn(n0, n, ws.map((w) => w.buffer), ws[0]!.offset);
+  }
 }
 
 const F32_READ = { type: 'f32', access: 'read' } as const;
@@ -38,7 +62,7 @@ const TREE_REDUCE = (arr: string) => /* wgsl */ `
 const statsKernel = defineKernel({
   name: 'norm.stats',
   bindings: { x: F32_READ, mean_out: F32_RW, rstd_out: F32_RW, var_out: F32_RW },
-  params: { rows: 'u32', outer: 'u32', outer_stride: 'u32', inner: 'u32', x_off: 'u32', eps: 'f32' },
+  params: { rows: 'u32', outer: 'u32', outer_stride: 'u32', inner: 'u32', x_off: 'u32', eps: 'f32', out_off: 'u32' },
   code: () => /* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
@@ -65,9 +89,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   ${TREE_REDUCE('sh')}
   if (lid == 0u) {
     let v = sh[0] / f32(m);
-    mean_out[row] = mu;
-    var_out[row] = v;
-    rstd_out[row] = inverseSqrt(v + p.eps);
+    mean_out[p.out_off + row] = mu;
+    var_out[p.out_off + row] = v;
+    rstd_out[p.out_off + row] = inverseSqrt(v + p.eps);
   }
 }`,
 });
@@ -85,13 +109,76 @@ export function launchNormStats(
   inner: number,
   eps: number,
 ): void {
-  statsKernel.dispatch(
-    {},
-    { x, mean_out: mean, rstd_out: rstd, var_out: variance },
-    { rows, outer, outer_stride: outerStride, inner, x_off: xOffset, eps },
-    rows,
-  );
+  if (!overBindingLimit(x)) {
+    statsKernel.dispatch({}, { x, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows, outer, outer_stride: outerStride, inner, x_off: xOffset, eps, out_off: 0 }, rows);
+    return;
+  }
+  if (outer === 1) {
+    // Rows are contiguous runs of `inner` (GroupNorm): blocks of rows.
+    const rb = itemsPerBinding(inner * 4);
+    if (rb < 1) throw new Error(`norm stats: one row of ${inner} elements is over the ${rt().bindingLimit}-byte storage binding limit`);
+    for (let r0 = 0; r0 < rows; r0 += rb) {
+      const k = Math.min(rb, rows - r0);
+      const w = windowRange(x, xOffset + r0 * inner, k * inner, 4);
+      statsKernel.dispatch({}, { x: w.buffer, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows: k, outer: 1, outer_stride: inner, inner, x_off: w.offset, eps, out_off: r0 }, k);
+    }
+    return;
+  }
+  // Rows gather `outer` runs (BatchNorm: one per image): statistics per block of runs, then the
+  // blocks' means and biased variances combined in block order (Chan et al.).
+  const span = (rows - 1) * inner + inner; // elements of one run of every row
+  if (span > outerStride) throw new Error('norm stats: rows of one outer run overlap the next run');
+  const ob = itemsPerBinding(outerStride * 4);
+  if (ob < 1) throw new Error(`norm stats: one image of ${outerStride} elements is over the ${rt().bindingLimit}-byte storage binding limit`);
+  const blocks = Math.ceil(outer / ob);
+  const runtime = rt();
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const means = runtime.pool.acquire(blocks * rows * 4, usage, 'norm.stats.block_means');
+  const vars = runtime.pool.acquire(blocks * rows * 4, usage, 'norm.stats.block_vars');
+  const scratch = runtime.pool.acquire(blocks * rows * 4, usage, 'norm.stats.block_rstd');
+  for (let b = 0; b < blocks; b++) {
+    const o0 = b * ob;
+    const k = Math.min(ob, outer - o0);
+    const w = windowRange(x, xOffset + o0 * outerStride, (k - 1) * outerStride + span, 4);
+    statsKernel.dispatch({}, { x: w.buffer, mean_out: means, rstd_out: scratch, var_out: vars }, { rows, outer: k, outer_stride: outerStride, inner, x_off: w.offset, eps, out_off: b * rows }, rows);
+  }
+  const lastCount = (outer - (blocks - 1) * ob) * inner;
+  combineKernel.dispatch({}, { means, vars, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows, blocks, count: ob * inner, last_count: lastCount, eps }, Math.ceil(rows / 64));
+  runtime.pool.release(means);
+  runtime.pool.release(vars);
+  runtime.pool.release(scratch);
 }
+
+/** Combine per-block means and biased variances of each row (block b holds `count` elements,
+ *  the last `last_count`): mean = Σ n_b m_b / n, var = Σ n_b (v_b + (m_b - mean)²) / n. */
+const combineKernel = defineKernel({
+  name: 'norm.stats_combine',
+  bindings: { means: F32_READ, vars: F32_READ, mean_out: F32_RW, rstd_out: F32_RW, var_out: F32_RW },
+  params: { rows: 'u32', blocks: 'u32', count: 'u32', last_count: 'u32', eps: 'f32' },
+  code: () => /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x;
+  if (row >= p.rows) { return; }
+  let total = f32(p.count) * f32(p.blocks - 1u) + f32(p.last_count);
+  var acc = 0.0;
+  for (var b = 0u; b < p.blocks; b++) {
+    let n = select(f32(p.count), f32(p.last_count), b + 1u == p.blocks);
+    acc += n * means[b * p.rows + row];
+  }
+  let mu = acc / total;
+  acc = 0.0;
+  for (var b = 0u; b < p.blocks; b++) {
+    let n = select(f32(p.count), f32(p.last_count), b + 1u == p.blocks);
+    let d = means[b * p.rows + row] - mu;
+    acc += n * (vars[b * p.rows + row] + d * d);
+  }
+  let v = acc / total;
+  mean_out[row] = mu;
+  var_out[row] = v;
+  rstd_out[row] = inverseSqrt(v + p.eps);
+}`,
+});
 
 // ---- y = (x - mean[s]) * rstd[s] * w[c] + b[c] ----
 
@@ -109,7 +196,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let nc = i / p.hw;
   let c = nc % p.channels;
   let s = stat_index(nc / p.channels, c);
-  y[i] = (x[i] - mean[s]) * rstd[s] * w[c] + b[c];
+  y[p.off + i] = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
 }`,
 });
 
@@ -126,8 +213,10 @@ export function launchNormApply(
   groups: number,
   bn: boolean,
 ): void {
-  const n = batch * channels * hw;
-  applyKernel.dispatch({}, { x, mean, rstd, w, b, y }, nchwParams(batch, channels, hw, groups, bn), Math.ceil(n / WG));
+  imageBlocks(batch, channels * hw, [x, y], (n0, nb, [xw, yw], off) => {
+    const p = nchwParams(nb, channels, hw, groups, bn, 0, off, n0);
+    applyKernel.dispatch({}, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
+  });
 }
 
 // ---- backward partial sums per (n, c): P1 = sum_j g, P2 = sum_j g * xhat ----
@@ -151,9 +240,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var a1 = 0.0;
   var a2 = 0.0;
   for (var j = lid; j < p.hw; j += ${WG}u) {
-    let gv = g[nc * p.hw + j];
+    let gv = g[p.off + nc * p.hw + j];
     a1 += gv;
-    a2 += gv * (x[nc * p.hw + j] - mu) * r;
+    a2 += gv * (x[p.off + nc * p.hw + j] - mu) * r;
   }
   sh1[lid] = a1;
   sh2[lid] = a2;
@@ -162,7 +251,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (lid < k) { sh1[lid] += sh1[lid + k]; sh2[lid] += sh2[lid + k]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { p1[nc] = sh1[0]; p2[nc] = sh2[0]; }
+  if (lid == 0u) { p1[p.n0 * p.channels + nc] = sh1[0]; p2[p.n0 * p.channels + nc] = sh2[0]; }
 }`,
 });
 
@@ -179,7 +268,9 @@ export function launchNormGradPartials(
   groups: number,
   bn: boolean,
 ): void {
-  partialsKernel.dispatch({}, { g, x, mean, rstd, p1, p2 }, nchwParams(batch, channels, hw, groups, bn), batch * channels);
+  imageBlocks(batch, channels * hw, [g, x], (n0, nb, [gw, xw], off) => {
+    partialsKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, p1, p2 }, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
+  });
 }
 
 // ---- dx = rstd[s] * (w[c] g - A[s]/M - xhat * B[s]/M), A = sum over the row of w g, B of w g xhat ----
@@ -199,8 +290,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let c = nc % p.channels;
   let s = stat_index(nc / p.channels, c);
   let r = rstd[s];
-  let xhat = (x[i] - mean[s]) * r;
-  dx[i] = r * (w[c] * g[i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
+  let xhat = (x[p.off + i] - mean[s]) * r;
+  dx[p.off + i] = r * (w[c] * g[p.off + i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
 }`,
 });
 
@@ -220,9 +311,10 @@ export function launchNormGradInput(
   bn: boolean,
   rowCount: number,
 ): void {
-  const n = batch * channels * hw;
-  const p = nchwParams(batch, channels, hw, groups, bn, 1 / rowCount);
-  gradInputKernel.dispatch({}, { g, x, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx }, p, Math.ceil(n / WG));
+  imageBlocks(batch, channels * hw, [g, x, dx], (n0, nb, [gw, xw, dxw], off) => {
+    const p = nchwParams(nb, channels, hw, groups, bn, 1 / rowCount, off, n0);
+    gradInputKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw! }, p, Math.ceil((nb * channels * hw) / WG));
+  });
 }
 
 // ---- BatchNorm running statistics, in place (PyTorch: unbiased variance in the running var) ----

@@ -8,7 +8,8 @@
 //   adaptive: windows [floor(o·in/out), ceil((o+1)·in/out)).
 //   nearest:  integer scale factors, y[oh, ow] = x[oh / sh, ow / sw].
 //   bilinear: align_corners = false: src = max(ratio·(dst + 0.5) − 0.5, 0), PyTorch's formula.
-import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { itemsPerBinding, overBindingLimit, windowRange } from '../large';
 
 const WG = 64;
 
@@ -37,14 +38,16 @@ const PARAMS = {
   OW: 'i32', kh: 'i32', kw: 'i32', sh: 'i32',
   sw: 'i32', ph: 'i32', pw: 'i32', flag: 'i32',
   in_off: 'u32', out_off: 'u32', rh: 'f32', rw: 'f32',
+  arg_off: 'u32',
 } as const;
 
-function params(g: PlaneGeometry, count: number, inOff: number, outOff: number) {
+function params(g: PlaneGeometry, count: number, inOff: number, outOff: number, argOff = 0) {
   return {
     count, H: g.H, W: g.W, OH: g.OH,
     OW: g.OW, kh: g.kH ?? 1, kw: g.kW ?? 1, sh: g.sH ?? 1,
     sw: g.sW ?? 1, ph: g.pH ?? 0, pw: g.pW ?? 0, flag: g.flag ? 1 : 0,
     in_off: inOff, out_off: outOff, rh: g.ratioH ?? 1, rw: g.ratioW ?? 1,
+    arg_off: argOff,
   };
 }
 
@@ -115,7 +118,7 @@ const BODIES = {
     }
   }
   y[p.out_off + i] = best;
-  arg[i] = best_i;`,
+  arg[p.arg_off + i] = best_i;`,
   },
   max_bwd: {
     body: `${decode('p.H', 'p.W')}
@@ -125,7 +128,7 @@ const BODIES = {
   for (var oh = win_lo(row, p.kh, p.sh, p.ph); oh <= win_hi(row, p.sh, p.ph, p.OH); oh++) {
     for (var ow = win_lo(col, p.kw, p.sw, p.pw); ow <= win_hi(col, p.sw, p.pw, p.OW); ow++) {
       let o = gbase + oh * p.OW + ow;
-      if (arg[o] == me) { acc += gy[i32(p.in_off) + o]; }
+      if (arg[i32(p.arg_off) + o] == me) { acc += gy[i32(p.in_off) + o]; }
     }
   }
   gx[p.out_off + i] = acc;`,
@@ -273,15 +276,45 @@ const plainBackward = defineKernel({
  * `inOff`/`outOff` are element offsets of the first read and the written operand (the argmax
  * buffer, when present, is always dense from 0).
  */
-export function launchPool(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number): void {
+export function launchPool(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff = 0): void {
   const forward = name.endsWith('_fwd');
   const count = g.planes * (forward ? g.OH * g.OW : g.H * g.W);
   if (count === 0) return;
-  const p = params(g, count, inOff, outOff);
+  if (overBindingLimit(...buffers)) return launchPoolSplit(name, g, buffers, inOff, outOff, argOff);
+  const p = params(g, count, inOff, outOff, argOff);
   const groups = Math.ceil(count / WG);
   const [a, b, c] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer?];
   if (name === 'max_fwd') maxForward.dispatch({}, { x: a, y: b, arg: c! }, p, groups);
   else if (name === 'max_bwd') maxBackward.dispatch({}, { gy: a, arg: b, gx: c! }, p, groups);
   else if (forward) plainForward.dispatch({ op: name }, { x: a, y: b }, p, groups);
   else plainBackward.dispatch({ op: name }, { gy: a, gx: b }, p, groups);
+}
+
+/** launchPool over operands larger than one storage binding (kernels/large.ts): one launch per
+ *  block of planes, every operand bound as a window over the block's planes. */
+function launchPoolSplit(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff: number): void {
+  const forward = name.endsWith('_fwd');
+  const inPlane = forward ? g.H * g.W : g.OH * g.OW;
+  const outPlane = forward ? g.OH * g.OW : g.H * g.W;
+  const argPlane = g.OH * g.OW;
+  const pb = Math.min(itemsPerBinding(inPlane * 4), itemsPerBinding(outPlane * 4));
+  if (pb < 1) throw new Error(`pool ${name}: one plane ${g.H}x${g.W} -> ${g.OH}x${g.OW} is over the ${rt().bindingLimit}-byte storage binding limit`);
+  // Which buffer is which: max_fwd x, y, arg; max_bwd gy, arg, gx; the others in, out.
+  const roles: ('in' | 'out' | 'arg')[] = name === 'max_fwd' ? ['in', 'out', 'arg'] : name === 'max_bwd' ? ['in', 'arg', 'out'] : ['in', 'out'];
+  for (let p0 = 0; p0 < g.planes; p0 += pb) {
+    const k = Math.min(pb, g.planes - p0);
+    let ins = 0;
+    let outs = 0;
+    let args = 0;
+    const bufs = buffers.map((b, j) => {
+      const role = roles[j]!;
+      const [off, per] = role === 'in' ? [inOff, inPlane] : role === 'out' ? [outOff, outPlane] : [argOff, argPlane];
+      const w = windowRange(b, off + p0 * per, k * per, 4);
+      if (role === 'in') ins = w.offset;
+      else if (role === 'out') outs = w.offset;
+      else args = w.offset;
+      return w.buffer;
+    });
+    launchPool(name, { ...g, planes: k }, bufs, ins, outs, args);
+  }
 }

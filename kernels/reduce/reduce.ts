@@ -18,6 +18,8 @@ import { defineKernel, rt, WGSL_LINEAR_WORKGROUP, WGSL_NAN } from '../define-ker
 
 import { contiguousStrides, numelOf } from '../../runtime/shape';
 import { isSoftwareAdapter } from '../../runtime/adapter';
+import { overBindingLimit } from '../large';
+import { launchReduceSplit, type ReduceCore } from './large';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
 /** A set of dims with element strides. */
@@ -244,6 +246,11 @@ function partialTypeOf(inType: DType): DType {
   return WGSL_COMPUTE[inType] === 'f32' ? 'f32' : inType === 'bool' ? 'u32' : inType;
 }
 
+const REDUCE_CORE: ReduceCore = {
+  launch: (op, src, srcOffset, inType, kept, reduced, dst, outType, scale) => launchReduce(op as ReduceOp, src, srcOffset, inType, kept, reduced, dst, outType, scale),
+  partialTypeOf,
+};
+
 export type ReduceLayout = 'row' | 'column';
 let forced: ReduceLayout | undefined;
 /** Tests: run every reduction (argmax/argmin too) with one kernel shape (undefined: choose per adapter and shape). */
@@ -301,6 +308,8 @@ export function launchReduce(
   const len = numelOf(r.shape);
   if (nOut === 0) return;
   if (len === 0) throw new Error(`${op}: reduction over an empty dimension`);
+  // Over one storage binding: split into blocks (large.ts).
+  if (overBindingLimit(src, dst)) return launchReduceSplit(REDUCE_CORE, op, src, srcOffset, inType, k, r, dst, outType, scale);
   const runtime = rt();
   const partialType = partialTypeOf(inType);
   const nk = k.shape.length;
