@@ -25,6 +25,8 @@ export interface TrainNetOptions {
   /** Folder the validation json's file names are relative to (default imageRoot). */
   valImageRoot?: string;
   resume?: boolean;
+  /** MODEL.WEIGHTS must fit the model exactly (otherwise: skipped tensors reported, training goes on). */
+  strictWeights?: boolean;
   logPeriod?: number;
   /** COCOeval maxDets for the periodic evaluation (default [1, 10, 100]). */
   maxDets?: number[];
@@ -49,7 +51,7 @@ export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainRe
   const valRoot = o.valImageRoot ?? o.imageRoot;
   const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
   const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
-  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log });
+  const result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, strictWeights: o.strictWeights, logPeriod: o.logPeriod, evaluate, log });
   return { result, model, categoryIds: set.categoryIds };
 }
 
