@@ -12,7 +12,8 @@ import { UserError } from '../../runtime/errors';
 import type { CfgNode } from '../../models/config/config';
 import { maskToCrop, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
 import { progress } from '../io/progress';
-import { readPngGray, type GrayImage } from '../io/png';
+import type { GrayImage } from '../io/png';
+import { readImageGray } from '../io/image';
 import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cell-types';
 import type { CocoResult } from '../data/coco/types';
 import type { ImageEntry } from '../data/image-list';
@@ -160,7 +161,7 @@ export async function predictFiles(predict: ImagePredictor, entries: readonly Im
   const bar = progress(label, entries.length);
   try {
     for (const e of entries) {
-      const img = readPngGray(e.file);
+      const img = readImageGray(e.file);
       const preds = await predict(img.data, img.width, img.height);
       results.push(...toCocoResults(e.id, preds));
       onImage?.(e, img, preds);

@@ -14,7 +14,7 @@ import { init } from '../../../runtime/runtime';
 import { UserError } from '../../../runtime/errors';
 import { loadConfig } from '../../../models/config/config';
 import { writeJsonAtomic } from '../../io/atomic';
-import { readPngGray } from '../../io/png';
+import { readImageGray } from '../../io/image';
 import { readTrainCsvAll } from '../../data/train-csv';
 import { buildCocoDataset, subsetCoco } from '../../data/coco/build';
 import { readCocoDataset } from '../../data/coco/read';
@@ -196,7 +196,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
 
   await stage('pictures', () => {
     const e = entries[0]!;
-    const gray = readPngGray(e.file, { width: o.width, height: o.height }).data;
+    const gray = readImageGray(e.file, { width: o.width, height: o.height }).data;
     const overlay = join(o.out, 'test_overlay.png');
     writeOverlayPng(overlay, gray, o.width, o.height, (firstImageCandidates ?? []).map((c) => ({ categoryId: c.categoryId, mask: c.mask, score: c.score })), { scoreThresh: 0.3 });
     const curves = join(o.out, 'finetune_curves.png');
