@@ -20,6 +20,7 @@ import * as synth from './commands/synth';
 import * as train from './commands/train';
 import * as validateSubmission from './commands/validate-submission';
 import * as plot from './commands/plot';
+import * as plotMetrics from './commands/plot-metrics';
 import * as overlay from './commands/overlay';
 import * as exportModel from './commands/export-model';
 
@@ -30,7 +31,7 @@ program
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: true });
 
-for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, train, evaluate, predict, score, fuseBoxes, submit, validateSubmission, plot, overlay, exportModel]) {
+for (const mod of [convertWeights, modelSummary, doctor, run, synth, analyze, coco, split, train, evaluate, predict, score, fuseBoxes, submit, validateSubmission, plot, plotMetrics, overlay, exportModel]) {
   mod.register(program);
 }
 
