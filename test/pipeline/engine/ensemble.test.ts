@@ -8,6 +8,8 @@ import { predictEnsembleGray } from '../../../pipeline/engine/ensemble';
 import { predictGray, type PredictorOptions } from '../../../pipeline/engine/predictor';
 import { weightedSegmentsFusion } from '../../../pipeline/fusion/wsf';
 import { WSF_SKIP_THRESHOLDS } from '../../../pipeline/data/cell-types';
+import type { HostTensor } from '../../../engine/checkpoint/host-tensor';
+import type { TrainableModel } from '../../../pipeline/engine/model';
 import { StandInModel } from './standin';
 
 const W = 40;
@@ -83,4 +85,36 @@ describe('model ensemble (WSF)', () => {
     // vote over 2 members keeps pixels of either mask: the L with its full foot
     expect(Buffer.from(cropToMask(ens[0]!.mask)).equals(Buffer.from(L))).toBe(true);
   });
+});
+
+describe('model ensemble of the demo model and a perturbed copy', () => {
+  it('is exactly the WSF of the two models\' predictions', async () => {
+    const { loadConfig } = await import('../../../models/config/config');
+    const { loadModelForInference } = await import('../../../pipeline/engine/predictor');
+    const { modelStateToHost } = await import('../../../pipeline/engine/checkpoint');
+    const { synthImages } = await import('../../../pipeline/data/synth/dataset');
+    const cfg = loadConfig('configs/synth_centermask_lite_V_19_slim_scratch.yaml', ['INPUT.MIN_SIZE_TEST', '96', 'INPUT.MAX_SIZE_TEST', '128']);
+    const demo = 'models/zoo/centermask_lite_V_19_slim_synth.safetensors';
+    const a = (await loadModelForInference(cfg, demo)) as TrainableModel;
+    const b = (await loadModelForInference(cfg, demo)) as TrainableModel;
+    const state = await modelStateToHost(b);
+    for (const k of ['proposal_generator.fcos_head.cls_logits.bias', 'roi_heads.mask_head.predictor.bias']) {
+      const t = state.get(k)!;
+      state.set(k, { ...t, data: Float32Array.from(t.data as Float32Array, (v) => v + 0.4) } as HostTensor);
+    }
+    b.loadStateDict(state, { strict: true });
+    const first = synthImages({ seed: 3, trainImages: 2, testImages: 0, width: 128, height: 96 }, 'train').next().value!;
+    const [gray, width, height] = [first.pixels, 128, 96];
+    const opts: PredictorOptions = { minSize: 96, maxSize: 128, categoryIds: [1, 2, 3], wsf: { skipThresholds: 0.05 } };
+    const pa = await predictGray(a, gray, width, height, opts);
+    const pb = await predictGray(b, gray, width, height, opts);
+    expect(pa.length).toBeGreaterThan(0);
+    expect(pb.map((p) => p.score)).not.toEqual(pa.map((p) => p.score));
+    const ens = await predictEnsembleGray([{ model: a, opts, weight: 2 }, { model: b, opts, weight: 1 }], gray, width, height);
+    const sets = [pa, pb].map((ps) => ({ boxes: ps.map((p) => p.box), scores: ps.map((p) => p.score), labels: ps.map((p) => p.categoryId), masks: ps.map((p) => p.mask) }));
+    const direct = weightedSegmentsFusion(sets, { imageWidth: width, imageHeight: height, iouThr: 0.55, skipBoxThr: 0.05, voteFraction: 0.5, weights: [2, 1] });
+    expect(ens).toEqual(direct.filter((f) => f.mask.width > 0).map((f) => ({ box: f.box, score: f.score, maskScore: f.score, categoryId: f.label, mask: f.mask })));
+    a.dispose();
+    b.dispose();
+  }, 300_000);
 });
