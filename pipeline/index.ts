@@ -13,6 +13,7 @@ export { findContours } from '../structures/contours';
 
 export * from './io/atomic';
 export * from './io/png';
+export { readImageGray, decodeTiffGray, imageFormatOf, isImageFileName, imageStem, IMAGE_EXTENSIONS } from './io/image';
 export { splitCsvLine, csvField } from './io/csv';
 export { readJsonFile } from './io/json';
 
@@ -36,6 +37,7 @@ export { shapeFigureSvg } from './shape/figure';
 
 export * from './post/submission';
 export * from './post/postprocess';
+export { fillHoles, contourCount } from './post/mask-topology';
 export * from './post/validate-submission';
 export { writeSubmissionFromResults, type SubmissionImage, type SubmissionSummary } from './post/submission-from-results';
 

@@ -51,3 +51,23 @@ export function parseFeatureList(name: string, v: string | undefined, dflt: (key
   }
   return list as (keyof ShapeFeatures)[];
 }
+
+/** Commander's collector for a repeatable option (`--weights A --weights B`). */
+export function collectOption(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `--model-weights 2,1`: one positive weight per model. */
+export function parseModelWeights(v: string, models: number): number[] {
+  const w = parseNumberList('--model-weights', v);
+  if (w.length !== models) throw new UserError(`--model-weights has ${w.length} values for ${models} models (--weights)`);
+  if (w.some((x) => !(x > 0))) throw new UserError(`--model-weights must be positive numbers, got "${v}"`);
+  return w;
+}
+
+/** The config of each of `models` models: one --config-file per model (by position), or one for all. */
+export function pairConfigs(configs: readonly string[], models: number): string[] {
+  if (configs.length === 1) return Array.from({ length: models }, () => configs[0]!);
+  if (configs.length !== models) throw new UserError(`${configs.length} --config-file for ${models} --weights: give one config for all models or one per model`);
+  return [...configs];
+}

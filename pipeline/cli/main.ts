@@ -39,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<{ register(program: Command): void 
   'train': () => import('./commands/train'),
   'validate-submission': () => import('./commands/validate-submission'),
   'plot': () => import('./commands/plot'),
+  'plot-metrics': () => import('./commands/plot-metrics'),
   'overlay': () => import('./commands/overlay'),
   'export-model': () => import('./commands/export-model'),
 };

@@ -16,7 +16,7 @@ import { maskToPolygons } from '../../structures/mask-to-polygons';
 import { readCocoDataset } from './coco/read';
 import type { CocoDataset } from './coco/types';
 import { resolveImage } from './image-list';
-import { readPngGray } from '../io/png';
+import { readImageGray } from '../io/image';
 import type { GtInstances, ImageInput } from '../../models/centermask';
 import {
   bitmaskBox,
@@ -281,7 +281,7 @@ export class TrainLoader {
   constructor(
     readonly records: readonly TrainRecord[],
     readonly opts: LoaderOptions,
-    private readonly readGray: (file: string, width: number, height: number) => Uint8Array = (f, w, h) => readPngGray(f, { width: w, height: h }).data,
+    private readonly readGray: (file: string, width: number, height: number) => Uint8Array = (f, w, h) => readImageGray(f, { width: w, height: h }).data,
   ) {
     if (records.length === 0) throw new InputError('training set', undefined, 'has no image with annotations to train on');
     if (!(opts.batchSize >= 1)) throw new Error(`TrainLoader: batch size ${opts.batchSize} must be >= 1`);

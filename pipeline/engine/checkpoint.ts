@@ -123,9 +123,18 @@ export async function resumeFromCheckpoint(weightsFile: string, model: Module, o
 export interface FineTuneReport {
   file: string;
   loaded: number;
+  /** Model tensors given their checkpoint value. */
+  loadedKeys: string[];
+  /** Model tensors (parameters and buffers) the checkpoint does not have: left at initialisation. */
   missing: string[];
+  /** Checkpoint tensors the model does not have (pixel_mean/std are not counted: ignored). */
   unexpected: string[];
+  /** Names of the tensors skipped for their shape (also left at initialisation). */
   skippedShape: string[];
+  /** The same with both shapes. */
+  shapeMismatches: { key: string; checkpoint: number[]; model: number[] }[];
+  /** Every model tensor left at initialisation: missing + skipped for shape, in the model's order. */
+  leftAtInit: string[];
 }
 
 /**
@@ -149,6 +158,68 @@ export async function loadPretrainedWeights(file: string, model: Module, warn: (
   }
   if (r.missingKeys.length) warn(`Some model parameters or buffers are not found in the checkpoint: ${r.missingKeys.slice(0, 10).join(', ')}${r.missingKeys.length > 10 ? `, ... (${r.missingKeys.length})` : ''}`);
   if (r.unexpectedKeys.length) warn(`The checkpoint contains keys that are not used by the model: ${r.unexpectedKeys.slice(0, 10).join(', ')}${r.unexpectedKeys.length > 10 ? `, ... (${r.unexpectedKeys.length})` : ''}`);
-  const loaded = tensors.size - r.unexpectedKeys.length - r.shapeMismatches.length;
-  return { file, loaded, missing: r.missingKeys, unexpected: r.unexpectedKeys, skippedShape: r.shapeMismatches.map((m) => m.key) };
+  const skipped = new Set(r.shapeMismatches.map((m) => m.key));
+  const missing = new Set(r.missingKeys);
+  const own = [...model.stateDict().keys()];
+  const loadedKeys = own.filter((k) => !skipped.has(k) && !missing.has(k));
+  return {
+    file,
+    loaded: loadedKeys.length,
+    loadedKeys,
+    missing: r.missingKeys,
+    unexpected: r.unexpectedKeys,
+    skippedShape: r.shapeMismatches.map((m) => m.key),
+    shapeMismatches: r.shapeMismatches.map((m) => ({ key: m.key, checkpoint: m.got, model: m.expected })),
+    leftAtInit: own.filter((k) => skipped.has(k) || missing.has(k)),
+  };
+}
+
+export const WEIGHTS_REPORT = 'weights_report.json';
+
+/** One line: how many tensors were loaded, skipped and left at initialisation. */
+export function weightsReportSummary(r: FineTuneReport): string {
+  return (
+    `MODEL.WEIGHTS ${r.file}: loaded ${r.loaded} tensors; skipped ${r.shapeMismatches.length} for shape and ${r.unexpected.length} not in the model; ` +
+    `${r.leftAtInit.length} model tensors left at initialisation`
+  );
+}
+
+/** What a strict load refuses: shape mismatches, checkpoint tensors the model lacks, model tensors
+ *  the checkpoint lacks; each as one short phrase. */
+export function weightsReportProblems(r: FineTuneReport): string[] {
+  return [
+    ...r.shapeMismatches.map((m) => `${m.key}: shape [${m.checkpoint}] in the checkpoint, [${m.model}] in the model`),
+    ...r.unexpected.map((k) => `${k}: not in the model`),
+    ...r.missing.map((k) => `${k}: not in the checkpoint`),
+  ];
+}
+
+/**
+ * MODEL.WEIGHTS for training: loadPretrainedWeights, then OUTPUT_DIR/weights_report.json (loaded,
+ * skipped with both shapes, not in the model, left at initialisation) and its summary line. With
+ * `strict`, any problem is a UserError listing the first few (the report is written first).
+ */
+export async function loadWeightsForTraining(file: string, model: Module, outputDir: string, o: { strict?: boolean; log?: (line: string) => void } = {}): Promise<FineTuneReport> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const r = await loadPretrainedWeights(file, model, (m) => log(`warning: ${m}`));
+  const reportFile = join(outputDir, WEIGHTS_REPORT);
+  await fs.mkdir(outputDir, { recursive: true });
+  await writeFileAtomic(
+    reportFile,
+    new TextEncoder().encode(
+      JSON.stringify(
+        { file: r.file, summary: weightsReportSummary(r), loaded: r.loadedKeys, skipped_shape: r.shapeMismatches, not_in_model: r.unexpected, left_at_init: r.leftAtInit, missing_in_checkpoint: r.missing },
+        null,
+        1,
+      ) + '\n',
+    ),
+  );
+  log(`${weightsReportSummary(r)} (${reportFile})`);
+  if (o.strict) {
+    const problems = weightsReportProblems(r);
+    if (problems.length) {
+      throw new UserError(`--strict: MODEL.WEIGHTS ${r.file} does not fit the model (${problems.length} problems; see ${reportFile}): ${problems.slice(0, 4).join('; ')}${problems.length > 4 ? '; ...' : ''}`);
+    }
+  }
+  return r;
 }

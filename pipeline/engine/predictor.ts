@@ -12,7 +12,8 @@ import { UserError } from '../../runtime/errors';
 import type { CfgNode } from '../../models/config/config';
 import { maskToCrop, tightenCrop, type MaskCrop } from '../../structures/mask-crop';
 import { progress } from '../io/progress';
-import { readPngGray } from '../io/png';
+import type { GrayImage } from '../io/png';
+import { readImageGray } from '../io/image';
 import { cellTypeOfCategory, WSF_SKIP_THRESHOLDS, type CellType } from '../data/cell-types';
 import type { CocoResult } from '../data/coco/types';
 import type { ImageEntry } from '../data/image-list';
@@ -95,8 +96,9 @@ function modeCategory(preds: readonly PredictedInstance[]): number | undefined {
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0];
 }
 
-/** Predict one 8-bit gray image (row-major width x height). */
-export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, width: number, height: number, o: PredictorOptions): Promise<PredictedInstance[]> {
+/** The predictions of every pass of one model on one 8-bit gray image (row-major width x height),
+ *  each mapped back to the original orientation: one pass, or the four flips with `o.tta`. */
+export async function predictPasses(model: InstanceSegmenter, gray: Uint8Array, width: number, height: number, o: PredictorOptions): Promise<PredictedInstance[][]> {
   const passes: TtaTransform[] = o.tta ? [...TTA_TRANSFORMS] : ['orig'];
   const perPass: PredictedInstance[][] = [];
   for (const t of passes) {
@@ -106,11 +108,16 @@ export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, wi
     const [inst] = await model.inference([input], { fullMasks: false });
     perPass.push(toPredicted(inst!, width, height, o.categoryIds, t));
   }
-  if (!o.tta) return perPass[0]!;
+  return perPass;
+}
 
+/** Weighted Segments Fusion of prediction passes (TTA flips, models of an ensemble): the skip
+ *  threshold of the image's most frequent category, WBF weights `weights` (one per pass), and a
+ *  fused instance's detection score as both its score and its mask score. */
+export function fusePasses(perPass: readonly (readonly PredictedInstance[])[], width: number, height: number, wsf: PredictorOptions['wsf'] = {}, weights?: readonly number[]): PredictedInstance[] {
   const all = perPass.flat();
   const imageCategory = modeCategory(all);
-  const skip = o.wsf?.skipThresholds ?? WSF_SKIP_THRESHOLDS;
+  const skip = wsf.skipThresholds ?? WSF_SKIP_THRESHOLDS;
   let skipBoxThr = 0;
   if (typeof skip === 'number') skipBoxThr = skip;
   else if (imageCategory !== undefined) {
@@ -123,10 +130,16 @@ export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, wi
     labels: ps.map((p) => p.categoryId),
     masks: ps.map((p) => p.mask),
   }));
-  const fused = weightedSegmentsFusion(sets, { imageWidth: width, imageHeight: height, iouThr: o.wsf?.iouThr ?? 0.55, skipBoxThr, voteFraction: o.wsf?.voteFraction ?? 0.5 });
+  const fused = weightedSegmentsFusion(sets, { imageWidth: width, imageHeight: height, iouThr: wsf.iouThr ?? 0.55, skipBoxThr, voteFraction: wsf.voteFraction ?? 0.5, weights: weights ? [...weights] : undefined });
   return fused
     .filter((f) => f.mask.width > 0)
     .map((f) => ({ box: f.box, score: f.score, maskScore: f.score, categoryId: f.label, mask: f.mask }));
+}
+
+/** Predict one 8-bit gray image (row-major width x height). */
+export async function predictGray(model: InstanceSegmenter, gray: Uint8Array, width: number, height: number, o: PredictorOptions): Promise<PredictedInstance[]> {
+  const perPass = await predictPasses(model, gray, width, height, o);
+  return o.tta ? fusePasses(perPass, width, height, o.wsf) : perPass[0]!;
 }
 
 /** predictGray of one model and options, as evaluation calls a model. */
@@ -134,14 +147,24 @@ export function imagePredictor(model: InstanceSegmenter, opts: PredictorOptions)
   return (gray, width, height) => predictGray(model, gray, width, height, opts);
 }
 
-/** The COCO results of a list of PNG files (a progress bar on a terminal). */
-export async function predictImages(model: InstanceSegmenter, entries: readonly ImageEntry[], opts: PredictorOptions): Promise<CocoResult[]> {
+/** Called after each image with its gray pixels and predictions (e.g. to draw an overlay). */
+export type OnImagePredicted = (e: ImageEntry, img: GrayImage, predictions: readonly PredictedInstance[]) => void;
+
+/** The COCO results of a list of image files (a progress bar on a terminal). */
+export async function predictImages(model: InstanceSegmenter, entries: readonly ImageEntry[], opts: PredictorOptions, onImage?: OnImagePredicted): Promise<CocoResult[]> {
+  return predictFiles(imagePredictor(model, opts), entries, opts.tta ? 'predict (TTA x4)' : 'predict', onImage);
+}
+
+/** The COCO results of any image predictor on a list of image files (PNG or TIFF). */
+export async function predictFiles(predict: ImagePredictor, entries: readonly ImageEntry[], label: string, onImage?: OnImagePredicted): Promise<CocoResult[]> {
   const results: CocoResult[] = [];
-  const bar = progress(opts.tta ? 'predict (TTA x4)' : 'predict', entries.length);
+  const bar = progress(label, entries.length);
   try {
     for (const e of entries) {
-      const img = readPngGray(e.file);
-      results.push(...toCocoResults(e.id, await predictGray(model, img.data, img.width, img.height, opts)));
+      const img = readImageGray(e.file);
+      const preds = await predict(img.data, img.width, img.height);
+      results.push(...toCocoResults(e.id, preds));
+      onImage?.(e, img, preds);
       bar.tick();
     }
   } finally {

@@ -12,6 +12,7 @@ import type { CfgNode } from '../../models/config/config';
 import { writeFileAtomic } from '../io/atomic';
 import { readCocoDataset } from '../data/coco/read';
 import { loadTrainingSet } from '../data/train-loader';
+import { METRICS_PLOT, writeMetricsPlot } from '../viz/plot';
 import { inferenceOnDataset } from '../evaluation/evaluator';
 import { buildTrainableModel, type TrainableModel } from './model';
 import { imagePredictor, predictorOptionsFromConfig } from './predictor';
@@ -25,6 +26,8 @@ export interface TrainNetOptions {
   /** Folder the validation json's file names are relative to (default imageRoot). */
   valImageRoot?: string;
   resume?: boolean;
+  /** MODEL.WEIGHTS must fit the model exactly (otherwise: skipped tensors reported, training goes on). */
+  strictWeights?: boolean;
   logPeriod?: number;
   /** Data parallelism: devices to train on (`--num-gpus`; default 1). */
   numDevices?: number;
@@ -58,11 +61,12 @@ export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainRe
     const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
     const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
     const replicas = devices ? { devices, buildReplica: () => buildTrainableModel(o.cfg) } : {};
-    result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, logPeriod: o.logPeriod, evaluate, log, ...replicas });
+    result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, strictWeights: o.strictWeights, logPeriod: o.logPeriod, evaluate, log, ...replicas });
   } catch (err) {
     if (freshDir) removeIfOnlySetup(o.cfg.OUTPUT_DIR);
     throw err;
   }
+  writeCurves(o.cfg.OUTPUT_DIR, log);
   return { result, model, categoryIds: set.categoryIds };
 }
 
@@ -91,4 +95,17 @@ export async function trainingEnv(): Promise<Record<string, unknown>> {
     node: process.version,
     platform: `${process.platform} ${process.arch}`,
   };
+}
+
+/** OUTPUT_DIR/metrics.png from OUTPUT_DIR/metrics.json at the end of training (as `cellseg
+ *  plot-metrics OUTPUT_DIR`); a failure to draw is a warning, not a failed training. */
+function writeCurves(outputDir: string, log: (line: string) => void): void {
+  const metrics = join(outputDir, 'metrics.json');
+  if (!existsSync(metrics)) return;
+  try {
+    writeMetricsPlot(metrics, join(outputDir, METRICS_PLOT));
+    log(`training curves: ${join(outputDir, METRICS_PLOT)}`);
+  } catch (err) {
+    log(`warning: could not draw ${join(outputDir, METRICS_PLOT)}: ${(err as Error).message}`);
+  }
 }

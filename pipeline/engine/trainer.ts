@@ -25,7 +25,7 @@ import type { LRScheduler } from '../../engine/optim/lr-scheduler';
 import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from '../data/train-loader';
 import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
-import { checkpointName, lastCheckpoint, loadPretrainedWeights, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
+import { checkpointName, lastCheckpoint, loadWeightsForTraining, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
 import { formatDuration, median, MetricsWriter } from './metrics';
 import { lossesAndBackward, microBatches } from './trainer-step';
 import { DataParallel } from './data-parallel';
@@ -54,6 +54,8 @@ export interface TrainerOptions {
   /** Default cfg.OUTPUT_DIR. */
   outputDir?: string;
   resume?: boolean;
+  /** MODEL.WEIGHTS must fit the model exactly (cellseg train --strict); default: skip and report. */
+  strictWeights?: boolean;
   /** Iterations between metrics read-backs and metrics.json lines (Detectron2: 20). */
   logPeriod?: number;
   /** Evaluation hook: metric name -> value (e.g. "segm/AP"); called with the model in eval mode. */
@@ -123,8 +125,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   } else {
     if (o.resume) log(`--resume: no ${join(outputDir, 'last_checkpoint')} yet, starting from scratch`);
     if (cfg.MODEL.WEIGHTS) {
-      const r = await loadPretrainedWeights(cfg.MODEL.WEIGHTS, model, (m) => log(`warning: ${m}`));
-      log(`loaded ${r.loaded} tensors from ${r.file} (MODEL.WEIGHTS; ${r.skippedShape.length} skipped for shape, ${r.missing.length} left at init)`);
+      await loadWeightsForTraining(cfg.MODEL.WEIGHTS, model, outputDir, { strict: o.strictWeights, log });
     }
   }
   const scheduler: LRScheduler = buildLrScheduler(cfg, optimizer, startIter);

@@ -15,7 +15,7 @@ import { cropToRuns } from '../../structures/mask-crop';
 import { cocoEvaluate, SUMMARY_KEYS } from './coco-eval';
 import { competitionScore, type MetricImage } from './competition-metric';
 import { DEFAULT_POSTPROCESS, postprocessImage, type PostprocessOptions } from '../post/postprocess';
-import { readPngGray } from '../io/png';
+import { readImageGray } from '../io/image';
 import { resolveImage } from '../data/image-list';
 import { toCocoResults, type PredictedInstance } from './coco-results';
 
@@ -39,7 +39,7 @@ export interface EvaluateOptions {
 }
 
 export async function inferenceOnDataset(predict: ImagePredictor, gt: CocoDataset, o: EvaluateOptions): Promise<EvaluationOutput> {
-  const read = o.readGray ?? ((f: string, w: number, h: number) => readPngGray(f, { width: w, height: h }).data);
+  const read = o.readGray ?? ((f: string, w: number, h: number) => readImageGray(f, { width: w, height: h }).data);
   const results: CocoResult[] = [];
   const boxResults: CocoResult[] = [];
   const metricImages: MetricImage[] = [];

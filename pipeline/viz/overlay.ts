@@ -12,8 +12,8 @@ import type { CocoResult } from '../data/coco/types';
 import { cellTypeOfCategory } from '../data/cell-types';
 import { cocoRleFromJson, cocoRleToCrop, type CocoRle, type CocoRleJson } from '../../structures/coco-rle';
 import { maskToCrop, type MaskCrop } from '../../structures/mask-crop';
+import { imageStem, isImageFileName, readImageGray } from '../io/image';
 import { readJsonFile } from '../io/json';
-import { readPngGray } from '../io/png';
 import { textHeight, textWidth } from './font';
 import { writePngRgba } from './png';
 import { Canvas, type Rgb } from './raster';
@@ -142,7 +142,7 @@ export function writeOverlayPng(file: string, gray: Uint8Array, width: number, h
  * The image id of `image` in a COCO results list, and how it was found: `imageId` when given; else
  * the image of `coco` (a COCO json, e.g. test_images.json or a fold's annotations) whose file_name
  * has the same base name; else the only id the results hold; else its position among the sorted
- * PNGs of its folder (as `cellseg predict --images DIR` numbers them, from 1).
+ * images (PNG, TIFF) of its folder (as `cellseg predict --images DIR` numbers them, from 1).
  */
 export function resolveImageId(image: string, results: readonly CocoResult[], o: { imageId?: number; coco?: string } = {}): { id: number; how: string } {
   if (o.imageId !== undefined) return { id: o.imageId, how: '--image-id' };
@@ -158,10 +158,11 @@ export function resolveImageId(image: string, results: readonly CocoResult[], o:
   const ids = new Set(results.map((r) => r.image_id));
   if (ids.size <= 1) return { id: ids.size === 1 ? [...ids][0]! : 1, how: 'the only image in the results' };
   const dir = dirname(image);
-  const pngs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.png')).sort() : [];
-  const idx = pngs.indexOf(name);
+  // sorted by id (the name without extension), as listImageFiles sorts them
+  const pngs = existsSync(dir) ? readdirSync(dir).filter(isImageFileName).map(imageStem).sort() : [];
+  const idx = pngs.indexOf(imageStem(name));
   if (idx < 0) throw new UserError(`${image}: the results hold ${ids.size} images; give --image-id or --coco`);
-  return { id: idx + 1, how: `position among the sorted PNGs of ${dir}, as predict --images DIR numbers them` };
+  return { id: idx + 1, how: `position among the sorted images of ${dir}, as predict --images DIR numbers them` };
 }
 
 export interface OverlayFileSummary {
@@ -174,7 +175,7 @@ export interface OverlayFileSummary {
 
 /** `cellseg overlay`: reads a PNG and a COCO results JSON, draws the image's instances. */
 export function writeOverlayFromFiles(o: { image: string; pred: string; out: string; imageId?: number; coco?: string } & OverlayOptions): OverlayFileSummary {
-  const img = readPngGray(o.image);
+  const img = readImageGray(o.image);
   const raw = readJsonFile(o.pred);
   if (!Array.isArray(raw)) throw new InputError(o.pred, undefined, 'must be a COCO results list [{image_id, category_id, score, segmentation}]');
   const results = raw as CocoResult[];

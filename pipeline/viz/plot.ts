@@ -362,6 +362,9 @@ export function plotMetrics(metricsJsonText: string, opts: PlotOptions = {}): Rg
   return { width: cv.width, height: cv.height, rgba: cv.rgba };
 }
 
+/** The curves picture `cellseg train` and `cellseg plot-metrics` write beside metrics.json. */
+export const METRICS_PLOT = 'metrics.png';
+
 /** Reads metrics.json, renders it and writes the PNG atomically. */
 export function writeMetricsPlot(metricsFile: string, outPng: string, opts: PlotOptions = {}): RgbaImage {
   checkInputFile(metricsFile, MAX_JSON_BYTES, 'metrics file');

@@ -4,7 +4,9 @@
 //   and bbox AP, competition metric) -> fine-tune it for a short CPU schedule with the same recipe
 //   (256 px crops at native scale) -> evaluate again -> predict the test images with 4-flip TTA +
 //   WSF -> post-process -> submission.csv -> validate-submission -> an overlay picture of the test
-//   predictions and the fine-tuning loss plot.
+//   predictions and the fine-tuning loss plot. With --ensemble W (repeatable), the test images are
+//   predicted by the fine-tuned model and those trained models together (TTA passes of all models
+//   fused by WSF, weighted by --model-weights).
 // Every stage prints its timing; the last line is a one-line summary.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { init } from '../../../runtime/runtime';
 import { UserError } from '../../../runtime/errors';
 import { loadConfig } from '../../../models/config/config';
 import { writeJsonAtomic } from '../../io/atomic';
-import { readPngGray } from '../../io/png';
+import { readImageGray } from '../../io/image';
 import { readTrainCsvAll } from '../../data/train-csv';
 import { buildCocoDataset, subsetCoco } from '../../data/coco/build';
 import { readCocoDataset } from '../../data/coco/read';
@@ -30,10 +32,11 @@ import { validateSubmission } from '../../post/validate-submission';
 import { inferenceOnDataset } from '../../evaluation/evaluator';
 import { loadPretrainedWeights } from '../../engine/checkpoint';
 import { buildTrainableModel, type InstanceSegmenter } from '../../engine/model';
-import { imagePredictor, predictImages, predictorOptionsFromConfig } from '../../engine/predictor';
+import { imagePredictor, loadModelForInference, predictImages, predictorOptionsFromConfig } from '../../engine/predictor';
+import { predictEnsemble, type EnsembleMember } from '../../engine/ensemble';
 import { runTraining } from '../../engine/train-net';
 import { DEMO_MODEL_CARD, readModelCard } from '../../zoo/card';
-import { parseIntOption } from '../args';
+import { collectOption, parseIntOption, parseModelWeights } from '../args';
 import { checkOutputDir } from '../../io/output-path';
 
 /** COCO maxDets for images with hundreds of cells (pycocotools: AP at 100, AP50/AP75 at 1000). */
@@ -48,6 +51,10 @@ interface RunOptions {
   height: number;
   card: string;
   weights?: string;
+  ensemble: string[];
+  modelWeights?: string;
+  fillHoles?: boolean;
+  singleContour: boolean;
 }
 
 /**
@@ -80,6 +87,10 @@ export function register(program: Command): void {
     .option('--test-images <n>', 'synthetic test images', parseIntOption('--test-images', 1), 2)
     .option('--width <px>', 'synthetic image width', parseIntOption('--width', 64), 704)
     .option('--height <px>', 'synthetic image height', parseIntOption('--height', 64), 520)
+    .option('--ensemble <weights>', "also predict the test images with these trained weights (the card's config; repeatable): an ensemble with the fine-tuned model, fused by WSF", collectOption, [])
+    .option('--model-weights <w,...>', 'with --ensemble: WSF weight of the fine-tuned model, then of each --ensemble model (default all 1)')
+    .option('--fill-holes', 'post-processing: fill the holes of each mask')
+    .option('--no-single-contour', 'post-processing: keep masks that are not exactly one contour after overlap removal')
     .action(async (o: RunOptions) => {
       checkOutputDir(o.out, '--out');
       await runPipeline(o);
@@ -135,6 +146,8 @@ async function runPipeline(o: RunOptions): Promise<void> {
   const card = readModelCard(o.card);
   const weights = o.weights ?? card.weights;
   if (!existsSync(weights)) throw new UserError(`${weights}: no such weights file (named by ${o.weights ? '--weights' : o.card})`);
+  for (const w of o.ensemble) if (!existsSync(w)) throw new UserError(`--ensemble ${w}: no such weights file`);
+  const modelWeights = o.modelWeights === undefined ? undefined : parseModelWeights(o.modelWeights, 1 + o.ensemble.length);
   const valJson = join(folds, 'val_fold_0.json');
   const val = readCocoDataset(valJson);
 
@@ -174,8 +187,14 @@ async function runPipeline(o: RunOptions): Promise<void> {
 
   const testDir = join(data, 'test');
   const { entries } = listImages(testDir);
-  const results = await stage('predict test (TTA x4 + WSF)', async () => {
-    const r = await predictImages(model, entries, { ...predictorOptionsFromConfig(cfg, categoryIds, true) });
+  const results = await stage(o.ensemble.length ? `predict test (ensemble of ${1 + o.ensemble.length} models, TTA x4 + WSF)` : 'predict test (TTA x4 + WSF)', async () => {
+    const opts = predictorOptionsFromConfig(cfg, categoryIds, true);
+    let r;
+    if (o.ensemble.length) {
+      const members: EnsembleMember[] = [{ model, opts, weight: modelWeights?.[0] }];
+      for (const [i, w] of o.ensemble.entries()) members.push({ model: await loadModelForInference(cfg, w), opts, weight: modelWeights?.[i + 1] });
+      r = await predictEnsemble(members, entries);
+    } else r = await predictImages(model, entries, opts);
     writeJsonAtomic(join(o.out, 'test_results.json'), r, 0);
     console.log(`   ${r.length} fused instances on ${entries.length} test images`);
     return r;
@@ -185,7 +204,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
   let firstImageCandidates: Candidate[] | undefined;
   await stage('post-process + submission', async () => {
     const images = entries.map((e) => ({ id: e.id, sartoriusId: e.name, width: o.width, height: o.height }));
-    const r = await writeSubmissionFromResults(submission, results, images, { ...DEFAULT_POSTPROCESS, shapeData: report.shape_data }, 'test predictions');
+    const r = await writeSubmissionFromResults(submission, results, images, { ...DEFAULT_POSTPROCESS, shapeData: report.shape_data, fillHoles: !!o.fillHoles, singleContour: o.singleContour }, 'test predictions');
     firstImageCandidates = r.candidates.get(entries[0]!.id);
     console.log(`   ${submission}: ${r.images} images, ${r.kept} instances kept of ${r.predicted}`);
   });
@@ -198,7 +217,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
 
   await stage('pictures', () => {
     const e = entries[0]!;
-    const gray = readPngGray(e.file, { width: o.width, height: o.height }).data;
+    const gray = readImageGray(e.file, { width: o.width, height: o.height }).data;
     const overlay = join(o.out, 'test_overlay.png');
     writeOverlayPng(overlay, gray, o.width, o.height, (firstImageCandidates ?? []).map((c) => ({ categoryId: c.categoryId, mask: c.mask, score: c.score })), { scoreThresh: 0.3 });
     const curves = join(o.out, 'finetune_curves.png');

@@ -11,7 +11,7 @@ import { checkOutputs } from '../../io/output-path';
 export function register(program: Command): void {
   program
     .command('submit')
-    .description('post-process COCO-results predictions (thresholds, shape filter, overlap removal, min pixels) into submission.csv')
+    .description('post-process COCO-results predictions (thresholds, optional hole filling, shape filter, overlap removal, min pixels, single-contour check) into submission.csv')
     .requiredOption('--pred <file>', 'COCO results JSON with RLE segmentations')
     .requiredOption('--images <file>', 'test images list (test_images.json from `cellseg coco`)')
     .option('--out <file>', 'submission CSV', 'output/submission.csv')
@@ -20,7 +20,9 @@ export function register(program: Command): void {
     .option('--shape <file>', 'shape statistics JSON from `cellseg analyze` (enables the shape filter)')
     .option('--shape-min <features>', 'features bounded below by their 1 % percentile', 'major_axis_length')
     .option('--shape-max <features>', 'features bounded above by their 99 % percentile', '')
-    .action(async (o: { pred: string; images: string; out: string; thresholds: string; minPixels: string; shape?: string; shapeMin: string; shapeMax: string }) => {
+    .option('--fill-holes', 'fill the holes of each mask before the shape filter (as the single-model notebook path)')
+    .option('--no-single-contour', 'keep masks that are not exactly one contour after overlap removal (default: dropped as "chopped")')
+    .action(async (o: { pred: string; images: string; out: string; thresholds: string; minPixels: string; shape?: string; shapeMin: string; shapeMax: string; fillHoles?: boolean; singleContour: boolean }) => {
       checkOutputs({ '--out': o.out });
       const list = readImagesList(o.images);
       const results = readCocoResults(o.pred, list, 'segm');
@@ -31,6 +33,8 @@ export function register(program: Command): void {
         shapeData: o.shape ? readShapeData(o.shape) : undefined,
         shapeMin: parseFeatureList('--shape-min', o.shapeMin, ['major_axis_length']),
         shapeMax: parseFeatureList('--shape-max', o.shapeMax, []),
+        fillHoles: !!o.fillHoles,
+        singleContour: o.singleContour,
       };
       const bar = progress('submit', list.images.length);
       const images = list.images.map((im) => ({ id: im.id, sartoriusId: sartoriusId(im), width: im.width, height: im.height }));

@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .description('train CenterMask (Detectron2 DefaultTrainer semantics: SGD, warmup schedule, checkpoints, metrics.json, --resume)')
     .requiredOption('--config-file <file>', 'YAML config (with _BASE_ inheritance)')
     .option('--resume', 'continue from OUTPUT_DIR/last_checkpoint (weights, optimizer, schedule, iteration)')
+    .option('--strict', 'MODEL.WEIGHTS must fit the model exactly: fail on any tensor of another shape, missing or unused (default: skip those, report them in OUTPUT_DIR/weights_report.json)')
     .option('--num-gpus <n>', 'data parallelism: N WebGPU devices in this process, IMS_PER_BATCH / N images each (several devices on one adapter when WebGPU offers only one)', parseIntOption('--num-gpus', 1), 1)
     .option('--train-json <file>', 'COCO json behind DATASETS.TRAIN', 'output/folds/train_fold_0.json')
     .option('--val-json <file>', 'COCO json behind DATASETS.TEST (evaluated every TEST.EVAL_PERIOD and at the end)', 'output/folds/val_fold_0.json')
@@ -22,7 +23,7 @@ export function register(program: Command): void {
     .option('--max-dets <list>', 'COCO maxDets of the evaluation, e.g. 1,100,1000 for images with hundreds of cells', '1,10,100')
     .option('--log-period <n>', 'iterations between metrics lines', parseIntOption('--log-period', 1), 20)
     .argument('[overrides...]', 'KEY VALUE config overrides, e.g. SOLVER.MAX_ITER 100')
-    .action(async (overrides: string[], o: { configFile: string; resume?: boolean; trainJson: string; valJson: string; valImageRoot?: string; eval: boolean; maxDets: string; imageRoot: string; logPeriod: number; numGpus: number }) => {
+    .action(async (overrides: string[], o: { configFile: string; resume?: boolean; strict?: boolean; trainJson: string; valJson: string; valImageRoot?: string; eval: boolean; maxDets: string; imageRoot: string; logPeriod: number; numGpus: number }) => {
       const cfg = loadConfig(o.configFile, overrides);
       checkOutputDir(cfg.OUTPUT_DIR, 'OUTPUT_DIR');
       const { result } = await runTraining({
@@ -32,6 +33,7 @@ export function register(program: Command): void {
         imageRoot: o.imageRoot,
         valImageRoot: o.valImageRoot,
         resume: o.resume,
+        strictWeights: o.strict,
         logPeriod: o.logPeriod,
         numDevices: o.numGpus,
         maxDets: parseMaxDets(o.maxDets),

@@ -15,6 +15,8 @@ export interface BuildCocoOptions {
   segmentation: SegmentationFormat;
   /** Prefix of file_name (the image folder relative to where training reads it). */
   imageDir: string;
+  /** The image file's extension of an image id (default '.png'; TIFF training images: '.tif'). */
+  imageExtension?: (id: string) => string;
 }
 
 export function buildCocoDataset(images: readonly TrainImage[], opts: BuildCocoOptions): { dataset: CocoDataset; dropped: number } {
@@ -27,7 +29,7 @@ export function buildCocoDataset(images: readonly TrainImage[], opts: BuildCocoO
       id: imageId,
       width: img.width,
       height: img.height,
-      file_name: `${opts.imageDir.replace(/\/$/, '')}/${img.id}.png`,
+      file_name: `${opts.imageDir.replace(/\/$/, '')}/${img.id}${opts.imageExtension?.(img.id) ?? '.png'}`,
       sartorius_id: img.id,
       cell_type: img.cellType,
       sample_id: img.sampleId,

@@ -32,7 +32,7 @@ describe('post-processing', () => {
     const r = postprocessImage(cands, W, H, DEFAULT_POSTPROCESS);
     expect(r.cellType).toBe('shsy5y');
     expect(r.masks.map(runsArea)).toEqual([100, 96]);
-    expect(r.dropped).toEqual({ belowScore: 1, shape: 0, tooSmall: 2 });
+    expect(r.dropped).toEqual({ belowScore: 1, shape: 0, tooSmall: 2, chopped: 0 });
     expect(runsIntersection(r.masks[0]!, r.masks[1]!)).toBe(0);
   });
 
