@@ -57,14 +57,26 @@ export function foldFrozenBatchNorm(p: FrozenBatchNormParams): { scale: Tensor; 
   return { scale, shift };
 }
 
-/** y = x * scale[c] + shift[c]; the statistics and affine are buffers, so only x gets a gradient. */
-export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams): Tensor {
+/** y = x * scale[c] + shift[c]; the statistics and affine are buffers, so only x gets a gradient.
+ *  With `{ relu: true }`, y = relu(x * scale[c] + shift[c]) as one kernel forward and one backward
+ *  (the Conv-FrozenBN-ReLU epilogue: two dispatches fewer than frozenBatchNorm2d then relu, with
+ *  the same values: the same f32 expressions, NaN propagated as relu does; a gradient that relu
+ *  zeroes is +0 where the unfused path may give -0). */
+export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams, opts: { relu?: boolean } = {}): Tensor {
   const { channels } = checkNchw('frozenBatchNorm2d', x);
   checkPerChannel('frozenBatchNorm2d', 'weight', p.weight, channels);
   const { scale, shift } = foldFrozenBatchNorm(p);
   const cs = channelShape(x);
   const scaleC = reshape(scale, cs);
   const shiftC = reshape(shift, cs);
+  if (opts.relu) {
+    // relu's forward (table.ts) applied to the affine: select(max(t, 0), t, isnan(t)).
+    const y = mapRaw('frozen_bn_relu', 'select(max(x * y + z, 0.0), x * y + z, isnan_(x * y + z))', [x, scaleC, shiftC], x.shape, 'f32', 'f32');
+    shift.dispose();
+    shiftC.dispose();
+    // relu's backward passes g where its input t > 0, i.e. where y > 0; then times the scale.
+    return record(y, 'frozenBatchNorm2dRelu', [x], (g) => [mapRaw('frozen_bn_relu_bw', 'select(0.0, x * y, z > 0.0)', [g, scaleC, y], x.shape, 'f32', 'f32')]);
+  }
   const y = mapRaw('frozen_bn', 'x * y + z', [x, scaleC, shiftC], x.shape, 'f32', 'f32');
   shift.dispose();
   shiftC.dispose();
