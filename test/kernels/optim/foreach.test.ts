@@ -5,11 +5,12 @@
 // views at offsets into one shared storage (their writable bindings must not share a dispatch),
 // one skipped on some steps (its step count, hence AdamW's bias correction, lags the others), a
 // non-contiguous gradient, an lr changed every step, and global-norm gradient clipping before the
-// step. The multi-tensor path must also use fewer dispatches.
+// step. The multi-tensor path must also use fewer dispatches. The same for gradient clipping's
+// multi-tensor partial norms and scaling (several norm types, a gradient over two norm chunks).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromArray, init, rt, type Tensor } from '../../../engine';
 import { AdamW, type AdamWOptions } from '../../../engine/optim/adamw';
-import { clipGradNorm } from '../../../engine/optim/clip';
+import { clipGradNorm, gradNorm } from '../../../engine/optim/clip';
 import { SGD, type SgdOptions } from '../../../engine/optim/sgd';
 import { slotsPerDispatch } from '../../../kernels/optim/optim';
 import { Rng, testSeed } from '../../util';
@@ -188,4 +189,53 @@ describe('multi-tensor (foreach) optimizer steps are bit-identical to the per-pa
       p.dispose();
     }
   });
+
+  for (const normType of [2, Infinity, 3]) {
+    it(`clipGradNorm and gradNorm (norm ${normType}): multi-tensor bit-identical to per-gradient, fewer dispatches`, async () => {
+      const seed = testSeed();
+      const rng = new Rng(seed);
+      // Odd sizes, one over two partial-norm chunks (2,048 elements each), one empty, one at an offset.
+      const sizes = [5000, 1, 0, 257, 2049, 31, 700, 3, 64, 9, 1500, 2];
+      const values = sizes.map((n) => Float32Array.from(rng.uniformArray(n, -2, 2)));
+      const run = async (foreach: boolean) => {
+        const owned: Tensor[] = [];
+        const params = values.map((v, i) => {
+          const p = fromArray(new Float32Array(Math.max(1, v.length)).fill(0), [Math.max(1, v.length)]);
+          owned.push(p);
+          if (v.length === 0) return p; // no gradient
+          p.requiresGrad = true;
+          if (i === 4) {
+            const wide = new Float32Array(v.length + 6);
+            wide.set(v, 5);
+            const src = fromArray(wide);
+            owned.push(src);
+            p.grad = src.viewAs([v.length], [1], 5);
+          } else {
+            p.grad = fromArray(v, [v.length]);
+          }
+          return p;
+        }).filter((p, i) => values[i]!.length > 0);
+        const d0 = rt().stats().dispatches;
+        const plain = gradNorm(params, normType, { foreach });
+        const norm = clipGradNorm(params, 0.25, normType, { foreach });
+        const dispatches = rt().stats().dispatches - d0;
+        const out = {
+          plain: new Uint32Array((await plain.data()).buffer),
+          norm: new Uint32Array((await norm.data()).buffer),
+          grads: await Promise.all(params.map(async (p) => new Uint32Array((await p.grad!.data()).buffer))),
+          dispatches,
+        };
+        plain.dispose();
+        norm.dispose();
+        for (const p of params) p.grad?.dispose();
+        for (const t of owned) t.dispose();
+        return out;
+      };
+      const loop = await run(false);
+      const multi = await run(true);
+      expectSameBits([multi.plain, multi.norm], [loop.plain, loop.norm], `norm (seed ${seed})`);
+      expectSameBits(multi.grads, loop.grads, `clipped gradient (seed ${seed})`);
+      expect(multi.dispatches).toBeLessThan(loop.dispatches);
+    });
+  }
 });
