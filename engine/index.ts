@@ -41,3 +41,4 @@ export * from './ops/pad';
 export * from './ops/boxes';
 export * from './ops/pool';
 export * from './ops/paste-masks';
+export * from './ops/custom';

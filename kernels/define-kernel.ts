@@ -175,17 +175,31 @@ function layoutOf(name: string, params: ParamSpec, u: string): Layout {
   return { fields, names, words: w, scratch: scratchOf(w), struct: [`struct P {`, ...lines, `}`].join('\n') + '\n' + accessors.join('\n') };
 }
 
+function fieldName(kernel: string, f: Field, index?: number): string {
+  return `kernel '${kernel}': parameter '${f.name}'${index === undefined ? '' : `[${index}]`}`;
+}
+
+/** The word to store for value `v` of field `f` (throws, naming kernel and field, when it does not
+ *  fit the type). Hot for array fields: no closure is made on the good path. */
 function checkValue(kernel: string, f: Field, v: unknown, index?: number): number {
-  const what = () => `kernel '${kernel}': parameter '${f.name}'${index === undefined ? '' : `[${index}]`}`;
+  if (typeof v === 'number') {
+    if (f.type === 'f32') return v;
+    if (f.type === 'u32' ? Number.isInteger(v) && v >= 0 && v <= 0xffffffff : Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff) return v;
+    throw new Error(`${fieldName(kernel, f, index)} must be ${f.type === 'u32' ? 'a u32 (an integer in [0, 2^32))' : 'an i32 (an integer in [-2^31, 2^31))'}, got ${v}`);
+  }
   if (typeof v === 'boolean' && f.type === 'u32') return v ? 1 : 0;
-  if (typeof v !== 'number') throw new Error(`${what()} must be a number (${f.type}), got ${typeof v}`);
-  if (f.type === 'u32' && !(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) {
-    throw new Error(`${what()} must be a u32 (an integer in [0, 2^32)), got ${v}`);
-  }
-  if (f.type === 'i32' && !(Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff)) {
-    throw new Error(`${what()} must be an i32 (an integer in [-2^31, 2^31)), got ${v}`);
-  }
-  return v;
+  throw new Error(`${fieldName(kernel, f, index)} must be a number (${f.type}), got ${typeof v}`);
+}
+
+function putWord(sc: Scratch, f: Field, at: number, x: number): void {
+  if (f.type === 'u32') sc.u32[at] = x;
+  else if (f.type === 'i32') sc.i32[at] = x;
+  else sc.f32[at] = x;
+}
+
+function slowValue(kernel: string, f: Field, v: unknown): number {
+  if (v === undefined) throw new Error(`kernel '${kernel}': parameter '${f.name}' is missing`);
+  return checkValue(kernel, f, v);
 }
 
 function canonical(kernel: string, v: Variant): string {
@@ -277,10 +291,12 @@ export function defineKernel<
   };
 
   /** Pack into the layout's scratch (every field word is written; padding words stay 0). Hot:
-   *  runs on every dispatch, so the common case is plain typed-array stores. */
+   *  runs on every dispatch, so the common case is plain typed-array stores, and no closure is
+   *  made per call (under tsx every nested named function costs a `__name` call each time). */
   const packWith = (layout: Layout, params: ParamArgs<P>): Uint8Array => {
     const given = params as Record<string, unknown>;
-    const { u32, i32, f32 } = layout.scratch;
+    const sc = layout.scratch;
+    const { u32, i32, f32 } = sc;
     const fields = layout.fields;
     for (let fi = 0; fi < fields.length; fi++) {
       const f = fields[fi]!;
@@ -289,7 +305,7 @@ export function defineKernel<
         if (f.type === 'f32' && typeof v === 'number') f32[f.offset] = v;
         else if (f.type === 'u32' && typeof v === 'number' && v >>> 0 === v) u32[f.offset] = v;
         else if (f.type === 'i32' && typeof v === 'number' && (v | 0) === v) i32[f.offset] = v;
-        else put(f, f.offset, slowValue(f, v));
+        else putWord(sc, f, f.offset, slowValue(name, f, v));
         continue;
       }
       if (!Array.isArray(v) && !ArrayBuffer.isView(v)) {
@@ -298,7 +314,7 @@ export function defineKernel<
       }
       const arr = v as ArrayLike<unknown>;
       if (arr.length > f.len) throw new Error(`kernel '${name}': parameter '${f.name}' has ${arr.length} values, at most ${f.len} fit`);
-      for (let i = 0; i < f.words; i++) put(f, f.offset + i, i < arr.length ? checkValue(name, f, arr[i], i) : f.fill);
+      for (let i = 0; i < f.words; i++) putWord(sc, f, f.offset + i, i < arr.length ? checkValue(name, f, arr[i], i) : f.fill);
     }
     // Every declared field was found; extra keys are typos (or fields of another kernel).
     if (Object.keys(given).length !== fields.length) {
@@ -306,17 +322,7 @@ export function defineKernel<
         if (given[k] !== undefined && !layout.names.has(k)) throw new Error(`kernel '${name}': unknown parameter '${k}'`);
       }
     }
-    return layout.scratch.bytes;
-
-    function put(f: Field, at: number, x: number): void {
-      if (f.type === 'u32') u32[at] = x;
-      else if (f.type === 'i32') i32[at] = x;
-      else f32[at] = x;
-    }
-    function slowValue(f: Field, v: unknown): number {
-      if (v === undefined) throw new Error(`kernel '${name}': parameter '${f.name}' is missing`);
-      return checkValue(name, f, v);
-    }
+    return sc.bytes;
   };
   const pack = (params: ParamArgs<P>, variant?: V): Uint8Array => {
     if (staticLayout) return packWith(staticLayout, params).slice();
@@ -332,16 +338,22 @@ export function defineKernel<
     dispatch(variant, buffers, params, workgroups) {
       const { def: d, layout, names } = entry(variant);
       const given = buffers as Record<string, GPUBuffer | undefined>;
-      for (const b of Object.keys(given)) {
-        if (given[b] !== undefined && !names.includes(b)) {
-          throw new Error(`kernel '${d.key}': buffer '${b}' is not a binding of this variant (bindings: ${names.join(', ')})`);
+      const list = new Array<GPUBuffer>(names.length);
+      for (let i = 0; i < names.length; i++) {
+        const buf = given[names[i]!];
+        if (!buf) throw new Error(`kernel '${d.key}': buffer '${names[i]}' is missing`);
+        list[i] = buf;
+      }
+      // Every binding was given; any other defined key is a buffer this variant does not bind.
+      let defined = 0;
+      for (const b in given) if (given[b] !== undefined) defined++;
+      if (defined !== names.length) {
+        for (const b in given) {
+          if (given[b] !== undefined && !names.includes(b)) {
+            throw new Error(`kernel '${d.key}': buffer '${b}' is not a binding of this variant (bindings: ${names.join(', ')})`);
+          }
         }
       }
-      const list = names.map((b) => {
-        const buf = given[b];
-        if (!buf) throw new Error(`kernel '${d.key}': buffer '${b}' is missing`);
-        return buf;
-      });
       rt().dispatch(d, list, layout.words ? packWith(layout, params) : undefined, workgroups);
     },
     variants() {

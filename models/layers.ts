@@ -4,7 +4,7 @@
 import { conv2d, type Conv2dOptions } from '../engine/ops/conv';
 import { convTranspose2d } from '../engine/ops/conv-transpose';
 import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../engine/ops/norm';
-import { mapRaw } from '../engine/ops/elementwise';
+import { mapRaw, relu } from '../engine/ops/elementwise';
 import { empty, full, type Tensor } from '../engine/tensor';
 import { Module } from '../engine/nn/module';
 import { rt } from '../runtime/runtime';
@@ -92,14 +92,26 @@ export class FrozenBatchNorm2d extends Module {
     this.registerBuffer('running_var', full([numFeatures], 1));
   }
   forward(x: Tensor): Tensor {
-    return frozenBatchNorm2d(x, {
+    return frozenBatchNorm2d(x, this.foldParams());
+  }
+  /** relu(forward(x)) as one fused kernel each way (the same values; see frozenBatchNorm2d). */
+  forwardRelu(x: Tensor): Tensor {
+    return frozenBatchNorm2d(x, this.foldParams(), { relu: true });
+  }
+  private foldParams() {
+    return {
       weight: this.getBuffer('weight')!,
       bias: this.getBuffer('bias')!,
       runningMean: this.getBuffer('running_mean')!,
       runningVar: this.getBuffer('running_var')!,
       eps: this.eps,
-    });
+    };
   }
+}
+
+/** relu(norm(x)), fused into the norm's kernel where the norm has a fused variant (FrozenBN). */
+export function normRelu(norm: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
+  return norm instanceof FrozenBatchNorm2d ? norm.forwardRelu(x) : relu(norm.forward(x));
 }
 
 /**

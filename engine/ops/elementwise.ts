@@ -40,14 +40,22 @@ export function mapRaw(name: string, expr: string, inputs: Tensor[], outShape: r
 const PARAMS = ['x', 'y', 'z', 'w', 'v', 'u'];
 /** Like mapRaw, writing into an existing view `out` (which may be strided). */
 export function mapInto(name: string, expr: string, inputs: View[], out: View, computeType: DType, scalars: number[] = []): void {
-  const ct = WGSL_COMPUTE[computeType];
-  const outT = WGSL_COMPUTE[out.dtype];
-  const fn = `op_${name}`;
-  const args = inputs.map((_, i) => `${PARAMS[i]}: ${ct}`).join(', ');
-  const helpers = `${ELEMENTWISE_HELPERS}\nfn ${fn}(${args}${inputs.length ? ', ' : ''}s0: f32, s1: f32, i: u32) -> ${outT} { return ${outT}(${expr}); }`;
-  const call = `${fn}(${inputs.map((_, i) => `${ct}(${'abcdefgh'[i]})`).join(', ')}${inputs.length ? ', ' : ''}s0, s1, i)`;
-  launchMap({ name, expr: call, inputs, out, scalars, helpers });
+  const key = `${name}\u0000${expr}\u0000${inputs.length}\u0000${computeType}\u0000${out.dtype}`;
+  let code = mapCode.get(key);
+  if (!code) {
+    const ct = WGSL_COMPUTE[computeType];
+    const outT = WGSL_COMPUTE[out.dtype];
+    const fn = `op_${name}`;
+    const args = inputs.map((_, i) => `${PARAMS[i]}: ${ct}`).join(', ');
+    const helpers = `${ELEMENTWISE_HELPERS}\nfn ${fn}(${args}${inputs.length ? ', ' : ''}s0: f32, s1: f32, i: u32) -> ${outT} { return ${outT}(${expr}); }`;
+    const call = `${fn}(${inputs.map((_, i) => `${ct}(${'abcdefgh'[i]})`).join(', ')}${inputs.length ? ', ' : ''}s0, s1, i)`;
+    mapCode.set(key, (code = { helpers, call }));
+  }
+  launchMap({ name, expr: code.call, inputs, out, scalars, helpers: code.helpers });
 }
+/** The generated helper text and call of each (name, expression, arity, types) seen: built once,
+ *  so that every launch passes the same strings (cheap to look up). */
+const mapCode = new Map<string, { helpers: string; call: string }>();
 
 function unaryForward(op: UnaryOp, t: Tensor, scalars: number[]): Tensor {
   if (!isFloat(t.dtype) && !op.integer) throw new Error(`${op.name}: needs a float tensor, got ${t.dtype}`);

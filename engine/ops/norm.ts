@@ -3,7 +3,7 @@
 // running statistics) and GroupNorm. Statistics and gradient sums are fixed-order workgroup
 // reductions on the GPU (kernels/norm/norm.ts); tiny per-channel / per-group combinations use the
 // generic ops. Each forward records its backward right below it.
-import { record } from '../autograd';
+import { isGradEnabled, record } from '../autograd';
 import { empty, full, type Tensor } from '../tensor';
 import { reshape } from './view';
 import { sum } from './reduce';
@@ -57,18 +57,43 @@ export function foldFrozenBatchNorm(p: FrozenBatchNormParams): { scale: Tensor; 
   return { scale, shift };
 }
 
-/** y = x * scale[c] + shift[c]; the statistics and affine are buffers, so only x gets a gradient. */
-export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams): Tensor {
+/** y = x * scale[c] + shift[c]; the statistics and affine are buffers, so only x gets a gradient.
+ *  The fold (scale = w / sqrt(var + eps), shift = b - mean * scale) is computed inside the one
+ *  elementwise kernel, per element from the per-channel buffers, in the f32 operations of
+ *  foldFrozenBatchNorm: no fold dispatches or temporaries per call. With `{ relu: true }`,
+ *  y = relu(x * scale[c] + shift[c]) in that same kernel, and the backward is one kernel too (the
+ *  Conv-FrozenBN-ReLU epilogue: four dispatches fewer per forward and backward than fold, affine,
+ *  relu, relu backward, affine backward; the same values as frozenBatchNorm2d then relu, NaN
+ *  propagated as relu does; a gradient that relu zeroes is +0 where the unfused path may give -0). */
+export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams, opts: { relu?: boolean } = {}): Tensor {
   const { channels } = checkNchw('frozenBatchNorm2d', x);
-  checkPerChannel('frozenBatchNorm2d', 'weight', p.weight, channels);
-  const { scale, shift } = foldFrozenBatchNorm(p);
+  for (const [name, t] of [['weight', p.weight], ['bias', p.bias], ['runningMean', p.runningMean], ['runningVar', p.runningVar]] as const) {
+    checkPerChannel('frozenBatchNorm2d', name, t, channels);
+  }
   const cs = channelShape(x);
-  const scaleC = reshape(scale, cs);
-  const shiftC = reshape(shift, cs);
-  const y = mapRaw('frozen_bn', 'x * y + z', [x, scaleC, shiftC], x.shape, 'f32', 'f32');
-  shift.dispose();
-  shiftC.dispose();
-  return record(y, 'frozenBatchNorm2d', [x], (g) => [mapRaw('frozen_bn_bw', 'x * y', [g, scaleC], x.shape, 'f32', 'f32')]);
+  const w = reshape(p.weight, cs);
+  const v = reshape(p.runningVar, cs);
+  const b = reshape(p.bias, cs);
+  const m = reshape(p.runningMean, cs);
+  const eps = [p.eps ?? 1e-5];
+  // x: input, y: weight, z: running_var, w: bias, v: running_mean (mapRaw's operand names).
+  const scale = 'y * inverseSqrt(z + s0)';
+  const t = `x * (${scale}) + (w - v * (${scale}))`;
+  const expr = opts.relu ? `select(max(${t}, 0.0), ${t}, isnan_(${t}))` : t;
+  const out = mapRaw(opts.relu ? 'frozen_bn_relu' : 'frozen_bn', expr, [x, w, v, b, m], x.shape, 'f32', 'f32', eps);
+  b.dispose();
+  m.dispose();
+  if (!isGradEnabled() || !x.requiresGrad) {
+    w.dispose();
+    v.dispose();
+    return out;
+  }
+  // relu's backward passes g where its input is > 0, i.e. where the output is > 0; then times the scale.
+  return record(out, opts.relu ? 'frozenBatchNorm2dRelu' : 'frozenBatchNorm2d', [x], (g) => [
+    opts.relu
+      ? mapRaw('frozen_bn_relu_bw', 'select(0.0, x * (y * inverseSqrt(z + s0)), w > 0.0)', [g, w, v, out], x.shape, 'f32', 'f32', eps)
+      : mapRaw('frozen_bn_bw', 'x * (y * inverseSqrt(z + s0))', [g, w, v], x.shape, 'f32', 'f32', eps),
+  ]);
 }
 
 // ---- shared statistics-based normalisation ----------------------------------------------------

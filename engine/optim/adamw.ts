@@ -1,8 +1,10 @@
 // AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it: decoupled decay p *= 1 - lr·wd,
 // moments m, v; bias corrections on the host in float64; p -= (lr / bc1) · m / (√v / √bc2 + eps);
-// optional amsgrad (the running max of v replaces v). One fused kernel per parameter.
+// optional amsgrad (the running max of v replaces v). By default (`foreach: true`) a group's
+// parameters are updated a few per dispatch by the multi-tensor kernel, bit-identical to the
+// one-kernel-per-parameter loop (`foreach: false`).
 import { type Tensor, zeros } from '../tensor';
-import { launchAdamW, type FlatF32 } from '../../kernels/optim/optim';
+import { launchAdamW, launchAdamWMulti, type FlatF32 } from '../../kernels/optim/optim';
 import { flat, Optimizer, type ParamGroup, type ParamGroupSpec } from './optimizer';
 
 export interface AdamWOptions {
@@ -12,6 +14,9 @@ export interface AdamWOptions {
   weightDecay: number;
   amsgrad: boolean;
   maximize: boolean;
+  /** Update the group with multi-tensor kernels (a few dispatches) instead of one per parameter;
+   *  the results are bit-identical either way. */
+  foreach: boolean;
 }
 
 export interface AdamWState {
@@ -21,7 +26,7 @@ export interface AdamWState {
   maxExpAvgSq: Tensor | null;
 }
 
-const ADAMW_DEFAULTS: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
+const ADAMW_DEFAULTS: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, foreach: true };
 
 export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
   constructor(params: Tensor[] | ParamGroupSpec<AdamWOptions>[], options: Partial<AdamWOptions> = {}) {
@@ -38,7 +43,8 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
     if (!(g.weightDecay >= 0)) throw new Error(`${where}: invalid weight decay ${g.weightDecay}`);
   }
 
-  protected update(param: Tensor, grad: FlatF32, g: ParamGroup<AdamWOptions>): void {
+  /** The state of `param`, created on its first update, with its step count advanced. */
+  private advance(param: Tensor, g: ParamGroup<AdamWOptions>): AdamWState {
     let s = this.state.get(param);
     if (!s) {
       s = {
@@ -51,14 +57,25 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
     }
     if (g.amsgrad && !s.maxExpAvgSq) s.maxExpAvgSq = zeros(param.shape).keep(); // amsgrad switched on later
     s.step++;
-    launchAdamW(param.numel, flat(param), grad, s.expAvg.buffer, s.expAvgSq.buffer, g.amsgrad ? s.maxExpAvgSq!.buffer : null, {
-      lr: g.lr,
-      beta1: g.betas[0],
-      beta2: g.betas[1],
-      eps: g.eps,
-      weightDecay: g.weightDecay,
-      step: s.step,
-      maximize: g.maximize,
+    return s;
+  }
+
+  private scalars(g: ParamGroup<AdamWOptions>) {
+    return { lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay, maximize: g.maximize };
+  }
+
+  protected update(param: Tensor, grad: FlatF32, g: ParamGroup<AdamWOptions>): void {
+    const s = this.advance(param, g);
+    launchAdamW(param.numel, flat(param), grad, s.expAvg.buffer, s.expAvgSq.buffer, g.amsgrad ? s.maxExpAvgSq!.buffer : null, { ...this.scalars(g), step: s.step });
+  }
+
+  protected override updateGroup(items: readonly { param: Tensor; grad: FlatF32 }[], g: ParamGroup<AdamWOptions>): void {
+    if (!g.foreach) return super.updateGroup(items, g);
+    const slots = items.map(({ param, grad }) => {
+      const s = this.advance(param, g);
+      const maxExpAvgSq = g.amsgrad ? s.maxExpAvgSq!.buffer : null;
+      return { n: param.numel, param: flat(param), grad, expAvg: s.expAvg.buffer, expAvgSq: s.expAvgSq.buffer, maxExpAvgSq, step: s.step };
     });
+    launchAdamWMulti(slots, g.amsgrad, this.scalars(g));
   }
 }

@@ -1,6 +1,8 @@
 // The optimizer base: parameter groups (each with its own hyper-parameters, falling back to the
 // optimizer's defaults, as torch.optim does), per-parameter state, zeroGrad and the step loop.
-// Subclasses supply the per-parameter update, which records one fused kernel (kernels/optim/optim.ts).
+// Subclasses supply the per-parameter update, which records one fused kernel (kernels/optim/optim.ts),
+// and may override `updateGroup` to update a whole group with multi-tensor kernels (a few
+// dispatches instead of one per parameter; `foreach: false` in their options selects the loop).
 import type { Tensor } from '../tensor';
 import { contiguousCopy } from '../tensor';
 import type { FlatF32 } from '../../kernels/optim/optim';
@@ -49,9 +51,17 @@ export abstract class Optimizer<O extends BaseOptions, S> {
   /** Record the update of one parameter whose gradient is `grad` (contiguous f32). */
   protected abstract update(param: Tensor, grad: FlatF32, group: ParamGroup<O>): void;
 
+  /** Record the updates of one group's parameters (their gradients checked and contiguous), by
+   *  default one `update` each, in order. */
+  protected updateGroup(items: readonly { param: Tensor; grad: FlatF32 }[], group: ParamGroup<O>): void {
+    for (const { param, grad } of items) this.update(param, grad, group);
+  }
+
   /** Record one update of every parameter that has a gradient. Nothing is read back. */
   step(): void {
     for (const group of this.paramGroups) {
+      const items: { param: Tensor; grad: FlatF32 }[] = [];
+      const copies: Tensor[] = [];
       for (const p of group.params) {
         const g = p.grad;
         if (!g) continue;
@@ -61,9 +71,12 @@ export abstract class Optimizer<O extends BaseOptions, S> {
         if (g.dtype !== 'f32') throw new Error(`${this.constructor.name}: gradient of ${p.name ?? 'a parameter'} is ${g.dtype}, expected f32`);
         if (!p.isContiguous()) throw new Error(`${this.constructor.name}: parameter ${p.name ?? ''} is a non-contiguous view`);
         const dense = g.isContiguous() ? g : contiguousCopy(g);
-        this.update(p, { buffer: dense.buffer, offset: dense.offset }, group);
-        if (dense !== g) dense.dispose();
+        items.push({ param: p, grad: { buffer: dense.buffer, offset: dense.offset } });
+        if (dense !== g) copies.push(dense);
       }
+      this.updateGroup(items, group);
+      // Freed buffers return to the pool only after the submit of the commands that read them.
+      for (const c of copies) c.dispose();
     }
   }
 

@@ -93,7 +93,9 @@ export function setMapVec4(enabled: boolean): void {
 interface MapVariant {
   name: string;
   expr: string;
-  helpers: string;
+  /** The helpers' text, by number (see helpersId): the variant is looked up on every launch, and a
+   *  kilobyte of helper text in its lookup string cost more than the rest of the launch. */
+  helpers: number;
   inTypes: string;
   outType: DType;
   rank: number;
@@ -154,7 +156,8 @@ function buildCode(variant: MapVariant): string {
   const lines: string[] = [];
   lines.push(WGSL_LINEAR_WORKGROUP);
   lines.push(RNG_HELPERS);
-  if (spec.helpers) lines.push(spec.helpers);
+  const helpers = HELPERS[variant.helpers]!;
+  if (helpers) lines.push(helpers);
   const el = (arr: string, d: number) => `${arr}[${d >> 2}][${d & 3}]`;
   const inSt = (j: number, d: number) => `p.in_st[${2 * j + (d >> 2)}][${d & 3}]`;
   const last = rank - 1;
@@ -239,6 +242,19 @@ export function vecPlan(views: readonly View[], shape: readonly number[], stride
 }
 
 
+/** Helper texts seen so far, numbered in order of first use (0: none). */
+const HELPERS: string[] = [''];
+const helperIds = new Map<string, number>([['', 0]]);
+function helpersId(text: string): number {
+  let id = helperIds.get(text);
+  if (id === undefined) {
+    id = HELPERS.length;
+    HELPERS.push(text);
+    helperIds.set(text, id);
+  }
+  return id;
+}
+
 /** Record the elementwise kernel. Output and inputs are views; inputs broadcast to out.shape. */
 export function launchMap(spec: MapSpec, seed = 0): void {
   const { inputs, out } = spec;
@@ -255,7 +271,7 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   const variant: MapVariant = {
     name: spec.name,
     expr: spec.expr,
-    helpers: spec.helpers ?? '',
+    helpers: helpersId(spec.helpers ?? ''),
     inTypes: inputs.map((v) => v.dtype).join(','),
     outType: out.dtype,
     rank,

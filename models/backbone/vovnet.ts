@@ -6,11 +6,11 @@
 // spec's eSE flag); blocks after the first of a stage add their input after eSE (identity).
 import { Module } from '../../engine/nn/module';
 import { cat } from '../../engine/ops/join';
-import { add, hardsigmoid, mul, relu } from '../../engine/ops/elementwise';
+import { add, hardsigmoid, mul } from '../../engine/ops/elementwise';
 import { mean } from '../../engine/ops/reduce';
 import { maxPool2d } from '../../engine/ops/pool';
 import type { Tensor } from '../../engine/tensor';
-import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../layers';
+import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, normRelu, SyncBatchNorm } from '../layers';
 import { UserError } from '../../runtime/errors';
 
 /** MODEL.VOVNET.NORM values (Detectron2's get_norm names). */
@@ -63,7 +63,7 @@ class ConvNormReLU {
     this.norm = parent.registerModule(`${name}/norm`, makeNorm(norm, cout, `${name}/norm`));
   }
   forward(x: Tensor): Tensor {
-    return relu(this.norm.forward(this.conv.forward(x)));
+    return normRelu(this.norm, this.conv.forward(x));
   }
 }
 
@@ -78,7 +78,7 @@ class DWUnit {
     this.norm = parent.registerModule(`${name}/pw_norm`, makeNorm(norm, c, `${name}/pw_norm`));
   }
   forward(x: Tensor): Tensor {
-    return relu(this.norm.forward(this.pw.forward(this.dw.forward(x))));
+    return normRelu(this.norm, this.pw.forward(this.dw.forward(x)));
   }
 }
 

@@ -1,6 +1,7 @@
 // The runtime's bind-group cache: a dispatch whose buffers were bound before reuses the bind group
 // (the uniform block is bound with a dynamic offset into the per-batch arena, so its parameters
-// may differ), new buffers make a new one, and dropping the cache changes no result.
+// may differ), new buffers make a new one, and dropping the cache changes no result. The pool's
+// choice does not depend on release order, so a repeated step creates no bind groups.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as cg from '../../engine';
 import { type KernelDef, rt } from '../../runtime/runtime';
@@ -62,5 +63,46 @@ describe('bind-group cache', () => {
     expect(first).toEqual([0, -5, 27]);
     a.dispose();
     b.dispose();
+  });
+
+  it('a repeated step creates no bind groups: the pool hands out the same buffers whatever the release order', async () => {
+    // A "step": temporaries allocated and freed in an order that differs from their allocation
+    // order, across several submits. With a LIFO free list each repetition permuted which buffer
+    // each temporary got, so bind-group keys (buffer ids) missed the cache.
+    const x = cg.fromArray(Array.from({ length: 64 }, (_, i) => i / 7));
+    const step = async (k: number) => {
+      // As a training step: everything made inside the scope is freed before the step's last submit.
+      cg.scope(() => {
+        const ts: cg.Tensor[] = [];
+        let t = x;
+        for (let i = 0; i < 12; i++) {
+          t = cg.mulScalar(cg.addScalar(t, 1), 0.5);
+          ts.push(t);
+          if (i % 5 === 4) rt().flush(); // several submits per step
+        }
+        // Release in an order that depends on the repetition.
+        const order = ts.map((_, i) => i).sort((a, b) => ((a * (k + 3)) % 13) - ((b * (k + 3)) % 13));
+        for (const i of order) ts[i]!.dispose();
+      });
+      await rt().sync();
+    };
+    await step(0);
+    await step(1);
+    const before = rt().stats().bindGroups;
+    for (let k = 2; k < 6; k++) await step(k);
+    expect(rt().stats().bindGroups - before).toBe(0);
+    x.dispose();
+  });
+
+  it('the pool hands out its oldest free buffer of a size class', () => {
+    const pool = rt().pool;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const bufs = [0, 1, 2, 3].map(() => pool.acquire(4000, usage, 'test.pool'));
+    for (const i of [2, 0, 3, 1]) pool.release(bufs[i]!);
+    pool.onSubmitted();
+    const again = [0, 1, 2, 3].map(() => pool.acquire(4000, usage, 'test.pool'));
+    expect(again).toEqual(bufs);
+    for (const b of again) pool.release(b);
+    pool.onSubmitted();
   });
 });

@@ -3,7 +3,7 @@
 // reference gradients are checked by finite differences.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, type Tensor } from '../../../engine';
+import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, relu, rt, type Tensor } from '../../../engine';
 import { expectClose, numericGrad, Rng, testSeed } from '../../util';
 import { nhwcToNchw, refNorm, refNormBackward } from '../../../kernels/norm/reference';
 import { permutedInput } from './inputs';
@@ -166,6 +166,42 @@ describe('frozenBatchNorm2d', () => {
     expectClose(await y.data(), yRef, { atol: 2e-5, rtol: 1e-5, what: `frozenBN forward (seed ${seed})` });
     backward(y, fromArray(Float32Array.from(gOut), shape));
     expectClose(nhwcToNchw(await leaf.grad!.data(), shape), dxRef, { atol: 1e-6, rtol: 1e-5, what: `frozenBN dx (seed ${seed})` });
+  });
+
+  it('{ relu: true } gives the values of relu(frozenBatchNorm2d(x)) in one dispatch each way (fold in the kernel)', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [2, 9, 5, 7];
+    const [n, c, h, w] = shape as [number, number, number, number];
+    const xs = Float32Array.from(rng.uniformArray(n * c * h * w, -2, 2));
+    xs[3] = NaN; // relu propagates NaN; so must the fused kernel
+    const gOut = fromArray(Float32Array.from(rng.uniformArray(xs.length, -1, 1)), shape);
+    const t = (a: Float64Array) => fromArray(Float32Array.from(a), [c]);
+    // Negative weights too: the scale's sign must not matter.
+    const p = { weight: t(rng.uniformArray(c, -1.5, 1.5)), bias: t(rng.uniformArray(c, -1, 1)), runningMean: t(rng.uniformArray(c, -1, 1)), runningVar: t(rng.uniformArray(c, 0.1, 2)) };
+    const run = async (fused: boolean) => {
+      const x = fromArray(xs, shape);
+      x.requiresGrad = true;
+      const dispatches = () => rt().stats().dispatches;
+      const d0 = dispatches();
+      const y = fused ? frozenBatchNorm2d(x, p, { relu: true }) : relu(frozenBatchNorm2d(x, p));
+      const forward = dispatches() - d0;
+      const d1 = dispatches();
+      backward(y, gOut);
+      const back = dispatches() - d1;
+      return { y: await y.data(), dx: await x.grad!.data(), forward, back };
+    };
+    const unfused = await run(false);
+    const fused = await run(true);
+    // Same f32 values (=== also equates +0 and -0: relu's zeroed gradient times a negative scale).
+    const same = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).every((v, i) => v === b[i] || (Number.isNaN(v) && Number.isNaN(b[i]!)));
+    expect(same(fused.y, unfused.y), `forward (seed ${seed})`).toBe(true);
+    expect(Number.isNaN(fused.y[3]!)).toBe(true);
+    expect(same(fused.dx, unfused.dx), `dx (seed ${seed})`).toBe(true);
+    expect(fused.forward).toBe(1);
+    expect(fused.back).toBe(1);
+    expect(unfused.forward).toBe(2);
+    expect(unfused.back).toBe(2);
   });
 });
 

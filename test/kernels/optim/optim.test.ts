@@ -114,7 +114,7 @@ describe('SGD', () => {
       const seed = testSeed();
       const rng = new Rng(seed);
       const { gpu, ref } = makeParams(rng);
-      const opts: SgdOptions = { lr: c.lr!, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...c };
+      const opts: SgdOptions = { lr: c.lr!, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, foreach: true, ...c };
       const opt = new SGD(gpu, opts);
       const states: SgdRefState[] = ref.map(() => ({ buf: null }));
       const r0 = readbacks();
@@ -140,7 +140,7 @@ describe('SGD', () => {
     const seed = testSeed();
     const rng = new Rng(seed);
     const { gpu, ref } = makeParams(rng);
-    const defaults: SgdOptions = { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 1e-2, nesterov: false, maximize: false };
+    const defaults: SgdOptions = { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 1e-2, nesterov: false, maximize: false, foreach: true };
     const groupOpts: SgdOptions[] = [
       defaults,
       { ...defaults, weightDecay: 0 },
@@ -205,7 +205,7 @@ describe('SGD', () => {
 // ---- AdamW -------------------------------------------------------------------------------------
 
 describe('AdamW', () => {
-  const base: AdamWOptions = { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
+  const base: AdamWOptions = { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, foreach: true };
   const cases: Partial<AdamWOptions>[] = [
     {},
     { amsgrad: true },
