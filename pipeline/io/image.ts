@@ -6,11 +6,12 @@
 // (the original notebooks read images with it) and what skimage's img_as_ubyte does: intensities
 // keep one fixed scale across images, as the model's fixed PIXEL_MEAN/PIXEL_STD expect (a per-image
 // min-max stretch would not). Colour TIFFs are reduced with ITU-R 601 luma, as PNGs are.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import UTIF from 'utif';
 import { InputError } from '../../runtime/errors';
 import { readPngGray, type GrayImage } from './png';
+import { checkImageSize, checkInputFile } from './limits';
 
 /** File name extensions listed as images in folders (case-insensitive). */
 export const IMAGE_EXTENSIONS = ['.png', '.tif', '.tiff'] as const;
@@ -45,8 +46,15 @@ export function decodeTiffGray(bytes: Uint8Array, file = '<tiff>'): GrayImage {
   let ifd: UTIF.IFD | undefined;
   try {
     ifd = UTIF.decode(buf).find((d) => d['t256'] !== undefined);
-    if (ifd) UTIF.decodeImage(buf, ifd);
+    if (ifd) {
+      // The size from the tags, checked before the pixels are decoded (a small file may declare a huge image).
+      const w = Array.isArray(ifd['t256']) ? Number(ifd['t256'][0]) : 0;
+      const h = Array.isArray(ifd['t257']) ? Number(ifd['t257'][0]) : 0;
+      checkImageSize(file, undefined, w, h);
+      UTIF.decodeImage(buf, ifd);
+    }
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(file, undefined, `not a readable TIFF (${(err as Error).message})`);
   }
   if (!ifd?.data || !(ifd.width > 0) || !(ifd.height > 0)) throw new InputError(file, undefined, 'TIFF file has no image');
@@ -85,7 +93,7 @@ export function decodeTiffGray(bytes: Uint8Array, file = '<tiff>'): GrayImage {
 
 /** Reads a PNG or TIFF (by magic bytes) as 8-bit gray; `expected` checks the size. */
 export function readImageGray(file: string, expected?: { width: number; height: number }): GrayImage {
-  if (!existsSync(file)) throw new InputError(file, undefined, 'image file is missing');
+  checkInputFile(file, undefined, 'PNG or TIFF image file');
   const bytes = readFileSync(file);
   const format = imageFormatOf(bytes.subarray(0, 8));
   if (format === 'png') return readPngGray(file, expected);

@@ -99,10 +99,10 @@ const CASES: Case[] = [
   // PNG
   { cls: 'png', name: 'truncated', args: overlay(png('truncated.png')), code: 2, err: /truncated\.png: truncated PNG/ },
   { cls: 'png', name: 'cut inside the header', args: overlay(png('header-only.png')), code: 2, err: /header-only\.png: truncated PNG/ },
-  { cls: 'png', name: 'not a PNG', args: overlay(png('not-a-png.png')), code: 2, err: /not-a-png\.png: not a readable PNG \(no PNG signature/ },
+  { cls: 'png', name: 'not a PNG', args: overlay(png('not-a-png.png')), code: 2, err: /not-a-png\.png: not a PNG or TIFF image \(unknown magic bytes\)/ },
   { cls: 'png', name: 'header declares 20000x20000 (refused before decoding)', args: overlay(png('huge-header.png')), code: 2, err: /huge-header\.png: PNG header: image size 20000x20000 \(WxH\) is over the limit/ },
   { cls: 'png', name: 'corrupt chunk', args: overlay(png('corrupt-crc.png')), code: 2, err: /corrupt-crc\.png: (not a readable PNG|truncated PNG)/ },
-  { cls: 'png', name: 'a directory as the image', args: overlay(join(F, 'png')), code: 2, err: /bad-input\/png: is a directory, expected a PNG file/ },
+  { cls: 'png', name: 'a directory as the image', args: overlay(join(F, 'png')), code: 2, err: /bad-input\/png: is a directory, expected a PNG or TIFF image file/ },
   { cls: 'png', name: 'coco: a truncated test PNG writes neither output', args: ['coco', '--data', join(F, 'dataset-bad-test'), '--out', '$O/all.json', '--test-out', '$O/test.json'], code: 2, err: /t2\.png: truncated PNG/ },
   { cls: 'png', name: 'coco: 2e9-pixel run in a 50000x50000 image (refused before any mask is made)', args: ['coco', '--data', join(F, 'dataset-huge-run'), '--out', '$O/all.json', '--test-out', '$O/test.json'], code: 2, err: /train\.csv: line 2: image size 50000x50000 \(WxH\) is over the limit/ },
   // train: failures at start leave no OUTPUT_DIR (fail before the GPU device is made)
