@@ -2,7 +2,7 @@
 // `window.cellgpu` (ready, adapter, segment, finetune, benchmark), which the UI itself calls.
 import { cocoRleFromString, decodeCocoRle } from '../structures/coco-rle';
 import { CELL_TYPES } from '../pipeline/data/cell-types';
-import { synthImages } from '../pipeline/data/synth/dataset';
+import { synthImages, type SynthImage } from '../pipeline/data/synth/dataset';
 import type { CocoResult } from '../pipeline/data/coco/types';
 import {
   decodeImage, fetchBytes, fetchConfig, initWebGpu, modelFromBytes, segmentGray, submissionRows, weightsToSafetensors,
@@ -63,7 +63,6 @@ async function loadWeights(bytes: Uint8Array, name: string): Promise<void> {
 const ready: Promise<void> = (async () => {
   try {
     adapter = await initWebGpu();
-    hook.adapter = adapter;
     $('adapter').textContent = `WebGPU adapter: ${adapter.name} (${adapter.vendor})${adapter.fallback ? ', a software fallback adapter' : ''}`;
     const bytes = await fetchBytes(DEMO.weights, progress);
     await loadWeights(bytes, DEMO.weights.split('/').pop()!);
@@ -233,7 +232,7 @@ function download(blob: Blob, name: string): void {
 
 /** A synthetic test image (the generator of `cellseg synth`) as a PNG blob. */
 async function synthPng(seed = 11, width = 256, height = 256): Promise<File> {
-  const im = synthImages({ seed, trainImages: 0, testImages: 1, width, height }, 'test').next().value!;
+  const im = synthImages({ seed, trainImages: 0, testImages: 1, width, height }, 'test').next().value as SynthImage;
   const c = new OffscreenCanvas(width, height);
   const ctx = c.getContext('2d')!;
   const d = ctx.createImageData(width, height);
@@ -244,7 +243,10 @@ async function synthPng(seed = 11, width = 256, height = 256): Promise<File> {
 
 const hook = {
   ready,
-  adapter: null as AdapterInfo | null,
+  /** The WebGPU adapter: null until `ready` (or when WebGPU failed). */
+  get adapter(): AdapterInfo | null {
+    return adapter;
+  },
   segment,
   finetune,
   benchmark,
