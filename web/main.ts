@@ -42,7 +42,7 @@ let model: LoadedModel | undefined;
 let tuned: LoadedModel | undefined;
 let modelBytes: Uint8Array | undefined;
 let adapter: AdapterInfo | null = null;
-let last: { result: SegmentResult; name: string; image: GrayImage } | undefined;
+let last: { result: SegmentResult; name: string; image: GrayImage; tta: boolean } | undefined;
 let busy = Promise.resolve();
 
 /** Runs GPU work one job at a time (the page's buttons and the hook share one device). */
@@ -110,17 +110,22 @@ function drawOverlay(img: GrayImage, instances: readonly CocoResult[]): void {
   }
 }
 
+const scoreThresh = () => Number($<HTMLInputElement>('score-thresh').value) || 0;
+
+/** Overlay and counts of the instances scoring at least the page's threshold (as `cellseg overlay
+ *  --score-thresh`); the hook and the downloads keep every instance. */
 function showResult(res: SegmentResult, name: string, img: GrayImage, tta: boolean): void {
-  drawOverlay(img, res.instances);
+  const shown = res.instances.filter((r) => r.score >= scoreThresh());
+  drawOverlay(img, shown);
   const body = $('counts').querySelector('tbody')!;
   body.textContent = '';
   CELL_TYPES.forEach((t, k) => {
-    const n = res.instances.filter((r) => r.category_id === k + 1).length;
+    const n = shown.filter((r) => r.category_id === k + 1).length;
     const tr = document.createElement('tr');
     tr.innerHTML = `<td><span class="swatch" style="background:rgb(${COLORS[k]!.join(',')})"></span>${t}</td><td>${n}</td>`;
     body.append(tr);
   });
-  $('timing').textContent = `${name}: ${res.width}x${res.height}, ${res.instances.length} instances in ${res.ms.toFixed(0)} ms${tta ? ' (TTA x4 + WSF)' : ''} on ${adapter?.name ?? 'WebGPU'}`;
+  $('timing').textContent = `${name}: ${res.width}x${res.height}, ${res.instances.length} instances (${shown.length} shown) in ${res.ms.toFixed(0)} ms${tta ? ' (TTA x4 + WSF)' : ''} on ${adapter?.name ?? 'WebGPU'}`;
   for (const id of ['dl-coco', 'dl-sub']) $<HTMLButtonElement>(id).disabled = false;
 }
 
@@ -135,7 +140,7 @@ async function segment(blob: Blob, o: { tta?: boolean } = {}): Promise<{ instanc
       const img = await decodeImage(blob, name);
       status(`segmenting ${name} (${img.width}x${img.height})${o.tta ? ' with TTA' : ''}…`);
       const res = await segmentGray(model!, img, { tta: o.tta });
-      last = { result: res, name, image: img };
+      last = { result: res, name, image: img, tta: !!o.tta };
       showResult(res, name, img, !!o.tta);
       status(`done: ${res.instances.length} instances`);
       return { instances: res.instances, ms: res.ms };
@@ -346,5 +351,8 @@ $('ft-use').addEventListener('click', () => {
   model = tuned;
   $('model-name').textContent = `model: ${tuned.name}`;
   selectTab('segment');
+});
+$('score-thresh').addEventListener('change', () => {
+  if (last) showResult(last.result, last.name, last.image, last.tta);
 });
 $('bench-run').addEventListener('click', () => swallow(benchmark()));
