@@ -56,11 +56,12 @@ function nodeImportsLeft(metafile) {
   });
 }
 
-/** Build web/main.ts into `outdir` (main.js + main.js.map). Throws when Node slipped in. */
-export async function buildWeb({ outdir = OUTDIR, minify = true } = {}) {
+/** Build web/main.ts (or `entry`) into `outdir` (main.js + main.js.map). Throws when Node
+ *  slipped in. */
+export async function buildWeb({ outdir = OUTDIR, minify = true, entry = join(ROOT, 'web', 'main.ts') } = {}) {
   const result = await esbuild.build({
     absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, 'web', 'main.ts')],
+    entryPoints: [entry],
     bundle: true,
     platform: 'browser',
     format: 'esm',
