@@ -167,6 +167,21 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftSha
     for (const row of r.rows) expect(row.gflops).toBeGreaterThan(0);
   }, 180_000);
 
+  it('says so in the page when the browser has no WebGPU adapter', async () => {
+    const { chromium } = await import('playwright-core');
+    const plain = await chromium.launch({ executablePath: CHROMIUM }); // no SwiftShader flags: no adapter
+    try {
+      const p = await plain.newPage();
+      await p.goto(server.url);
+      const why = await p.evaluate(() => window.cellgpu.ready.then(() => 'ready', (e: Error) => e.message));
+      expect(why).toMatch(/No WebGPU adapter was found.*this page needs WebGPU/);
+      expect(await p.locator('#error').isVisible()).toBe(true);
+      expect(await p.locator('#error').textContent()).toContain('No WebGPU adapter was found');
+    } finally {
+      await plain.close();
+    }
+  }, 60_000);
+
   it('logged no uncaught errors and no console errors', () => {
     expect(problems).toEqual([]);
   });
