@@ -3,8 +3,10 @@
 // small (128x128, INPUT.MIN_SIZE_TEST 128 on both sides) and the tests share one page. Checks:
 // window.cellgpu.segment on a PNG gives the instances the Node pipeline (Dawn on lavapipe) gives on
 // the same pixels and weights; bad files give a message in the page, which stays usable; the
-// benchmark runs; no uncaught errors or console errors; a screenshot of the Segment view
-// (docs/web-segment.png). Skipped only when /usr/bin/chromium is absent (scripts/setup-chromium.sh).
+// benchmark runs; a browser without a WebGPU adapter gets a message; no uncaught errors or console
+// errors; a screenshot of the Segment view (docs/web-segment.png). About 4-5 min on 2 CPU cores,
+// ~150-200 s of it SwiftShader compiling the shaders of the first inference. Skipped only when
+// /usr/bin/chromium is absent (scripts/setup-chromium.sh installs it).
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
