@@ -136,6 +136,7 @@ async function segment(blob: Blob, o: { tta?: boolean } = {}): Promise<{ instanc
     try {
       await ready;
       showError(null);
+      $<HTMLInputElement>('tta').checked = !!o.tta; // the page shows what ran, whoever called
       status(`decoding ${name}…`);
       const img = await decodeImage(blob, name);
       status(`segmenting ${name} (${img.width}x${img.height})${o.tta ? ' with TTA' : ''}…`);

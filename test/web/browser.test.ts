@@ -1,11 +1,12 @@
 // The page in real Chromium (Debian's /usr/bin/chromium, headless, driven by playwright-core; no
 // browser is downloaded). WebGPU there is SwiftShader, Chromium's CPU Vulkan: slow, so the image is
 // small (128x128, INPUT.MIN_SIZE_TEST 128 on both sides) and the tests share one page. Checks:
-// window.cellgpu.segment on a PNG gives the instances the Node pipeline (Dawn on lavapipe) gives on
-// the same pixels and weights; bad files give a message in the page, which stays usable; the
+// window.cellgpu.segment on a PNG, with TTA and without, gives the instances the Node pipeline
+// (Dawn on lavapipe) gives on the same pixels and weights; bad files give a message in the page, which stays usable; the
 // benchmark runs; a browser without a WebGPU adapter gets a message; no uncaught errors or console
-// errors; a screenshot of the Segment view (docs/web-segment.png). About 4-5 min on 2 CPU cores,
-// ~150-200 s of it SwiftShader compiling the shaders of the first inference. Skipped only when
+// errors; a screenshot of the Segment view (docs/web-segment.png). 146 s on 2 quiet CPU cores
+// (4-5 min when they are busy), most of it SwiftShader compiling the first inference's shaders.
+// Skipped only when
 // /usr/bin/chromium is absent (scripts/setup-chromium.sh installs it).
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,31 @@ function boxIou(a: readonly number[], b: readonly number[]): number {
   return inter / (a[2]! * a[3]! + b[2]! * b[3]! - inter);
 }
 
+/** Same instances: as many, and each browser instance pairs with a distinct Node one of the same
+ *  class, box IoU > 0.95 and score within 0.02 (the two WebGPU implementations round differently;
+ *  near-ties at the top-K cut may swap one or two low-scoring instances, hence 95 %). */
+function expectSameInstances(inst: readonly Instance[], node: readonly Instance[]): void {
+  expect(inst.length).toBeGreaterThan(0);
+  expect(inst.length).toBe(node.length);
+  const used = new Set<number>();
+  let matched = 0;
+  for (const w of inst) {
+    let best = -1;
+    let bestIou = 0.95;
+    node.forEach((n, j) => {
+      if (used.has(j) || n.category_id !== w.category_id || Math.abs(n.score - w.score) > 0.02) return;
+      const iou = boxIou(n.bbox, w.bbox);
+      if (iou > bestIou) [best, bestIou] = [j, iou];
+    });
+    if (best >= 0) {
+      used.add(best);
+      matched++;
+      expect(w.segmentation.size).toEqual([SIZE, SIZE]);
+    }
+  }
+  expect(matched).toBeGreaterThanOrEqual(Math.floor(0.95 * node.length));
+}
+
 describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftShader)', () => {
   let browser: Browser;
   let page: Page;
@@ -52,7 +78,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftSha
     const im = synthImages({ seed: 11, trainImages: 0, testImages: 1, width: SIZE, height: SIZE }, 'test').next().value!;
     return { pixels: im.pixels, bytes: [...encodePngGray({ width: SIZE, height: SIZE, data: im.pixels })] };
   })();
-  let nodeResults: Promise<CocoResult[]>;
+  let nodeResults: Promise<{ plain: CocoResult[]; tta: CocoResult[] }>;
   const timings: Record<string, number> = {};
   const text = async (selector: string) => (await page.locator(selector).textContent()) ?? '';
 
@@ -62,7 +88,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftSha
       const cfg = loadConfig(CONFIG, OVERRIDES);
       const model = await loadModelForInference(cfg, WEIGHTS);
       const ids = [1, 2, 3];
-      return toCocoResults(1, await predictGray(model, png.pixels, SIZE, SIZE, predictorOptionsFromConfig(cfg, ids, false)));
+      const run = async (tta: boolean) => toCocoResults(1, await predictGray(model, png.pixels, SIZE, SIZE, predictorOptionsFromConfig(cfg, ids, tta)));
+      return { tta: await run(true), plain: await run(false) };
     })();
     nodeResults.catch(() => {});
     let t0 = performance.now();
@@ -95,37 +122,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftSha
     expect(await text('#adapter')).toContain('WebGPU adapter:');
   });
 
-  it('segments a PNG as the Node pipeline does (same instances, scores and boxes within tolerance)', async () => {
+  it('segments a PNG with TTA (4 flips + WSF) as the Node pipeline does (same instances, scores and boxes within tolerance)', async () => {
     const t0 = performance.now();
     const web = await page.evaluate(async (bytes) => {
       const f = new File([new Uint8Array(bytes)], 'synth.png', { type: 'image/png' });
-      return window.cellgpu.segment(f);
+      return window.cellgpu.segment(f, { tta: true });
     }, png.bytes);
-    timings.segment_first_s = (performance.now() - t0) / 1000;
-    const node = (await nodeResults) as unknown as Instance[];
+    timings.segment_tta_first_s = (performance.now() - t0) / 1000;
+    const node = (await nodeResults).tta as unknown as Instance[];
     const inst = web.instances as unknown as Instance[];
-    expect(inst.length).toBeGreaterThan(0);
-    expect(inst.length).toBe(node.length);
-    // Same instances: each browser instance pairs with a distinct Node one of the same class,
-    // box IoU > 0.95 and score within 0.02 (the two WebGPU implementations round differently).
-    const used = new Set<number>();
-    let matched = 0;
-    for (const w of inst) {
-      let best = -1;
-      let bestIou = 0.95;
-      node.forEach((n, j) => {
-        if (used.has(j) || n.category_id !== w.category_id || Math.abs(n.score - w.score) > 0.02) return;
-        const iou = boxIou(n.bbox, w.bbox);
-        if (iou > bestIou) [best, bestIou] = [j, iou];
-      });
-      if (best >= 0) {
-        used.add(best);
-        matched++;
-        expect(w.segmentation.size).toEqual([SIZE, SIZE]);
-      }
-    }
-    // Near-ties at the top-K cut may swap one or two low-scoring instances.
-    expect(matched).toBeGreaterThanOrEqual(Math.floor(0.95 * node.length));
+    expectSameInstances(inst, node);
     expect(await text('#timing')).toContain(`${inst.length} instances`);
     mkdirSync('docs', { recursive: true });
     await page.locator('#view-segment').screenshot({ path: 'docs/web-segment.png' });
@@ -152,11 +158,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in Chromium (WebGPU on SwiftSha
     await page.waitForFunction(() => document.getElementById('error')!.textContent!.includes('data.bin'), undefined, { timeout: 20_000 });
     expect(await text('#error')).toContain('data.bin: not a readable image');
     expect(await page.locator('#error').isVisible()).toBe(true);
-    // Still usable: the next image segments (and the message goes away).
+    // Still usable: the next image segments (without TTA, as the Node pipeline does), and the
+    // message goes away.
     const t0 = performance.now();
     const again = await page.evaluate(async (bytes) => window.cellgpu.segment(new File([new Uint8Array(bytes)], 'synth.png', { type: 'image/png' })), png.bytes);
-    timings.segment_warm_s = (performance.now() - t0) / 1000;
-    expect(again.instances.length).toBeGreaterThan(0);
+    timings.segment_plain_warm_s = (performance.now() - t0) / 1000;
+    expectSameInstances(again.instances as unknown as Instance[], (await nodeResults).plain as unknown as Instance[]);
     expect(await page.locator('#error').isHidden()).toBe(true);
   }, 180_000);
 
