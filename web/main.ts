@@ -191,7 +191,7 @@ async function finetune(iters: number, o: { images?: number; seed?: number } = {
       const losses: number[] = [];
       const r = await finetuneModel(copy, set, {
         iters,
-        seed: o.seed ?? 7,
+        seed: o.seed,
         onIteration: (i, loss) => {
           losses.push(loss);
           drawLosses(losses);

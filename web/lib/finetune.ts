@@ -38,6 +38,7 @@ export function synthTrainingSet(o: { seed: number; images: number; width: numbe
 
 export interface FinetuneOptions {
   iters: number;
+  /** The loader's seed (default cfg.SEED, as the trainer; the ROI sampling follows cfg.SEED). */
   seed?: number;
   /** Learning rate (the schedule's base; default cfg.SOLVER.BASE_LR / 10: fine-tuning). */
   lr?: number;
@@ -68,7 +69,7 @@ export async function finetune(m: LoadedModel, set: SynthSet, o: FinetuneOptions
       maxSize: cfg.INPUT.MAX_SIZE_TRAIN,
       randomFlip: cfg.INPUT.RANDOM_FLIP as 'horizontal' | 'vertical' | 'none',
       batchSize: 1,
-      seed: o.seed ?? 1234,
+      seed: o.seed ?? cfg.SEED, // as the trainer: its batches follow SEED
       aspectRatioGrouping: cfg.DATALOADER.ASPECT_RATIO_GROUPING,
     },
     (file) => set.pixels.get(file)!,
