@@ -1,8 +1,9 @@
 // The import graph of the source tree: layers import only downwards, and no file imports itself
 // back through others. Layers, lowest first:
-//   runtime < kernels < engine < structures < models < pipeline (the application) < bench
-// A file may import its own layer and the layers below it. structures/ is plain TypeScript shared
-// by models and pipeline: below it, only runtime/errors.ts. bench/ may import anything; nothing
+//   runtime < kernels < engine < structures < models < pipeline (the application) < bench < web
+// A file may import its own layer and the layers below it (web/, the browser page, is on top:
+// nothing imports it). structures/ is plain TypeScript shared
+// by models and pipeline: below it, only runtime/errors.ts. bench/ may import the layers below; nothing
 // imports bench/, test/ or scripts/. dev/ (superseded kernels kept for A/B experiments) may import
 // anything in the layers and itself; nothing in the layers imports dev/. Every static
 // `import`/`export ... from`, `import type` and dynamic `import('...')` counts (type-only imports
@@ -22,7 +23,7 @@ import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const LAYERS = ['runtime', 'kernels', 'engine', 'structures', 'models', 'pipeline', 'bench'] as const;
+const LAYERS = ['runtime', 'kernels', 'engine', 'structures', 'models', 'pipeline', 'bench', 'web'] as const;
 /** What structures/ may take from below it (pure data code: errors only). */
 const STRUCTURES_MAY_IMPORT = new Set(['runtime/errors.ts']);
 /** Folders no layer may import from (dev/ may import itself). */
@@ -451,10 +452,10 @@ describe('architecture', () => {
     const has = (p: string) => fake.has(p) || ['runtime/runtime.ts', 'runtime/errors.ts', 'bench/harness.ts', 'dev/conv/j.ts'].includes(p);
     const g = importEdges(fake, has);
     expect(layerViolations(g.edges)).toEqual([
-      "kernels/a.ts:1 imports '../engine/tensor' (engine/tensor.ts): kernels/ may not import engine/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
+      "kernels/a.ts:1 imports '../engine/tensor' (engine/tensor.ts): kernels/ may not import engine/ (layers: runtime < kernels < engine < structures < models < pipeline < bench < web)",
       "structures/s.ts:1 imports '../runtime/runtime' (runtime/runtime.ts): structures/ may import only runtime/errors.ts from below it",
-      "models/m.ts:1 imports '../pipeline/x' (pipeline/x.ts): models/ may not import pipeline/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
-      "pipeline/x.ts:1 imports '../bench/harness' (bench/harness.ts): pipeline/ may not import bench/ (layers: runtime < kernels < engine < structures < models < pipeline < bench)",
+      "models/m.ts:1 imports '../pipeline/x' (pipeline/x.ts): models/ may not import pipeline/ (layers: runtime < kernels < engine < structures < models < pipeline < bench < web)",
+      "pipeline/x.ts:1 imports '../bench/harness' (bench/harness.ts): pipeline/ may not import bench/ (layers: runtime < kernels < engine < structures < models < pipeline < bench < web)",
       "bench/b.ts:1 imports '../dev/conv/k' (dev/conv/k.ts): nothing in the source tree may import dev/",
     ]);
     expect(importCycles([...fake.keys()], g.edges)).toEqual([

@@ -8,7 +8,8 @@
 import { Document, Scalar, YAMLMap, YAMLSeq, parse as parseYaml, type Node } from 'yaml';
 import { InputError, UserError } from '../../runtime/errors';
 import { DEFAULTS } from './defaults';
-import { loadYamlWithBase } from './load-yaml';
+import { loadYamlLayers, type YamlResolver } from './load-yaml';
+import { loadYamlWithBase } from './node-yaml';
 import { coerce, isLeaf, type Leaf, type SchemaNode, type ValuesOf } from './schema';
 import { nearestKeys } from './suggest';
 
@@ -72,9 +73,10 @@ export class CfgNode {
     return structuredClone({ ...this }) as ConfigValues;
   }
 
-  /** Merges a YAML file and its _BASE_ chain. */
-  mergeFromFile(file: string): this {
-    for (const layer of loadYamlWithBase(file)) this.mergeFromObject(layer.data, layer.file);
+  /** Merges a YAML config text named `name` and its _BASE_ chain, read through `resolver` (a
+   *  browser passes texts it fetched: load-yaml.ts's mapYamlResolver). */
+  mergeFromYamlText(text: string, name: string, resolver: YamlResolver): this {
+    for (const layer of loadYamlLayers(name, resolver, { text })) this.mergeFromObject(layer.data, layer.file);
     return this;
   }
 
@@ -182,7 +184,20 @@ function markFloats(node: unknown): void {
   else if (node instanceof YAMLSeq) for (const item of node.items) markFloats(item);
 }
 
+/** Merges a YAML file on disk and its _BASE_ chain (Node). A function, not a method, so that a
+ *  browser bundle that never calls it carries no file-system code. */
+export function mergeFromFile(cfg: CfgNode, file: string): CfgNode {
+  for (const layer of loadYamlWithBase(file)) cfg.mergeFromObject(layer.data, layer.file);
+  return cfg;
+}
+
 /** Defaults + file (+ its bases) + overrides, frozen. */
 export function loadConfig(file: string, overrides: readonly string[] = []): CfgNode {
-  return new CfgNode().mergeFromFile(file).mergeFromList(overrides).freeze();
+  return mergeFromFile(new CfgNode(), file).mergeFromList(overrides).freeze();
+}
+
+/** Defaults + a config text (+ its bases, through `resolver`) + overrides, frozen: the entry point
+ *  for configs that are not files (a browser). */
+export function loadConfigFromText(text: string, name: string, resolver: YamlResolver, overrides: readonly string[] = []): CfgNode {
+  return new CfgNode().mergeFromYamlText(text, name, resolver).mergeFromList(overrides).freeze();
 }

@@ -2,9 +2,8 @@
 // `CfgNode.load_yaml_with_base` does: `_BASE_` is a path relative to the including file (or
 // absolute, or ~-prefixed), bases are loaded recursively, and the including file's values win.
 // YAML is parsed as YAML 1.1, like PyYAML, so that the original files mean the same here.
-import { readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import * as path from 'node:path';
+// Where the text comes from is a `YamlResolver`: files on disk in Node (node-yaml.ts), an
+// in-memory map of prefetched texts in a browser (`mapYamlResolver`); this file reads no files.
 import { parseDocument } from 'yaml';
 import { InputError, UserError } from '../../runtime/errors';
 
@@ -13,51 +12,88 @@ export interface YamlLayer {
   data: Record<string, unknown>;
 }
 
+/** Where config texts come from: a name for `_BASE_` seen in `from`, and the text of a name. */
+export interface YamlResolver {
+  /** The name (path, URL, key) of `base`, a `_BASE_` value written in the config named `from`. */
+  resolve(base: string, from: string): string;
+  /** The text of a resolved name; throws (any error) when there is none. */
+  read(name: string): string;
+}
+
 export const BASE_KEY = '_BASE_';
 
 /** Limits (listed with the application's others in pipeline/io/limits.ts): a config file is a
- *  regular file of at most MAX_CONFIG_BYTES, and a document expands at most MAX_YAML_ALIASES
- *  aliases (a "billion laughs" document is refused instead of filling memory). */
+ *  regular file of at most MAX_CONFIG_BYTES (checked by the file resolver), and a document expands
+ *  at most MAX_YAML_ALIASES aliases (a "billion laughs" document is refused instead of filling
+ *  memory). */
 export const MAX_CONFIG_BYTES = 2 ** 20;
 export const MAX_YAML_ALIASES = 100;
 
-/** The files of a config in merge order: the deepest base first, `file` itself last. */
-export function loadYamlWithBase(file: string, chain: string[] = []): YamlLayer[] {
-  const abs = path.resolve(file);
-  if (chain.includes(abs)) {
-    const cycle = [...chain.slice(chain.indexOf(abs)), abs].map((f) => path.basename(f)).join(' -> ');
+/** The layers of a config in merge order: the deepest base first, `name` itself last. `name` is
+ *  read through `resolver` unless `text` is given; `shown` names it in errors (default `name`). */
+export function loadYamlLayers(name: string, resolver: YamlResolver, opts: { text?: string; shown?: string } = {}, chain: string[] = []): YamlLayer[] {
+  const file = opts.shown ?? name;
+  let text = opts.text;
+  if (chain.includes(name)) {
+    const cycle = [...chain.slice(chain.indexOf(name)), name].map(baseName).join(' -> ');
     throw new InputError(chain[chain.length - 1]!, BASE_KEY, `inheritance cycle: ${cycle}`);
   }
-  const data = readYamlMapping(abs, file);
+  if (text === undefined) {
+    try {
+      text = resolver.read(name);
+    } catch (err) {
+      if (err instanceof InputError || err instanceof UserError) throw err;
+      throw new UserError(`cannot read config ${file}: ${(err as Error).message}`);
+    }
+  }
+  const data = parseYamlMapping(text, file);
   const base = data[BASE_KEY];
   delete data[BASE_KEY];
   const layers: YamlLayer[] = [];
   if (base !== undefined && base !== null) {
     if (typeof base !== 'string' || base === '') throw new InputError(file, BASE_KEY, `expected a file path, got ${JSON.stringify(base)}`);
     if (/^https?:\/\//.test(base)) throw new InputError(file, BASE_KEY, `URLs are not supported (${base}); download the file and refer to it by path`);
-    const target = base.startsWith('~') ? path.join(homedir(), base.slice(1)) : path.resolve(path.dirname(abs), base);
     // Only YAML files: a base such as /etc/shadow is refused by name, so no error can quote it.
-    if (!/\.ya?ml$/i.test(target)) throw new InputError(file, BASE_KEY, `${base} is not a .yaml or .yml file`);
-    layers.push(...loadYamlWithBase(target, [...chain, abs]));
+    if (!/\.ya?ml$/i.test(base)) throw new InputError(file, BASE_KEY, `${base} is not a .yaml or .yml file`);
+    layers.push(...loadYamlLayers(resolver.resolve(base, name), resolver, {}, [...chain, name]));
   }
   layers.push({ file, data });
   return layers;
 }
 
-function readYamlMapping(abs: string, shown: string): Record<string, unknown> {
-  let text: string;
-  try {
-    const st = statSync(abs);
-    if (st.isDirectory()) throw new InputError(shown, undefined, 'is a directory, expected a YAML config file');
-    if (!st.isFile()) throw new InputError(shown, undefined, 'is not a regular file (a device, pipe or socket), expected a YAML config file');
-    if (st.size > MAX_CONFIG_BYTES) throw new InputError(shown, undefined, `is ${st.size} bytes, over the limit of ${MAX_CONFIG_BYTES} bytes for a config file`);
-    text = readFileSync(abs, 'utf8');
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? (err as Error).message;
-    throw new UserError(`cannot read config ${shown}: ${why}`);
+/** The `_BASE_` value of a config text (undefined when it has none): what a resolver that
+ *  prefetches texts (a browser fetching over HTTP) needs to know before loading. */
+export function yamlBaseOf(text: string, shown: string): string | undefined {
+  const base = parseYamlMapping(text, shown)[BASE_KEY];
+  return typeof base === 'string' && base !== '' ? base : undefined;
+}
+
+/** `/`-separated name resolution without node:path: `base` relative to the folder of `from`. */
+export function joinRelative(from: string, base: string): string {
+  if (base.startsWith('/')) return base;
+  const parts = from.split('/').slice(0, -1);
+  for (const p of base.split('/')) {
+    if (p === '..' && parts.length && parts[parts.length - 1] !== '..') parts.pop();
+    else if (p !== '.' && p !== '') parts.push(p);
   }
+  return parts.join('/');
+}
+
+/** A resolver over texts held in memory, keyed by `/`-separated names. */
+export function mapYamlResolver(texts: ReadonlyMap<string, string>): YamlResolver {
+  return {
+    resolve: (base, from) => joinRelative(from, base),
+    read(name) {
+      const t = texts.get(name);
+      if (t === undefined) throw new Error(`no such config (known: ${[...texts.keys()].join(', ')})`);
+      return t;
+    },
+  };
+}
+
+const baseName = (f: string): string => f.split(/[\\/]/).pop() ?? f;
+
+function parseYamlMapping(text: string, shown: string): Record<string, unknown> {
   const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: true });
   const err = doc.errors[0];
   if (err) {
