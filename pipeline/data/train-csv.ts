@@ -3,7 +3,7 @@
 // image with every row checked: column count, integer sizes, known cell type, RLE validity.
 import { InputError } from '../../runtime/errors';
 import { checkImageSize, quoteInput } from '../io/limits';
-import { CsvLineError, csvField, readLines, splitCsvLine } from '../io/csv';
+import { csvField, readCsvRecords } from '../io/csv';
 import { isCellType, type CellType } from './cell-types';
 import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
@@ -53,94 +53,67 @@ function parseIntField(file: string, line: number, name: string, text: string): 
 
 /** Yields images in file order. Rows of one image must be contiguous (as in the competition file). */
 export async function* readTrainCsv(file: string, opts: ReadTrainOptions = {}): AsyncGenerator<TrainImage> {
-  const rl = readLines(file);
-  let lineNo = 0;
   let current: TrainImage | undefined;
   const finished = new Map<string, number>(); // id -> first line, for images already yielded
   let firstLineOfCurrent = 0;
-  try {
-    for await (const raw of rl) {
-      lineNo++;
-      opts.onLine?.(lineNo);
-      if (lineNo === 1) {
-        const header = splitCsvLine(raw.replace(/^\uFEFF/, ''));
-        if (header.length !== TRAIN_COLUMNS.length || header.some((h, i) => h.trim() !== TRAIN_COLUMNS[i])) {
-          throw new InputError(file, 'line 1', `header is "${quoteInput(raw)}", expected "${TRAIN_COLUMNS.join(',')}"`);
-        }
-        continue;
-      }
-      if (raw.trim() === '') continue;
-      let f: string[];
-      try {
-        f = splitCsvLine(raw);
-      } catch (e) {
-        if (e instanceof CsvLineError) throw new InputError(file, `line ${lineNo}`, e.message);
-        throw e;
-      }
-      if (f.length !== TRAIN_COLUMNS.length) {
-        throw new InputError(file, `line ${lineNo}`, `has ${f.length} columns, expected ${TRAIN_COLUMNS.length}`);
-      }
-      const [id, annotation, w, h, cellType, plateTime, sampleDate, sampleId, elapsed] = f as [
-        string, string, string, string, string, string, string, string, string,
-      ];
-      if (id === '') throw new InputError(file, `line ${lineNo}`, 'column id is empty');
-      const width = parseIntField(file, lineNo, 'width', w);
-      const height = parseIntField(file, lineNo, 'height', h);
-      checkImageSize(file, `line ${lineNo}`, width, height);
-      if (!isCellType(cellType)) {
-        throw new InputError(file, `line ${lineNo}`, `cell_type is "${quoteInput(cellType)}", expected shsy5y, astro or cort`);
-      }
-      let runs: Runs;
-      try {
-        runs = parseRle(annotation, width * height);
-      } catch (e) {
-        if (e instanceof RleFormatError) throw new InputError(file, `line ${lineNo} (image ${id})`, `annotation: ${e.message}`);
-        throw e;
-      }
-      if (runs.starts.length === 0 && !opts.allowEmptyAnnotation) {
-        throw new InputError(file, `line ${lineNo} (image ${id})`, 'annotation is empty');
-      }
-      if (current && current.id !== id) {
-        finished.set(current.id, firstLineOfCurrent);
-        yield current;
-        current = undefined;
-      }
-      if (!current) {
-        const seenAt = finished.get(id);
-        if (seenAt !== undefined) {
-          throw new InputError(
-            file,
-            `line ${lineNo}`,
-            `rows of image ${id} are not contiguous (its first block starts at line ${seenAt}); sort the file by id`,
-          );
-        }
-        current = {
-          id,
-          width,
-          height,
-          cellType,
-          plateTime,
-          sampleDate,
-          sampleId,
-          elapsedTimedelta: elapsed,
-          instances: [],
-        };
-        firstLineOfCurrent = lineNo;
-      } else if (current.width !== width || current.height !== height || current.cellType !== cellType) {
+  for await (const { fields: f, line: lineNo } of readCsvRecords(file, TRAIN_COLUMNS, opts.onLine)) {
+    const [id, annotation, w, h, cellType, plateTime, sampleDate, sampleId, elapsed] = f as [
+      string, string, string, string, string, string, string, string, string,
+    ];
+    if (id === '') throw new InputError(file, `line ${lineNo}`, 'column id is empty');
+    const width = parseIntField(file, lineNo, 'width', w);
+    const height = parseIntField(file, lineNo, 'height', h);
+    checkImageSize(file, `line ${lineNo}`, width, height);
+    if (!isCellType(cellType)) {
+      throw new InputError(file, `line ${lineNo}`, `cell_type is "${quoteInput(cellType)}", expected shsy5y, astro or cort`);
+    }
+    let runs: Runs;
+    try {
+      runs = parseRle(annotation, width * height);
+    } catch (e) {
+      if (e instanceof RleFormatError) throw new InputError(file, `line ${lineNo} (image ${id})`, `annotation: ${e.message}`);
+      throw e;
+    }
+    if (runs.starts.length === 0 && !opts.allowEmptyAnnotation) {
+      throw new InputError(file, `line ${lineNo} (image ${id})`, 'annotation is empty');
+    }
+    if (current && current.id !== id) {
+      finished.set(current.id, firstLineOfCurrent);
+      yield current;
+      current = undefined;
+    }
+    if (!current) {
+      const seenAt = finished.get(id);
+      if (seenAt !== undefined) {
         throw new InputError(
           file,
-          `line ${lineNo} (image ${id})`,
-          `width/height/cell_type ${width}/${height}/${cellType} differ from the image's first row ` +
-            `(line ${firstLineOfCurrent}: ${current.width}/${current.height}/${current.cellType})`,
+          `line ${lineNo}`,
+          `rows of image ${id} are not contiguous (its first block starts at line ${seenAt}); sort the file by id`,
         );
       }
-      if (runs.starts.length > 0) current.instances.push({ runs, line: lineNo });
+      current = {
+        id,
+        width,
+        height,
+        cellType,
+        plateTime,
+        sampleDate,
+        sampleId,
+        elapsedTimedelta: elapsed,
+        instances: [],
+      };
+      firstLineOfCurrent = lineNo;
+    } else if (current.width !== width || current.height !== height || current.cellType !== cellType) {
+      throw new InputError(
+        file,
+        `line ${lineNo} (image ${id})`,
+        `width/height/cell_type ${width}/${height}/${cellType} differ from the image's first row ` +
+          `(line ${firstLineOfCurrent}: ${current.width}/${current.height}/${current.cellType})`,
+      );
     }
-    if (lineNo === 0) throw new InputError(file, undefined, 'file is empty (no header)');
-    if (current) yield current;
-  } finally {
-    await rl.return(undefined);
+    if (runs.starts.length > 0) current.instances.push({ runs, line: lineNo });
   }
+  if (current) yield current;
 }
 
 /** Reads every image (for files that fit in memory as runs: the real train.csv does, ~100 MB of runs). */

@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { InputError } from '../../runtime/errors';
-import { MAX_LINE_CHARS, checkInputFile } from './limits';
+import { MAX_LINE_CHARS, checkInputFile, quoteInput } from './limits';
 
 export class CsvLineError extends Error {}
 
@@ -42,6 +42,43 @@ export async function* readLines(file: string, maxChars = MAX_LINE_CHARS): Async
   } finally {
     stream.destroy();
   }
+}
+
+/**
+ * The records of a CSV file whose first line is the header `columns` (a BOM and spaces around
+ * names aside), streamed: blank lines are skipped and every record must have exactly
+ * `columns.length` fields. Each comes with its 1-based line number; `onLine` sees every line read
+ * (progress bars). An empty file, a wrong header, a malformed line or a wrong column count is an
+ * InputError naming file and line.
+ */
+export async function* readCsvRecords(file: string, columns: readonly string[], onLine?: (line: number) => void): AsyncGenerator<{ fields: string[]; line: number }> {
+  let lineNo = 0;
+  const split = (raw: string): string[] => {
+    try {
+      return splitCsvLine(raw);
+    } catch (e) {
+      if (e instanceof CsvLineError) throw new InputError(file, `line ${lineNo}`, e.message);
+      throw e;
+    }
+  };
+  for await (const raw of readLines(file)) {
+    lineNo++;
+    onLine?.(lineNo);
+    if (lineNo === 1) {
+      const header = split(raw.replace(/^\uFEFF/, '')).map((h) => h.trim());
+      if (header.length !== columns.length || header.some((h, i) => h !== columns[i])) {
+        throw new InputError(file, 'line 1', `header is "${quoteInput(raw)}", expected "${columns.join(',')}"`);
+      }
+      continue;
+    }
+    if (raw.trim() === '') continue;
+    const fields = split(raw);
+    if (fields.length !== columns.length) {
+      throw new InputError(file, `line ${lineNo}`, `has ${fields.length} columns, expected ${columns.length} (${columns.join(',')})`);
+    }
+    yield { fields, line: lineNo };
+  }
+  if (lineNo === 0) throw new InputError(file, undefined, 'file is empty (no header)');
 }
 
 function tooLong(file: string, line: number, max: number): InputError {

@@ -4,7 +4,7 @@
 import { InputError } from '../../runtime/errors';
 import { quoteInput } from '../io/limits';
 import { withAtomicText } from '../io/atomic';
-import { CsvLineError, csvField, readLines, splitCsvLine } from '../io/csv';
+import { csvField, readCsvRecords } from '../io/csv';
 import { RleFormatError, parseRle, runsToRle, type Runs } from '../../structures/rle';
 
 export interface SubmissionInstance {
@@ -23,45 +23,21 @@ export async function readSubmission(
   file: string,
   sizeOf: (id: string) => { width: number; height: number } | undefined,
 ): Promise<Submission> {
-  const rl = readLines(file);
   const out: Submission = new Map();
-  let lineNo = 0;
-  try {
-    for await (const raw of rl) {
-      lineNo++;
-      if (lineNo === 1) {
-        const h = splitCsvLine(raw.replace(/^\uFEFF/, '')).map((x) => x.trim());
-        if (h.length !== 2 || h[0] !== 'id' || h[1] !== 'predicted') {
-          throw new InputError(file, 'line 1', `header is "${quoteInput(raw)}", expected "id,predicted"`);
-        }
-        continue;
-      }
-      if (raw.trim() === '') continue;
-      let f: string[];
-      try {
-        f = splitCsvLine(raw);
-      } catch (e) {
-        if (e instanceof CsvLineError) throw new InputError(file, `line ${lineNo}`, e.message);
-        throw e;
-      }
-      if (f.length !== 2) throw new InputError(file, `line ${lineNo}`, `has ${f.length} columns, expected 2 (id,predicted)`);
-      const [id, predicted] = f as [string, string];
-      const size = sizeOf(id);
-      if (!size) throw new InputError(file, `line ${lineNo}`, `unknown image id "${quoteInput(id)}"`);
-      let runs: Runs;
-      try {
-        runs = parseRle(predicted, size.width * size.height);
-      } catch (e) {
-        if (e instanceof RleFormatError) throw new InputError(file, `line ${lineNo} (image ${id})`, `predicted: ${e.message}`);
-        throw e;
-      }
-      let list = out.get(id);
-      if (!list) out.set(id, (list = []));
-      if (runs.starts.length > 0) list.push({ runs, line: lineNo });
+  for await (const { fields: f, line: lineNo } of readCsvRecords(file, ['id', 'predicted'])) {
+    const [id, predicted] = f as [string, string];
+    const size = sizeOf(id);
+    if (!size) throw new InputError(file, `line ${lineNo}`, `unknown image id "${quoteInput(id)}"`);
+    let runs: Runs;
+    try {
+      runs = parseRle(predicted, size.width * size.height);
+    } catch (e) {
+      if (e instanceof RleFormatError) throw new InputError(file, `line ${lineNo} (image ${id})`, `predicted: ${e.message}`);
+      throw e;
     }
-    if (lineNo === 0) throw new InputError(file, undefined, 'file is empty (no header)');
-  } finally {
-    await rl.return(undefined);
+    let list = out.get(id);
+    if (!list) out.set(id, (list = []));
+    if (runs.starts.length > 0) list.push({ runs, line: lineNo });
   }
   return out;
 }
