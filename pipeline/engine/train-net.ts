@@ -29,6 +29,8 @@ export interface TrainNetOptions {
   /** MODEL.WEIGHTS must fit the model exactly (otherwise: skipped tensors reported, training goes on). */
   strictWeights?: boolean;
   logPeriod?: number;
+  /** Profile one iteration (`--profile`): a kernel table in the log and OUTPUT_DIR/profile.json. */
+  profile?: { iteration?: number };
   /** Data parallelism: devices to train on (`--num-gpus`; default 1). */
   numDevices?: number;
   /** COCOeval maxDets for the periodic evaluation (default [1, 10, 100]). */
@@ -61,7 +63,7 @@ export async function runTraining(o: TrainNetOptions): Promise<{ result: TrainRe
     const predict = imagePredictor(model, predictorOptionsFromConfig(o.cfg, set.categoryIds));
     const evaluate = val ? async () => (await inferenceOnDataset(predict, val, { imageRoot: valRoot, maxDets: o.maxDets })).metrics : undefined;
     const replicas = devices ? { devices, buildReplica: () => buildTrainableModel(o.cfg) } : {};
-    result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, strictWeights: o.strictWeights, logPeriod: o.logPeriod, evaluate, log, ...replicas });
+    result = await train({ cfg: o.cfg, model, train: set, resume: o.resume, strictWeights: o.strictWeights, logPeriod: o.logPeriod, evaluate, log, profile: o.profile, ...replicas });
   } catch (err) {
     if (freshDir) removeIfOnlySetup(o.cfg.OUTPUT_DIR);
     throw err;

@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import type { CfgNode } from '../../models/config/config';
 import { noGrad } from '../../engine/autograd';
 import { rt, type Runtime } from '../../runtime/runtime';
+import { formatProfile } from '../../runtime/profiler';
+import { writeJsonAtomic } from '../io/atomic';
 import { scopeAsync, type Tensor } from '../../engine/tensor';
 import { add } from '../../engine/ops/elementwise';
 import { cat } from '../../engine/ops/join';
@@ -69,6 +71,10 @@ export interface TrainerOptions {
    *  first) and how to build a replica of the model on each of the others. */
   devices?: readonly Runtime[];
   buildReplica?: () => TrainableModel;
+  /** Profile one iteration (`cellseg train --profile`; default: the third of this run, when the
+   *  pipelines are compiled): per kernel calls, host dispatch time and device time, printed as a
+   *  table and written to OUTPUT_DIR/profile.json. */
+  profile?: { iteration?: number };
 }
 
 export interface TrainResult {
@@ -257,6 +263,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     return { peakBytes: s.peakBytes, allocatedBytes: s.allocatedBytes, largest: r.pool.largestAcquired(), maxBindingBytes: r.gpu.limits.maxStorageBufferBindingSize, maxBufferBytes: r.gpu.limits.maxBufferSize };
   };
   const reportAfter = Math.min(maxIter, startIter + MEMORY_REPORT_ITERS) - 1;
+  const profileAt = o.profile ? (o.profile.iteration ?? Math.min(startIter + 2, maxIter - 1)) : -1;
+  if (o.profile && (profileAt < startIter || profileAt >= maxIter)) log(`--profile: iteration ${profileAt} is not in this run (${startIter}..${maxIter - 1}); nothing is profiled`);
   rt().pool.resetPeak();
 
   try {
@@ -266,7 +274,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       const dataTime = (performance.now() - t0) / 1000;
       let row: Tensor;
       try {
-        row = await step(batch, iter);
+        if (iter === profileAt) {
+          const { result: r, report } = await rt().profile(() => step(batch, iter));
+          row = r;
+          log(`profile of iteration ${iter}${dp ? ' (device 0)' : ''}:\n${formatProfile(report, 25)}`);
+          writeJsonAtomic(join(outputDir, 'profile.json'), { iteration: iter, ...report });
+        } else {
+          row = await step(batch, iter);
+        }
         await rt().sync(); // bounds the queue (and memory) to one iteration and makes `time` honest
       } catch (err) {
         throw explainMemoryError(err, iter, cfg, memoryNow()) ?? err;

@@ -212,6 +212,22 @@ describe('training loop', () => {
     expect(memory().liveTensors).toBeLessThanOrEqual(after3);
   });
 
+  it('--profile: one iteration profiled (a kernel table in the log, profile.json), the weights unchanged', async () => {
+    const cfg = loadConfig(CONFIG, [...BASE, 'SOLVER.MAX_ITER', '4', 'SOLVER.CHECKPOINT_PERIOD', '0']);
+    const plain = new StandInModel();
+    await train({ cfg, model: plain, train: makeSet(), outputDir: join(dir, 'prof-a'), logPeriod: 2, readGray, log: () => {}, progressBar: false });
+    const profiled = new StandInModel();
+    const logs: string[] = [];
+    await train({ cfg, model: profiled, train: makeSet(), outputDir: join(dir, 'prof-b'), logPeriod: 2, readGray, log: (l) => logs.push(l), progressBar: false, profile: {} });
+    for (const [a, b] of plain.parameters().map((p, i) => [p, profiled.parameters()[i]!] as const)) expect([...(await b.data())]).toEqual([...(await a.data())]);
+    const table = logs.find((l) => l.startsWith('profile of iteration 2'));
+    expect(table).toMatch(/kernel\s+calls\s+device ms/);
+    const report = JSON.parse(readFileSync(join(dir, 'prof-b', 'profile.json'), 'utf8'));
+    expect(report.iteration).toBe(2);
+    expect(report.dispatches).toBeGreaterThan(0);
+    expect(report.kernels.reduce((n: number, k: { calls: number }) => n + k.calls, 0)).toBe(report.dispatches);
+  });
+
   it('optimizer state dict round trip names torch-style keys', async () => {
     const model = new StandInModel();
     const cfg = loadConfig(CONFIG, BASE);
