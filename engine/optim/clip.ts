@@ -4,7 +4,8 @@
 // By default (`foreach: true`) both passes take a few gradients per dispatch (multi-tensor
 // kernels, bit-identical to one dispatch per gradient).
 import { empty, type Tensor } from '../tensor';
-import { launchClampInPlace, launchGlobalNorm, launchScaleByBuffer, launchScaleByBufferMulti, type FlatF32 } from '../../kernels/optim/optim';
+import { launchClampInPlace, launchGlobalNorm, launchScaleByBuffer, launchScaleByBufferMulti } from '../../kernels/optim/clip';
+import type { FlatF32 } from '../../kernels/optim/slots';
 
 function gradsOf(params: Iterable<Tensor>, what: string): Tensor[] {
   const out: Tensor[] = [];

@@ -12,7 +12,7 @@ import { fromArray, init, rt, type Tensor } from '../../../engine';
 import { AdamW, type AdamWOptions } from '../../../engine/optim/adamw';
 import { clipGradNorm, gradNorm } from '../../../engine/optim/clip';
 import { SGD, type SgdOptions } from '../../../engine/optim/sgd';
-import { slotsPerDispatch } from '../../../kernels/optim/optim';
+import { slotsPerDispatch } from '../../../kernels/optim/slots';
 import { Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
@@ -24,12 +24,6 @@ const SIZES = [1, 7, 255, 256, 257, 3, 1000, 13, 64, 5, 300];
  *  (or, where clipping needs contiguous gradients, a view at an offset). */
 const SHARED = [4, 5];
 const STRIDED = 9;
-
-interface Run {
-  params: Tensor[];
-  dispatches: number;
-  dispose(): void;
-}
 
 type AnyOpt = SGD | AdamW;
 

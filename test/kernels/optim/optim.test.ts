@@ -9,7 +9,7 @@ import { fromArray, init, memory, rt, type Tensor, transpose, zeros } from '../.
 import { AdamW, type AdamWOptions } from '../../../engine/optim/adamw';
 import { clipGradNorm, clipGradValue, gradNorm } from '../../../engine/optim/clip';
 import { SGD, type SgdOptions } from '../../../engine/optim/sgd';
-import { NORM_CHUNK } from '../../../kernels/optim/optim';
+import { NORM_CHUNK } from '../../../kernels/optim/clip';
 import { expectClose, Rng, testSeed } from '../../util';
 
 beforeAll(async () => {
