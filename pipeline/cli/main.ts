@@ -6,11 +6,12 @@
 // only with the global flag --verbose. Commands that use the GPU run with Dawn's native log lines
 // filtered out of stderr (cli/native-stderr.ts) unless --verbose.
 import { Command } from 'commander';
-import { adoptParentTty, runFilteredChild, wantsFilteredChild } from './native-stderr';
+import { adoptParentTty, exitWithParent, runFilteredChild, wantsFilteredChild } from './native-stderr';
 import { reportError as report } from './report-error';
 
 if (wantsFilteredChild(process.argv)) process.exit(await runFilteredChild());
 adoptParentTty();
+exitWithParent();
 
 const verbose = process.argv.slice(2).includes('--verbose');
 const reportError = (err: unknown) => report(err, { verbose });

@@ -104,7 +104,8 @@ export function runFilteredChild(): Promise<number> {
       env[TTY_ENV] = '1';
       env.COLUMNS = String(process.stderr.columns ?? 80);
     }
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe'], env });
+    // The IPC channel is how the child learns that this process died (see exitWithParent).
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
     const filter = new NativeNoiseFilter((s) => process.stderr.write(s));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => filter.push(s));
@@ -130,6 +131,17 @@ export function runFilteredChild(): Promise<number> {
       resolve(signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : signal === 'SIGHUP' ? 129 : 70);
     });
   });
+}
+
+/**
+ * In the child of runFilteredChild: when the parent dies (kill -9 of the `cellseg` the user
+ * started), the IPC channel closes and the child dies the same way, instead of training on as an
+ * orphan that a resumed run would race with. The channel does not keep the child alive.
+ */
+export function exitWithParent(): void {
+  if (process.env[FILTERED_ENV] !== '1' || !process.channel) return;
+  process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+  process.channel.unref();
 }
 
 /** In the child of runFilteredChild: the parent's stderr is a terminal, so progress bars show. */

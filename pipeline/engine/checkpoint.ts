@@ -8,7 +8,7 @@
 // last_checkpoint last: a crash at any point leaves last_checkpoint naming a complete checkpoint.
 // Writes are durable and checked (runtime/durable-write.ts), and both safetensors files are re-read
 // from disk (header, offsets, file size) before last_checkpoint moves to them. Temporary files a
-// killed run left behind are removed at the next save.
+// killed run left behind are removed when training starts again and at every save.
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../../engine/nn/module';
@@ -66,11 +66,17 @@ export interface SaveOptions {
 /** The files saveCheckpoint writes (whose stale temporaries it may remove). */
 const isCheckpointFile = (name: string): boolean => name === LAST_CHECKPOINT || /^model_\w+(\.state)?\.safetensors$/.test(name);
 
+/** Removes the temporary checkpoint files a killed save left in `dir` (not this process's own);
+ *  returns their names. */
+export function removeStaleCheckpointTemps(dir: string): string[] {
+  return removeStaleTemps(dir, isCheckpointFile);
+}
+
 /** Save weights + optimizer/scheduler/iteration and point last_checkpoint at them once both
  *  files have been re-read from disk. */
 export async function saveCheckpoint(o: SaveOptions): Promise<string> {
   await fs.mkdir(o.dir, { recursive: true });
-  removeStaleTemps(o.dir, isCheckpointFile); // a killed save's leftovers (not this process's)
+  removeStaleCheckpointTemps(o.dir); // a killed save's leftovers
   const weights = await modelStateToHost(o.model);
   const opt = await optimizerStateDict(o.optimizer);
   const weightsFile = `${o.name}.safetensors`;

@@ -3,9 +3,12 @@
 //   {"data_time": 0.01, "eta_seconds": 812.3, "iteration": 19, "loss_fcos_cls": 1.1, ..., "lr": 0.0005, "time": 4.2, "total_loss": 3.4}
 // Losses, time and data_time are medians over the logging window (Detectron2's smoothing hint);
 // lr and eta are the latest values. Evaluation results go in lines of their own.
-import { appendFileSync, mkdirSync } from 'node:fs';
+// Unlike Detectron2, a resumed run first drops the lines of iterations after its checkpoint (an
+// interrupted run wrote them, and they are computed again), so that the file of an interrupted and
+// resumed run has the same lines as that of an uninterrupted one.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { asWriteError } from '../../runtime/durable-write';
+import { asWriteError, writeFileDurable } from '../../runtime/durable-write';
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
@@ -38,6 +41,29 @@ export class MetricsWriter {
       throw asWriteError(err, this.file);
     }
   }
+}
+
+/**
+ * Drops the lines of `file` whose iteration is after `iteration`, and a last line cut short (no
+ * newline: the process was killed while appending it); rewrites the file atomically when anything
+ * was dropped. Lines that do not parse are kept. Returns the number of lines dropped.
+ */
+export function trimMetricsAfter(file: string, iteration: number): number {
+  if (!existsSync(file)) return 0;
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  const cut = lines.pop() !== '' ? 1 : 0; // text after the last newline is an unfinished line
+  const keep = lines.filter((l) => {
+    try {
+      const it = (JSON.parse(l) as { iteration?: unknown }).iteration;
+      return !(typeof it === 'number' && it > iteration);
+    } catch {
+      return true;
+    }
+  });
+  const dropped = lines.length - keep.length + cut;
+  if (dropped > 0) writeFileDurable(file, keep.map((l) => `${l}\n`).join(''));
+  return dropped;
 }
 
 /** "1:02:03" / "4:05" as Detectron2's printer formats the ETA. */

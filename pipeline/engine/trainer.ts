@@ -10,8 +10,9 @@
 //   written to metrics.json (medians over the window) and the console;
 //   PeriodicCheckpointer (model_{iter:07d} every CHECKPOINT_PERIOD, model_final at the end);
 //   EvalHook (every TEST.EVAL_PERIOD and after the last iteration).
-// `resume` continues from last_checkpoint (weights, optimizer, schedule, iteration, seed) exactly;
-// otherwise MODEL.WEIGHTS, if set, is loaded non-strictly for fine-tuning.
+// `resume` continues from last_checkpoint (weights, optimizer, schedule, iteration, seed) exactly,
+// after dropping metrics.json's lines of later iterations; temporary files of a killed checkpoint
+// write are removed at every start. Otherwise MODEL.WEIGHTS, if set, is loaded non-strictly for fine-tuning.
 import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import type { CfgNode } from '../../models/config/config';
@@ -27,8 +28,8 @@ import type { LRScheduler } from '../../engine/optim/lr-scheduler';
 import { checkCropOptions, TrainLoader, type CropOptions, type TrainingSet, type TrainBatch } from '../data/train-loader';
 import type { TrainableModel } from './model';
 import { buildGradientClipper, buildLrScheduler, buildOptimizer } from './solver';
-import { checkpointName, lastCheckpoint, loadWeightsForTraining, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
-import { formatDuration, median, MetricsWriter } from './metrics';
+import { checkpointName, lastCheckpoint, loadWeightsForTraining, removeStaleCheckpointTemps, resumeFromCheckpoint, saveCheckpoint } from './checkpoint';
+import { formatDuration, median, MetricsWriter, trimMetricsAfter } from './metrics';
 import { lossesAndBackward, microBatches } from './trainer-step';
 import { DataParallel } from './data-parallel';
 import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
@@ -122,6 +123,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   let startIter = 0;
   let seed = cfg.SEED >= 0 ? cfg.SEED : Math.floor(Math.random() * 2 ** 31);
+  const stale = removeStaleCheckpointTemps(outputDir);
+  if (stale.length) log(`removed ${stale.length} temporary file${stale.length === 1 ? '' : 's'} of an interrupted checkpoint write: ${stale.join(', ')}`);
   const last = o.resume ? await lastCheckpoint(outputDir) : null;
   if (last) {
     const st = await resumeFromCheckpoint(last, model, optimizer);
@@ -133,6 +136,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     if (cfg.MODEL.WEIGHTS) {
       await loadWeightsForTraining(cfg.MODEL.WEIGHTS, model, outputDir, { strict: o.strictWeights, log });
     }
+  }
+  if (o.resume) {
+    const dropped = trimMetricsAfter(join(outputDir, 'metrics.json'), startIter - 1);
+    if (dropped) log(`metrics.json: dropped ${dropped} line${dropped === 1 ? '' : 's'} of the interrupted run after iteration ${startIter - 1} (they are computed again)`);
   }
   const scheduler: LRScheduler = buildLrScheduler(cfg, optimizer, startIter);
   let dp: DataParallel | null = null;
