@@ -277,6 +277,58 @@ export function writeFileDurable(target: string, data: string | Uint8Array | rea
   }
 }
 
+/**
+ * Several outputs that appear together or not at all: every file is written, checked, fsynced and
+ * verified under its temporary name first, and only when all of them are, they are renamed into
+ * place one after another. A failure before the renames removes every temporary file and leaves
+ * every previous target as it was. (The renames themselves, in one directory on one file system,
+ * fail only if the directory changes under the command; then the files renamed so far stay.)
+ */
+export function writeFilesDurable(files: readonly { path: string; data: string | Uint8Array | readonly (string | Uint8Array)[] }[], opts: DurableOptions = {}): void {
+  const staged: { s: Step; fd: number }[] = [];
+  try {
+    for (const f of files) {
+      const { s, fd } = begin(f.path, opts);
+      let open = true;
+      staged.push({ s, fd });
+      try {
+        const chunks = chunksOf(f.data);
+        const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+        let pos = 0;
+        for (const c of chunks) pos = s.do('writing', () => writeAllSync(s.fs, fd, c, pos, total));
+        s.do('checking the written size', () => checkSize(s.fs, fd, total));
+        s.do('flushing it to disk (fsync)', () => s.fs.fsyncSync(fd));
+        runVerify(s, opts.verify);
+        open = false;
+        s.do('closing it', () => s.fs.closeSync(fd));
+      } catch (err) {
+        if (open) cleanup(s.fs, fd, s.tmp);
+        staged.pop();
+        throw s.error(err);
+      }
+    }
+  } catch (err) {
+    for (const { s } of staged) cleanup(s.fs, undefined, s.tmp);
+    throw err;
+  }
+  for (const [i, { s }] of staged.entries()) {
+    try {
+      s.do('renaming the temporary file into place', () => s.fs.renameSync(s.tmp, s.target));
+    } catch (err) {
+      for (const rest of staged.slice(i)) cleanup(rest.s.fs, undefined, rest.s.tmp);
+      throw err;
+    }
+  }
+  const dirs = new Set(staged.map(({ s }) => dirname(resolve(s.target))));
+  for (const dir of dirs) {
+    try {
+      syncDir(staged[0]!.s.fs, dir);
+    } catch (err) {
+      throw new WriteError(dir, `${reasonOf(err)} (while syncing the directory after the renames: the new files are in place but may not survive a crash)`, { cause: err });
+    }
+  }
+}
+
 /** The async form of writeFileDurable: writes and the file's fsync do not block the event loop. */
 export async function writeFileDurableAsync(target: string, data: string | Uint8Array | readonly (string | Uint8Array)[], opts: DurableOptions = {}): Promise<void> {
   const { s, fd } = begin(target, opts);

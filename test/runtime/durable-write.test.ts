@@ -15,6 +15,7 @@ import {
   withDurableText,
   writeFileDurable,
   writeFileDurableAsync,
+  writeFilesDurable,
   type DurableFs,
 } from '../../runtime/durable-write';
 
@@ -264,5 +265,31 @@ describe('durable writes', () => {
     expect((err as Error).message).toBe(`${join(dir, 'out.bin', 'metrics.json')}: could not write: a component of the path is not a directory (ENOTDIR)`);
     const bug = new TypeError('x is undefined');
     expect(asWriteError(bug, 'f')).toBe(bug);
+  });
+});
+
+describe('writeFilesDurable: several outputs together or not at all', () => {
+  it('all files appear; a failure in the third leaves all three previous files and no temp files', () => {
+    const { dir } = fresh();
+    const files = ['a.json', 'b.json', 'c.csv'].map((f) => join(dir, f));
+    writeFilesDurable(files.map((path, i) => ({ path, data: `v1 ${i}` })));
+    expect(files.map((f) => readFileSync(f, 'utf8'))).toEqual(['v1 0', 'v1 1', 'v1 2']);
+    let opened = 0;
+    const fs: Partial<DurableFs> = {
+      openSync: (p, f, m) => {
+        const fd = nodeDurableFs.openSync(p, f, m);
+        if (p.endsWith('.tmp') && ++opened === 3) doomed = fd;
+        return fd;
+      },
+      writeSync: (fd, b, o, l, p) => {
+        if (fd === doomed) throw errno('ENOSPC', 'write');
+        return nodeDurableFs.writeSync(fd, b, o, l, p);
+      },
+    };
+    let doomed = -1;
+    const e = writeError(() => writeFilesDurable(files.map((path, i) => ({ path, data: `v2 ${i}` })), { fs }));
+    expect(e.message).toBe(`${files[2]}: could not write: no space left on device (ENOSPC) (while writing)`);
+    expect(files.map((f) => readFileSync(f, 'utf8'))).toEqual(['v1 0', 'v1 1', 'v1 2']);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic';
+import { jsonFile, writeFilesAtomic } from '../../io/atomic';
 import { buildShapeReport, collectShapeSamples } from '../../shape/analyze';
 import { shapeFigureSvg } from '../../shape/figure';
 import { CELL_TYPES } from '../../data/cell-types';
@@ -18,8 +18,7 @@ export function register(program: Command): void {
       const samples = await collectShapeSamples(o.trainCsv, () => images++);
       const report = buildShapeReport(o.trainCsv, samples);
       const svg = shapeFigureSvg(samples); // both outputs made before either is written
-      writeJsonAtomic(o.out, report);
-      writeFileAtomic(o.figure, svg);
+      writeFilesAtomic([jsonFile(o.out, report), { path: o.figure, data: svg }]);
       for (const t of CELL_TYPES) {
         const r = report.cell_types[t];
         if (!r) continue;

@@ -4,7 +4,7 @@ import { UserError } from '../../../runtime/errors';
 import { COCO_CATEGORIES } from '../../data/cell-types';
 import { buildCocoDataset, type SegmentationFormat } from '../../data/coco/build';
 import { cocoImagesOfFolder, imageFileOf, readTrainImages } from '../../data/image-list';
-import { writeJsonAtomic } from '../../io/atomic';
+import { jsonFile, writeFilesAtomic } from '../../io/atomic';
 import { progress } from '../../io/progress';
 import { checkOutputs } from '../../io/output-path';
 
@@ -28,8 +28,7 @@ export function register(program: Command): void {
       bar.stop();
       // Both outputs appear together or not at all: everything is read and checked first.
       const testImages = cocoImagesOfFolder(o.data, 'test');
-      writeJsonAtomic(o.out, dataset, 0);
-      writeJsonAtomic(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES });
+      writeFilesAtomic([jsonFile(o.out, dataset, 0), jsonFile(o.testOut, { images: testImages, annotations: [], categories: COCO_CATEGORIES })]);
       console.log(
         `wrote ${o.out}: ${dataset.images.length} images, ${dataset.annotations.length} annotations` +
           (dropped ? ` (${dropped} without a polygon left out)` : '') +

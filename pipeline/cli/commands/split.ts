@@ -4,7 +4,7 @@ import { InputError } from '../../../runtime/errors';
 import { subsetCoco } from '../../data/coco/build';
 import { readCocoDataset } from '../../data/coco/read';
 import { stratifiedKFold } from '../../data/coco/split';
-import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic';
+import { jsonFile, writeFilesAtomic } from '../../io/atomic';
 import { parseIntOption } from '../args';
 import { checkOutputDir } from '../../io/output-path';
 
@@ -29,13 +29,17 @@ export function register(program: Command): void {
       const fold = stratifiedKFold(items, o.folds, o.seed, !!o.groupBySample);
       let csv = 'image_id,sartorius_id,cell_type,fold\n';
       for (const im of ds.images) csv += `${im.id},${im.sartorius_id ?? ''},${im.cell_type},${fold.get(im.id)}\n`;
+      // All 2K + 1 files appear together or not at all (a full disk leaves the previous split).
+      const files = [];
+      const lines = [];
       for (let k = 0; k < o.folds; k++) {
         const val = ds.images.filter((im) => fold.get(im.id) === k).map((im) => im.id);
         const train = ds.images.filter((im) => fold.get(im.id) !== k).map((im) => im.id);
-        writeJsonAtomic(join(o.outDir, `train_fold_${k}.json`), subsetCoco(ds, train), 0);
-        writeJsonAtomic(join(o.outDir, `val_fold_${k}.json`), subsetCoco(ds, val), 0);
-        console.log(`fold ${k}: ${train.length} train / ${val.length} val images`);
+        files.push(jsonFile(join(o.outDir, `train_fold_${k}.json`), subsetCoco(ds, train), 0), jsonFile(join(o.outDir, `val_fold_${k}.json`), subsetCoco(ds, val), 0));
+        lines.push(`fold ${k}: ${train.length} train / ${val.length} val images`);
       }
-      writeFileAtomic(join(o.outDir, 'folds.csv'), csv);
+      files.push({ path: join(o.outDir, 'folds.csv'), data: csv });
+      writeFilesAtomic(files);
+      for (const l of lines) console.log(l);
     });
 }
