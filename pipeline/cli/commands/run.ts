@@ -7,7 +7,9 @@
 //   predictions and the fine-tuning loss plot. With --ensemble W (repeatable), the test images are
 //   predicted by the fine-tuned model and those trained models together (TTA passes of all models
 //   fused by WSF, weighted by --model-weights).
-// Every stage prints its timing; the last line is a one-line summary.
+// Every stage prints its timing; the last line is a one-line summary. The outputs in --out appear
+// together or not at all (io/fresh-output-dir.ts): a failed or interrupted run leaves the previous
+// outputs as they were.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -38,6 +40,7 @@ import { runTraining } from '../../engine/train-net';
 import { DEMO_MODEL_CARD, readModelCard } from '../../zoo/card';
 import { collectOption, parseIntOption, parseModelWeights } from '../args';
 import { checkOutputDir } from '../../io/output-path';
+import { withFreshOutputDir } from '../../io/fresh-output-dir';
 
 /** COCO maxDets for images with hundreds of cells (pycocotools: AP at 100, AP50/AP75 at 1000). */
 const MAX_DETS = [1, 100, 1000];
@@ -93,11 +96,12 @@ export function register(program: Command): void {
     .option('--no-single-contour', 'post-processing: keep masks that are not exactly one contour after overlap removal')
     .action(async (o: RunOptions) => {
       checkOutputDir(o.out, '--out');
-      await runPipeline(o);
+      await withFreshOutputDir(o.out, (previous) => runPipeline(o, previous), (l) => console.log(l));
     });
 }
 
-async function runPipeline(o: RunOptions): Promise<void> {
+/** `previous(p)`: where an input inside --out (the previous run's outputs) can be read meanwhile. */
+async function runPipeline(o: RunOptions, previous: (p: string) => string): Promise<void> {
   const t0 = performance.now();
   const timings: [string, number][] = [];
   const stage = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
@@ -142,11 +146,12 @@ async function runPipeline(o: RunOptions): Promise<void> {
     console.log(`   ${dataset.images.length} images, ${dataset.annotations.length} annotations; fold 0: ${trn.length} train / ${val.length} val`);
   });
 
-  if (!existsSync(o.card)) throw new UserError(`${o.card}: no such model card (the demo model ships in models/zoo; --card names another)`);
-  const card = readModelCard(o.card);
-  const weights = o.weights ?? card.weights;
-  if (!existsSync(weights)) throw new UserError(`${weights}: no such weights file (named by ${o.weights ? '--weights' : o.card})`);
-  for (const w of o.ensemble) if (!existsSync(w)) throw new UserError(`--ensemble ${w}: no such weights file`);
+  if (!existsSync(previous(o.card))) throw new UserError(`${o.card}: no such model card (the demo model ships in models/zoo; --card names another)`);
+  const card = readModelCard(previous(o.card));
+  const weights = previous(o.weights ?? card.weights);
+  if (!existsSync(weights)) throw new UserError(`${o.weights ?? card.weights}: no such weights file (named by ${o.weights ? '--weights' : o.card})`);
+  const ensemble = o.ensemble.map(previous);
+  for (const [i, w] of ensemble.entries()) if (!existsSync(w)) throw new UserError(`--ensemble ${o.ensemble[i]}: no such weights file`);
   const modelWeights = o.modelWeights === undefined ? undefined : parseModelWeights(o.modelWeights, 1 + o.ensemble.length);
   const valJson = join(folds, 'val_fold_0.json');
   const val = readCocoDataset(valJson);
@@ -192,7 +197,7 @@ async function runPipeline(o: RunOptions): Promise<void> {
     let r;
     if (o.ensemble.length) {
       const members: EnsembleMember[] = [{ model, opts, weight: modelWeights?.[0] }];
-      for (const [i, w] of o.ensemble.entries()) members.push({ model: await loadModelForInference(cfg, w), opts, weight: modelWeights?.[i + 1] });
+      for (const [i, w] of ensemble.entries()) members.push({ model: await loadModelForInference(cfg, w), opts, weight: modelWeights?.[i + 1] });
       r = await predictEnsemble(members, entries);
     } else r = await predictImages(model, entries, opts);
     writeJsonAtomic(join(o.out, 'test_results.json'), r, 0);

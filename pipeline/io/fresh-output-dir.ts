@@ -1,0 +1,88 @@
+// A command whose outputs are a whole folder written over minutes (`cellseg run`: data, folds, a
+// trained model, results, a submission) makes them appear together or not at all. An existing
+// output folder is moved aside to `.<name>.previous.<pid>` beside it, the command writes a fresh
+// folder under the real name (so every path it prints or records is the final one), and then
+//   on success: the entries of the previous folder that the command did not write (files of the
+//               user's own) are moved back, and the rest of it is deleted;
+//   on failure: the new folder is deleted and the previous one renamed back, as it was.
+// A previous folder that a killed run left (its process no longer alive) is put back first.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { asWriteError } from '../../runtime/durable-write';
+import { UserError } from '../../runtime/errors';
+
+const ASIDE_RE = /^\.(.+)\.previous\.(\d+)$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Puts back the previous folder of a killed run (the partial new one is deleted). Returns whether one was. */
+export function restoreInterruptedOutputDir(out: string): boolean {
+  const abs = resolve(out);
+  const parent = dirname(abs);
+  if (!existsSync(parent)) return false;
+  for (const name of readdirSync(parent)) {
+    const m = ASIDE_RE.exec(name);
+    if (!m || m[1] !== basename(abs) || Number(m[2]) === process.pid || isAlive(Number(m[2]))) continue;
+    try {
+      rmSync(abs, { recursive: true, force: true });
+      renameSync(join(parent, name), abs);
+    } catch (err) {
+      throw asWriteError(err, abs);
+    }
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `body` with `out` empty (created), as described above. `previous(p)` gives where a path
+ * inside `out` can be read while `body` runs (inputs that are outputs of an earlier run, such as
+ * `--weights out/model/model_final.safetensors`); other paths are returned unchanged.
+ */
+export async function withFreshOutputDir<T>(out: string, body: (previous: (p: string) => string) => Promise<T>, log: (line: string) => void = () => {}): Promise<T> {
+  const abs = resolve(out);
+  const cwd = process.cwd();
+  if (cwd === abs || cwd.startsWith(abs + sep)) throw new UserError(`${out}: the output folder contains the current directory; name a folder below it`);
+  if (restoreInterruptedOutputDir(abs)) log(`${out}: put back the previous outputs that an interrupted run had moved aside`);
+  const aside = join(dirname(abs), `.${basename(abs)}.previous.${process.pid}`);
+  const hadPrevious = existsSync(abs);
+  try {
+    if (hadPrevious) renameSync(abs, aside);
+    mkdirSync(abs, { recursive: true });
+  } catch (err) {
+    throw asWriteError(err, abs);
+  }
+  const previous = (p: string): string => {
+    const rel = relative(abs, resolve(p));
+    return hadPrevious && rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) ? join(aside, rel) : p;
+  };
+  let result: T;
+  try {
+    result = await body(previous);
+  } catch (err) {
+    try {
+      rmSync(abs, { recursive: true, force: true });
+      if (hadPrevious) renameSync(aside, abs);
+    } catch {
+      // the original error is the one to report; the next start puts the previous folder back
+    }
+    throw err;
+  }
+  if (hadPrevious) {
+    try {
+      const written = new Set(readdirSync(abs));
+      for (const name of readdirSync(aside)) if (!written.has(name)) renameSync(join(aside, name), join(abs, name));
+      rmSync(aside, { recursive: true, force: true });
+    } catch (err) {
+      throw asWriteError(err, abs);
+    }
+  }
+  return result;
+}
