@@ -31,7 +31,7 @@ export const MAX_YAML_ALIASES = 100;
 
 /** The layers of a config in merge order: the deepest base first, `name` itself last. `name` is
  *  read through `resolver` unless `text` is given; `shown` names it in errors (default `name`). */
-export function loadYamlLayers(name: string, resolver: YamlResolver, opts: { text?: string; shown?: string } = {}, chain: string[] = []): YamlLayer[] {
+export function loadYamlLayers(name: string, resolver: YamlResolver, opts: { text?: string; shown?: string; baseOf?: { file: string; base: string } } = {}, chain: string[] = []): YamlLayer[] {
   const file = opts.shown ?? name;
   let text = opts.text;
   if (chain.includes(name)) {
@@ -43,6 +43,8 @@ export function loadYamlLayers(name: string, resolver: YamlResolver, opts: { tex
       text = resolver.read(name);
     } catch (err) {
       if (err instanceof InputError || err instanceof UserError) throw err;
+      // A base that cannot be read is a fault of the file that names it.
+      if (opts.baseOf) throw new InputError(opts.baseOf.file, BASE_KEY, `${opts.baseOf.base}: ${(err as Error).message}`);
       throw new UserError(`cannot read config ${file}: ${(err as Error).message}`);
     }
   }
@@ -55,7 +57,7 @@ export function loadYamlLayers(name: string, resolver: YamlResolver, opts: { tex
     if (/^https?:\/\//.test(base)) throw new InputError(file, BASE_KEY, `URLs are not supported (${base}); download the file and refer to it by path`);
     // Only YAML files: a base such as /etc/shadow is refused by name, so no error can quote it.
     if (!/\.ya?ml$/i.test(base)) throw new InputError(file, BASE_KEY, `${base} is not a .yaml or .yml file`);
-    layers.push(...loadYamlLayers(resolver.resolve(base, name), resolver, {}, [...chain, name]));
+    layers.push(...loadYamlLayers(resolver.resolve(base, name), resolver, { baseOf: { file, base } }, [...chain, name]));
   }
   layers.push({ file, data });
   return layers;

@@ -34,6 +34,10 @@ export function checkFuseBoxesInput(file: string, raw: unknown): FuseBoxesInput 
     });
   }
   if (o.weights !== undefined && !isNumList(o.weights)) throw new InputError(file, 'key "weights"', 'must be a list of numbers');
+  // ensemble_boxes warns and uses weights of 1 here; a file that says otherwise is a mistake to report.
+  if (o.weights !== undefined && (o.weights as number[]).length !== (o.boxes as unknown[]).length) {
+    throw new InputError(file, 'key "weights"', `has ${(o.weights as number[]).length} entries for ${(o.boxes as unknown[]).length} models (one weight per model)`);
+  }
   for (const k of ['iou_thr', 'skip_box_thr']) {
     if (o[k] !== undefined && (typeof o[k] !== 'number' || !Number.isFinite(o[k]))) throw new InputError(file, `key "${k}"`, 'must be a number');
   }

@@ -1,6 +1,7 @@
 // PNG read/write through pngjs. Sartorius images are 8-bit grayscale 704x520; RGB is supported for
 // figures and colour inputs (converted to gray as the notebooks' OpenCV reads give identical channels).
 import { readFileSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic';
@@ -67,8 +68,11 @@ export function decodePngFile(file: string): PNG {
   const buf = readFileSync(file);
   checkPngHeader(file, buf);
   try {
-    return PNG.sync.read(buf);
+    const png = PNG.sync.read(buf);
+    checkPngDataLength(file, buf);
+    return png;
   } catch (err) {
+    if (err instanceof InputError) throw err;
     const msg = (err as Error).message;
     // pngjs reports a file cut short as "unexpected end of file" / "Unexpected end of input" /
     // "There are some read requests waitng on finished stream" (sic) / "Incomplete ... data".
@@ -77,6 +81,50 @@ export function decodePngFile(file: string): PNG {
     }
     throw new InputError(file, undefined, `not a readable PNG (${msg.split('\n')[0]})`);
   }
+}
+
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Adam7 passes: x0, y0, dx, dy. */
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+
+/**
+ * pngjs decodes image data that ends early (IDAT cut short inside a valid zlib stream), and some
+ * that is not zlib at all, without an error, as rows of zeros: a silently wrong image. So the IDAT
+ * data must inflate, and hold every row (one filter byte + the row's bytes, per Adam7 pass when
+ * interlaced).
+ */
+function checkPngDataLength(file: string, buf: Uint8Array): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const width = dv.getUint32(16);
+  const height = dv.getUint32(20);
+  const bits = buf[24]! * (CHANNELS[buf[25]!] ?? 1);
+  const interlaced = buf[28] === 1;
+  const idat: Uint8Array[] = [];
+  for (let p = 8; p + 8 <= buf.length; ) {
+    const len = dv.getUint32(p);
+    const type = String.fromCharCode(buf[p + 4]!, buf[p + 5]!, buf[p + 6]!, buf[p + 7]!);
+    if (type === 'IDAT') idat.push(buf.subarray(p + 8, p + 8 + len));
+    if (type === 'IEND') break;
+    p += 12 + len;
+  }
+  const rowBytes = (w: number) => 1 + Math.ceil((w * bits) / 8);
+  let expected = 0;
+  if (!interlaced) expected = height * rowBytes(width);
+  else {
+    for (const [x0, y0, dx, dy] of ADAM7) {
+      const w = Math.ceil((width - x0) / dx);
+      const h = Math.ceil((height - y0) / dy);
+      if (w > 0 && h > 0) expected += h * rowBytes(w);
+    }
+  }
+  let got: number;
+  try {
+    got = inflateSync(Buffer.concat(idat), { finishFlush: 2 /* Z_SYNC_FLUSH: a stream cut short inflates as far as it goes */ }).length;
+  } catch (err) {
+    // pngjs returns an image of zeros for some streams that are not zlib at all
+    throw new InputError(file, undefined, `corrupt PNG image data (${(err as Error).message})`);
+  }
+  if (got < expected) throw new InputError(file, undefined, `truncated PNG image data (${got} of ${expected} bytes after decompression; the image would read as zeros)`);
 }
 
 export function encodePngGray(img: GrayImage): Buffer {

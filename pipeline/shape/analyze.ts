@@ -41,6 +41,7 @@ function emptySamples(): ShapeSamples {
 /** Feature samples of every instance in a train.csv. */
 export async function collectShapeSamples(trainCsv: string, onImage?: () => void): Promise<ShapeSamples> {
   const samples = emptySamples();
+  let images = 0;
   for await (const img of readTrainCsv(trainCsv)) {
     const bucket = samples.perType[img.cellType];
     bucket.cellsPerImage.push(img.instances.length);
@@ -50,7 +51,10 @@ export async function collectShapeSamples(trainCsv: string, onImage?: () => void
       for (const name of SHAPE_FEATURES) bucket.values[name].push(f[name]);
     }
     onImage?.();
+    images++;
   }
+  // Statistics of no cells would be an empty report that filters nothing downstream.
+  if (images === 0) throw new InputError(trainCsv, undefined, 'has no rows (only a header): no cells to analyze');
   return samples;
 }
 

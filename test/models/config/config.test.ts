@@ -139,7 +139,8 @@ describe('config: _BASE_ inheritance', () => {
 
   it('names a missing base and a URL base', () => {
     const dir = files({ 'x.yaml': '_BASE_: nowhere.yaml\n', 'u.yaml': '_BASE_: https://example.com/b.yaml\n' });
-    expect(() => loadConfig(path.join(dir, 'x.yaml'))).toThrow(new RegExp(`cannot read config ${path.join(dir, 'nowhere.yaml')}`));
+    // the file that names the base is at fault: an InputError about it (exit 2)
+    expect(inputError(() => loadConfig(path.join(dir, 'x.yaml'))).message).toBe(`${path.join(dir, 'x.yaml')}: _BASE_: nowhere.yaml: no such file`);
     expect(inputError(() => loadConfig(path.join(dir, 'u.yaml'))).message).toMatch(/u\.yaml: _BASE_: URLs are not supported/);
   });
 });

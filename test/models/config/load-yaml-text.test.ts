@@ -31,6 +31,6 @@ describe('configs from text', () => {
 
   it('names a missing base in its error', () => {
     const texts = new Map([['configs/a.yaml', '_BASE_: "missing.yaml"\nSEED: 3\n']]);
-    expect(() => loadConfigFromText(texts.get('configs/a.yaml')!, 'configs/a.yaml', mapYamlResolver(texts))).toThrow(/cannot read config configs\/missing\.yaml: no such config/);
+    expect(() => loadConfigFromText(texts.get('configs/a.yaml')!, 'configs/a.yaml', mapYamlResolver(texts))).toThrow(/configs\/a\.yaml: _BASE_: missing\.yaml: no such config/);
   });
 });

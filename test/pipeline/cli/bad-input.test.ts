@@ -3,33 +3,13 @@
 // the expected code, print exactly one line `cellseg: ...` on stderr (no stack trace, no raw
 // control bytes, no native log lines), and leave its output folder empty. Commands that create the
 // GPU device (model-summary here) only get inputs that fail before the device is made.
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir } from '../tmp';
+import { describe, expect, it } from 'vitest';
 import { generateLargeBadInputs } from '../../fixtures/bad-input/generate';
+import { replayCorpus, ROOT, type Case } from './bad-input-harness';
 
-const ROOT = new URL('../../../', import.meta.url).pathname;
 const F = join(ROOT, 'test/fixtures/bad-input');
-const tmp = makeTempDir('bad-input');
-afterAll(tmp.cleanup);
-let G: Record<string, string> = {};
-beforeAll(() => {
-  G = generateLargeBadInputs(join(tmp.dir, 'generated'));
-});
-
-interface Case {
-  cls: string;
-  name: string;
-  /** Arguments; "$O" is replaced by the case's own (empty) output folder, "$G:key" by a generated file. */
-  args: string[];
-  code: number;
-  err: RegExp;
-  /** Text stderr must not contain. */
-  not?: RegExp;
-}
 
 const TRAIN_CONFIG = 'sartorius_centermask_lite_V_19_slim.yaml';
 const good = (f: string) => join(F, 'good', f);
@@ -138,67 +118,11 @@ function scoreTruthSub(file: string): string[] {
   return ['score', '--truth', good('train.csv'), '--submission', file, '--json', '$O/score.json'];
 }
 
-function cellseg(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    // node with tsx's loader directly: the tsx launcher would start a second node per case.
-    const p = spawn(process.execPath, ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'pipeline/cli/main.ts'), ...args], { cwd: tmp.dir });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
-
-/** Runs the cases two at a time (two cores). */
-async function runAll(cases: Case[]): Promise<Map<Case, { code: number | null; err: string; left: string[] }>> {
-  const results = new Map<Case, { code: number | null; err: string; left: string[] }>();
-  let next = 0;
-  const worker = async () => {
-    while (next < cases.length) {
-      const c = cases[next++]!;
-      const o = join(tmp.dir, 'out', `${CASES.indexOf(c)}`);
-      mkdirSync(o, { recursive: true });
-      const args = c.args.map((a) => (a.startsWith('$G:') ? G[a.slice(3)]! : a.replace('$O', o)));
-      const r = await cellseg(args);
-      results.set(c, { code: r.code, err: r.err, left: readdirSync(o) });
-    }
-  };
-  await Promise.all([worker(), worker()]);
-  return results;
-}
-
-describe('bad-input corpus through the CLI', () => {
-  const classes = [...new Set(CASES.map((c) => c.cls))];
-  for (const cls of classes) {
-    const cases = CASES.filter((c) => c.cls === cls);
-    it(`${cls}: ${cases.length} files, one line each, right exit code, nothing written`, async () => {
-      const results = await runAll(cases);
-      const failures: string[] = [];
-      for (const c of cases) {
-        const r = results.get(c)!;
-        const lines = r.err.split('\n').filter((l) => l.trim() !== '');
-        const problems: string[] = [];
-        if (r.code !== c.code) problems.push(`exit ${r.code}, expected ${c.code}`);
-        if (lines.length !== 1) problems.push(`${lines.length} stderr lines`);
-        if (!lines[0]?.startsWith('cellseg: ')) problems.push('no "cellseg: " prefix');
-        if (!c.err.test(r.err)) problems.push(`message does not match ${c.err}`);
-        if (c.not?.test(r.err)) problems.push(`message matches ${c.not}`);
-        if (/^\s+at /m.test(r.err)) problems.push('stack trace');
-        // eslint-disable-next-line no-control-regex
-        if (/[\u0000-\u0008\u000b-\u001f]/.test(r.err)) problems.push('raw control bytes');
-        if (r.left.length > 0) problems.push(`left in the output folder: ${r.left.join(', ')}`);
-        if (problems.length) failures.push(`${c.name}: ${problems.join('; ')}\n    stderr: ${r.err.slice(0, 400).replace(/\n/g, '\n            ')}`);
-      }
-      expect(failures.join('\n'), failures.join('\n')).toBe('');
-    }, 600_000);
-  }
-});
+replayCorpus('bad-input', CASES, generateLargeBadInputs);
 
 describe('bad-input corpus', () => {
   it('has the files the cases name', () => {
     const counts = Object.fromEntries([...new Set(CASES.map((c) => c.cls))].map((k) => [k, CASES.filter((c) => c.cls === k).length]));
-    writeFileSync(join(tmp.dir, 'counts.json'), JSON.stringify(counts));
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(CASES.length);
     expect(readdirSync(F).length).toBeGreaterThan(5);
   });
