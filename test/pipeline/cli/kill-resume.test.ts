@@ -45,7 +45,7 @@ interface Run {
 
 function cellseg(args: string[], env: Record<string, string> = {}): Run {
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-  const hook = pathToFileURL(join(ROOT, 'test/pipeline/cli/hooks/durable-fs.ts')).href;
+  const hook = pathToFileURL(join(ROOT, 'test/pipeline/cli/durable-fs-hook.ts')).href;
   const child = spawn(process.execPath, ['--import', loader, '--import', hook, join(ROOT, 'pipeline/cli/main.ts'), ...args], { cwd: tmp.dir, env: { ...process.env, ...env } });
   let out = '';
   let err = '';

@@ -22,7 +22,7 @@ beforeAll(() => {
 
 function cellseg(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-  const hook = pathToFileURL(join(ROOT, 'test/pipeline/cli/hooks/durable-fs.ts')).href;
+  const hook = pathToFileURL(join(ROOT, 'test/pipeline/cli/durable-fs-hook.ts')).href;
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', loader, '--import', hook, join(ROOT, 'pipeline/cli/main.ts'), ...args], { cwd: tmp.dir, env: { ...process.env, ...env } });
     let out = '';

@@ -8,7 +8,7 @@
 //   CELLSEG_TEST_FAIL_NTH=K         only the K-th matching target (1-based; default every one)
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { nodeDurableFs, setDurableFs, type DurableFs } from '../../../../runtime/durable-write';
+import { nodeDurableFs, setDurableFs, type DurableFs } from '../../../runtime/durable-write';
 
 const env = process.env;
 const over: Partial<DurableFs> = {};
