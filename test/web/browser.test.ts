@@ -7,8 +7,8 @@
 // same loop in Node; a browser without a WebGPU adapter gets a message; no uncaught errors or
 // console errors; a screenshot of the Segment view (docs/web-segment.png). Most of the time is
 // SwiftShader compiling the first inference's and the first training step's kernels, and running
-// the training steps: 13.7 min with the 2 cores heavily loaded (load average ~20), of which 6.3
-// min fine-tuning; the timings are printed at the end. Skipped only when /usr/bin/chromium is
+// the training steps: 11.8-13.7 min with the 2 cores heavily loaded (load average ~20), of which
+// 4-6 min fine-tuning; the timings and the losses are printed at the end. Skipped only when /usr/bin/chromium is
 // absent (scripts/setup-chromium.sh installs it).
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
