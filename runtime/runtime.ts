@@ -113,7 +113,7 @@ export class Runtime {
    * Compile new kernels with createComputePipelineAsync and submit the batches that use them once
    * they are ready, instead of compiling each on first use before recording goes on. On by default
    * in a browser (Chromium compiles on worker threads, so a first inference's kernels compile
-   * concurrently); off in Node unless CELLGPU_ASYNC_PIPELINES=1 (Dawn's Node binding gains nothing).
+   * concurrently); off in Node unless CELLGPU_ASYNC_PIPELINES=1 (slower with Dawn's Node binding).
    */
   asyncPipelines: boolean;
   /** Background compilation: the submissions (batches, uploads, buffer destructions) waiting, in
