@@ -283,6 +283,29 @@ export function createComputePipelineSync(
   return device.createComputePipeline({ label, layout, compute: { module, entryPoint } });
 }
 
+/**
+ * Asynchronous variant: the driver may compile on its own threads (Chromium does), so several
+ * kernels compile at once while recording goes on. Compile and validation errors reject the
+ * promise as a GpuError naming the kernel (no error scope: scopes do not nest across awaits).
+ */
+export async function createComputePipelineAsync(
+  device: GPUDevice,
+  label: string,
+  code: string,
+  entryPoint: string,
+  layout: GPUPipelineLayout,
+): Promise<GPUComputePipeline> {
+  const module = device.createShaderModule({ label, code });
+  const [info, pipeline] = await Promise.allSettled([
+    module.getCompilationInfo(),
+    device.createComputePipelineAsync({ label, layout, compute: { module, entryPoint } }),
+  ]);
+  const errors = info.status === 'fulfilled' ? info.value.messages.filter((m) => m.type === 'error') : [];
+  if (errors.length) throw new GpuError(formatCompileErrors(label, code, errors));
+  if (pipeline.status === 'rejected') throw new GpuError(`kernel '${label}': pipeline creation failed: ${(pipeline.reason as Error).message}`);
+  return pipeline.value;
+}
+
 export function formatCompileErrors(label: string, code: string, errors: readonly GPUCompilationMessage[]): string {
   const lines = code.split('\n');
   const parts = errors.map((m) => {

@@ -107,17 +107,21 @@ export class BufferPool {
     return this.ids.get(buf) ?? Number.MAX_SAFE_INTEGER;
   }
 
-  /** Destroy every free buffer (pending ones stay until submitted). */
-  trim(): void {
+  /** Destroy every free buffer (pending ones stay until submitted); `destroyLater` takes them
+   *  instead when commands that use them still wait to be submitted. */
+  trim(destroyLater?: (buffers: GPUBuffer[]) => void): void {
+    const gone: GPUBuffer[] = [];
     for (const list of this.free.values()) {
       for (const buf of list) {
         const size = this.sizes.get(buf) ?? buf.size;
         this.stats.pooledBytes -= size;
         this.stats.allocatedBytes -= size;
-        buf.destroy();
+        gone.push(buf);
       }
     }
     this.free.clear();
+    if (destroyLater) destroyLater(gone);
+    else for (const buf of gone) buf.destroy();
   }
 
   getStats(): PoolStats {

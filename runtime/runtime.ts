@@ -2,7 +2,9 @@
 // submits in batches, so nothing in forward, backward or an optimizer step waits for the GPU.
 // Pipelines are compiled once per kernel key and cached; per-dispatch parameters are packed into a
 // per-batch uniform arena; buffers come from the pool and go back to it only after submit.
-import { adapterSlug, createComputePipelineSync, getGpu, GpuError, listDawnAdapters, openGpu, type DeviceOptions, type Gpu } from './device';
+// With `asyncPipelines` (the default in a browser) a new kernel compiles in the background and the
+// batches that use it are submitted, in order, once it is ready (see "Background compilation").
+import { adapterSlug, createComputePipelineAsync, createComputePipelineSync, getGpu, GpuError, listDawnAdapters, openGpu, type DeviceOptions, type Gpu } from './device';
 import { BufferPool, type PoolStats } from './pool';
 import { DispatchProfiler, type ProfileReport } from './profiler';
 
@@ -27,7 +29,11 @@ export interface KernelDef {
 }
 
 interface CompiledKernel {
-  pipeline: GPUComputePipeline;
+  /** Undefined while a background compilation runs (or after it failed: `failed`). */
+  pipeline: GPUComputePipeline | undefined;
+  /** Resolves when a background compilation ends: true when it succeeded. */
+  ready?: Promise<boolean>;
+  failed?: GpuError;
   layout: GPUBindGroupLayout;
   /** Bind groups already made for this kernel, keyed by the ids of their buffers (and the uniform
    *  binding's size): creating one costs ~30 µs of host time on Dawn, reusing one ~0.5 µs. */
@@ -44,6 +50,23 @@ fn linear_workgroup(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.
 /** WGSL snippet: a quiet NaN (a \`let\`, because constant-evaluated NaN is a compile error). */
 export const WGSL_NAN = /* wgsl */ `
 fn nan_f32() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }`;
+
+/** Commands recorded for a batch that waits for background compilations; replayed into a fresh
+ *  encoder when they are ready. */
+class Replay {
+  private pass: GPUComputePassEncoder | undefined;
+  constructor(readonly encoder: GPUCommandEncoder) {}
+  computePass(): GPUComputePassEncoder {
+    this.pass ??= this.encoder.beginComputePass({ label: 'cellgpu.pass' });
+    return this.pass;
+  }
+  plain(): GPUCommandEncoder {
+    this.pass?.end();
+    this.pass = undefined;
+    return this.encoder;
+  }
+}
+type DeferredCommand = (r: Replay) => void;
 
 export interface RuntimeStats extends PoolStats {
   dispatches: number;
@@ -86,11 +109,29 @@ export class Runtime {
   private windows = new WeakMap<GPUBuffer, BufferWindow>();
   private windowHandles = new WeakMap<GPUBuffer, Map<string, GPUBuffer>>();
   private bindingLimitOverride: number | undefined;
+  /**
+   * Compile new kernels with createComputePipelineAsync and submit the batches that use them once
+   * they are ready, instead of compiling each on first use before recording goes on. On by default
+   * in a browser (Chromium compiles on worker threads, so a first inference's kernels compile
+   * concurrently); off in Node unless CELLGPU_ASYNC_PIPELINES=1 (slower with Dawn's Node binding).
+   */
+  asyncPipelines: boolean;
+  /** Background compilation: the submissions (batches, uploads, buffer destructions) waiting, in
+   *  order, for kernels to compile; undefined when none is waiting. */
+  private queued: Promise<void> | undefined;
+  private queuedJobs = 0;
+  /** The current batch, once it dispatched a kernel that is still compiling: its commands before
+   *  that point (finished), the commands since, and the compilations it waits for. */
+  private deferredHead: GPUCommandBuffer | undefined;
+  private deferred: DeferredCommand[] | undefined;
+  private waitsFor = new Set<Promise<boolean>>();
 
   constructor(readonly gpu: Gpu) {
     this.device = gpu.device;
     this.pool = new BufferPool(this.device);
     this.uniformAlign = Math.max(16, this.device.limits.minUniformBufferOffsetAlignment);
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    this.asyncPipelines = gpu.runtime === 'navigator.gpu' || env?.CELLGPU_ASYNC_PIPELINES === '1';
   }
 
   // ---- binding windows -----------------------------------------------------------------------
@@ -160,6 +201,15 @@ export class Runtime {
     }
     const layout = this.device.createBindGroupLayout({ label: def.key, entries });
     const pipelineLayout = this.device.createPipelineLayout({ label: def.key, bindGroupLayouts: [layout] });
+    if (this.asyncPipelines && !this.profiler) {
+      const kernel: CompiledKernel = { pipeline: undefined, layout, groups: new Map() };
+      kernel.ready = createComputePipelineAsync(this.device, def.key, def.code, def.entryPoint ?? 'main', pipelineLayout).then(
+        (p) => !!(kernel.pipeline = p),
+        (err: GpuError) => !(this.compileError ??= kernel.failed = err),
+      );
+      this.kernels.set(def.key, kernel);
+      return kernel;
+    }
     const pipeline = createComputePipelineSync(
       this.device,
       def.key,
@@ -215,6 +265,7 @@ export class Runtime {
     }
     if (!!params !== !!def.uniform) throw new Error(`kernel '${def.key}': uniform params ${params ? 'given but not declared' : 'declared but not given'}`);
     const k = this.compile(def);
+    if (k.failed) throw k.failed;
     const u = params ? this.writeUniform(params) : undefined; // may flush: do it before opening the pass
     const bindGroup = this.bindGroup(def, k, buffers, u);
     let [x, y, z] = typeof workgroups === 'number' ? [workgroups, 1, 1] : [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1];
@@ -225,13 +276,19 @@ export class Runtime {
     }
     if (x === 0 || y === 0 || z === 0) return;
     if (this.profiler) return this.profiledDispatch(def, k, bindGroup, u, x, y, z);
-    const pass = this.ensurePass();
-    this.encodeDispatch(pass, k, bindGroup, u, x, y, z);
+    if (!k.pipeline || this.deferred) {
+      if (!k.pipeline) this.waitsFor.add(k.ready!);
+      const offset = u ? { offset: u.offset } : undefined;
+      this.defer((r) => this.encodeDispatch(r.computePass(), k, bindGroup, offset, x, y, z));
+    } else {
+      this.encodeDispatch(this.ensurePass(), k, bindGroup, u, x, y, z);
+    }
     this.counters.dispatches++;
     if (++this.batchDispatches >= MAX_DISPATCHES_PER_BATCH) this.flush();
   }
 
   private encodeDispatch(pass: GPUComputePassEncoder, k: CompiledKernel, bindGroup: GPUBindGroup, u: { offset: number } | undefined, x: number, y: number, z: number): void {
+    if (!k.pipeline) throw k.failed ?? new Error('cellgpu: a kernel was encoded before it compiled');
     pass.setPipeline(k.pipeline);
     if (u) {
       this.dynamicOffset[0] = u.offset;
@@ -264,6 +321,7 @@ export class Runtime {
   async profile<T>(fn: () => T | Promise<T>): Promise<{ result: T; report: ProfileReport }> {
     if (this.profiler) throw new Error('profile(): a profiled region is already running (regions do not nest)');
     this.flush();
+    await this.queued; // profiled regions compile synchronously and dispatch one pass at a time
     const prof = new DispatchProfiler(this.device, this.gpu.features.timestampQuery);
     const before = this.stats();
     const t0 = performance.now();
@@ -319,19 +377,53 @@ export class Runtime {
   /** Destroy the pool's free buffers and the bind groups that may name them. */
   trim(): void {
     this.dropBindGroups();
-    this.pool.trim();
+    // Batches still waiting for compilations may use the free buffers: destroy after them.
+    this.pool.trim(this.queued ? (bufs) => this.enqueue(() => bufs.forEach((b) => b.destroy())) : undefined);
   }
 
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
     const s = this.resolveBinding(src);
     const d = this.resolveBinding(dst);
-    this.commandEncoder().copyBufferToBuffer(s.buffer, s.offset + srcOffset, d.buffer, d.offset + dstOffset, bytes);
+    const copy = (e: GPUCommandEncoder) => e.copyBufferToBuffer(s.buffer, s.offset + srcOffset, d.buffer, d.offset + dstOffset, bytes);
+    if (this.deferred) this.defer((r) => copy(r.plain()));
+    else copy(this.commandEncoder());
   }
 
   clearBuffer(buf: GPUBuffer, offset = 0, size?: number): void {
     const w = this.resolveBinding(buf);
-    this.commandEncoder().clearBuffer(w.buffer, w.offset + offset, size ?? w.size - offset);
+    const clear = (e: GPUCommandEncoder) => e.clearBuffer(w.buffer, w.offset + offset, size ?? w.size - offset);
+    if (this.deferred) this.defer((r) => clear(r.plain()));
+    else clear(this.commandEncoder());
+  }
+
+  // ---- background compilation -----------------------------------------------------------------
+
+  /** Record a command of a batch that waits for a compilation; from the first one on, the batch's
+   *  commands are kept and replayed at submission (the ones before it are finished as they are). */
+  private defer(cmd: DeferredCommand): void {
+    if (!this.deferred) {
+      if (this.encoder) {
+        this.pass?.end();
+        this.pass = undefined;
+        this.deferredHead = this.encoder.finish();
+        this.encoder = undefined;
+      }
+      this.deferred = [];
+    }
+    this.deferred.push(cmd);
+  }
+
+  /** Run `job` after every submission queued before it (a failure is kept for the next flush). */
+  private enqueue(job: () => void | Promise<void>): void {
+    this.queuedJobs++;
+    const done = (this.queued ?? Promise.resolve())
+      .then(job)
+      .catch((err: unknown) => void (this.compileError ??= err instanceof GpuError ? err : new GpuError(String((err as Error)?.message ?? err))))
+      .finally(() => {
+        if (--this.queuedJobs === 0) this.queued = undefined;
+      });
+    this.queued = done;
   }
 
   /** Upload host data now (queue timeline; ordered before the batch being recorded). */
@@ -340,7 +432,13 @@ export class Runtime {
     buf = w.buffer;
     offset += w.offset;
     const pad = data.byteLength % 4;
-    if (pad === 0) {
+    if (this.queued) {
+      // After the batches waiting for compilations: a copy, as the caller may reuse its memory.
+      const copy = new Uint8Array(data.byteLength + (pad ? 4 - pad : 0));
+      copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      const target = buf;
+      this.enqueue(() => this.device.queue.writeBuffer(target, offset, copy));
+    } else if (pad === 0) {
       this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
     } else {
       const padded = new Uint8Array(data.byteLength + 4 - pad);
@@ -356,23 +454,23 @@ export class Runtime {
 
   /** Submit everything recorded so far. Cheap when nothing is recorded. */
   flush(): void {
-    if (this.compileError) {
-      const e = this.compileError;
-      this.compileError = undefined;
-      throw e;
-    }
+    this.throwCompileError();
     this.gpu.throwIfFailed();
-    if (!this.encoder) return;
+    if (!this.encoder && !this.deferred) return;
     if (this.pass) {
       this.pass.end();
       this.pass = undefined;
     }
-    if (this.arenaGpu) {
-      this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu, 0, this.arenaUsed);
+    if (this.deferred || this.queued) {
+      this.queueBatch();
+    } else {
+      if (this.arenaGpu) {
+        this.device.queue.writeBuffer(this.arenaGpu, 0, this.arenaCpu, 0, this.arenaUsed);
+      }
+      this.profiler?.resolve(this.encoder!);
+      this.device.queue.submit([this.encoder!.finish()]);
+      this.profiler?.submitted();
     }
-    this.profiler?.resolve(this.encoder);
-    this.device.queue.submit([this.encoder.finish()]);
-    this.profiler?.submitted();
     this.counters.submits++;
     this.encoder = undefined;
     this.batchDispatches = 0;
@@ -387,6 +485,41 @@ export class Runtime {
     for (const cb of cbs) cb();
   }
 
+  private throwCompileError(): void {
+    if (this.compileError) {
+      const e = this.compileError;
+      this.compileError = undefined;
+      throw e;
+    }
+  }
+
+  /** Submit the current batch after the queued submissions and the compilations it waits for. Its
+   *  uniforms are copied now: the arena is reused by the next batch. */
+  private queueBatch(): void {
+    const head = this.deferredHead;
+    const finished = this.encoder?.finish();
+    const commands = this.deferred ?? [];
+    const waits = [...this.waitsFor];
+    const arena = this.arenaGpu;
+    const uniforms = arena ? this.arenaCpu.slice(0, this.arenaUsed) : undefined;
+    this.deferredHead = undefined;
+    this.deferred = undefined;
+    this.waitsFor.clear();
+    this.enqueue(async () => {
+      // A batch whose kernel failed to compile is dropped (the error is already kept for the next
+      // flush or readback, as a failed synchronous compile's is).
+      if (waits.length && (await Promise.all(waits)).includes(false)) return;
+      const buffers = [head, finished].filter((b) => b !== undefined);
+      if (commands.length) {
+        const r = new Replay(this.device.createCommandEncoder({ label: 'cellgpu.batch' }));
+        for (const c of commands) c(r);
+        buffers.push(r.plain().finish());
+      }
+      if (arena) this.device.queue.writeBuffer(arena, 0, uniforms!);
+      this.device.queue.submit(buffers);
+    });
+  }
+
   /** Read bytes back: the only place the CPU waits for the GPU. */
   async read(src: GPUBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
     this.counters.readbacks++;
@@ -396,9 +529,11 @@ export class Runtime {
     const start = byteOffset - (byteOffset % 4);
     const len = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
     const staging = this.pool.acquire(len, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'cellgpu.readback');
-    this.commandEncoder().copyBufferToBuffer(src, start, staging, 0, len);
+    this.copyBuffer(src, start, staging, 0, len);
     this.flush();
     const tw = performance.now();
+    await this.queued;
+    this.throwCompileError();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, len);
       if (this.profiler) this.profiler.waitMs += performance.now() - tw;
@@ -416,6 +551,8 @@ export class Runtime {
   /** Wait until all submitted work finished (benchmarks and tests only). */
   async sync(): Promise<void> {
     this.flush();
+    await this.queued;
+    this.throwCompileError();
     await this.device.queue.onSubmittedWorkDone();
     this.gpu.throwIfFailed();
   }

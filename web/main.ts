@@ -10,6 +10,7 @@ import {
 } from './lib/core';
 import { finetune as finetuneModel, synthTrainingSet } from './lib/finetune';
 import { runBenchmark, type BenchRow } from './lib/bench';
+import { rt, type RuntimeStats } from '../runtime/runtime';
 
 const DEMO = {
   config: 'configs/synth_centermask_lite_V_19_slim_scratch.yaml',
@@ -178,20 +179,24 @@ function drawLosses(losses: readonly number[]): void {
   ctx.stroke();
 }
 
-/** The hook's finetune: a copy of the loaded model trained on synthetic cells made here. */
-async function finetune(iters: number, o: { images?: number; seed?: number } = {}): Promise<{ losses: number[]; seconds: number }> {
+/** The hook's finetune: a copy of the loaded model trained on synthetic cells made here; `size`
+ *  is the side of the synthetic images and the training scale and crop (default 256, the demo
+ *  recipe's; e.g. 128 on a software adapter). */
+async function finetune(iters: number, o: { images?: number; seed?: number; size?: number } = {}): Promise<{ losses: number[]; seconds: number }> {
   return exclusive(async () => {
     try {
       await ready;
       showError(null);
       if (!Number.isInteger(iters) || iters < 1) throw new Error(`iterations must be a positive integer, got ${iters}`);
       status('making synthetic training images…');
-      const set = synthTrainingSet({ seed: o.seed ?? 7, images: o.images ?? 3, width: 256, height: 256 });
+      const size = o.size ?? 256;
+      const set = synthTrainingSet({ seed: o.seed ?? 7, images: o.images ?? 3, width: size, height: size });
       const copy = await modelFromBytes(model!.cfg, modelBytes!, `${model!.name} (fine-tuned)`);
       const losses: number[] = [];
       const r = await finetuneModel(copy, set, {
         iters,
         seed: o.seed,
+        size: o.size,
         onIteration: (i, loss) => {
           losses.push(loss);
           drawLosses(losses);
@@ -257,6 +262,9 @@ const hook = {
   finetune,
   benchmark,
   synthPng,
+  /** The runtime's counters (dispatches, pipelines compiled, submits, ...): e.g. to see how many
+   *  kernels a first segment or fine-tune compiles. */
+  stats: (): RuntimeStats => rt().stats(),
 };
 declare global {
   interface Window {

@@ -291,9 +291,14 @@ export function launchNmsMask(boxes: GPUBuffer, order: GPUBuffer, classes: GPUBu
 
 export const NMS_MAX_BOXES = 4000 * 32; // 16,000 bytes of the 16 KiB workgroup storage
 const GREEDY_WG = 64;
+/** Sizes (in 32-box words) of the greedy pass's workgroup bitmask: the smallest that holds n boxes
+ *  is used. SwiftShader's compile time grows with it: 8-14 s at 4000 words, 1-2 s at 1024, 0.2-1.5 s
+ *  at 128. */
+const GREEDY_WORDS = [128, 1024, NMS_MAX_BOXES / 32] as const;
 
 const nmsGreedy = defineKernel({
   name: 'boxes.nms_greedy',
+  variants: { capacity: GREEDY_WORDS },
   bindings: {
     mask: { type: 'u32', access: 'read' },
     order: { type: 'u32', access: 'read' },
@@ -301,8 +306,8 @@ const nmsGreedy = defineKernel({
     count: { type: 'i32', access: 'rw' },
   },
   params: { n: 'u32', words: 'u32' },
-  code: () => /* wgsl */ `
-var<workgroup> removed: array<u32, ${NMS_MAX_BOXES / 32}>;
+  code: (v) => /* wgsl */ `
+var<workgroup> removed: array<u32, ${v.capacity}>;
 var<workgroup> flag: u32;
 @compute @workgroup_size(${GREEDY_WG})
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -327,5 +332,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 export function launchNmsGreedy(mask: GPUBuffer, order: GPUBuffer, keep: GPUBuffer, count: GPUBuffer, n: number): void {
   if (n > NMS_MAX_BOXES) throw new Error(`nms: at most ${NMS_MAX_BOXES} boxes, got ${n}`);
-  nmsGreedy.dispatch({}, { mask, order, keep, count }, { n, words: Math.ceil(n / 32) }, 1);
+  const words = Math.ceil(n / 32);
+  nmsGreedy.dispatch({ capacity: GREEDY_WORDS.find((c) => c >= words)! }, { mask, order, keep, count }, { n, words }, 1);
 }

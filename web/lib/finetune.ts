@@ -40,6 +40,9 @@ export interface FinetuneOptions {
   iters: number;
   /** The loader's seed (default cfg.SEED, as the trainer; the ROI sampling follows cfg.SEED). */
   seed?: number;
+  /** Training scale: INPUT.MIN_SIZE_TRAIN and the square crop (default the config's; the demo's
+   *  recipe is 256). Smaller is faster, e.g. on a software adapter. */
+  size?: number;
   /** Learning rate (the schedule's base; default cfg.SOLVER.BASE_LR / 10: fine-tuning). */
   lr?: number;
   onIteration?: (iter: number, loss: number, losses: Record<string, number>) => void;
@@ -53,6 +56,11 @@ export async function finetune(m: LoadedModel, set: SynthSet, o: FinetuneOptions
   cfg.SOLVER.STEPS = [];
   cfg.SOLVER.IMS_PER_BATCH = 1;
   cfg.SOLVER.BASE_LR = o.lr ?? m.cfg.SOLVER.BASE_LR / 10;
+  if (o.size !== undefined) {
+    if (!Number.isInteger(o.size) || o.size < 32) throw new Error(`fine-tune size must be an integer of at least 32, got ${o.size}`);
+    cfg.INPUT.MIN_SIZE_TRAIN = [o.size];
+    cfg.INPUT.CROP.SIZE = [o.size, o.size];
+  }
   const t0 = performance.now();
   const model = m.model;
   model.train();
