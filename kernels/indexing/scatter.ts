@@ -15,7 +15,7 @@
 // launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
 import { DTYPE_BYTES, type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
-import { type BindingChunk, bindingLimit, chunkForBinding, viewWith, overBindingLimit, rowBlocks, windowRange } from '../large';
+import { type BindingChunk, bindingLimit, chunkForBinding, viewWith, overBindingLimit, rowBlocks, windowBytesBound, windowRange } from '../large';
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { MAX_RANK } from '../elementwise/map';
 import { contiguousStrides, numelOf, type View } from '../../runtime/shape';
@@ -232,11 +232,12 @@ const indexAddKernel = defineKernel({
     out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
   },
   params: {
-    numel: 'u32', rank: 'u32', dim: 'u32', tgt_base: 'u32',
+    numel: 'u32', rank: 'u32', dim: 'u32', tgt_base: 'u32', j0: 'u32', jlen: 'u32',
     in_off: 'u32', src_off: 'u32', out_off: 'u32',
     shape: ['u32', 8, 1], in_st: ['u32', 8], src_st: ['u32', 8],
   },
-  code: ({ dtype, hasInput }: AddVariant) => {
+  // `block`: src holds only the positions [j0, j0 + jlen) of the index (one pass of several).
+  code: ({ dtype, hasInput, block }: AddVariant & { block: boolean }) => {
   const st = WGSL_STORAGE[dtype];
   const ct = WGSL_COMPUTE[dtype];
   return /* wgsl */ `
@@ -259,7 +260,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var acc = ${hasInput ? `${ct}(input[a])` : `${ct}(0)`};
   let ss = p.src_st[p.dim >> 2][p.dim & 3];
   for (var h = starts[tgt]; h < starts[tgt + 1u]; h++) {
-    acc += ${ct}(src[s + hits[h] * ss]);
+    ${block ? `let j = hits[h];
+    if (j >= p.j0 && j < p.j0 + p.jlen) { acc += ${ct}(src[s + (j - p.j0) * ss]); }` : `acc += ${ct}(src[s + hits[h] * ss]);`}
   }
   out[p.out_off + i] = ${st}(acc);
 }`;
@@ -289,26 +291,68 @@ export function launchIndexAdd(input: View | null, dim: number, index: View, src
   hitsKernel.dispatch({ mode: 'count' }, { index: index.buffer, counts }, hp, groups);
   launchExclusiveScan(counts, 0, targets, starts, 0);
   hitsKernel.dispatch({ mode: 'fill' }, { index: index.buffer, counts, starts, hits }, hp, groups);
-  const dispatch = (a: View | null, sv: View, o: View, tgtBase: number) =>
+  const dispatch = (a: View | null, sv: View, o: View, tgtBase: number, j0 = 0, jlen = len, block = false) =>
     indexAddKernel.dispatch(
-      { dtype: o.dtype, hasInput: !!a },
+      { dtype: o.dtype, hasInput: !!a, block },
       { input: a?.buffer, starts, hits, src: sv.buffer, out: o.buffer },
       {
-        numel: numelOf(o.shape), rank: shape.length, dim, tgt_base: tgtBase,
+        numel: numelOf(o.shape), rank: shape.length, dim, tgt_base: tgtBase, j0, jlen,
         in_off: a?.offset ?? 0, src_off: sv.offset, out_off: o.offset,
         shape: o.shape, in_st: a?.strides ?? [], src_st: sv.strides,
       },
       Math.ceil(numelOf(o.shape) / WG),
     );
-  if (overBindingLimit(input?.buffer, src.buffer, out.buffer)) {
-    // Over one storage binding: blocks of the output, each with src whole along dim.
-    const outV = viewWith(out, { strides: contiguousStrides(shape) });
-    const ops = input ? [outV, input, src] : [outV, src];
-    for (const c of chunkOr('index_add', shape, ops, { dim, operands: ops.map((v) => v === src) })) {
-      dispatch(input ? c.views[1]! : null, c.views[input ? 2 : 1]!, c.views[0]!, c.start[dim]!);
-    }
-  } else dispatch(input, src, out, 0);
+  if (overBindingLimit(input?.buffer, src.buffer, out.buffer)) indexAddSplit(input, dim, src, out, len, dispatch);
+  else dispatch(input, src, out, 0);
   runtime.pool.release(counts);
   runtime.pool.release(starts);
   runtime.pool.release(hits);
+}
+
+type IndexAddDispatch = (a: View | null, sv: View, o: View, tgtBase: number, j0?: number, jlen?: number, block?: boolean) => void;
+
+/**
+ * index_add with an operand over one storage binding: blocks of the output (the target coordinate
+ * shifted by the block's start), each with src whole along dim. Where src's fibres along dim are
+ * too long for that (an index_add along the outer dim of a big tensor), passes over blocks of src
+ * along dim: each pass adds its block's hits to the previous pass's result (ping-pong scratch:
+ * a dispatch may not read and write one buffer), in ascending index position as in one pass, so
+ * f32 results are bit-identical to the unsplit kernel's.
+ */
+function indexAddSplit(input: View | null, dim: number, src: View, out: View, len: number, dispatch: IndexAddDispatch): void {
+  const shape = out.shape;
+  const outV = viewWith(out, { strides: contiguousStrides(shape) });
+  const chunked = (target: View, prev: View | null, sv: View, each: (c: BindingChunk) => void) => {
+    const ops = prev ? [target, prev, sv] : [target, sv];
+    for (const c of chunkOr('index_add', shape, ops, { dim, operands: ops.map((v) => v === sv) })) each(c);
+  };
+  const limit = bindingLimit();
+  const bytes = DTYPE_BYTES[src.dtype];
+  const fibre = (n: number) => windowBytesBound(src.shape.map((m, d) => (d === dim ? n : 1)), src.strides, bytes);
+  if (fibre(len) <= limit / 2) {
+    chunked(outV, input, src, (c) => dispatch(input ? c.views[1]! : null, c.views[input ? 2 : 1]!, c.views[0]!, c.start[dim]!));
+    return;
+  }
+  if (fibre(1) > limit) throw new Error(`index_add: one element of src [${src.shape}] is over the ${limit}-byte storage binding limit`);
+  // Longest src block along dim whose fibre takes at most half a binding (room for other dims).
+  let lo = 1;
+  let hi = len;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fibre(mid) <= Math.max(limit / 2, fibre(1))) lo = mid;
+    else hi = mid - 1;
+  }
+  const pool = rt().pool;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const scratch = [0, 1].map(() => viewWith(outV, { buffer: pool.acquire(Math.max(numelOf(shape), 1) * DTYPE_BYTES[out.dtype], usage, 'index_add.pass'), offset: 0 }));
+  let prev: View | null = input;
+  for (let j0 = 0, k = 0; j0 < len; j0 += lo, k++) {
+    const jlen = Math.min(lo, len - j0);
+    const target = j0 + jlen >= len ? outV : scratch[k % 2]!;
+    const sv = viewWith(src, { shape: src.shape.map((m, d) => (d === dim ? jlen : m)), offset: src.offset + j0 * src.strides[dim]! });
+    const p = prev;
+    chunked(target, p, sv, (c) => dispatch(p ? c.views[1]! : null, c.views[p ? 2 : 1]!, c.views[0]!, c.start[dim]!, j0, jlen, true));
+    prev = target;
+  }
+  for (const v of scratch) pool.release(v.buffer);
 }
