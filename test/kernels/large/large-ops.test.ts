@@ -415,6 +415,16 @@ describe('mask pasting over the binding limit: blocks of images', () => {
   });
 });
 
+describe('ops that refuse over the binding limit', () => {
+  it('nonzero and maskedSelect name the op, the shape and the limit', async () => {
+    const x = cg.fromArray(new Float32Array(3000), [3, 1000]);
+    await withLimit(4096, async () => {
+      await expect(cg.nonzero(x)).rejects.toThrow(/nonzero: \[3,1000\] has 3000 elements, whose 12004-byte flag scan is over the 4096-byte storage binding limit/);
+      await expect(cg.maskedSelect(x, x)).rejects.toThrow(/maskedSelect: \[3,1000\] .* over the 4096-byte storage binding limit/);
+    });
+  });
+});
+
 describe('at the device limit nothing splits', () => {
   it('each op records the dispatches of its unsplit form', () => {
     const x = cg.fromArray(new Float32Array(7 * 61), [7, 61]);
