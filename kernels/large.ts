@@ -9,7 +9,10 @@
 //   windowed(view)        the view rebound to a window over exactly the elements it touches
 //   windowRange(...)      the same for a contiguous range (conv's operands)
 //   chunkForBinding(...)  split a shape, with every operand broadcast to it, into blocks of
-//                         leading dims whose operands each fit a window
+//                         leading dims whose operands each fit a window (optionally with some
+//                         operands whole along one dim: a scatter's or gather's fibres)
+//   rowBlocks(...)        blocks of independent rows (softmax, arg-reductions, cumsum, pasting)
+//   viewWith(view, ...)   a plain copy of a view (tensors' fields are getters, lost by spread)
 //
 // `rt().setBindingLimitForTests(bytes)` lowers the limit so that tests run the split paths on
 // small tensors (the runtime then refuses any binding over the lowered limit).
