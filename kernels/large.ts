@@ -9,7 +9,10 @@
 //   windowed(view)        the view rebound to a window over exactly the elements it touches
 //   windowRange(...)      the same for a contiguous range (conv's operands)
 //   chunkForBinding(...)  split a shape, with every operand broadcast to it, into blocks of
-//                         leading dims whose operands each fit a window
+//                         leading dims whose operands each fit a window (optionally with some
+//                         operands whole along one dim: a scatter's or gather's fibres)
+//   rowBlocks(...)        blocks of independent rows (softmax, arg-reductions, cumsum, pasting)
+//   viewWith(view, ...)   a plain copy of a view (tensors' fields are getters, lost by spread)
 //
 // `rt().setBindingLimitForTests(bytes)` lowers the limit so that tests run the split paths on
 // small tensors (the runtime then refuses any binding over the lowered limit).
@@ -31,6 +34,12 @@ export function overBindingLimit(...buffers: (GPUBuffer | null | undefined)[]): 
   const limit = rt().bindingLimit;
   for (const b of buffers) if (b && b.size > limit) return true;
   return false;
+}
+
+/** A plain copy of a view (tensors keep their fields behind getters, which object spread drops),
+ *  with some fields replaced. */
+export function viewWith(v: View, changes: Partial<View> = {}): View {
+  return { buffer: v.buffer, dtype: v.dtype, shape: v.shape, strides: v.strides, offset: v.offset, ...changes };
 }
 
 /** Lowest and highest element index (relative to the buffer) a view touches. */
@@ -86,6 +95,19 @@ export function itemsPerBinding(itemBytes: number): number {
   return Math.floor((rt().bindingLimit - SLACK) / itemBytes);
 }
 
+/**
+ * Blocks [start, start + count) of `rows` independent rows for a launcher whose operands are
+ * rows of at most `rowBytes` bytes each (contiguous, or one row per output element): every
+ * operand's block fits one binding window. Throws naming `op` when a single row does not fit.
+ */
+export function rowBlocks(op: string, rows: number, rowBytes: number): { start: number; count: number }[] {
+  const per = itemsPerBinding(Math.max(rowBytes, 1));
+  if (per < 1) throw new Error(`${op}: one row of ${rowBytes} bytes is over the ${bindingLimit()}-byte storage binding limit (rows are not split)`);
+  const out: { start: number; count: number }[] = [];
+  for (let start = 0; start < rows; start += per) out.push({ start, count: Math.min(per, rows - start) });
+  return out;
+}
+
 export interface BindingChunk {
   /** Index of the chunk's first element along each dim. */
   start: number[];
@@ -99,18 +121,22 @@ export interface BindingChunk {
  * independent per element of the leading dims (elementwise ops, copies). Every operand must have
  * `shape`'s rank (broadcast operands with stride 0). Blocks run along dim 0 as long as a block of
  * at least one index fits; otherwise each index of dim 0 is split along dim 1, and so on. The
- * blocks cover `shape` in row-major order.
+ * blocks cover `shape` in row-major order. `whole` (optional): a dim along which the flagged
+ * operands are always taken whole, at their own extent (`v.shape[dim]`, which may differ from
+ * `shape[dim]`): the fibres a scatter's output element reads.
  */
-export function chunkForBinding(shape: readonly number[], operands: readonly View[]): BindingChunk[] {
-  const limit = rt().bindingLimit;
+export function chunkForBinding(shape: readonly number[], operands: readonly View[], whole?: { dim: number; operands: readonly boolean[] }): BindingChunk[] {
+  const limit = bindingLimit();
   const out: BindingChunk[] = [];
-  const fits = (s: readonly number[]) => operands.every((v) => windowBytesBound(s, v.strides, DTYPE_BYTES[v.dtype]) <= limit);
+  const isWhole = (j: number, d: number) => !!whole && d === whole.dim && !!whole.operands[j];
+  const shapeOf = (j: number, s: readonly number[]) => s.map((n, d) => (isWhole(j, d) ? operands[j]!.shape[d]! : n));
+  const fits = (s: readonly number[]) => operands.every((v, j) => windowBytesBound(shapeOf(j, s), v.strides, DTYPE_BYTES[v.dtype]) <= limit);
   const rec = (d: number, start: number[], cur: number[], offs: number[]): void => {
     if (fits(cur)) {
       out.push({
         start: [...start],
         shape: [...cur],
-        views: operands.map((v, j) => windowed({ buffer: v.buffer, dtype: v.dtype, shape: cur, strides: v.strides, offset: offs[j]! })),
+        views: operands.map((v, j) => windowed({ buffer: v.buffer, dtype: v.dtype, shape: shapeOf(j, cur), strides: v.strides, offset: offs[j]! })),
       });
       return;
     }
@@ -133,7 +159,7 @@ export function chunkForBinding(shape: readonly number[], operands: readonly Vie
       s[d] = len;
       const st = [...start];
       st[d] = i;
-      const o = operands.map((v, j) => offs[j]! + i * v.strides[d]!);
+      const o = operands.map((v, j) => offs[j]! + (isWhole(j, d) ? 0 : i * v.strides[d]!));
       if (block > 0) rec(shape.length, st, s, o);
       else rec(d + 1, st, s, o);
     }

@@ -23,6 +23,10 @@
 // The peer (the real CenterMask2 on PyTorch CPU, 2 threads) is NOT re-measured here: peer_ms is
 // the anchor recorded in bench/results/pytorch-cpu-anchors.json, which exists for 512x512 batch 2
 // only, so only full-size rows carry it. ratio = peer_ms / ms (above 1: we are faster).
+//
+// BENCH_MODEL=scale (standalone: --scale) runs instead one training step per SCALE_CASES entry:
+// lite V-39 at LIVECell's sizes (704x520 batch 2, 800x800 batch 1), whose activations exceed one
+// storage binding (see kernels/README.md, "Large tensors"); --repeats N steps, no warm-up.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
@@ -92,7 +96,9 @@ export const MODELS: ModelSpec[] = models();
 
 export interface ModelBenchOptions {
   models: ModelSpec['name'][];
+  /** Image width (and height unless `height` is given). */
   size: number;
+  height?: number;
   batch: number;
   roisPerImage: number;
   cellsPerImage: number;
@@ -124,21 +130,22 @@ interface Scene {
 /** Elliptic "cells" (16-gon polygons) on a dark noisy background, BGR 0..255. */
 export function makeScene(o: ModelBenchOptions, seed: number): Scene {
   const rng = new Rng(seed);
-  const S = o.size;
+  const W = o.size;
+  const H = o.height ?? o.size;
   const inputs: ImageInput[] = [];
   const gts: GtInstances[] = [];
   const rois: Float32Array[] = [];
   const roiClasses: number[] = [];
   const roiPolygons: number[][][] = [];
   for (let n = 0; n < o.batch; n++) {
-    const image = new Float32Array(3 * S * S);
+    const image = new Float32Array(3 * H * W);
     for (let i = 0; i < image.length; i++) image[i] = 30 + 20 * rng.next();
     const boxes: number[] = [];
     const classes: number[] = [];
     const polygons: number[][][] = [];
     for (let c = 0; c < o.cellsPerImage; c++) {
-      const rx = rng.uniform(0.02, 0.06) * S, ry = rng.uniform(0.02, 0.06) * S;
-      const cx = rng.uniform(rx + 1, S - rx - 1), cy = rng.uniform(ry + 1, S - ry - 1);
+      const rx = rng.uniform(0.02, 0.06) * W, ry = rng.uniform(0.02, 0.06) * H;
+      const cx = rng.uniform(rx + 1, W - rx - 1), cy = rng.uniform(ry + 1, H - ry - 1);
       const poly: number[] = [];
       for (let k = 0; k < 16; k++) poly.push(cx + rx * Math.cos((k * Math.PI) / 8), cy + ry * Math.sin((k * Math.PI) / 8));
       boxes.push(cx - rx, cy - ry, cx + rx, cy + ry);
@@ -146,11 +153,11 @@ export function makeScene(o: ModelBenchOptions, seed: number): Scene {
       polygons.push([poly]);
       for (let y = Math.floor(cy - ry); y <= Math.ceil(cy + ry); y++) {
         for (let x = Math.floor(cx - rx); x <= Math.ceil(cx + rx); x++) {
-          if (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1) for (let ch = 0; ch < 3; ch++) image[(ch * S + y) * S + x] = 170 + 40 * rng.next();
+          if (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1) for (let ch = 0; ch < 3; ch++) image[(ch * H + y) * W + x] = 170 + 40 * rng.next();
         }
       }
     }
-    inputs.push({ image, height: S, width: S, origHeight: S, origWidth: S });
+    inputs.push({ image, height: H, width: W, origHeight: H, origWidth: W });
     gts.push({ boxes: Float32Array.from(boxes), classes: Int32Array.from(classes), polygons });
     // ROIs: GT boxes jittered by up to 10% of their size (IoU stays > 0.5: foreground ROIs).
     const r = new Float32Array(4 * o.roisPerImage);
@@ -397,6 +404,57 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
   return rows;
 }
 
+// ---- model scale: one training step at LIVECell's image sizes ----------------------------------
+
+/** One model-scale case: a training step of a model at an image size whose activations are larger
+ *  than one storage binding (128 MiB on lavapipe), so the ops' split paths run. */
+export interface ScaleCase {
+  model: ModelSpec['name'];
+  width: number;
+  height: number;
+  batch: number;
+  /** 'f32', or 'amp' (mixed precision: SOLVER.AMP.ENABLED) once the kernels have an f16 path. */
+  precision: 'f32' | 'amp';
+}
+
+/** LIVECell's 704x520 at batch 2 and 800x800 at batch 1. An AMP row is the same case with
+ *  precision 'amp'. */
+export const SCALE_CASES: ScaleCase[] = [
+  { model: 'V39', width: 704, height: 520, batch: 2, precision: 'f32' },
+  { model: 'V39', width: 800, height: 800, batch: 1, precision: 'f32' },
+];
+
+/** `repeats` training steps (no warm-up: one step takes minutes on lavapipe) per case: the median
+ *  wall time and the peak live GPU memory. */
+export async function runScaleBench(cases: ScaleCase[], repeats: number, log: (m: string) => void = () => {}): Promise<BenchRow[]> {
+  await init();
+  const rows: BenchRow[] = [];
+  for (const c of cases) {
+    const spec = MODELS.find((m) => m.name === c.model)!;
+    const cfg = loadConfig(spec.config, ['MODEL.FCOS.NUM_CLASSES', '3', 'MODEL.ROI_HEADS.NUM_CLASSES', '3', 'SOLVER.AMP.ENABLED', String(c.precision === 'amp')]);
+    const model = new CenterMask(cfg);
+    model.train();
+    const o: ModelBenchOptions = { ...FULL, models: [c.model], size: c.width, height: c.height, batch: c.batch, repeats, warmup: 0 };
+    const scene = makeScene(o, 7);
+    const opt = new SGD(
+      model.parameters().filter((p) => p.requiresGrad),
+      { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
+    );
+    const where = `${c.width}x${c.height} b${c.batch} ${c.precision}`;
+    const st: Samples = {};
+    for (let i = 0; i < repeats; i++) {
+      await trainStep(model, opt, scene, st);
+      log(`${c.model} ${where} train step ${i + 1}/${repeats}: ${(st.step!.at(-1)!.ms / 1e3).toFixed(1)} s, peak ${mb(st.step!.at(-1)!.peakBytes)} MB`);
+    }
+    const r = summarize(st.step!);
+    rows.push({ suite: 'model', case: `${c.model} ${where} train step end to end (losses+backward+SGD, ${o.cellsPerImage} cells/img, no warm-up)`, ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb });
+    // Free this case's weights and momentum so that the next case's peak is its own.
+    opt.dispose();
+    model.dispose();
+  }
+  return rows;
+}
+
 // ---- options and entry points -----------------------------------------------------------------
 
 function envNumber(name: string): number | undefined {
@@ -416,7 +474,7 @@ function parseModels(list: string): ModelSpec['name'][] {
 /** Options from BENCH_MODEL* environment variables (and flags when run standalone). */
 export function optionsFromEnv(mode: 'quick' | 'full' | undefined, repeats: number | undefined, models?: string): ModelBenchOptions {
   const m = mode ?? (process.env.BENCH_MODEL as 'quick' | 'full' | undefined) ?? 'quick';
-  if (m !== 'quick' && m !== 'full') throw new Error(`BENCH_MODEL must be 'quick' or 'full', got '${m}'`);
+  if (m !== 'quick' && m !== 'full') throw new Error(`BENCH_MODEL must be 'quick', 'full' or 'scale', got '${m}'`);
   const base = m === 'full' ? FULL : QUICK;
   const o: ModelBenchOptions = {
     ...base,
@@ -443,14 +501,15 @@ export async function runModelBench(o: ModelBenchOptions, log: (m: string) => vo
   return rows;
 }
 
-export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> => runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
+export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
+  process.env.BENCH_MODEL === 'scale' ? runScaleBench(SCALE_CASES, ctx.repeats ?? 1, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
 
-// Standalone: npx tsx bench/suites/model.ts [--quick|--full] [--configs V19slim,V39] [--repeats N]
+// Standalone: npx tsx bench/suites/model.ts [--quick|--full|--scale] [--configs V19slim,V39] [--repeats N]
 // [--out PATH | --no-save] [--json FILE]: one result record as `npm run bench` saves it (by default
 // into bench/results/); --json FILE also writes the rows as a flat array.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
-  let mode: 'quick' | 'full' | undefined;
+  let mode: 'quick' | 'full' | 'scale' | undefined;
   let repeats: number | undefined;
   let models: string | undefined;
   let json: string | undefined;
@@ -458,20 +517,21 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   let save = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--quick' || a === '--full') mode = a === '--quick' ? 'quick' : 'full';
+    if (a === '--quick' || a === '--full' || a === '--scale') mode = a.slice(2) as 'quick' | 'full' | 'scale';
     else if (a === '--repeats') repeats = Number(argv[++i]);
     else if (a === '--configs') models = argv[++i];
     else if (a === '--json') json = argv[++i];
     else if (a === '--out') out = argv[++i];
     else if (a === '--no-save') save = false;
-    else throw new Error(`unknown option ${a} (--quick | --full | --configs V19slim,V39 | --repeats N | --out PATH | --no-save | --json FILE)`);
+    else throw new Error(`unknown option ${a} (--quick | --full | --scale | --configs V19slim,V39 | --repeats N | --out PATH | --no-save | --json FILE)`);
   }
   const main = async () => {
     const { commandLine, makeRecord, saveRecord } = await import('../run');
     await init({ dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
     const started = new Date();
     const startLoad = (await import('node:os')).loadavg()[0]!;
-    const rows = await runModelBench(optionsFromEnv(mode, repeats, models), (m) => console.error(`[model] ${m}`));
+    const log = (m: string) => console.error(`[model] ${m}`);
+    const rows = mode === 'scale' ? await runScaleBench(SCALE_CASES, repeats ?? 1, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
     for (const r of rows) console.log(JSON.stringify(r));
     if (save) console.error(`[model] saved ${rows.length} rows to ${saveRecord(makeRecord('model', 'bench/suites/model.ts', commandLine('npx tsx bench/suites/model.ts', argv), started, startLoad, rows), out)}`);
     if (json) (await import('node:fs')).writeFileSync(json, JSON.stringify(rows, null, 2) + '\n');

@@ -5,6 +5,7 @@
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { argReduceColumn, launchArgReduce, launchArgReduceStrided, type ArgOp } from '../../kernels/reduce/argreduce';
 import { numelOf } from '../../runtime/shape';
+import { overBindingLimit } from '../../kernels/large';
 
 export interface ArgReduceOptions {
   keepdim?: boolean;
@@ -28,7 +29,8 @@ function argReduce(op: ArgOp, t: Tensor, dim: number | undefined, opts: ArgReduc
     outShape = keepdim ? t.shape.map((n, i) => (i === d ? 1 : n)) : t.shape.filter((_, i) => i !== d);
     const perm = [...t.shape.map((_, i) => i).filter((i) => i !== d), d];
     const p = t.viewAs(perm.map((i) => t.shape[i]!), perm.map((i) => t.strides[i]!), t.offset);
-    if (argReduceColumn(numelOf(outShape), len, p.isContiguous())) {
+    // Over one storage binding only the row kernel splits (blocks of rows).
+    if (!overBindingLimit(t.buffer) && argReduceColumn(numelOf(outShape), len, p.isContiguous())) {
       // Read through the strides: no copy for non-innermost dims.
       p.dispose();
       const out = empty(outShape, 'i32');

@@ -22,13 +22,15 @@ interface Scanned {
 }
 
 /** Flags of `mask` broadcast to `shape`, their scan, and the read-back count. */
-async function scanMask(mask: Tensor, shape: readonly number[], valueType: DType): Promise<Scanned> {
+async function scanMask(mask: Tensor, shape: readonly number[], valueType: DType, op: string): Promise<Scanned> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  // The scan over the flags is one sequence (no binding-sized blocks): refuse clearly.
+  if ((n + 1) * 4 > rt().bindingLimit) throw new Error(`${op}: [${shape}] has ${n} elements, whose ${(n + 1) * 4}-byte flag scan is over the ${rt().bindingLimit}-byte storage binding limit (select from smaller pieces)`);
   const computeType: DType = mask.dtype === 'bool' ? 'u32' : isFloat(mask.dtype) ? 'f32' : mask.dtype;
   // Floats are tested on their bits: WGSL lets compilers assume no NaNs, so `x != 0.0` may be false
   // for NaN; NaN must count as nonzero and -0 as zero (torch).
   const test = computeType === 'f32' ? '(bitcast<u32>(x) & 0x7fffffffu) != 0u' : `x != ${computeType}(0)`;
   const flags = mapRaw('nonzeroFlag', `select(0u, 1u, ${test})`, [mask], shape, 'u32', computeType);
-  const n = flags.numel;
   const pos = empty([n + 1], 'u32');
   launchExclusiveScan(flags.buffer, flags.offset, n, pos.buffer, pos.offset);
   const count = new Uint32Array(await rt().read(pos.buffer, (pos.offset + n) * 4, 4))[0]!;
@@ -41,7 +43,7 @@ async function scanMask(mask: Tensor, shape: readonly number[], valueType: DType
  * (torch.nonzero). Syncs with the GPU to read the count — not for hot paths.
  */
 export async function nonzero(t: Tensor): Promise<Tensor> {
-  const s = await scanMask(t, t.shape, 'u32');
+  const s = await scanMask(t, t.shape, 'u32', 'nonzero');
   const out = empty([s.count, t.ndim], 'i32');
   if (s.count > 0) launchNonzeroCoords(s.ops.flags, s.ops.flagsOffset, s.ops.pos, s.ops.posOffset, t.shape, s.ops.n, out.buffer);
   s.flags.dispose();
@@ -62,7 +64,7 @@ export async function maskedSelect(t: Tensor, mask: Tensor): Promise<Tensor> {
     values = empty(shape, t.dtype);
     launchMap({ name: 'copy', expr: 'a', inputs: [t], out: values });
   }
-  const s = await scanMask(mask, shape, t.dtype);
+  const s = await scanMask(mask, shape, t.dtype, 'maskedSelect');
   const out = empty([s.count], t.dtype);
   if (s.count > 0) launchCompact(s.ops, values.buffer, values.offset, out.buffer, out.offset);
   if (values !== t) values.dispose();

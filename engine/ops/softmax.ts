@@ -1,11 +1,14 @@
 // softmax and logSoftmax over one dim, numerically stable (the row maximum is subtracted before
 // exp). The fast path is the row kernel of kernels/reduce/softmax.ts on contiguous last-dim rows; any
-// other dim or layout is permuted last (copied when not dense) and the result permuted back.
+// other dim or layout is permuted last (copied when not dense) and the result permuted back. The
+// kernel splits rows into binding-sized blocks; a single row over one binding takes the reference
+// composition (whose ops all split).
 // softmaxReference / logSoftmaxReference compose the same math from elementwise and reduce ops:
 // the readable reference the kernel is tested against.
 import { record } from '../autograd';
 import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchSoftmax, launchSoftmaxBackward, type SoftmaxKind } from '../../kernels/reduce/softmax';
+import { itemsPerBinding } from '../../kernels/large';
 import { numelOf } from '../../runtime/shape';
 import { exp, log, sub, div } from './elementwise';
 import { max, sum } from './reduce';
@@ -36,8 +39,10 @@ function softmaxOp(kind: SoftmaxKind, t: Tensor, dim: number): Tensor {
   if (t.dtype !== 'f32') throw new Error(`${kind}: needs an f32 tensor, got ${t.dtype}`);
   if (t.ndim === 0) throw new Error(`${kind}: needs at least one dimension, got a 0-d tensor`);
   const d = normDim(dim, t.ndim);
-  const { perm, inv } = lastDimPerm(t.ndim, d);
   const len = t.shape[d]!;
+  // One row over a storage binding: the reference's max / exp / sum ops split any size.
+  if (itemsPerBinding(len * 4) < 1) return softmaxComposed(kind, t, d);
+  const { perm, inv } = lastDimPerm(t.ndim, d);
   const rows = numelOf(t.shape) / Math.max(1, len);
   const src = asRows(t, perm);
   const yRows = empty(src.shape, 'f32');
@@ -54,6 +59,17 @@ function softmaxOp(kind: SoftmaxKind, t: Tensor, dim: number): Tensor {
     gRows.dispose();
     return [permuteRaw(gxRows, inv)];
   });
+}
+
+/** The reference math with the row maximum detached (the result does not depend on the shift, so
+ *  its gradient is zero): every op in it splits over the storage binding limit. */
+function softmaxComposed(kind: SoftmaxKind, t: Tensor, dim: number): Tensor {
+  const m = t.detach();
+  const shifted = sub(t, max(m, dim, { keepdim: true }));
+  m.dispose();
+  if (kind === 'logSoftmax') return sub(shifted, log(sum(exp(shifted), dim, { keepdim: true })));
+  const e = exp(shifted);
+  return div(e, sum(e, dim, { keepdim: true }));
 }
 
 /** exp(x - max) / sum(exp(x - max)) along `dim` (default: the last). */

@@ -3,10 +3,12 @@
 // ((p + 0.5) - x0) / (x1 - x0) * 2 - 1 (f32, in torch's operation order), sampled by
 // grid_sample(bilinear, align_corners=False, zero padding), then thresholded (>= threshold).
 // Two launchers share the sampling code (so both give the same bits):
-//   launchPasteMasks        one thread per pixel of the full [N, H, W] output (u32 0/1 or f32);
+//   launchPasteMasks        one thread per pixel of the full [N, H, W] output (u32 0/1 or f32),
+//                           in blocks of whole images when the output is over one storage binding;
 //   launchPasteMasksPacked  only each detection's pixel region, 32 binary pixels per u32 word,
 //                           one thread per word (the readback is 1/32 of the region's pixels).
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { bindingLimit, overBindingLimit, rowBlocks, windowRange } from '../large';
 
 const WG = 256;
 
@@ -47,7 +49,7 @@ const pasteKernel = defineKernel({
     boxes: { type: 'vec4f', access: 'read' },
     out: { type: (v) => (v.binary ? 'u32' : 'f32'), access: 'rw' },
   },
-  params: { count: 'u32', mask_h: 'u32', mask_w: 'u32', img_h: 'u32', img_w: 'u32', cpu_region: 'u32', threshold: 'f32' },
+  params: { count: 'u32', first: 'u32', out_off: 'u32', mask_h: 'u32', mask_w: 'u32', img_h: 'u32', img_w: 'u32', cpu_region: 'u32', threshold: 'f32' },
   code: ({ binary }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_SAMPLE}
@@ -57,9 +59,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (e >= p.count * p.img_h * p.img_w) { return; }
   let px = e % p.img_w;
   let py = (e / p.img_w) % p.img_h;
-  let n = e / (p.img_w * p.img_h);
+  let n = p.first + e / (p.img_w * p.img_h);
   let v = sample_mask(n, px, py);
-  ${binary ? 'out[e] = select(0u, 1u, v >= p.threshold);' : 'out[e] = v;'}
+  ${binary ? 'out[p.out_off + e] = select(0u, 1u, v >= p.threshold);' : 'out[p.out_off + e] = v;'}
 }`,
 });
 
@@ -120,12 +122,19 @@ export function launchPasteMasks(
   threshold: number | null,
   cpuRegion: boolean,
 ): void {
-  pasteKernel.dispatch(
-    { binary: threshold !== null },
-    { masks, boxes, out },
-    { count, mask_h: maskH, mask_w: maskW, img_h: imgH, img_w: imgW, cpu_region: cpuRegion, threshold: threshold ?? 0 },
-    Math.ceil((count * imgH * imgW) / WG),
-  );
+  const params = { mask_h: maskH, mask_w: maskW, img_h: imgH, img_w: imgW, cpu_region: cpuRegion, threshold: threshold ?? 0 };
+  const variant = { binary: threshold !== null };
+  if (!overBindingLimit(masks, boxes, out)) {
+    pasteKernel.dispatch(variant, { masks, boxes, out }, { count, first: 0, out_off: 0, ...params }, Math.ceil((count * imgH * imgW) / WG));
+    return;
+  }
+  // The [N, H, W] output over one storage binding: blocks of whole images through binding windows.
+  if (overBindingLimit(masks, boxes)) throw new Error(`pasteMasksInImage: ${count} masks of ${maskH}x${maskW} are over the ${bindingLimit()}-byte storage binding limit (paste fewer at a time)`);
+  const plane = imgH * imgW;
+  for (const { start, count: n } of rowBlocks('pasteMasksInImage', count, plane * 4)) {
+    const ow = windowRange(out, start * plane, n * plane);
+    pasteKernel.dispatch(variant, { masks, boxes, out: ow.buffer }, { count: n, first: start, out_off: ow.offset, ...params }, Math.ceil((n * plane) / WG));
+  }
 }
 
 /**

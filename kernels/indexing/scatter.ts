@@ -14,10 +14,11 @@
 //
 // launchScatterRows: out[r, idx[r, j]] = g[r, j] for a per-row set of DISTINCT indices (the
 // permutation a sort or top-k produced): one thread per source element, no conflicts, O(numel).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { DTYPE_BYTES, type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { type BindingChunk, bindingLimit, chunkForBinding, viewWith, overBindingLimit, rowBlocks, windowBytesBound, windowRange } from '../large';
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { MAX_RANK } from '../elementwise/map';
-import { numelOf, type View } from '../../runtime/shape';
+import { contiguousStrides, numelOf, type View } from '../../runtime/shape';
 import { launchExclusiveScan } from './compact';
 
 const WG = 256;
@@ -36,7 +37,7 @@ const scatterAddKernel = defineKernel({
     out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
   },
   params: {
-    numel: 'u32', rank: 'u32', dim: 'u32', fibre: 'u32',
+    numel: 'u32', rank: 'u32', dim: 'u32', fibre: 'u32', tgt_base: 'u32',
     in_off: 'u32', idx_off: 'u32', src_off: 'u32', out_off: 'u32',
     shape: ['u32', 8, 1], idx_shape: ['u32', 8, 1], in_st: ['u32', 8], idx_st: ['u32', 8], src_st: ['u32', 8],
   },
@@ -61,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     rem = rem / n;
     a += c * p.in_st[d >> 2][d & 3];
     if (u32(d) == p.dim) {
-      tgt = c;
+      tgt = p.tgt_base + c;
     } else {
       if (c >= p.idx_shape[d >> 2][d & 3]) { inside = false; }
       x += c * p.idx_st[d >> 2][d & 3];
@@ -90,19 +91,48 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export function launchScatterAdd(input: View | null, dim: number, index: View, src: View, out: View): void {
   const shape = out.shape;
   if (shape.length > MAX_RANK) throw new Error(`scatter_add: rank ${shape.length} > ${MAX_RANK}`);
+  if (numelOf(shape) === 0) return;
+  if (overBindingLimit(input?.buffer, index.buffer, src.buffer, out.buffer)) {
+    // Over one storage binding: blocks of the output (any dim, the target coordinate shifted by
+    // the block's start), each with the whole index and src fibres along dim it reads.
+    if (index.shape.some((n, d) => d !== dim && n !== shape[d])) {
+      throw new Error(`scatter_add: index [${index.shape}] over the ${bindingLimit()}-byte storage binding limit must match the output [${shape}] outside dim ${dim}`);
+    }
+    const outV = viewWith(out, { strides: contiguousStrides(shape) });
+    const ops = input ? [outV, input, index, src] : [outV, index, src];
+    const whole = { dim, operands: ops.map((v) => v === index || v === src) };
+    for (const c of chunkOr('scatter_add', shape, ops, whole)) {
+      const [o, a, x, s] = input ? c.views : [c.views[0]!, null, c.views[1]!, c.views[2]!];
+      dispatchScatterAdd(a, dim, x!, s!, o!, c.start[dim]!);
+    }
+    return;
+  }
+  dispatchScatterAdd(input, dim, index, src, out, 0);
+}
+
+function dispatchScatterAdd(input: View | null, dim: number, index: View, src: View, out: View, tgtBase: number): void {
+  const shape = out.shape;
   const numel = numelOf(shape);
-  if (numel === 0) return;
   const fibre = numelOf(index.shape) === 0 ? 0 : index.shape[dim]!;
   scatterAddKernel.dispatch(
     { dtype: out.dtype, hasInput: !!input },
     { input: input?.buffer, index: index.buffer, src: src.buffer, out: out.buffer },
     {
-      numel, rank: shape.length, dim, fibre,
+      numel, rank: shape.length, dim, fibre, tgt_base: tgtBase,
       in_off: input?.offset ?? 0, idx_off: index.offset, src_off: src.offset, out_off: out.offset,
       shape, idx_shape: index.shape, in_st: input?.strides ?? [], idx_st: index.strides, src_st: src.strides,
     },
     Math.ceil(numel / WG),
   );
+}
+
+/** chunkForBinding, its error naming the op. */
+function chunkOr(op: string, shape: readonly number[], ops: View[], whole: { dim: number; operands: boolean[] }): BindingChunk[] {
+  try {
+    return chunkForBinding(shape, ops, whole);
+  } catch (e) {
+    throw new Error(`${op}: output [${shape}] over the storage binding limit cannot be split: ${(e as Error).message}`);
+  }
 }
 
 const scatterRowsKernel = defineKernel({
@@ -133,6 +163,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 export function launchScatterRows(g: View, index: View, out: View, rows: number, k: number, n: number): void {
   if (rows * k === 0) return;
+  if (overBindingLimit(g.buffer, index.buffer, out.buffer)) {
+    // Over one storage binding: blocks of rows through binding windows (kernels/large.ts).
+    const gb = DTYPE_BYTES[g.dtype];
+    for (const { start, count } of rowBlocks('sort backward (scatter_rows)', rows, Math.max(k * gb, k * 4, n * DTYPE_BYTES[out.dtype]))) {
+      const gw = windowRange(g.buffer, g.offset + start * k, count * k, gb);
+      const iw = windowRange(index.buffer, index.offset + start * k, count * k);
+      const ow = windowRange(out.buffer, out.offset + start * n, count * n, DTYPE_BYTES[out.dtype]);
+      scatterRowsKernel.dispatch(
+        { dtype: g.dtype },
+        { g: gw.buffer, index: iw.buffer, out: ow.buffer },
+        { rows: count, k, n, g_off: gw.offset, idx_off: iw.offset, out_off: ow.offset },
+        Math.ceil((count * k) / WG),
+      );
+    }
+    return;
+  }
   scatterRowsKernel.dispatch(
     { dtype: g.dtype },
     { g: g.buffer, index: index.buffer, out: out.buffer },
@@ -186,11 +232,12 @@ const indexAddKernel = defineKernel({
     out: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
   },
   params: {
-    numel: 'u32', rank: 'u32', dim: 'u32',
+    numel: 'u32', rank: 'u32', dim: 'u32', tgt_base: 'u32', j0: 'u32', jlen: 'u32',
     in_off: 'u32', src_off: 'u32', out_off: 'u32',
     shape: ['u32', 8, 1], in_st: ['u32', 8], src_st: ['u32', 8],
   },
-  code: ({ dtype, hasInput }: AddVariant) => {
+  // `block`: src holds only the positions [j0, j0 + jlen) of the index (one pass of several).
+  code: ({ dtype, hasInput, block }: AddVariant & { block: boolean }) => {
   const st = WGSL_STORAGE[dtype];
   const ct = WGSL_COMPUTE[dtype];
   return /* wgsl */ `
@@ -208,12 +255,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let c = rem % n;
     rem = rem / n;
     a += c * p.in_st[d >> 2][d & 3];
-    if (u32(d) == p.dim) { tgt = c; } else { s += c * p.src_st[d >> 2][d & 3]; }
+    if (u32(d) == p.dim) { tgt = p.tgt_base + c; } else { s += c * p.src_st[d >> 2][d & 3]; }
   }
   var acc = ${hasInput ? `${ct}(input[a])` : `${ct}(0)`};
   let ss = p.src_st[p.dim >> 2][p.dim & 3];
   for (var h = starts[tgt]; h < starts[tgt + 1u]; h++) {
-    acc += ${ct}(src[s + hits[h] * ss]);
+    ${block ? `let j = hits[h];
+    if (j >= p.j0 && j < p.j0 + p.jlen) { acc += ${ct}(src[s + (j - p.j0) * ss]); }` : `acc += ${ct}(src[s + hits[h] * ss]);`}
   }
   out[p.out_off + i] = ${st}(acc);
 }`;
@@ -243,17 +291,68 @@ export function launchIndexAdd(input: View | null, dim: number, index: View, src
   hitsKernel.dispatch({ mode: 'count' }, { index: index.buffer, counts }, hp, groups);
   launchExclusiveScan(counts, 0, targets, starts, 0);
   hitsKernel.dispatch({ mode: 'fill' }, { index: index.buffer, counts, starts, hits }, hp, groups);
-  indexAddKernel.dispatch(
-    { dtype: out.dtype, hasInput: !!input },
-    { input: input?.buffer, starts, hits, src: src.buffer, out: out.buffer },
-    {
-      numel, rank: shape.length, dim,
-      in_off: input?.offset ?? 0, src_off: src.offset, out_off: out.offset,
-      shape, in_st: input?.strides ?? [], src_st: src.strides,
-    },
-    Math.ceil(numel / WG),
-  );
+  const dispatch = (a: View | null, sv: View, o: View, tgtBase: number, j0 = 0, jlen = len, block = false) =>
+    indexAddKernel.dispatch(
+      { dtype: o.dtype, hasInput: !!a, block },
+      { input: a?.buffer, starts, hits, src: sv.buffer, out: o.buffer },
+      {
+        numel: numelOf(o.shape), rank: shape.length, dim, tgt_base: tgtBase, j0, jlen,
+        in_off: a?.offset ?? 0, src_off: sv.offset, out_off: o.offset,
+        shape: o.shape, in_st: a?.strides ?? [], src_st: sv.strides,
+      },
+      Math.ceil(numelOf(o.shape) / WG),
+    );
+  if (overBindingLimit(input?.buffer, src.buffer, out.buffer)) indexAddSplit(input, dim, src, out, len, dispatch);
+  else dispatch(input, src, out, 0);
   runtime.pool.release(counts);
   runtime.pool.release(starts);
   runtime.pool.release(hits);
+}
+
+type IndexAddDispatch = (a: View | null, sv: View, o: View, tgtBase: number, j0?: number, jlen?: number, block?: boolean) => void;
+
+/**
+ * index_add with an operand over one storage binding: blocks of the output (the target coordinate
+ * shifted by the block's start), each with src whole along dim. Where src's fibres along dim are
+ * too long for that (an index_add along the outer dim of a big tensor), passes over blocks of src
+ * along dim: each pass adds its block's hits to the previous pass's result (ping-pong scratch:
+ * a dispatch may not read and write one buffer), in ascending index position as in one pass, so
+ * f32 results are bit-identical to the unsplit kernel's.
+ */
+function indexAddSplit(input: View | null, dim: number, src: View, out: View, len: number, dispatch: IndexAddDispatch): void {
+  const shape = out.shape;
+  const outV = viewWith(out, { strides: contiguousStrides(shape) });
+  const chunked = (target: View, prev: View | null, sv: View, each: (c: BindingChunk) => void) => {
+    const ops = prev ? [target, prev, sv] : [target, sv];
+    for (const c of chunkOr('index_add', shape, ops, { dim, operands: ops.map((v) => v === sv) })) each(c);
+  };
+  const limit = bindingLimit();
+  const bytes = DTYPE_BYTES[src.dtype];
+  const fibre = (n: number) => windowBytesBound(src.shape.map((m, d) => (d === dim ? n : 1)), src.strides, bytes);
+  if (fibre(len) <= limit / 2) {
+    chunked(outV, input, src, (c) => dispatch(input ? c.views[1]! : null, c.views[input ? 2 : 1]!, c.views[0]!, c.start[dim]!));
+    return;
+  }
+  if (fibre(1) > limit) throw new Error(`index_add: one element of src [${src.shape}] is over the ${limit}-byte storage binding limit`);
+  // Longest src block along dim whose fibre takes at most half a binding (room for other dims).
+  let lo = 1;
+  let hi = len;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fibre(mid) <= Math.max(limit / 2, fibre(1))) lo = mid;
+    else hi = mid - 1;
+  }
+  const pool = rt().pool;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const scratch = [0, 1].map(() => viewWith(outV, { buffer: pool.acquire(Math.max(numelOf(shape), 1) * DTYPE_BYTES[out.dtype], usage, 'index_add.pass'), offset: 0 }));
+  let prev: View | null = input;
+  for (let j0 = 0, k = 0; j0 < len; j0 += lo, k++) {
+    const jlen = Math.min(lo, len - j0);
+    const target = j0 + jlen >= len ? outV : scratch[k % 2]!;
+    const sv = viewWith(src, { shape: src.shape.map((m, d) => (d === dim ? jlen : m)), offset: src.offset + j0 * src.strides[dim]! });
+    const p = prev;
+    chunked(target, p, sv, (c) => dispatch(p ? c.views[1]! : null, c.views[p ? 2 : 1]!, c.views[0]!, c.start[dim]!, j0, jlen, true));
+    prev = target;
+  }
+  for (const v of scratch) pool.release(v.buffer);
 }

@@ -14,8 +14,11 @@
 //      local merge for j = B/2..1 in workgroup memory.
 //   3. output: values gathered from the input by the sorted indices, first `kOut` of each row.
 // Dispatches for a 100k row (P = 2^17): 1 + 8 local merges + 36 global steps + 1.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+// When the scratch keys or an operand are over one storage binding, blocks of rows are sorted one
+// after another through binding windows (a single padded row over the limit is refused).
+import { DTYPE_BYTES, type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { overBindingLimit, windowRange } from '../large';
 
 const WG = 256;
 /** Elements per workgroup block (two per thread). */
@@ -158,7 +161,7 @@ const outputKernel = defineKernel({
     values: { type: (v) => WGSL_STORAGE[v.dtype], access: 'rw' },
     indices: { type: 'i32', access: 'rw' },
   },
-  params: { rows: 'u32', n: 'u32', P: 'u32', k_out: 'u32', src_off: 'u32' },
+  params: { rows: 'u32', n: 'u32', P: 'u32', k_out: 'u32', src_off: 'u32', val_off: 'u32', idx_off: 'u32' },
   code: (_v: { dtype: DType }) => /* wgsl */ `
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -168,8 +171,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = i / p.k_out;
   let col = i % p.k_out;
   let idx = idxs[row * p.P + col];
-  values[i] = src[p.src_off + row * p.n + idx];
-  indices[i] = i32(idx);
+  values[p.val_off + i] = src[p.src_off + row * p.n + idx];
+  indices[p.idx_off + i] = i32(idx);
 }`,
 });
 
@@ -196,10 +199,42 @@ export function launchSortRows(
   const runtime = rt();
   const P = nextPow2(n);
   const total = Math.ceil((rows * P) / SORT_BLOCK) * SORT_BLOCK;
-  const maxBinding = runtime.gpu.limits.maxStorageBufferBindingSize;
-  if (total * 4 > maxBinding) {
-    throw new Error(`sort: ${rows} rows of ${n} (padded to ${P}) need ${total * 4}-byte scratch buffers, over the ${maxBinding}-byte storage binding limit; sort fewer rows at a time`);
+  const bytes = DTYPE_BYTES[dtype];
+  if (total * 4 > runtime.bindingLimit || overBindingLimit(src, values, indices)) {
+    // The scratch keys or an operand over one storage binding: blocks of rows, each sorted on its
+    // own (the scratch sized per block, the operands through binding windows).
+    // Rows per block: the keys scratch (rounded up to whole SORT_BLOCKs) and each operand fit.
+    const rowBytes = Math.max(P * 4, n * bytes, kOut * 4);
+    const per = Math.floor((runtime.bindingLimit - SORT_BLOCK * 4 - 512) / rowBytes);
+    if (per < 1) throw new Error(`sort: a row of ${n} elements (padded to ${P}) is over the ${runtime.bindingLimit}-byte storage binding limit (rows are not split)`);
+    for (let start = 0; start < rows; start += per) {
+      const count = Math.min(per, rows - start);
+      const sw = windowRange(src, srcOffset + start * n, count * n, bytes);
+      const vw = windowRange(values, start * kOut, count * kOut, bytes);
+      const iw = windowRange(indices, start * kOut, count * kOut);
+      sortRows(sw.buffer, sw.offset, dtype, count, n, descending, kOut, vw.buffer, iw.buffer, vw.offset, iw.offset);
+    }
+    return;
   }
+  sortRows(src, srcOffset, dtype, rows, n, descending, kOut, values, indices, 0, 0);
+}
+
+function sortRows(
+  src: GPUBuffer,
+  srcOffset: number,
+  dtype: DType,
+  rows: number,
+  n: number,
+  descending: boolean,
+  kOut: number,
+  values: GPUBuffer,
+  indices: GPUBuffer,
+  valuesOffset: number,
+  indicesOffset: number,
+): void {
+  const runtime = rt();
+  const P = nextPow2(n);
+  const total = Math.ceil((rows * P) / SORT_BLOCK) * SORT_BLOCK;
   const usage = GPUBufferUsage.STORAGE;
   const keys = runtime.pool.acquire(total * 4, usage, 'sort.keys');
   const idxs = runtime.pool.acquire(total * 4, usage, 'sort.idxs');
@@ -215,7 +250,7 @@ export function launchSortRows(
   outputKernel.dispatch(
     { dtype },
     { src, idxs, values, indices },
-    { rows, n, P, k_out: kOut, src_off: srcOffset },
+    { rows, n, P, k_out: kOut, src_off: srcOffset, val_off: valuesOffset, idx_off: indicesOffset },
     Math.ceil((rows * kOut) / WG),
   );
   runtime.pool.release(keys);

@@ -17,6 +17,8 @@ import { dispatchRegisterTiled } from './register-tiled';
 import { dispatchSplitReduce, kChunks } from './split-k';
 import { dispatchSubgroup } from './subgroup';
 import { dispatchWorkgroupTiled } from './workgroup-tiled';
+import { launchMatmulSplit } from './large';
+import { overBindingLimit } from '../large';
 import { numelOf } from '../../runtime/shape';
 
 /** Each kernel's dispatch, by the id the chooser and configs use. */
@@ -40,6 +42,11 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
     throw new Error(`matmul: bias must be a contiguous [${N}] vector, got shape [${args.bias.shape}]`);
   }
   if (nBatch * M * N === 0) return config ?? { kernel: 'naive' };
+  if (overBindingLimit(a.buffer, b.buffer, out.buffer, args.bias?.buffer)) {
+    // Operands over one storage binding: sub-problems on binding windows (large.ts).
+    launchMatmulSplit(launchMatmul, args, config);
+    return config ?? choosePlan(M, N, K, nBatch);
+  }
   const epi: Epilogue = { bias: !!args.bias, act: args.act ?? 'none' };
   const cfg = config ?? choosePlan(M, N, K, nBatch);
   if (K === 0) throw new Error('matmul: K = 0 is handled by the op layer (zeros + epilogue)');

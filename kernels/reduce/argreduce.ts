@@ -7,7 +7,10 @@
 // (the first best stays), consecutive invocations being consecutive outputs (coalesced along the
 // inner dim). It serves reductions over non-innermost dims without a permute + copy, and every
 // reduction on software adapters (where the 256-thread tree costs far more than a walk).
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+// Over one storage binding only the row form splits (blocks of rows through binding windows);
+// engine/ops/argreduce.ts takes it for such inputs.
+import { DTYPE_BYTES, type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+import { overBindingLimit, rowBlocks, windowRange } from '../large';
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { numelOf } from '../../runtime/shape';
 import { coalesce, type Dims, forcedReduceLayout } from './reduce';
@@ -22,7 +25,7 @@ const rowKernel = defineKernel({
     src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
     dst: { type: 'i32', access: 'rw' },
   },
-  params: { rows: 'u32', len: 'u32', src_off: 'u32' },
+  params: { rows: 'u32', len: 'u32', src_off: 'u32', dst_off: 'u32' },
   code: ({ op, inType }: { op: ArgOp; inType: DType }) => {
   const t = WGSL_COMPUTE[inType];
   const better = op === 'argmax' ? '>' : '<';
@@ -65,14 +68,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     workgroupBarrier();
   }
-  if (lid == 0u) { dst[row] = i32(sh_i[0]); }
+  if (lid == 0u) { dst[p.dst_off + row] = i32(sh_i[0]); }
 }`;
   },
 });
 
 /** dst[row] (i32, from element 0) = index of the max/min of row `row` of src (from srcOffset). */
 export function launchArgReduce(op: ArgOp, src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, rows: number, len: number): void {
-  rowKernel.dispatch({ op, inType }, { src, dst }, { rows, len, src_off: srcOffset }, rows);
+  if (!overBindingLimit(src, dst)) {
+    rowKernel.dispatch({ op, inType }, { src, dst }, { rows, len, src_off: srcOffset, dst_off: 0 }, rows);
+    return;
+  }
+  // Over one storage binding: blocks of rows through binding windows (kernels/large.ts).
+  for (const { start, count } of rowBlocks(op, rows, len * DTYPE_BYTES[inType] + 4)) {
+    const sw = windowRange(src, srcOffset + start * len, count * len, DTYPE_BYTES[inType]);
+    const dw = windowRange(dst, start, count);
+    rowKernel.dispatch({ op, inType }, { src: sw.buffer, dst: dw.buffer }, { rows: count, len, src_off: sw.offset, dst_off: dw.offset }, count);
+  }
 }
 
 const WG_COL = 64;

@@ -1,9 +1,11 @@
 // Inclusive prefix sum (cumsum) along contiguous rows [rows, len], optionally in reverse (a suffix
 // sum: the gradient of cumsum). One 256-thread workgroup per row walks the row in tiles of 256:
 // each tile is scanned in shared memory (Hillis-Steele) and offset by the running total of the
-// tiles before it.
-import { type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
+// tiles before it. Over one storage binding, blocks of rows run through binding windows (a single
+// row over the limit is refused with an error naming the op).
+import { DTYPE_BYTES, type DType, WGSL_COMPUTE, WGSL_STORAGE } from '../../runtime/dtype';
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { overBindingLimit, rowBlocks, windowRange } from '../large';
 
 const WG = 256;
 
@@ -13,7 +15,7 @@ const cumsum = defineKernel({
     src: { type: (v) => WGSL_STORAGE[v.inType], access: 'read' },
     dst: { type: (v) => WGSL_STORAGE[v.outType], access: 'rw' },
   },
-  params: { rows: 'u32', len: 'u32', src_off: 'u32', reverse: 'u32' },
+  params: { rows: 'u32', len: 'u32', src_off: 'u32', dst_off: 'u32', reverse: 'u32' },
   code: ({ outType }: { inType: DType; outType: DType }) => {
     const acc = WGSL_COMPUTE[outType];
     return /* wgsl */ `
@@ -24,7 +26,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = linear_workgroup(wid, nwg);
   if (row >= p.rows) { return; }
   let src_base = p.src_off + row * p.len;
-  let dst_base = row * p.len;
+  let dst_base = p.dst_off + row * p.len;
   var carry = ${acc}(0);
   for (var tile = 0u; tile < p.len; tile += ${WG}u) {
     let k = tile + lid; // position in scan order
@@ -51,5 +53,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /** dst[rows, len] (from element 0) = inclusive cumsum (or reverse cumsum) of the rows of src. */
 export function launchCumsum(src: GPUBuffer, srcOffset: number, inType: DType, dst: GPUBuffer, outType: DType, rows: number, len: number, reverse = false): void {
-  cumsum.dispatch({ inType, outType }, { src, dst }, { rows, len, src_off: srcOffset, reverse }, rows);
+  if (!overBindingLimit(src, dst)) {
+    cumsum.dispatch({ inType, outType }, { src, dst }, { rows, len, src_off: srcOffset, dst_off: 0, reverse }, rows);
+    return;
+  }
+  const inB = DTYPE_BYTES[inType];
+  const outB = DTYPE_BYTES[outType];
+  for (const { start, count } of rowBlocks('cumsum', rows, len * Math.max(inB, outB))) {
+    const sw = windowRange(src, srcOffset + start * len, count * len, inB);
+    const dw = windowRange(dst, start * len, count * len, outB);
+    cumsum.dispatch({ inType, outType }, { src: sw.buffer, dst: dw.buffer }, { rows: count, len, src_off: sw.offset, dst_off: dw.offset, reverse }, count);
+  }
 }

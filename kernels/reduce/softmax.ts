@@ -4,9 +4,12 @@
 // backward kernel takes the output y and its gradient g:
 //   softmax:     gx = y * (g - sum(g * y))
 //   log-softmax: gx = g - exp(y) * sum(g)
+// Over one storage binding the launchers run blocks of rows through binding windows (a row itself
+// over the limit is the op's business: engine/ops/softmax.ts composes it from split ops).
 // The readable reference (the same math from elementwise and reduce ops) is softmaxReference in
 // engine/ops/softmax.ts; the tests check this kernel against it and against float64.
 import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { overBindingLimit, rowBlocks, windowRange } from '../large';
 
 const WG = 256;
 
@@ -32,7 +35,7 @@ const forward = defineKernel({
   name: 'softmax_fwd',
   variants: { kind: ['softmax', 'logSoftmax'] },
   bindings: { x: { type: 'f32', access: 'read' }, y: { type: 'f32', access: 'rw' } },
-  params: { rows: 'u32', len: 'u32', x_off: 'u32' },
+  params: { rows: 'u32', len: 'u32', x_off: 'u32', y_off: 'u32' },
   code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_ROW_REDUCE}
@@ -55,9 +58,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   tree_sum(lid);
   let total = sh[0];
 #if ${v.kind === 'softmax'}
-  for (var j = lid; j < p.len; j += ${WG}u) { y[row * p.len + j] = exp(x[base + j] - row_max) / total; }
+  for (var j = lid; j < p.len; j += ${WG}u) { y[p.y_off + row * p.len + j] = exp(x[base + j] - row_max) / total; }
 #else
-  for (var j = lid; j < p.len; j += ${WG}u) { y[row * p.len + j] = x[base + j] - row_max - log(total); }
+  for (var j = lid; j < p.len; j += ${WG}u) { y[p.y_off + row * p.len + j] = x[base + j] - row_max - log(total); }
 #endif
 }`,
 });
@@ -66,7 +69,7 @@ const backward = defineKernel({
   name: 'softmax_bwd',
   variants: { kind: ['softmax', 'logSoftmax'] },
   bindings: { y: { type: 'f32', access: 'read' }, g: { type: 'f32', access: 'read' }, gx: { type: 'f32', access: 'rw' } },
-  params: { rows: 'u32', len: 'u32', y_off: 'u32', g_off: 'u32' },
+  params: { rows: 'u32', len: 'u32', y_off: 'u32', g_off: 'u32', gx_off: 'u32' },
   code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${WGSL_ROW_REDUCE}
@@ -87,16 +90,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   tree_sum(lid);
   let total = sh[0];
 #if ${v.kind === 'softmax'}
-  for (var j = lid; j < p.len; j += ${WG}u) { gx[row * p.len + j] = y[yb + j] * (g[gb + j] - total); }
+  for (var j = lid; j < p.len; j += ${WG}u) { gx[p.gx_off + row * p.len + j] = y[yb + j] * (g[gb + j] - total); }
 #else
-  for (var j = lid; j < p.len; j += ${WG}u) { gx[row * p.len + j] = g[gb + j] - exp(y[yb + j]) * total; }
+  for (var j = lid; j < p.len; j += ${WG}u) { gx[p.gx_off + row * p.len + j] = g[gb + j] - exp(y[yb + j]) * total; }
 #endif
 }`,
 });
 
 /** y[rows, len] (from element 0) = softmax or log-softmax of the rows of x starting at xOffset. */
 export function launchSoftmax(kind: SoftmaxKind, x: GPUBuffer, xOffset: number, y: GPUBuffer, rows: number, len: number): void {
-  forward.dispatch({ kind }, { x, y }, { rows, len, x_off: xOffset }, rows);
+  if (!overBindingLimit(x, y)) {
+    forward.dispatch({ kind }, { x, y }, { rows, len, x_off: xOffset, y_off: 0 }, rows);
+    return;
+  }
+  // Over one storage binding: blocks of rows, each operand through a window (kernels/large.ts).
+  for (const { start, count } of rowBlocks(kind, rows, len * 4)) {
+    const xw = windowRange(x, xOffset + start * len, count * len);
+    const yw = windowRange(y, start * len, count * len);
+    forward.dispatch({ kind }, { x: xw.buffer, y: yw.buffer }, { rows: count, len, x_off: xw.offset, y_off: yw.offset }, count);
+  }
 }
 
 /** gx[rows, len] from the forward output y and its gradient g (both contiguous rows). */
@@ -110,5 +122,14 @@ export function launchSoftmaxBackward(
   rows: number,
   len: number,
 ): void {
-  backward.dispatch({ kind }, { y, g, gx }, { rows, len, y_off: yOffset, g_off: gOffset }, rows);
+  if (!overBindingLimit(y, g, gx)) {
+    backward.dispatch({ kind }, { y, g, gx }, { rows, len, y_off: yOffset, g_off: gOffset, gx_off: 0 }, rows);
+    return;
+  }
+  for (const { start, count } of rowBlocks(`${kind} backward`, rows, len * 4)) {
+    const yw = windowRange(y, yOffset + start * len, count * len);
+    const gw = windowRange(g, gOffset + start * len, count * len);
+    const xw = windowRange(gx, start * len, count * len);
+    backward.dispatch({ kind }, { y: yw.buffer, g: gw.buffer, gx: xw.buffer }, { rows: count, len, y_off: yw.offset, g_off: gw.offset, gx_off: xw.offset }, count);
+  }
 }
