@@ -212,16 +212,19 @@ type Phase = (typeof PHASES)[number];
 interface PhaseSample {
   ms: number;
   peakBytes: number;
+  /** Live bytes when the phase started (weights, gradients, optimizer state, inputs). */
+  baseBytes: number;
 }
 
 /** Run `fn`, wait for the GPU, return its wall time and the peak live bytes while it ran. */
 async function phase<T>(fn: () => T | Promise<T>, into: PhaseSample[]): Promise<T> {
   await rt().sync();
   rt().pool.resetPeak();
+  const baseBytes = rt().pool.getStats().liveBytes;
   const t0 = performance.now();
   const out = await fn();
   await rt().sync();
-  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes });
+  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes, baseBytes });
   return out;
 }
 
@@ -333,8 +336,14 @@ async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, 
 
 const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 
-function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number } {
-  return { ms: median(samples.map((x) => x.ms)), min: Math.min(...samples.map((x) => x.ms)), peak_mb: mb(Math.max(...samples.map((x) => x.peakBytes))) };
+function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number } {
+  return {
+    ms: median(samples.map((x) => x.ms)),
+    min: Math.min(...samples.map((x) => x.ms)),
+    peak_mb: mb(Math.max(...samples.map((x) => x.peakBytes))),
+    // The peak over what was live when the phase started: the step's activations and temporaries.
+    above_start_mb: mb(Math.max(...samples.map((x) => x.peakBytes - x.baseBytes))),
+  };
 }
 
 /** Every row for one model at the given sizes. */
@@ -391,7 +400,7 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
       const r = summarize(st.step!);
       const peer = isAnchorSize(o) && !amp ? { peer: 'pytorch-cpu', peer_ms: spec.peerStep.ms, ratio: spec.peerStep.ms / r.ms, peer_note: spec.peerStep.note } : {};
       const what = amp ? 'train step end to end, AMP (autocast+GradScaler: losses+backward+SGD' : 'train step end to end (losses+backward+SGD';
-      rows.push({ ...base(`${what}, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, ...peer });
+      rows.push({ ...base(`${what}, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, activations_mb: r.above_start_mb, ...peer });
       opt.dispose();
       scaler?.dispose();
     }

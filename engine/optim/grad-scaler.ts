@@ -2,14 +2,14 @@
 // scale before backward so that small f16 gradients do not flush to zero; the gradients are
 // unscaled before clipping and the update; a step whose gradients hold inf or NaN is skipped and
 // the scale halves; after `growthInterval` clean steps in a row it doubles. Everything runs on the
-// GPU (kernels/optim/grad-scaler.ts): the scale, the growth tracker, a count of skipped steps and
-// the found-inf flag live in one small state buffer that the unscale kernel writes, the optimizer's
-// kernels read (they leave parameters and state untouched when the flag is set) and the update
-// kernel advances. Nothing is read back inside a step; `read()` is for logging and checkpoints.
+// GPU (kernels/optim/grad-scaler.ts): the scale, the growth tracker and a count of skipped steps
+// live in a small state buffer, the found-inf flag in another; the unscale kernel sets the flag, the
+// optimizer's kernels read it (they leave parameters and state untouched when it is set) and the
+// update kernel advances the state and clears it. Nothing is read back inside a step; `read()` is for logging and checkpoints.
 //
 // Per iteration, as in torch:  backward(scaler.scale(loss)); scaler.unscale(opt); clip...;
 // scaler.step(opt); scaler.update().
-import { empty, Tensor } from '../tensor';
+import { empty, Tensor, zeros } from '../tensor';
 import { mul, toF32 } from '../ops/elementwise';
 import { rt } from '../../runtime/runtime';
 import { launchUnscale, launchUpdateScale, SCALER } from '../../kernels/optim/grad-scaler';
@@ -38,8 +38,10 @@ export class GradScaler {
   readonly growthFactor: number;
   readonly backoffFactor: number;
   readonly growthInterval: number;
-  /** [found_inf, scale (f32 bits), growth tracker, skipped steps] (kernels/optim/grad-scaler.ts). */
+  /** [scale (f32 bits), growth tracker, skipped steps] (kernels/optim/grad-scaler.ts). */
   private readonly state: Tensor;
+  /** [found_inf]: set by unscale, read by the optimizer kernels, cleared by update. */
+  private readonly flag: Tensor;
   /** The scale as an f32 tensor view of the state (0-d), for scaling the loss. */
   private readonly scaleView: Tensor;
   private unscaled = new Set<AnyOptimizer>();
@@ -54,6 +56,7 @@ export class GradScaler {
     if (!(this.backoffFactor > 0 && this.backoffFactor < 1)) throw new Error(`GradScaler: backoffFactor must be in (0, 1), got ${this.backoffFactor}`);
     if (!(Number.isInteger(this.growthInterval) && this.growthInterval > 0)) throw new Error(`GradScaler: growthInterval must be a positive integer, got ${this.growthInterval}`);
     this.state = empty([SCALER.words], 'u32').keep();
+    this.flag = zeros([1], 'u32').keep();
     this.write(initScale, 0, 0);
     this.scaleView = new Tensor({ storage: this.state.storage, shape: [], dtype: 'f32', offset: SCALER.scale }).keep();
   }
@@ -85,19 +88,19 @@ export class GradScaler {
         slots.push({ n: grad.numel, grad: { buffer: grad.buffer, offset: grad.offset } });
       }
     }
-    launchUnscale(slots, this.state.buffer);
+    launchUnscale(slots, this.state.buffer, this.flag.buffer);
   }
 
   /** Unscale (if not done yet) and step the optimizer, which skips the update on the GPU when the
    *  gradients held inf or NaN. */
   step(optimizer: AnyOptimizer): void {
     if (!this.unscaled.has(optimizer)) this.unscale(optimizer);
-    optimizer.step({ foundInf: this.state.buffer });
+    optimizer.step({ foundInf: this.flag.buffer });
   }
 
   /** Advance the scale (backoff on inf/NaN, growth after growthInterval clean steps), on the GPU. */
   update(): void {
-    launchUpdateScale(this.state.buffer, this.growthFactor, this.backoffFactor, this.growthInterval);
+    launchUpdateScale(this.state.buffer, this.flag.buffer, this.growthFactor, this.backoffFactor, this.growthInterval);
     this.unscaled.clear();
   }
 
@@ -125,5 +128,6 @@ export class GradScaler {
   dispose(): void {
     this.scaleView.dispose();
     this.state.dispose();
+    this.flag.dispose();
   }
 }

@@ -82,6 +82,21 @@ describe('f16 storage ops', () => {
     }
   });
 
+  it('elementwise on contiguous f16 with inner size a multiple of 4 (vec4<f16> loads and stores), broadcast and offset', async () => {
+    if (!f16) return;
+    const rng = new Rng(testSeed());
+    const ah = round(rng.uniformArray(2 * 3 * 8, -2, 2));
+    const bh = round(rng.uniformArray(8, -2, 2));
+    const a = cg.fromArray(ah, [2, 3, 8], 'f16');
+    const b = cg.fromArray(bh, [8], 'f16');
+    const y = cg.mul(cg.relu(a), b);
+    expect(y.dtype).toBe('f16');
+    expectClose(await y.data(), Array.from(ah, (v, i) => Math.max(v, 0) * bh[i % 8]!), { ...TOL, what: 'relu(a) * b' });
+    // A view starting 4 elements in (8-byte aligned) and a copy of it.
+    const tail = cg.narrow(cg.reshape(a, [48]), 0, 4, 40);
+    expectClose(await cg.contiguous(cg.sigmoid(tail)).data(), Array.from(ah.subarray(4, 44), (v) => 1 / (1 + Math.exp(-v))), { ...TOL, what: 'sigmoid of an offset view' });
+  });
+
   for (const kind of ['groupNorm', 'batchNorm', 'frozenBatchNorm'] as const) {
     it(`${kind}: f16 in and out, f32 statistics and affine, against float64`, async () => {
       if (!f16) return;
