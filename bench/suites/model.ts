@@ -214,17 +214,20 @@ interface PhaseSample {
   peakBytes: number;
   /** Live bytes when the phase started (weights, gradients, optimizer state, inputs). */
   baseBytes: number;
+  /** Train step: live bytes after the forward (losses computed), before backward. */
+  forwardBytes?: number;
 }
 
 /** Run `fn`, wait for the GPU, return its wall time and the peak live bytes while it ran. */
-async function phase<T>(fn: () => T | Promise<T>, into: PhaseSample[]): Promise<T> {
+async function phase<T>(fn: (mark: () => void) => T | Promise<T>, into: PhaseSample[]): Promise<T> {
   await rt().sync();
   rt().pool.resetPeak();
   const baseBytes = rt().pool.getStats().liveBytes;
+  let forwardBytes: number | undefined;
   const t0 = performance.now();
-  const out = await fn();
+  const out = await fn(() => (forwardBytes = rt().pool.getStats().liveBytes));
   await rt().sync();
-  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes, baseBytes });
+  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes, baseBytes, forwardBytes });
   return out;
 }
 
@@ -315,16 +318,18 @@ function concatF32(parts: Float32Array[]): Float32Array {
 /** The whole training step as a user runs it: losses (incl. FCOS proposals + NMS + sampling), backward, SGD. */
 async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, scaler: GradScaler | null = null): Promise<void> {
   await phase(
-    () =>
+    (mark) =>
       scopeAsync(async () => {
         if (scaler) {
           // SOLVER.AMP.ENABLED's step: forward under autocast, scaled backward, unscale + step + update.
           const losses = await autocast(() => model.losses(scene.inputs, scene.gts));
+          mark();
           backward(scaler.scale(Object.values(losses).reduce((a, b) => add(a, b))));
           scaler.step(opt);
           scaler.update();
         } else {
           const losses = await model.losses(scene.inputs, scene.gts);
+          mark();
           backward(Object.values(losses).reduce((a, b) => add(a, b)));
           opt.step();
         }
@@ -336,13 +341,15 @@ async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, 
 
 const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 
-function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number } {
+function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number; forward_mb: number } {
   return {
     ms: median(samples.map((x) => x.ms)),
     min: Math.min(...samples.map((x) => x.ms)),
     peak_mb: mb(Math.max(...samples.map((x) => x.peakBytes))),
     // The peak over what was live when the phase started: the step's activations and temporaries.
     above_start_mb: mb(Math.max(...samples.map((x) => x.peakBytes - x.baseBytes))),
+    // Train step: what the forward left live for the backward (activations, f16 weight copies).
+    forward_mb: mb(Math.max(...samples.map((x) => (x.forwardBytes ?? x.baseBytes) - x.baseBytes))),
   };
 }
 
@@ -400,7 +407,7 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
       const r = summarize(st.step!);
       const peer = isAnchorSize(o) && !amp ? { peer: 'pytorch-cpu', peer_ms: spec.peerStep.ms, ratio: spec.peerStep.ms / r.ms, peer_note: spec.peerStep.note } : {};
       const what = amp ? 'train step end to end, AMP (autocast+GradScaler: losses+backward+SGD' : 'train step end to end (losses+backward+SGD';
-      rows.push({ ...base(`${what}, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, activations_mb: r.above_start_mb, ...peer });
+      rows.push({ ...base(`${what}, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, above_start_mb: r.above_start_mb, forward_mb: r.forward_mb, ...peer });
       opt.dispose();
       scaler?.dispose();
     }
