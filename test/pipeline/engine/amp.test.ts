@@ -94,8 +94,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(name: string, amp: boolean, iters = ITERS) {
-  const cfg = loadConfig(CONFIG, [...BASE, 'SOLVER.AMP.ENABLED', amp ? 'True' : 'False', 'SOLVER.MAX_ITER', String(iters)]);
+async function run(name: string, amp: boolean, iters = ITERS, extra: string[] = []) {
+  const cfg = loadConfig(CONFIG, [...BASE, 'SOLVER.AMP.ENABLED', amp ? 'True' : 'False', 'SOLVER.MAX_ITER', String(iters), ...extra]);
   const logs: string[] = [];
   const out = join(dir, name);
   const model = new ConvNet();
@@ -138,6 +138,13 @@ describe('SOLVER.AMP.ENABLED', () => {
     expect(await scaler.stateDict()).toEqual(saved);
     expect((await readSafetensors(f32.final.replace(/\.safetensors$/, '.state.safetensors'))).metadata.grad_scaler).toBeUndefined();
   }, 240_000);
+
+  it('with gradient accumulation: 2 micro-batches of 1 follow one batch of 2 (3 iterations, f16 tolerance)', async () => {
+    if (!rt().gpu.features.f16) return;
+    const full = await run('amp-full', true, 3);
+    const micro = await run('amp-micro', true, 3, ['SOLVER.MICRO_BATCH_SIZE', '1']);
+    full.losses.forEach((a, i) => expect(Math.abs(a - micro.losses[i]!), `iteration ${i}`).toBeLessThan(2e-3 * a + 1e-4));
+  }, 120_000);
 
   it('without shader-f16: f32 training after exactly one warning', async () => {
     const features = rt().gpu.features as { f16: boolean };
