@@ -2,7 +2,8 @@
 // per-channel scale and shift), BatchNorm2d (train: batch statistics and running-stat update; eval:
 // running statistics) and GroupNorm. Statistics and gradient sums are fixed-order workgroup
 // reductions on the GPU (kernels/norm/norm.ts); tiny per-channel / per-group combinations use the
-// generic ops. Each forward records its backward right below it.
+// generic ops. Each forward records its backward right below it. f16 inputs (autocast) give f16
+// outputs and gradients; statistics, affine parameters and their gradients stay f32.
 import { isGradEnabled, record } from '../autograd';
 import { empty, full, type Tensor } from '../tensor';
 import { reshape } from './view';
