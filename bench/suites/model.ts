@@ -31,7 +31,7 @@ import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
 import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../engine';
 import { GradScaler, SGD } from '../../engine/optim';
-import { autocast } from '../../engine/amp/autocast';
+import { autocast, autocastAvailable } from '../../engine/amp/autocast';
 import { CenterMask, type GtInstances, type ImageInput } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import type { FPN } from '../../models/fpn';
@@ -391,7 +391,8 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
   if (o.modules !== false) rows.push(...(await moduleRows(timeChain, spec, o, base, rois, log)));
 
   if (o.step) {
-    for (const amp of o.amp ? [false, true] : [false]) {
+    if (o.amp && !autocastAvailable()) log('BENCH_MODEL_AMP: this adapter has no shader-f16; no AMP row');
+    for (const amp of o.amp && autocastAvailable() ? [false, true] : [false]) {
       const opt = new SGD(
         model.parameters().filter((p) => p.requiresGrad),
         // The first iterations of the real schedule run at BASE_LR x WARMUP_FACTOR: stable on random weights.
