@@ -4,7 +4,7 @@
 // keeps 11 significant bits; measured on lavapipe in brackets):
 //   - each loss within 2e-3 relative [V39 ≤ 7.9e-4, V19slim ≤ 1.9e-4];
 //   - parameter gradients within 5e-2 of their max-abs [≤ 2.7e-2: FPN p3 bias, stage-5 eSE, FCOS
-//     towers, mask head; ≤ 1.9e-3 for the FCOS and mask predictors];
+//     towers, mask head; ≤ 3.5e-3 for the FCOS and mask predictors];
 //   - the stem and stage 2 within 0.25 [0.21 stem, 0.085 stage 2]: the f32 port is already only
 //     1e-2 there (ReLU and max-pool routing flips at near-ties, centermask-train.fixture.test.ts),
 //     and f16 rounding of the activations flips many more of those ties.
