@@ -45,7 +45,14 @@ export function record<T extends Tensor>(out: T, name: string, inputs: readonly 
 let addImpl: ((a: Tensor, b: Tensor) => Tensor) | undefined;
 let copyImpl: ((a: Tensor) => Tensor) | undefined;
 let onesLikeImpl: ((a: Tensor) => Tensor) | undefined;
-export function installAutogradOps(ops: { add: (a: Tensor, b: Tensor) => Tensor; copy: (a: Tensor) => Tensor; onesLike: (a: Tensor) => Tensor }): void {
+let castImpl: ((a: Tensor, dtype: Tensor['dtype']) => Tensor) | undefined;
+export function installAutogradOps(ops: {
+  add: (a: Tensor, b: Tensor) => Tensor;
+  copy: (a: Tensor) => Tensor;
+  onesLike: (a: Tensor) => Tensor;
+  cast: (a: Tensor, dtype: Tensor['dtype']) => Tensor;
+}): void {
+  castImpl = ops.cast;
   addImpl = ops.add;
   copyImpl = ops.copy;
   onesLikeImpl = ops.onesLike;
@@ -92,6 +99,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     if (g.shape.join(',') !== t.shape.join(',')) {
       throw new Error(`autograd: gradient of shape [${g.shape}] for a tensor of shape [${t.shape}] (from ${t.gradFn?.name ?? 'leaf'})`);
     }
+
     const prevG = grads.get(t);
     if (!prevG) {
       grads.set(t, g);
@@ -123,13 +131,23 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         // are disposed now instead of holding their storage until garbage collection.
         const run = node.backward;
         const inGrads = scope(() => run(g));
+        // A gradient has its tensor's dtype (as in PyTorch): a backward that computes in f32 for
+        // an f16 input (or the reverse, under autocast) is cast here, and its f32 result freed.
+        const cast = new Map<Tensor, Tensor>();
         for (let i = 0; i < node.inputs.length; i++) {
-          const gi = inGrads[i];
+          let gi = inGrads[i];
           const x = node.inputs[i]!;
           if (!gi || !x.requiresGrad) continue;
+          if (gi.dtype !== x.dtype) {
+            const prevCast = cast.get(gi);
+            const c = prevCast?.dtype === x.dtype ? prevCast : castImpl!(gi, x.dtype);
+            cast.set(gi, c);
+            gi = c;
+          }
           if (!refs.has(gi) && gi !== g) owned.add(gi);
           accumulate(x, gi);
         }
+        for (const orig of cast.keys()) if (orig !== g && !refs.has(orig) && !orig.isDisposed) orig.dispose();
         if (!options.retainGraph) {
           // Free the closure and the saved inputs but leave a marker, so that a second backward
           // through this node fails with a clear message instead of treating it as a leaf.

@@ -42,3 +42,4 @@ export * from './ops/boxes';
 export * from './ops/pool';
 export * from './ops/paste-masks';
 export * from './ops/custom';
+export { autocast, autocastAvailable, isAutocastEnabled } from './amp/autocast';

@@ -253,7 +253,7 @@ export function defineKernel<
     let body = spec.code(v);
     const directives = new Set<string>();
     body = body.replace(DIRECTIVE, (m) => (directives.add(m.trim()), ''));
-    if (decls.some((d) => /\bf16\b/.test(d))) directives.add('enable f16;');
+    if (decls.some((d) => /\b(f16|vec[234]h)\b/.test(d))) directives.add('enable f16;');
     const code = [
       ...directives,
       ...decls,

@@ -15,7 +15,9 @@
 //   full:            512x512, batch 2, 50 ROIs per image, 40 cells per image (the peer's size)
 // Choose with BENCH_MODEL=quick|full; BENCH_MODEL_CONFIGS=V19slim,V39 picks models; any of
 // BENCH_MODEL_SIZE / _BATCH / _ROIS / _CELLS overrides one number; BENCH_MODEL_STEP=0 skips the
-// end-to-end training step, BENCH_MODEL_INFER=0 the noGrad forward. 1 warm-up + 2 repeats unless
+// end-to-end training step, BENCH_MODEL_INFER=0 the noGrad forward, BENCH_MODEL_MODULES=0 the
+// per-module forward + backward; BENCH_MODEL_AMP=1 adds the training step under mixed precision
+// (autocast + GradScaler, SOLVER.AMP.ENABLED) next to the f32 one. 1 warm-up + 2 repeats unless
 // --repeats says otherwise. Standalone: `npx tsx bench/suites/model.ts [--quick|--full]
 // [--configs V19slim,V39] [--repeats N] [--out PATH | --no-save] [--json FILE]`, which saves its
 // record as `npm run bench` does.
@@ -32,7 +34,8 @@ import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
 import { add, backward, binaryCrossEntropyWithLogits, fromArray, indexSelect, init, mul, noGrad, randn, reshape, rt, scopeAsync, sigmoid, sum, type Tensor } from '../../engine';
-import { SGD } from '../../engine/optim';
+import { GradScaler, SGD } from '../../engine/optim';
+import { autocast, autocastAvailable } from '../../engine/amp/autocast';
 import { CenterMask, type GtInstances, type ImageInput } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import type { FPN } from '../../models/fpn';
@@ -108,6 +111,10 @@ export interface ModelBenchOptions {
   warmup: number;
   /** Run the noGrad (inference) forward chain too. */
   inference: boolean;
+  /** Run the per-module forward + backward chain (default true). */
+  modules?: boolean;
+  /** Also time the training step under mixed precision (autocast + GradScaler). */
+  amp?: boolean;
 }
 
 export const QUICK: Omit<ModelBenchOptions, 'repeats' | 'warmup'> = { models: ['V19slim', 'V39'], size: 256, batch: 1, roisPerImage: 20, cellsPerImage: 12, step: true, inference: true };
@@ -212,16 +219,22 @@ type Phase = (typeof PHASES)[number];
 interface PhaseSample {
   ms: number;
   peakBytes: number;
+  /** Live bytes when the phase started (weights, gradients, optimizer state, inputs). */
+  baseBytes: number;
+  /** Train step: live bytes after the forward (losses computed), before backward. */
+  forwardBytes?: number;
 }
 
 /** Run `fn`, wait for the GPU, return its wall time and the peak live bytes while it ran. */
-async function phase<T>(fn: () => T | Promise<T>, into: PhaseSample[]): Promise<T> {
+async function phase<T>(fn: (mark: () => void) => T | Promise<T>, into: PhaseSample[]): Promise<T> {
   await rt().sync();
   rt().pool.resetPeak();
+  const baseBytes = rt().pool.getStats().liveBytes;
+  let forwardBytes: number | undefined;
   const t0 = performance.now();
-  const out = await fn();
+  const out = await fn(() => (forwardBytes = rt().pool.getStats().liveBytes));
   await rt().sync();
-  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes });
+  into.push({ ms: performance.now() - t0, peakBytes: rt().stats().peakBytes, baseBytes, forwardBytes });
   return out;
 }
 
@@ -310,13 +323,23 @@ function concatF32(parts: Float32Array[]): Float32Array {
 }
 
 /** The whole training step as a user runs it: losses (incl. FCOS proposals + NMS + sampling), backward, SGD. */
-async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples): Promise<void> {
+async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, scaler: GradScaler | null = null): Promise<void> {
   await phase(
-    () =>
+    (mark) =>
       scopeAsync(async () => {
-        const losses = await model.losses(scene.inputs, scene.gts);
-        backward(Object.values(losses).reduce((a, b) => add(a, b)));
-        opt.step();
+        if (scaler) {
+          // SOLVER.AMP.ENABLED's step: forward under autocast, scaled backward, unscale + step + update.
+          const losses = await autocast(() => model.losses(scene.inputs, scene.gts));
+          mark();
+          backward(scaler.scale(Object.values(losses).reduce((a, b) => add(a, b))));
+          scaler.step(opt);
+          scaler.update();
+        } else {
+          const losses = await model.losses(scene.inputs, scene.gts);
+          mark();
+          backward(Object.values(losses).reduce((a, b) => add(a, b)));
+          opt.step();
+        }
         model.zeroGrad();
       }),
     push(s, 'step'),
@@ -325,8 +348,16 @@ async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples):
 
 const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 
-function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number } {
-  return { ms: median(samples.map((x) => x.ms)), min: Math.min(...samples.map((x) => x.ms)), peak_mb: mb(Math.max(...samples.map((x) => x.peakBytes))) };
+function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number; forward_mb: number } {
+  return {
+    ms: median(samples.map((x) => x.ms)),
+    min: Math.min(...samples.map((x) => x.ms)),
+    peak_mb: mb(Math.max(...samples.map((x) => x.peakBytes))),
+    // The peak over what was live when the phase started: the step's activations and temporaries.
+    above_start_mb: mb(Math.max(...samples.map((x) => x.peakBytes - x.baseBytes))),
+    // Train step: what the forward left live for the backward (activations, f16 weight copies).
+    forward_mb: mb(Math.max(...samples.map((x) => (x.forwardBytes ?? x.baseBytes) - x.baseBytes))),
+  };
 }
 
 /** Every row for one model at the given sizes. */
@@ -364,6 +395,45 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
     rows.push({ ...base(`fwd (noGrad) total of modules (${rois})`), ms: total });
   }
 
+  if (o.modules !== false) rows.push(...(await moduleRows(timeChain, spec, o, base, rois, log)));
+
+  if (o.step) {
+    if (o.amp && !autocastAvailable()) log('BENCH_MODEL_AMP: this adapter has no shader-f16; no AMP row');
+    for (const amp of o.amp && autocastAvailable() ? [false, true] : [false]) {
+      const opt = new SGD(
+        model.parameters().filter((p) => p.requiresGrad),
+        // The first iterations of the real schedule run at BASE_LR x WARMUP_FACTOR: stable on random weights.
+        { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
+      );
+      const scaler = amp ? new GradScaler() : null;
+      const st: Samples = {};
+      for (let i = 0; i < o.warmup; i++) await trainStep(model, opt, scene, {}, scaler);
+      for (let i = 0; i < o.repeats; i++) {
+        await trainStep(model, opt, scene, st, scaler);
+        log(`${spec.name} train step${amp ? ' (AMP)' : ''} ${i + 1}/${o.repeats}: ${(st.step!.at(-1)!.ms / 1e3).toFixed(1)} s`);
+      }
+      const r = summarize(st.step!);
+      const peer = isAnchorSize(o) && !amp ? { peer: 'pytorch-cpu', peer_ms: spec.peerStep.ms, ratio: spec.peerStep.ms / r.ms, peer_note: spec.peerStep.note } : {};
+      const what = amp ? 'train step end to end, AMP (autocast+GradScaler: losses+backward+SGD' : 'train step end to end (losses+backward+SGD';
+      rows.push({ ...base(`${what}, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, above_start_mb: r.above_start_mb, forward_mb: r.forward_mb, ...peer });
+      opt.dispose();
+      scaler?.dispose();
+    }
+  }
+  x.dispose();
+  return rows;
+}
+
+/** The per-module forward + backward rows (the module chain with grad). */
+async function moduleRows(
+  timeChain: (train: boolean) => Promise<Samples>,
+  spec: ModelSpec,
+  o: ModelBenchOptions,
+  base: (c: string) => { suite: string; case: string },
+  rois: string,
+  log: (m: string) => void,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
   const s = await timeChain(true);
   let fwdTotal = 0;
   let bwdTotal = 0;
@@ -383,24 +453,6 @@ async function benchModel(spec: ModelSpec, o: ModelBenchOptions, log: (m: string
   rows.push({ ...base(`fwd total of modules (${rois})`), ms: fwdTotal });
   rows.push({ ...base(`fwd+bwd total of modules (${rois})`), ms: fwdTotal + bwdTotal, peak_mb: peak, ...anchor });
   log(`${spec.name} modules: fwd ${fwdTotal.toFixed(0)} ms, fwd+bwd ${(fwdTotal + bwdTotal).toFixed(0)} ms`);
-
-  if (o.step) {
-    const opt = new SGD(
-      model.parameters().filter((p) => p.requiresGrad),
-      // The first iterations of the real schedule run at BASE_LR x WARMUP_FACTOR: stable on random weights.
-      { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
-    );
-    const st: Samples = {};
-    for (let i = 0; i < o.warmup; i++) await trainStep(model, opt, scene, {});
-    for (let i = 0; i < o.repeats; i++) {
-      await trainStep(model, opt, scene, st);
-      log(`${spec.name} train step ${i + 1}/${o.repeats}: ${(st.step!.at(-1)!.ms / 1e3).toFixed(1)} s`);
-    }
-    const r = summarize(st.step!);
-    const peer = isAnchorSize(o) ? { peer: 'pytorch-cpu', peer_ms: spec.peerStep.ms, ratio: spec.peerStep.ms / r.ms, peer_note: spec.peerStep.note } : {};
-    rows.push({ ...base(`train step end to end (losses+backward+SGD, ${o.cellsPerImage} cells/img)`), ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, ...peer });
-  }
-  x.dispose();
   return rows;
 }
 
@@ -485,6 +537,8 @@ export function optionsFromEnv(mode: 'quick' | 'full' | undefined, repeats: numb
     cellsPerImage: envNumber('BENCH_MODEL_CELLS') ?? base.cellsPerImage,
     step: process.env.BENCH_MODEL_STEP !== '0',
     inference: process.env.BENCH_MODEL_INFER !== '0',
+    modules: process.env.BENCH_MODEL_MODULES !== '0',
+    amp: process.env.BENCH_MODEL_AMP === '1',
     repeats: repeats ?? 2,
     warmup: 1,
   };

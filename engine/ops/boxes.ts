@@ -4,7 +4,7 @@
 // the GPU; `nmsGpu` returns a padded keep list and its count without reading anything back, and
 // `nms` / `batchedNms` read back only the count at the end to size the result.
 import { rt } from '../../runtime/runtime';
-import { cast, mapRaw } from './elementwise';
+import { cast, mapRaw, toF32 } from './elementwise';
 import { max } from './reduce';
 import { narrow, reshape } from './view';
 import { empty, full, type Tensor } from '../tensor';
@@ -22,6 +22,8 @@ function checkBoxes(op: string, t: Tensor, name = 'boxes'): void {
 
 /** torchvision box_iou: [N, 4] x [M, 4] -> [N, M] (no gradient). */
 export function boxIou(a: Tensor, b: Tensor): Tensor {
+  a = toF32(a);
+  b = toF32(b);
   checkBoxes('boxIou', a, 'boxes1');
   checkBoxes('boxIou', b, 'boxes2');
   const n = a.shape[0]!;
@@ -37,6 +39,7 @@ export function boxIou(a: Tensor, b: Tensor): Tensor {
 
 /** Full descending sort of a 1-D f32 tensor: values and i32 indices (ties by lower index). */
 export function sortScoresDescending(scores: Tensor): { values: Tensor; indices: Tensor } {
+  scores = toF32(scores);
   if (scores.ndim !== 1 || scores.dtype !== 'f32') throw new Error(`sortScoresDescending: expected a 1-D f32 tensor, got [${scores.shape}] ${scores.dtype}`);
   const n = scores.shape[0]!;
   const padded = nextPow2(Math.max(n, 2));
@@ -87,6 +90,9 @@ export interface NmsOptions {
  */
 export function nmsGpu(boxes: Tensor, scores: Tensor, iouThreshold: number, opts: NmsOptions = {}): { keep: Tensor; count: Tensor } {
   const op = 'nms';
+  // f16 boxes and scores (autocast) are compared in f32.
+  boxes = toF32(boxes);
+  scores = toF32(scores);
   checkBoxes(op, boxes);
   const n = boxes.shape[0]!;
   if (scores.ndim !== 1 || scores.shape[0] !== n || scores.dtype !== 'f32') throw new Error(`${op}: scores must be f32 [${n}], got [${scores.shape}] ${scores.dtype}`);

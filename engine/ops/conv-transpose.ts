@@ -1,4 +1,4 @@
-// conv_transpose2d (NCHW, f32): the adjoint of conv2d. With the conv whose input is this op's
+// conv_transpose2d (NCHW, f32 or f16 storage as conv2d; in autocast's f16 list): the adjoint of conv2d. With the conv whose input is this op's
 // output y [N, Cout, OH, OW] and whose output is x [N, Cin, H, W] (weight [Cin, Cout/groups, KH,
 // KW] read as that conv's [O, C/groups, KH, KW]):
 //   forward  y  = conv dgrad(x)
@@ -10,7 +10,8 @@ import { type Tensor } from '../tensor';
 import { mapRaw } from './elementwise';
 import { sum } from './reduce';
 import { reshape } from './view';
-import { conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from './conv';
+import { checkConvDtypes, conv2dDgradRaw, conv2dForwardRaw, conv2dWgradRaw } from './conv';
+import { autocastF16 } from '../amp/autocast';
 import { type ConvAlgo } from '../../kernels/conv/chooser';
 import { convGeometry, pair, type Pair } from '../../kernels/conv/geometry';
 
@@ -25,7 +26,9 @@ export interface ConvTranspose2dOptions {
 
 /** PyTorch's F.conv_transpose2d. x [N, Cin, H, W], w [Cin, Cout/groups, KH, KW], b [Cout]. */
 export function convTranspose2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
-  for (const t of [x, w, b]) if (t && t.dtype !== 'f32') throw new Error(`conv_transpose2d: needs f32 tensors, got ${t.dtype} [${t.shape}]`);
+  x = autocastF16(x);
+  w = autocastF16(w);
+  checkConvDtypes('conv_transpose2d', x, w, b);
   if (x.ndim !== 4) throw new Error(`conv_transpose2d: input must be 4-d [N, Cin, H, W], got [${x.shape}]`);
   if (w.ndim !== 4) throw new Error(`conv_transpose2d: weight must be 4-d [Cin, Cout/groups, KH, KW], got [${w.shape}]`);
   const stride = pair(opts.stride ?? 1);
@@ -52,7 +55,7 @@ export function convTranspose2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: C
   let y = conv2dDgradRaw(geo, x, w, opts.algo);
   if (b) {
     const bv = reshape(b.detach(), [1, Cout, 1, 1]);
-    const yb = mapRaw('bias_add', 'x + y', [y, bv], y.shape, 'f32', 'f32');
+    const yb = mapRaw('bias_add', 'x + y', [y, bv], y.shape, y.dtype, 'f32');
     bv.dispose();
     y.dispose();
     y = yb;

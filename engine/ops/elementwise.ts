@@ -21,8 +21,10 @@ export function broadcastShapes(a: readonly number[], b: readonly number[]): num
   return out;
 }
 
+/** The result type of a binary op, as PyTorch promotes: f16 with f16 stays f16 (computed in f32),
+ *  f16 with f32 is f32. */
 export function promote(a: DType, b: DType): DType {
-  if (a === b) return a === 'f16' ? 'f32' : a;
+  if (a === b) return a;
   if (isFloat(a) || isFloat(b)) return 'f32';
   if (a === 'bool') return b;
   if (b === 'bool') return a;
@@ -61,7 +63,8 @@ function unaryForward(op: UnaryOp, t: Tensor, scalars: number[]): Tensor {
   if (!isFloat(t.dtype) && !op.integer) throw new Error(`${op.name}: needs a float tensor, got ${t.dtype}`);
   if (t.dtype === 'u32' && op.signedOnly) throw new Error(`${op.name}: not defined for u32 tensors (cast to i32 first)`);
   const ct: DType = isFloat(t.dtype) ? 'f32' : t.dtype === 'bool' ? 'i32' : t.dtype;
-  const y = mapRaw(op.name, op.forward, [t], t.shape, ct, ct, scalars);
+  // f16 in, f16 out (computed in f32), as PyTorch.
+  const y = mapRaw(op.name, op.forward, [t], t.shape, t.dtype === 'f16' ? 'f16' : ct, ct, scalars);
   if (op.backward && isFloat(t.dtype)) {
     const bw = op.backward;
     const usesY = /\by\b/.test(bw);
@@ -112,8 +115,16 @@ export function clamp(t: Tensor, min = -Infinity, max = Infinity): Tensor {
   return unaryForward(UNARY_OPS.clamp, t, [Math.max(min, -3.4028234663852886e38), Math.min(max, 3.4028234663852886e38)]);
 }
 
+/** A 0-d f32 operand (a number, a scalar tensor) does not promote an f16 tensor, as in PyTorch
+ *  where dimensioned tensors decide the result type. */
+function binaryType(a: Tensor, b: Tensor): DType {
+  if (a.dtype === 'f16' && b.dtype === 'f32' && b.ndim === 0) return 'f16';
+  if (b.dtype === 'f16' && a.dtype === 'f32' && a.ndim === 0) return 'f16';
+  return promote(a.dtype, b.dtype);
+}
+
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  const ct = promote(a.dtype, b.dtype);
+  const ct = binaryType(a, b);
   if (!isFloat(ct) && !op.integer) throw new Error(`${op.name}: needs float tensors, got ${a.dtype} and ${b.dtype}`);
   const shape = broadcastShapes(a.shape, b.shape);
   const outType: DType = op.out === 'bool' ? 'bool' : ct;
@@ -207,8 +218,15 @@ export function cast(t: Tensor, dtype: DType): Tensor {
   return out;
 }
 
+/** `t` in f32: a (differentiable) f32 copy of an f16 tensor, any other tensor itself. Ops that
+ *  compute in f32 only (autocast's f32 list, ops without f16 kernels) take their inputs through it. */
+export function toF32(t: Tensor): Tensor {
+  return t.dtype === 'f16' ? cast(t, 'f32') : t;
+}
+
 installAutogradOps({
   add: (a, b) => add(a, b),
   copy: (a) => contiguousCopy(a),
   onesLike: (a) => full(a.shape, 1, a.dtype),
+  cast: (a, dtype) => cast(a, dtype),
 });

@@ -5,6 +5,7 @@
 import { record } from '../autograd';
 import { empty, normDim, type Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
+import { isFloat } from '../../runtime/dtype';
 import { narrow } from './view';
 
 /** A raw (no autograd) view of `t` restricted to [start, start + length) along `d`. */
@@ -14,21 +15,28 @@ function narrowRaw(t: Tensor, d: number, start: number, length: number): Tensor 
   return t.viewAs(shape, t.strides, t.offset + start * t.strides[d]!);
 }
 
-/** Concatenate along `dim`: all inputs share dtype, rank and every other dim. */
+/** The dtype of a join: the inputs' own, or f32 where f16 and f32 inputs mix (PyTorch promotes). */
+function joinedType(tensors: readonly Tensor[]): Tensor['dtype'] {
+  const first = tensors[0]!.dtype;
+  return tensors.every((t) => t.dtype === first) ? first : 'f32';
+}
+
+/** Concatenate along `dim`: all inputs share rank and every other dim, and a dtype (f16 and f32
+ *  mix into f32). */
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new Error('cat: needs at least one tensor');
   const first = tensors[0]!;
   if (first.ndim === 0) throw new Error('cat: zero-dimensional tensors cannot be concatenated (use stack)');
   const d = normDim(dim, first.ndim);
   tensors.forEach((t, k) => {
-    if (t.dtype !== first.dtype) throw new Error(`cat: tensor ${k} has dtype ${t.dtype}, expected ${first.dtype} like tensor 0`);
+    if (t.dtype !== first.dtype && !(isFloat(t.dtype) && isFloat(first.dtype))) throw new Error(`cat: tensor ${k} has dtype ${t.dtype}, expected ${first.dtype} like tensor 0`);
     if (t.ndim !== first.ndim || t.shape.some((n, i) => i !== d && n !== first.shape[i])) {
       throw new Error(`cat: tensor ${k} has shape [${t.shape}], expected [${first.shape.map((n, i) => (i === d ? '*' : n))}] (all dims but ${d} equal)`);
     }
   });
   const shape = [...first.shape];
   shape[d] = tensors.reduce((s, t) => s + t.shape[d]!, 0);
-  const out = empty(shape, first.dtype);
+  const out = empty(shape, joinedType(tensors));
   const starts: number[] = [];
   let at = 0;
   for (const t of tensors) {
@@ -54,14 +62,14 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   const d = dim < 0 ? dim + first.ndim + 1 : dim;
   if (d < 0 || d > first.ndim) throw new Error(`stack: dim ${dim} out of range for stacking ${first.ndim}-d tensors`);
   tensors.forEach((t, k) => {
-    if (t.dtype !== first.dtype) throw new Error(`stack: tensor ${k} has dtype ${t.dtype}, expected ${first.dtype} like tensor 0`);
+    if (t.dtype !== first.dtype && !(isFloat(t.dtype) && isFloat(first.dtype))) throw new Error(`stack: tensor ${k} has dtype ${t.dtype}, expected ${first.dtype} like tensor 0`);
     if (t.ndim !== first.ndim || t.shape.some((n, i) => n !== first.shape[i])) {
       throw new Error(`stack: tensor ${k} has shape [${t.shape}], expected [${first.shape}] like tensor 0`);
     }
   });
   const shape = [...first.shape];
   shape.splice(d, 0, tensors.length);
-  const out = empty(shape, first.dtype);
+  const out = empty(shape, joinedType(tensors));
   // The slot of tensor k: index k along d, that dim removed.
   const slot = (base: Tensor, k: number) => {
     const strides = [...base.strides];

@@ -8,7 +8,7 @@ import { empty, full, type Tensor } from '../tensor';
 import { launchMap } from '../../kernels/elementwise/map';
 import { ELEMENTWISE_HELPERS } from '../../kernels/elementwise/table';
 import { type IouLossType, launchGiouBox, launchIouLtrb } from '../../kernels/detection/losses';
-import { broadcastShapes, mapRaw, mul, neg } from './elementwise';
+import { broadcastShapes, mapRaw, mul, neg, toF32 } from './elementwise';
 import { mean, sum } from './reduce';
 
 export type Reduction = 'none' | 'mean' | 'sum';
@@ -79,6 +79,7 @@ export interface FocalLossOptions {
  * logits only (targets are labels).
  */
 export function sigmoidFocalLoss(logits: Tensor, targets: Tensor, opts: FocalLossOptions = {}): Tensor {
+  logits = toF32(logits);
   checkSameShape('sigmoidFocalLoss', logits, targets, 'logits', 'targets');
   const sc = [opts.alpha ?? 0.25, opts.gamma ?? 2];
   const loss = lossMap('focal_loss', FOCAL, 'focal_loss(a, b, s0, s1)', [logits, targets], logits.shape, sc);
@@ -110,6 +111,7 @@ export interface BceOptions {
 
 /** F.binary_cross_entropy_with_logits. Gradient flows to the logits (targets are labels). */
 export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, opts: BceOptions = {}): Tensor {
+  logits = toF32(logits);
   const op = 'binaryCrossEntropyWithLogits';
   checkSameShape(op, logits, targets, 'logits', 'targets');
   for (const [n, t] of [['weight', opts.weight], ['posWeight', opts.posWeight]] as const) {
@@ -136,6 +138,8 @@ fn smooth_l1_grad(d: f32, beta: f32) -> f32 { return select(sign(d), d / beta, a
 
 /** F.smooth_l1_loss(input, target, beta): 0.5 d^2 / beta where |d| < beta, else |d| - beta/2. */
 export function smoothL1Loss(input: Tensor, target: Tensor, opts: { beta?: number; reduction?: Reduction } = {}): Tensor {
+  input = toF32(input);
+  target = toF32(target);
   const op = 'smoothL1Loss';
   checkSameShape(op, input, target, 'input', 'target');
   const beta = opts.beta ?? 1;
@@ -150,6 +154,8 @@ export function smoothL1Loss(input: Tensor, target: Tensor, opts: { beta?: numbe
 
 /** F.mse_loss. */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  input = toF32(input);
+  target = toF32(target);
   const op = 'mseLoss';
   checkSameShape(op, input, target, 'input', 'target');
   const loss = mapRaw('mse', '(x - y) * (x - y)', [input, target], input.shape, 'f32', 'f32');
@@ -184,6 +190,8 @@ export interface IouLossOptions {
  * Gradient flows to `pred` only.
  */
 export function iouLoss(pred: Tensor, target: Tensor, opts: IouLossOptions = {}): Tensor {
+  pred = toF32(pred);
+  target = toF32(target);
   const op = 'iouLoss';
   const type = opts.type ?? 'iou';
   if (!['iou', 'linear_iou', 'giou'].includes(type)) throw new Error(`${op}: type must be 'iou', 'linear_iou' or 'giou', got '${type}'`);
@@ -207,6 +215,8 @@ export function iouLoss(pred: Tensor, target: Tensor, opts: IouLossOptions = {})
 
 /** torchvision.ops.generalized_box_iou_loss on (x1, y1, x2, y2) boxes [N, 4]; gradient to boxes1. */
 export function generalizedBoxIouLoss(boxes1: Tensor, boxes2: Tensor, opts: { reduction?: Reduction; eps?: number } = {}): Tensor {
+  boxes1 = toF32(boxes1);
+  boxes2 = toF32(boxes2);
   const op = 'generalizedBoxIouLoss';
   checkSameShape(op, boxes1, boxes2, 'boxes1', 'boxes2');
   const a = denseRows(op, 'boxes1', boxes1);

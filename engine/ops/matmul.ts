@@ -8,7 +8,7 @@ import { contiguousStrides } from '../../runtime/shape';
 import { type MatmulConfig } from '../../kernels/matmul/chooser';
 import { launchMatmul } from '../../kernels/matmul/launch';
 import { type Activation, matrixLayout } from '../../kernels/matmul/problem';
-import { mapRaw } from './elementwise';
+import { mapRaw, toF32 } from './elementwise';
 import { sum } from './reduce';
 import { reshape, squeeze, sumToShape, unsqueeze } from './view';
 
@@ -121,6 +121,9 @@ function release(t: Tensor): void {
  * again); otherwise the last two dims multiply and the leading (batch) dims broadcast.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  // No f16 matmul kernel yet: f16 operands (autocast) multiply in f32.
+  a = toF32(a);
+  b = toF32(b);
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: both operands need at least 1 dim, got [${a.shape}] and [${b.shape}] (use mul for scalars)`);
   if (a.ndim >= 2 && b.ndim >= 2) return matmulNd(a, b);
   const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
@@ -141,6 +144,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * [out] or none, act 'none' | 'relu'. One kernel for the forward (bias and ReLU in its epilogue).
  */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation = 'none'): Tensor {
+  x = toF32(x);
   if (w.ndim !== 2) throw new Error(`linear: weight must be [out, in], got [${w.shape}]`);
   if (x.ndim < 1) throw new Error('linear: input needs at least 1 dim');
   const [outF, inF] = w.shape as [number, number];

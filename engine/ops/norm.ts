@@ -2,7 +2,8 @@
 // per-channel scale and shift), BatchNorm2d (train: batch statistics and running-stat update; eval:
 // running statistics) and GroupNorm. Statistics and gradient sums are fixed-order workgroup
 // reductions on the GPU (kernels/norm/norm.ts); tiny per-channel / per-group combinations use the
-// generic ops. Each forward records its backward right below it.
+// generic ops. Each forward records its backward right below it. f16 inputs (autocast) give f16
+// outputs and gradients; statistics, affine parameters and their gradients stay f32.
 import { isGradEnabled, record } from '../autograd';
 import { empty, full, type Tensor } from '../tensor';
 import { reshape } from './view';
@@ -18,7 +19,7 @@ import {
 
 function checkNchw(op: string, x: Tensor): { batch: number; channels: number; hw: number } {
   if (x.ndim < 2) throw new Error(`${op}: expected input [N, C, ...], got shape [${x.shape}]`);
-  if (x.dtype !== 'f32') throw new Error(`${op}: expected an f32 input, got ${x.dtype}`);
+  if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new Error(`${op}: expected an f32 or f16 input, got ${x.dtype}`);
   let hw = 1;
   for (let d = 2; d < x.ndim; d++) hw *= x.shape[d]!;
   return { batch: x.shape[0]!, channels: x.shape[1]!, hw };
@@ -80,7 +81,7 @@ export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams, opts: { r
   const scale = 'y * inverseSqrt(z + s0)';
   const t = `x * (${scale}) + (w - v * (${scale}))`;
   const expr = opts.relu ? `select(max(${t}, 0.0), ${t}, isnan_(${t}))` : t;
-  const out = mapRaw(opts.relu ? 'frozen_bn_relu' : 'frozen_bn', expr, [x, w, v, b, m], x.shape, 'f32', 'f32', eps);
+  const out = mapRaw(opts.relu ? 'frozen_bn_relu' : 'frozen_bn', expr, [x, w, v, b, m], x.shape, x.dtype, 'f32', eps);
   b.dispose();
   m.dispose();
   if (!isGradEnabled() || !x.requiresGrad) {
@@ -91,8 +92,8 @@ export function frozenBatchNorm2d(x: Tensor, p: FrozenBatchNormParams, opts: { r
   // relu's backward passes g where its input is > 0, i.e. where the output is > 0; then times the scale.
   return record(out, opts.relu ? 'frozenBatchNorm2dRelu' : 'frozenBatchNorm2d', [x], (g) => [
     opts.relu
-      ? mapRaw('frozen_bn_relu_bw', 'select(0.0, x * (y * inverseSqrt(z + s0)), w > 0.0)', [g, w, v, out], x.shape, 'f32', 'f32', eps)
-      : mapRaw('frozen_bn_bw', 'x * (y * inverseSqrt(z + s0))', [g, w, v], x.shape, 'f32', 'f32', eps),
+      ? mapRaw('frozen_bn_relu_bw', 'select(0.0, x * (y * inverseSqrt(z + s0)), w > 0.0)', [g, w, v, out], x.shape, x.dtype, 'f32', eps)
+      : mapRaw('frozen_bn_bw', 'x * (y * inverseSqrt(z + s0))', [g, w, v], x.shape, x.dtype, 'f32', eps),
   ]);
 }
 
@@ -125,14 +126,15 @@ function normBackward(
   const gc = denseFromZero(g);
   const p1 = empty([batch, channels]);
   const p2 = empty([batch, channels]);
-  launchNormGradPartials(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, p1.buffer, p2.buffer, batch, channels, hw, groups, bn);
+  const h = xc.dtype === 'f16';
+  launchNormGradPartials(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, p1.buffer, p2.buffer, batch, channels, hw, groups, bn, h);
   const db = sum(p1, 0); // [C]
   const dw = sum(p2, 0); // [C]
   let dx: Tensor | null = null;
   if (needX) {
     const w = weight ?? full([channels], 1);
     if (statsFromInput) {
-      dx = empty(xc.shape);
+      dx = empty(xc.shape, xc.dtype);
       // Row sums of w*g and w*g*xhat: BN rows are channels; GN rows gather Cg channels of one image.
       let sumA: Tensor;
       let sumB: Tensor;
@@ -148,7 +150,7 @@ function normBackward(
         wb.dispose();
       }
       const rowCount = bn ? batch * hw : (channels / groups) * hw;
-      launchNormGradInput(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, w.buffer, sumA.buffer, sumB.buffer, dx.buffer, batch, channels, hw, groups, bn, rowCount);
+      launchNormGradInput(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, w.buffer, sumA.buffer, sumB.buffer, dx.buffer, batch, channels, hw, groups, bn, rowCount, h);
       sumA.dispose();
       sumB.dispose();
     } else {
@@ -156,7 +158,7 @@ function normBackward(
       const cs = [channels, ...xc.shape.slice(2).map(() => 1)];
       const wr = reshape(w, cs);
       const rr = reshape(rstd, cs);
-      dx = mapRaw('bn_eval_bw', 'x * y * z', [gc, wr, rr], xc.shape, 'f32', 'f32');
+      dx = mapRaw('bn_eval_bw', 'x * y * z', [gc, wr, rr], xc.shape, xc.dtype, 'f32');
     }
     if (!weight) w.dispose();
   }
@@ -172,8 +174,8 @@ function applyNorm(xc: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | unde
   const { batch, channels, hw, groups, bn } = geo;
   const w = weight ?? full([channels], 1);
   const b = bias ?? full([channels], 0);
-  const y = empty(xc.shape);
-  launchNormApply(xc.buffer, mean.buffer, rstd.buffer, w.buffer, b.buffer, y.buffer, batch, channels, hw, groups, bn);
+  const y = empty(xc.shape, xc.dtype);
+  launchNormApply(xc.buffer, mean.buffer, rstd.buffer, w.buffer, b.buffer, y.buffer, batch, channels, hw, groups, bn, xc.dtype === 'f16');
   if (!weight) w.dispose();
   if (!bias) b.dispose();
   return y;
@@ -221,7 +223,7 @@ export function batchNorm2d(x: Tensor, opts: BatchNormOptions): Tensor {
     mean = empty([channels]);
     rstd = empty([channels]);
     const variance = empty([channels]);
-    launchNormStats(xc.buffer, 0, mean.buffer, rstd.buffer, variance.buffer, channels, batch, channels * hw, hw, eps);
+    launchNormStats(xc.buffer, 0, mean.buffer, rstd.buffer, variance.buffer, channels, batch, channels * hw, hw, eps, xc.dtype === 'f16');
     if (opts.runningMean && opts.runningVar) {
       const rm = opts.runningMean;
       const rv = opts.runningVar;
@@ -268,7 +270,7 @@ export function groupNorm(x: Tensor, numGroups = 32, opts: GroupNormOptions = {}
   const mean = empty([batch, numGroups]);
   const rstd = empty([batch, numGroups]);
   const variance = empty([batch, numGroups]);
-  launchNormStats(xc.buffer, 0, mean.buffer, rstd.buffer, variance.buffer, rows, 1, inner, inner, eps);
+  launchNormStats(xc.buffer, 0, mean.buffer, rstd.buffer, variance.buffer, rows, 1, inner, inner, eps, xc.dtype === 'f16');
   variance.dispose();
   const y = applyNorm(xc, mean, rstd, opts.weight, opts.bias, geo);
   const inputs = [x, ...(opts.weight ? [opts.weight] : []), ...(opts.bias ? [opts.bias] : [])];

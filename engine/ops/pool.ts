@@ -1,4 +1,4 @@
-// Pooling and resampling on NCHW f32 tensors, forward and backward side by side (kernels in
+// Pooling and resampling on NCHW f32 or f16 tensors (f16 storage, computed in f32), forward and backward side by side (kernels in
 // kernels/pool/pool.ts): max_pool2d (with ceil_mode, backward routed to the argmax), avg_pool2d,
 // adaptive and global average pooling, nearest upsampling by integer factors, and bilinear
 // interpolation with align_corners = false. All follow PyTorch's size and index rules.
@@ -8,7 +8,7 @@ import { launchPool, type PlaneGeometry, type PoolKernel } from '../../kernels/p
 import { pair, type Pair } from '../../kernels/conv/geometry';
 
 function check4d(what: string, x: Tensor): [number, number, number, number] {
-  if (x.dtype !== 'f32') throw new Error(`${what}: needs an f32 tensor, got ${x.dtype}`);
+  if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new Error(`${what}: needs an f32 or f16 tensor, got ${x.dtype}`);
   if (x.ndim !== 4) throw new Error(`${what}: input must be 4-d [N, C, H, W], got [${x.shape}]`);
   return x.shape as [number, number, number, number];
 }
@@ -16,8 +16,8 @@ function check4d(what: string, x: Tensor): [number, number, number, number] {
 /** Run a pool kernel on `src` (made contiguous) into a new tensor of `outShape`. */
 function run(name: PoolKernel, g: PlaneGeometry, src: Tensor, outShape: number[], extra: Tensor[] = [], extraOut: Tensor[] = []): Tensor {
   const s = src.isContiguous() ? src : contiguousCopy(src);
-  const out = empty(outShape);
-  launchPool(name, g, [s.buffer, ...extra.map((t) => t.buffer), out.buffer, ...extraOut.map((t) => t.buffer)], s.offset, out.offset);
+  const out = empty(outShape, src.dtype);
+  launchPool(name, g, [s.buffer, ...extra.map((t) => t.buffer), out.buffer, ...extraOut.map((t) => t.buffer)], s.offset, out.offset, 0, src.dtype === 'f16');
   if (s !== src) s.dispose();
   return out;
 }

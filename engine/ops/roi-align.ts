@@ -4,7 +4,7 @@
 // in Detectron2 and torchvision; the backward is a deterministic gather (kernels/detection/roi-align.ts).
 import { record } from '../autograd';
 import { empty, type Tensor, zeros } from '../tensor';
-import { mapRaw } from './elementwise';
+import { mapRaw, toF32 } from './elementwise';
 import { launchRoiAlignBackward, launchRoiAlignForward } from '../../kernels/detection/roi-align';
 
 export interface RoiAlignOptions {
@@ -30,6 +30,8 @@ function denseFromZero(t: Tensor): Tensor {
  */
 export function roiAlign(input: Tensor, rois: Tensor, opts: RoiAlignOptions): Tensor {
   if (input.ndim !== 4) throw new Error(`roiAlign: expected input [N, C, H, W], got [${input.shape}]`);
+  // No f16 kernel: f16 features (autocast) are pooled in f32.
+  input = toF32(input);
   if (rois.ndim !== 2 || rois.shape[1] !== 5) throw new Error(`roiAlign: expected rois [K, 5] (batch index, x0, y0, x1, y1), got [${rois.shape}]`);
   if (input.dtype !== 'f32' || rois.dtype !== 'f32') throw new Error(`roiAlign: expected f32 input and rois, got ${input.dtype} and ${rois.dtype}`);
   const [pooledH, pooledW] = typeof opts.outputSize === 'number' ? [opts.outputSize, opts.outputSize] : opts.outputSize;

@@ -10,7 +10,7 @@ import { contiguousCopy, empty, normDim, type Tensor } from '../tensor';
 import { launchSoftmax, launchSoftmaxBackward, type SoftmaxKind } from '../../kernels/reduce/softmax';
 import { itemsPerBinding } from '../../kernels/large';
 import { numelOf } from '../../runtime/shape';
-import { exp, log, sub, div } from './elementwise';
+import { exp, log, sub, div, toF32 } from './elementwise';
 import { max, sum } from './reduce';
 
 /** Permutation moving `dim` last, and its inverse. */
@@ -74,12 +74,12 @@ function softmaxComposed(kind: SoftmaxKind, t: Tensor, dim: number): Tensor {
 
 /** exp(x - max) / sum(exp(x - max)) along `dim` (default: the last). */
 export function softmax(t: Tensor, dim = -1): Tensor {
-  return softmaxOp('softmax', t, dim);
+  return softmaxOp('softmax', toF32(t), dim);
 }
 
 /** x - max - log(sum(exp(x - max))) along `dim` (default: the last). */
 export function logSoftmax(t: Tensor, dim = -1): Tensor {
-  return softmaxOp('logSoftmax', t, dim);
+  return softmaxOp('logSoftmax', toF32(t), dim);
 }
 
 /** Reference softmax from elementwise and reduce ops (slower; differentiable through them). */

@@ -66,7 +66,7 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
 
   protected update(param: Tensor, grad: FlatF32, g: ParamGroup<AdamWOptions>): void {
     const s = this.advance(param, g);
-    launchAdamW(param.numel, flat(param), grad, s.expAvg.buffer, s.expAvgSq.buffer, g.amsgrad ? s.maxExpAvgSq!.buffer : null, { ...this.scalars(g), step: s.step });
+    launchAdamW(param.numel, flat(param), grad, s.expAvg.buffer, s.expAvgSq.buffer, g.amsgrad ? s.maxExpAvgSq!.buffer : null, { ...this.scalars(g), step: s.step }, this.foundInf);
   }
 
   protected override updateGroup(items: readonly { param: Tensor; grad: FlatF32 }[], g: ParamGroup<AdamWOptions>): void {
@@ -76,6 +76,6 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
       const maxExpAvgSq = g.amsgrad ? s.maxExpAvgSq!.buffer : null;
       return { n: param.numel, param: flat(param), grad, expAvg: s.expAvg.buffer, expAvgSq: s.expAvgSq.buffer, maxExpAvgSq, step: s.step };
     });
-    launchAdamWMulti(slots, g.amsgrad, this.scalars(g));
+    launchAdamWMulti(slots, g.amsgrad, this.scalars(g), this.foundInf);
   }
 }

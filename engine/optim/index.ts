@@ -5,3 +5,4 @@ export * from './adamw';
 export * from './clip';
 export * from './lr-scheduler';
 export * from './state';
+export * from './grad-scaler';

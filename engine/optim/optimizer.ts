@@ -22,6 +22,9 @@ export type ParamGroup<O> = { params: Tensor[]; initialLr: number } & O;
 export abstract class Optimizer<O extends BaseOptions, S> {
   readonly paramGroups: ParamGroup<O>[];
   protected readonly state = new Map<Tensor, S>();
+  /** During `step({ foundInf })`: the GradScaler's found-inf flag, which the update kernels read
+   *  to skip the update (mixed precision); null otherwise. */
+  protected foundInf: GPUBuffer | null = null;
 
   constructor(params: Tensor[] | ParamGroupSpec<O>[], readonly defaults: O) {
     const specs: ParamGroupSpec<O>[] = params.length > 0 && !isGroupSpec(params[0]) ? [{ params: params as Tensor[] } as ParamGroupSpec<O>] : (params as ParamGroupSpec<O>[]);
@@ -57,8 +60,19 @@ export abstract class Optimizer<O extends BaseOptions, S> {
     for (const { param, grad } of items) this.update(param, grad, group);
   }
 
-  /** Record one update of every parameter that has a gradient. Nothing is read back. */
-  step(): void {
+  /** Record one update of every parameter that has a gradient. Nothing is read back. With
+   *  `foundInf` (a u32 flag buffer, engine/optim/grad-scaler.ts) the kernels skip the update on the
+   *  GPU where the flag is set; host-side step counts still advance. */
+  step(opts: { foundInf?: GPUBuffer } = {}): void {
+    this.foundInf = opts.foundInf ?? null;
+    try {
+      this.stepGroups();
+    } finally {
+      this.foundInf = null;
+    }
+  }
+
+  private stepGroups(): void {
     for (const group of this.paramGroups) {
       const items: { param: Tensor; grad: FlatF32 }[] = [];
       const copies: Tensor[] = [];

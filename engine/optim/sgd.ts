@@ -60,7 +60,7 @@ export class SGD extends Optimizer<SgdOptions, SgdState> {
 
   protected update(param: Tensor, grad: FlatF32, g: ParamGroup<SgdOptions>): void {
     const { buffer, first } = this.advance(param, g);
-    launchSgd(param.numel, flat(param), grad, buffer, { ...this.scalars(g), first });
+    launchSgd(param.numel, flat(param), grad, buffer, { ...this.scalars(g), first }, this.foundInf);
   }
 
   protected override updateGroup(items: readonly { param: Tensor; grad: FlatF32 }[], g: ParamGroup<SgdOptions>): void {
@@ -69,6 +69,6 @@ export class SGD extends Optimizer<SgdOptions, SgdState> {
       const { buffer, first } = this.advance(param, g);
       return { n: param.numel, param: flat(param), grad, momentumBuffer: buffer, first };
     });
-    launchSgdMulti(slots, this.scalars(g));
+    launchSgdMulti(slots, this.scalars(g), this.foundInf);
   }
 }

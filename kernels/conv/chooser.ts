@@ -109,6 +109,16 @@ export const CAN_RUN: Readonly<Record<ConvKernel, { directions: readonly Directi
   matvec: { directions: DIRECTIONS, adapters: 'any', when: matvec },
 };
 
+/** The kernels that take f16 storage (ConvGeometry.f16). An f16 convolution reads each table with
+ *  only these rows, then falls back to direct (every geometry); f32 choices are untouched. */
+export const F16_KERNELS: readonly ConvKernel[] = ['direct', 'subgroup-gemm'];
+
+/** The first row of `dir`'s table for f16 storage: the rows of F16_KERNELS, else direct. */
+export function firstRowF16(dir: Direction, g: ConvGeometry, ctx: RowContext, caps: AdapterCaps): ConvKernel {
+  const row = TABLES[dir].find((r) => F16_KERNELS.includes(r.kernel) && adaptersMatch(r.adapters, caps) && r.when(g, ctx));
+  return row?.kernel ?? 'direct';
+}
+
 /** A requested kernel that cannot run the shape and takes a stand-in instead of failing: conv2d
  *  with algo 'matvec' trains with any offsets (its weight gradient then runs packed-gemm). */
 export const STAND_IN: Readonly<Partial<Record<Direction, Partial<Record<ConvKernel, ConvKernel>>>>> = { wgrad: { matvec: 'packed-gemm' } };
@@ -161,6 +171,14 @@ export function firstRow(dir: Direction, g: ConvGeometry, ctx: RowContext, caps:
 export function choose(dir: Direction, g: ConvGeometry, algo: ConvAlgo = 'auto', offsets: readonly number[] = [], env: ChooserEnv = chooserEnv()): ConvKernel {
   const ctx: RowContext = { offsets };
   const requested = algo === 'auto' ? env.pinned : kernelOf(algo);
+  if (g.f16) {
+    // f16 storage: a request for a kernel without it fails (explicit) or gives way (pinned).
+    if (requested && algo !== 'auto' && !F16_KERNELS.includes(requested)) {
+      throw new Error(`conv ${dir}: kernel '${requested}' has no f16 storage (f16 kernels: ${F16_KERNELS.join(', ')})`);
+    }
+    if (requested && F16_KERNELS.includes(requested) && canRun(requested, dir, g, ctx, env.caps)) return requested;
+    return firstRowF16(dir, g, ctx, env.caps);
+  }
   if (requested && CAN_RUN[requested].directions.includes(dir)) {
     if (canRun(requested, dir, g, ctx, env.caps)) return requested;
     const standIn = STAND_IN[dir]?.[requested];

@@ -3,17 +3,21 @@
 // that read it) and grad weight (each dw element loops over N·OH·OW). They handle every geometry
 // (groups, stride, padding, dilation) and are the fast path where the work per output is tiny
 // (depthwise) and, on hardware GPUs, for 3×3 convs on small maps (chooser.ts); the other kernels
-// are checked against them.
+// are checked against them. With f16 storage (`g.f16`) x, w, y, dy and dx are f16 arrays, read
+// into f32 and accumulated in f32; the bias and dw stay f32.
 import { defineKernel, read, rw, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { CONV_PARAMS, type ConvGeometry, convParams } from './geometry';
 
 const WG = 64;
+/** The storage type of the activations and weight: f16 when the geometry says so. */
+const act = (v: { h: boolean }) => (v.h ? 'f16' : 'f32');
+const actRead = { type: act, access: 'read' } as const;
 
 const forwardKernel = defineKernel({
   name: 'conv.direct.fwd',
-  bindings: { x: read('f32'), w: read('f32'), bias: { ...read('f32'), when: (v) => v.hasBias }, y: rw('f32') },
+  bindings: { x: actRead, w: actRead, bias: { ...read('f32'), when: (v: { hasBias: boolean }) => v.hasBias }, y: { type: act, access: 'rw' } },
   params: CONV_PARAMS,
-  code: ({ hasBias, relu }: { hasBias: boolean; relu: boolean }) => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
+  code: ({ hasBias, relu, h }: { hasBias: boolean; relu: boolean; h: boolean }) => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -35,13 +39,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var kw = 0; kw < p.KW; kw++) {
         let iw = ow * p.sw - p.pw + kw * p.dw;
         if (iw < 0 || iw >= p.W) { continue; }
-        acc += x[xc + ih * p.W + iw] * w[wc + kh * p.KW + kw];
+        acc += f32(x[xc + ih * p.W + iw]) * f32(w[wc + kh * p.KW + kw]);
       }
     }
   }
   ${hasBias ? 'acc += bias[p.b_off + u32(o)];' : ''}
   ${relu ? 'acc = max(acc, 0.0);' : ''}
-  y[p.y_off + i] = acc;
+  y[p.y_off + i] = ${act({ h })}(acc);
 }`,
 });
 
@@ -53,14 +57,14 @@ export function convForwardDirect(
   y: GPUBuffer, yOff: number,
 ): void {
   const params = convParams(g, { x: xOff, w: wOff, y: yOff, b: bias?.offset ?? 0 });
-  forwardKernel.dispatch({ hasBias: !!bias, relu }, { x, w, bias: bias?.buffer, y }, params, Math.ceil((g.N * g.O * g.OH * g.OW) / WG));
+  forwardKernel.dispatch({ hasBias: !!bias, relu, h: !!g.f16 }, { x, w, bias: bias?.buffer, y }, params, Math.ceil((g.N * g.O * g.OH * g.OW) / WG));
 }
 
 const dgradKernel = defineKernel({
   name: 'conv.direct.dgrad',
-  bindings: { dy: read('f32'), w: read('f32'), dx: rw('f32') },
+  bindings: { dy: actRead, w: actRead, dx: { type: act, access: 'rw' } },
   params: CONV_PARAMS,
-  code: () => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
+  code: ({ h }: { h: boolean }) => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -84,25 +88,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       let ow = tw / p.sw;
       for (var og = 0; og < p.Og; og++) {
         let o = g * p.Og + og;
-        acc += dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow] * w[i32(p.w_off) + ((o * p.Cg + cg) * p.KH + kh) * p.KW + kw];
+        acc += f32(dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow]) * f32(w[i32(p.w_off) + ((o * p.Cg + cg) * p.KH + kh) * p.KW + kw]);
       }
     }
   }
-  dx[p.x_off + i] = acc;
+  dx[p.x_off + i] = ${act({ h })}(acc);
 }`,
 });
 
 /** dx[N, C, H, W] = grad of conv w.r.t. its input, from dy[N, O, OH, OW]. */
 export function convDgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, w: GPUBuffer, wOff: number, dx: GPUBuffer, dxOff: number): void {
   const params = convParams(g, { x: dxOff, w: wOff, y: dyOff });
-  dgradKernel.dispatch({}, { dy, w, dx }, params, Math.ceil((g.N * g.C * g.H * g.W) / WG));
+  dgradKernel.dispatch({ h: !!g.f16 }, { dy, w, dx }, params, Math.ceil((g.N * g.C * g.H * g.W) / WG));
 }
 
 const wgradKernel = defineKernel({
   name: 'conv.direct.wgrad',
-  bindings: { dy: read('f32'), x: read('f32'), dw: rw('f32') },
+  bindings: { dy: actRead, x: actRead, dw: rw('f32') },
   params: CONV_PARAMS,
-  code: () => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
+  code: (_: { h: boolean }) => /* wgsl */ `${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -122,7 +126,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var ow = 0; ow < p.OW; ow++) {
         let iw = ow * p.sw - p.pw + kw * p.dw;
         if (iw < 0 || iw >= p.W) { continue; }
-        acc += dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow] * x[i32(p.x_off) + ((n * p.C + c) * p.H + ih) * p.W + iw];
+        acc += f32(dy[i32(p.y_off) + ((n * p.O + o) * p.OH + oh) * p.OW + ow]) * f32(x[i32(p.x_off) + ((n * p.C + c) * p.H + ih) * p.W + iw]);
       }
     }
   }
@@ -133,5 +137,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 /** dw[O, C/groups, KH, KW] = grad of conv w.r.t. its weight, from dy and the input x. */
 export function convWgradDirect(g: ConvGeometry, dy: GPUBuffer, dyOff: number, x: GPUBuffer, xOff: number, dw: GPUBuffer, dwOff: number): void {
   const params = convParams(g, { x: xOff, w: dwOff, y: dyOff });
-  wgradKernel.dispatch({}, { dy, x, dw }, params, Math.ceil((g.O * (g.C / g.groups) * g.KH * g.KW) / WG));
+  wgradKernel.dispatch({ h: !!g.f16 }, { dy, x, dw }, params, Math.ceil((g.O * (g.C / g.groups) * g.KH * g.KW) / WG));
 }

@@ -21,6 +21,9 @@ export interface ConvGeometry {
   dilH: number;
   dilW: number;
   groups: number;
+  /** f16 storage: x, w, y, dy and dx are f16 arrays (computed and accumulated in f32); the bias
+   *  and dw stay f32. Only the kernels in chooser.ts's F16_KERNELS take it. */
+  f16?: boolean;
 }
 
 export type Pair = number | readonly [number, number];

@@ -15,9 +15,9 @@ interface Ref {
   offset: number;
 }
 
-/** `count` contiguous f32 elements of `r` rebound to a window of their own. */
-export function windowRef(r: Ref, count: number): Ref {
-  return windowRange(r.buffer, r.offset, count, 4);
+/** `count` contiguous elements (f32, or f16 when `f16`) of `r` rebound to a window of their own. */
+export function windowRef(r: Ref, count: number, f16 = false): Ref {
+  return windowRange(r.buffer, r.offset, count, f16 ? 2 : 4);
 }
 
 export interface ConvBatchChunk {
@@ -33,7 +33,8 @@ export interface ConvBatchChunk {
 export function convBatchChunks(g: ConvGeometry, what: string): ConvBatchChunk[] {
   const xImage = g.C * g.H * g.W;
   const yImage = g.O * g.OH * g.OW;
-  const nb = Math.min(itemsPerBinding(xImage * 4), itemsPerBinding(yImage * 4));
+  const eb = g.f16 ? 2 : 4;
+  const nb = Math.min(itemsPerBinding(xImage * eb), itemsPerBinding(yImage * eb));
   if (nb < 1) {
     throw new Error(
       `conv ${what}: one image [1, ${g.C}, ${g.H}, ${g.W}] -> [1, ${g.O}, ${g.OH}, ${g.OW}] is over the ` +
@@ -45,8 +46,8 @@ export function convBatchChunks(g: ConvGeometry, what: string): ConvBatchChunk[]
     const n = Math.min(nb, g.N - n0);
     chunks.push({
       g: { ...g, N: n },
-      x: (r) => windowRange(r.buffer, r.offset + n0 * xImage, n * xImage, 4),
-      y: (r) => windowRange(r.buffer, r.offset + n0 * yImage, n * yImage, 4),
+      x: (r) => windowRange(r.buffer, r.offset + n0 * xImage, n * xImage, eb),
+      y: (r) => windowRange(r.buffer, r.offset + n0 * yImage, n * yImage, eb),
     });
   }
   return chunks;

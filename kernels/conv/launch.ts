@@ -57,7 +57,7 @@ export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef 
   if (overBindingLimit(x.buffer, w.buffer, bias?.buffer, y.buffer)) {
     // Over one storage binding: one launch per block of images (large.ts).
     for (const c of convBatchChunks(g, 'forward')) {
-      convForward(c.g, c.x(x), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW), bias && windowRef(bias, g.O), relu, c.y(y), algo);
+      convForward(c.g, c.x(x), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW, g.f16), bias && windowRef(bias, g.O), relu, c.y(y), algo);
     }
     return;
   }
@@ -68,7 +68,7 @@ export function convForward(g: ConvGeometry, x: BufRef, w: BufRef, bias: BufRef 
 /** dx [N,C,H,W] = ∂conv/∂x applied to dy [N,O,OH,OW]. */
 export function convDgrad(g: ConvGeometry, dy: BufRef, w: BufRef, dx: BufRef, algo: ConvAlgo = 'auto'): void {
   if (overBindingLimit(dy.buffer, w.buffer, dx.buffer)) {
-    for (const c of convBatchChunks(g, 'dgrad')) convDgrad(c.g, c.y(dy), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW), c.x(dx), algo);
+    for (const c of convBatchChunks(g, 'dgrad')) convDgrad(c.g, c.y(dy), windowRef(w, g.O * (g.C / g.groups) * g.KH * g.KW, g.f16), c.x(dx), algo);
     return;
   }
   const k = chooseDgrad(g, algo, [w.offset]);

@@ -223,12 +223,13 @@ export interface VecPlan {
   broadcast: boolean[];
 }
 
-/** The vec4 plan when no operand is f16, the collapsed inner size is a multiple of 4, the output
+/** The vec4 plan (vec4<f16> for f16 operands: 8-byte loads, aligned as every offset is a multiple
+ *  of 4 elements) when the collapsed inner size is a multiple of 4, the output
  *  and every other operand step 1 along it (16-byte aligned: offset and outer strides multiples of
  *  4) or 0 (broadcast along the row: e.g. a per-channel scale); else null. */
 export function vecPlan(views: readonly View[], shape: readonly number[], strides: readonly (readonly number[])[]): VecPlan | null {
   const r = shape.length;
-  if (shape[r - 1]! % 4 !== 0 || views.some((v) => v.dtype === 'f16')) return null;
+  if (shape[r - 1]! % 4 !== 0) return null;
   const aligned = (j: number) => views[j]!.offset % 4 === 0 && strides[j]!.every((st, d) => d === r - 1 || st % 4 === 0);
   if (strides[0]![r - 1] !== 1 || !aligned(0)) return null;
   const broadcast: boolean[] = [];

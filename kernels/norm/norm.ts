@@ -12,6 +12,7 @@
 // block of images with a fixed-order combination of the blocks' means and variances (BN).
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { itemsPerBinding, overBindingLimit, windowRange } from '../large';
+import { storageType, withF16Storage } from '../f16-storage';
 
 const WG = 256;
 
@@ -34,13 +35,13 @@ function nchwParams(batch: number, channels: number, hw: number, groups: number,
  * from element 0, `imageElems` elements per image) fit one binding each; else once per block of
  * images, with each operand's window, the block's element offset in the windows and its first image.
  */
-function imageBlocks(batch: number, imageElems: number, big: GPUBuffer[], fn: (n0: number, nb: number, bufs: GPUBuffer[], off: number) => void): void {
+function imageBlocks(batch: number, imageElems: number, big: GPUBuffer[], fn: (n0: number, nb: number, bufs: GPUBuffer[], off: number) => void, eb = 4): void {
   if (!overBindingLimit(...big)) return fn(0, batch, big, 0);
-  const nb = itemsPerBinding(imageElems * 4);
+  const nb = itemsPerBinding(imageElems * eb);
   if (nb < 1) throw new Error(`norm: one image of ${imageElems} elements is over the ${rt().bindingLimit}-byte storage binding limit; splitting one image is not implemented`);
   for (let n0 = 0; n0 < batch; n0 += nb) {
     const n = Math.min(nb, batch - n0);
-    const ws = big.map((b) => windowRange(b, n0 * imageElems, n * imageElems, 4));
+    const ws = big.map((b) => windowRange(b, n0 * imageElems, n * imageElems, eb));
     // Every operand starts at element 0 of its buffer, so all windows share the offset.
     if (ws.some((w) => w.offset !== ws[0]!.offset)) throw new Error('norm: operand windows disagree (operands must start at element 0)');
     fn(n0, n, ws.map((w) => w.buffer), ws[0]!.offset);
@@ -49,6 +50,11 @@ function imageBlocks(batch: number, imageElems: number, big: GPUBuffer[], fn: (n
 
 const F32_READ = { type: 'f32', access: 'read' } as const;
 const F32_RW = { type: 'f32', access: 'rw' } as const;
+/** The activations (x, y, g, dx) in f16 storage when the variant's h is set (statistics, affine
+ *  parameters and all arithmetic stay f32). */
+type Storage = { h: boolean };
+const ACT_READ = { type: (v: Storage) => storageType(v.h), access: 'read' } as const;
+const ACT_RW = { type: (v: Storage) => storageType(v.h), access: 'rw' } as const;
 
 const TREE_REDUCE = (arr: string) => /* wgsl */ `
   workgroupBarrier();
@@ -61,9 +67,9 @@ const TREE_REDUCE = (arr: string) => /* wgsl */ `
 
 const statsKernel = defineKernel({
   name: 'norm.stats',
-  bindings: { x: F32_READ, mean_out: F32_RW, rstd_out: F32_RW, var_out: F32_RW },
+  bindings: { x: ACT_READ, mean_out: F32_RW, rstd_out: F32_RW, var_out: F32_RW },
   params: { rows: 'u32', outer: 'u32', outer_stride: 'u32', inner: 'u32', x_off: 'u32', eps: 'f32', out_off: 'u32' },
-  code: () => /* wgsl */ `
+  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
 var<workgroup> sh: array<f32, ${WG}>;
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -93,7 +99,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var_out[p.out_off + row] = v;
     rstd_out[p.out_off + row] = inverseSqrt(v + p.eps);
   }
-}`,
+}`, h, ['x'], []),
 });
 
 /** Per statistic row: mean, rstd = 1/sqrt(var + eps) and the biased variance. */
@@ -108,19 +114,21 @@ export function launchNormStats(
   outerStride: number,
   inner: number,
   eps: number,
+  h = false,
 ): void {
+  const eb = h ? 2 : 4;
   if (!overBindingLimit(x)) {
-    statsKernel.dispatch({}, { x, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows, outer, outer_stride: outerStride, inner, x_off: xOffset, eps, out_off: 0 }, rows);
+    statsKernel.dispatch({ h }, { x, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows, outer, outer_stride: outerStride, inner, x_off: xOffset, eps, out_off: 0 }, rows);
     return;
   }
   if (outer === 1) {
     // Rows are contiguous runs of `inner` (GroupNorm): blocks of rows.
-    const rb = itemsPerBinding(inner * 4);
+    const rb = itemsPerBinding(inner * eb);
     if (rb < 1) throw new Error(`norm stats: one row of ${inner} elements is over the ${rt().bindingLimit}-byte storage binding limit`);
     for (let r0 = 0; r0 < rows; r0 += rb) {
       const k = Math.min(rb, rows - r0);
-      const w = windowRange(x, xOffset + r0 * inner, k * inner, 4);
-      statsKernel.dispatch({}, { x: w.buffer, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows: k, outer: 1, outer_stride: inner, inner, x_off: w.offset, eps, out_off: r0 }, k);
+      const w = windowRange(x, xOffset + r0 * inner, k * inner, eb);
+      statsKernel.dispatch({ h }, { x: w.buffer, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows: k, outer: 1, outer_stride: inner, inner, x_off: w.offset, eps, out_off: r0 }, k);
     }
     return;
   }
@@ -128,7 +136,7 @@ export function launchNormStats(
   // blocks' means and biased variances combined in block order (Chan et al.).
   const span = (rows - 1) * inner + inner; // elements of one run of every row
   if (span > outerStride) throw new Error('norm stats: rows of one outer run overlap the next run');
-  const ob = itemsPerBinding(outerStride * 4);
+  const ob = itemsPerBinding(outerStride * eb);
   if (ob < 1) throw new Error(`norm stats: one image of ${outerStride} elements is over the ${rt().bindingLimit}-byte storage binding limit`);
   const blocks = Math.ceil(outer / ob);
   const runtime = rt();
@@ -139,8 +147,8 @@ export function launchNormStats(
   for (let b = 0; b < blocks; b++) {
     const o0 = b * ob;
     const k = Math.min(ob, outer - o0);
-    const w = windowRange(x, xOffset + o0 * outerStride, (k - 1) * outerStride + span, 4);
-    statsKernel.dispatch({}, { x: w.buffer, mean_out: means, rstd_out: scratch, var_out: vars }, { rows, outer: k, outer_stride: outerStride, inner, x_off: w.offset, eps, out_off: b * rows }, rows);
+    const w = windowRange(x, xOffset + o0 * outerStride, (k - 1) * outerStride + span, eb);
+    statsKernel.dispatch({ h }, { x: w.buffer, mean_out: means, rstd_out: scratch, var_out: vars }, { rows, outer: k, outer_stride: outerStride, inner, x_off: w.offset, eps, out_off: b * rows }, rows);
   }
   const lastCount = (outer - (blocks - 1) * ob) * inner;
   combineKernel.dispatch({}, { means, vars, mean_out: mean, rstd_out: rstd, var_out: variance }, { rows, blocks, count: ob * inner, last_count: lastCount, eps }, Math.ceil(rows / 64));
@@ -184,9 +192,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 
 const applyKernel = defineKernel({
   name: 'norm.apply',
-  bindings: { x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, b: F32_READ, y: F32_RW },
+  bindings: { x: ACT_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, b: F32_READ, y: ACT_RW },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -197,7 +205,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let c = nc % p.channels;
   let s = stat_index(nc / p.channels, c);
   y[p.off + i] = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
-}`,
+}`, h, ['x'], ['y']),
 });
 
 export function launchNormApply(
@@ -212,20 +220,21 @@ export function launchNormApply(
   hw: number,
   groups: number,
   bn: boolean,
+  h = false,
 ): void {
   imageBlocks(batch, channels * hw, [x, y], (n0, nb, [xw, yw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 0, off, n0);
-    applyKernel.dispatch({}, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
-  });
+    applyKernel.dispatch({ h }, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
+  }, h ? 2 : 4);
 }
 
 // ---- backward partial sums per (n, c): P1 = sum_j g, P2 = sum_j g * xhat ----
 
 const partialsKernel = defineKernel({
   name: 'norm.grad_partials',
-  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW },
+  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
 var<workgroup> sh1: array<f32, ${WG}>;
 var<workgroup> sh2: array<f32, ${WG}>;
 ${WGSL_STAT_INDEX}
@@ -252,7 +261,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
   if (lid == 0u) { p1[p.n0 * p.channels + nc] = sh1[0]; p2[p.n0 * p.channels + nc] = sh2[0]; }
-}`,
+}`, h, ['g', 'x'], []),
 });
 
 export function launchNormGradPartials(
@@ -267,19 +276,20 @@ export function launchNormGradPartials(
   hw: number,
   groups: number,
   bn: boolean,
+  h = false,
 ): void {
   imageBlocks(batch, channels * hw, [g, x], (n0, nb, [gw, xw], off) => {
-    partialsKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, p1, p2 }, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
-  });
+    partialsKernel.dispatch({ h }, { g: gw!, x: xw!, mean, rstd, p1, p2 }, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
+  }, h ? 2 : 4);
 }
 
 // ---- dx = rstd[s] * (w[c] g - A[s]/M - xhat * B[s]/M), A = sum over the row of w g, B of w g xhat ----
 
 const gradInputKernel = defineKernel({
   name: 'norm.grad_input',
-  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: F32_RW },
+  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: ACT_RW },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -292,7 +302,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r = rstd[s];
   let xhat = (x[p.off + i] - mean[s]) * r;
   dx[p.off + i] = r * (w[c] * g[p.off + i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
-}`,
+}`, h, ['g', 'x'], ['dx']),
 });
 
 export function launchNormGradInput(
@@ -310,11 +320,12 @@ export function launchNormGradInput(
   groups: number,
   bn: boolean,
   rowCount: number,
+  h = false,
 ): void {
   imageBlocks(batch, channels * hw, [g, x, dx], (n0, nb, [gw, xw, dxw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 1 / rowCount, off, n0);
-    gradInputKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw! }, p, Math.ceil((nb * channels * hw) / WG));
-  });
+    gradInputKernel.dispatch({ h }, { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw! }, p, Math.ceil((nb * channels * hw) / WG));
+  }, h ? 2 : 4);
 }
 
 // ---- BatchNorm running statistics, in place (PyTorch: unbiased variance in the running var) ----

@@ -7,10 +7,20 @@
 // Each kernel transcribes PyTorch 1.13's single-tensor (CPU) code path line by line, in the same
 // operation order, so float32 results agree with it to rounding; the float64 references the tests
 // check against live in test/kernels/optim/optim.test.ts.
+//
+// Every kernel has a `skip` variant for mixed precision (engine/optim/grad-scaler.ts): it also
+// binds the GradScaler's found-inf flag and leaves parameter and state untouched when it is set, so
+// a step with inf/NaN gradients is skipped without reading the flag back.
 import { defineKernel, wgsl, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { F32_READ, F32_RW, MAIN, MAX_SLOTS, SLOT_COUNTS, WG, chunkSlots, slotBindings, slotPrologue, slotSwitch, slotsPerDispatch, wgStarts, type FlatF32 } from './slots';
 
 export type { FlatF32 } from './slots';
+
+/** The found-inf flag binding of the skip variants (a u32, non-zero: skip). A skipped first SGD
+ *  step zeroes the momentum buffer, so the next step starts from buf = 0 (torch's first step sets
+ *  buf = d_p: the same with dampening 0, Detectron2's). */
+const FOUND_INF = { type: 'u32', access: 'read', when: (v: { skip: boolean }) => v.skip } as const;
+const SKIP = (v: { skip: boolean }) => (v.skip ? '  if (found_inf[0] != 0u) { return; }' : '');
 
 // ---- SGD ---------------------------------------------------------------------------------------
 
@@ -27,8 +37,8 @@ export interface SgdScalars {
 
 const sgdKernel = defineKernel({
   name: 'optim:sgd',
-  variants: { momentum: [false, true] },
-  bindings: { param: F32_RW, grad: F32_READ, buf: { ...F32_RW, when: (v) => v.momentum } },
+  variants: { momentum: [false, true], skip: [false, true] },
+  bindings: { param: F32_RW, grad: F32_READ, buf: { ...F32_RW, when: (v) => v.momentum }, found_inf: FOUND_INF },
   params: {
     n: 'u32', p_off: 'u32', g_off: 'u32', first: 'u32',
     lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32',
@@ -37,6 +47,7 @@ const sgdKernel = defineKernel({
   code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
+${v.momentum && v.skip ? '  if (found_inf[0] != 0u) { if (p.first != 0u) { buf[i] = 0.0; } return; }' : SKIP(v)}
   let w = param[p.p_off + i];
   var d = grad[p.g_off + i];
   if (p.maximize != 0u) { d = -d; }
@@ -52,12 +63,12 @@ ${MAIN}
 });
 
 /** One fused SGD update of `n` elements; `momentumBuffer` is required when momentum != 0. */
-export function launchSgd(n: number, param: FlatF32, grad: FlatF32, momentumBuffer: GPUBuffer | null, s: SgdScalars): void {
+export function launchSgd(n: number, param: FlatF32, grad: FlatF32, momentumBuffer: GPUBuffer | null, s: SgdScalars, foundInf: GPUBuffer | null = null): void {
   const withMomentum = s.momentum !== 0;
   if (withMomentum && !momentumBuffer) throw new Error('launchSgd: momentum needs a momentum buffer');
   sgdKernel.dispatch(
-    { momentum: withMomentum },
-    { param: param.buffer, grad: grad.buffer, buf: withMomentum ? momentumBuffer! : undefined },
+    { momentum: withMomentum, skip: !!foundInf },
+    { param: param.buffer, grad: grad.buffer, buf: withMomentum ? momentumBuffer! : undefined, found_inf: foundInf ?? undefined },
     {
       n, p_off: param.offset, g_off: grad.offset, first: s.first,
       lr: s.lr, weight_decay: s.weightDecay, momentum: s.momentum, one_minus_dampening: 1 - s.dampening,
@@ -82,13 +93,14 @@ export interface AdamWScalars {
 
 const adamwKernel = defineKernel({
   name: 'optim:adamw',
-  variants: { amsgrad: [false, true] },
+  variants: { amsgrad: [false, true], skip: [false, true] },
   bindings: {
     param: F32_RW,
     grad: F32_READ,
     exp_avg: F32_RW,
     exp_avg_sq: F32_RW,
     max_exp_avg_sq: { ...F32_RW, when: (v) => v.amsgrad },
+    found_inf: FOUND_INF,
   },
   params: {
     n: 'u32', p_off: 'u32', g_off: 'u32', maximize: 'u32',
@@ -98,6 +110,7 @@ const adamwKernel = defineKernel({
   code: (v) => wgsl`
 ${WGSL_LINEAR_WORKGROUP}
 ${MAIN}
+${SKIP(v)}
   var g = grad[p.g_off + i];
   if (p.maximize != 0u) { g = -g; }
   let w = param[p.p_off + i] * p.decay;                          // param.mul_(1 - lr * wd)
@@ -125,14 +138,15 @@ export function launchAdamW(
   expAvgSq: GPUBuffer,
   maxExpAvgSq: GPUBuffer | null,
   s: AdamWScalars,
+  foundInf: GPUBuffer | null = null,
 ): void {
   // Host-side float64 scalars, as PyTorch computes them in Python before the tensor ops.
   const biasCorrection1 = 1 - s.beta1 ** s.step;
   const biasCorrection2 = 1 - s.beta2 ** s.step;
   const stepSize = s.lr / biasCorrection1;
   adamwKernel.dispatch(
-    { amsgrad: maxExpAvgSq !== null },
-    { param: param.buffer, grad: grad.buffer, exp_avg: expAvg, exp_avg_sq: expAvgSq, max_exp_avg_sq: maxExpAvgSq ?? undefined },
+    { amsgrad: maxExpAvgSq !== null, skip: !!foundInf },
+    { param: param.buffer, grad: grad.buffer, exp_avg: expAvg, exp_avg_sq: expAvgSq, max_exp_avg_sq: maxExpAvgSq ?? undefined, found_inf: foundInf ?? undefined },
     {
       n, p_off: param.offset, g_off: grad.offset, maximize: s.maximize,
       decay: 1 - s.lr * s.weightDecay, beta1: s.beta1, one_minus_beta1: 1 - s.beta1, beta2: s.beta2,
@@ -144,10 +158,16 @@ export function launchAdamW(
 
 // ---- multi-tensor (foreach) updates: one dispatch per chunk of slots (slots.ts) -------------------
 
+/** The multi-tensor SGD skip: a skipped first step zeroes each slot's momentum buffer. */
+function skipMultiSgd(k: number): string {
+  const cases = Array.from({ length: k }, (_, j) => `      case ${j}u: { if (p_first(s) != 0u) { buf${j}[i] = 0.0; } }`);
+  return `  if (found_inf[0] != 0u) {\n    switch s {\n${cases.join('\n')}\n      default: {}\n    }\n    return;\n  }`;
+}
+
 const sgdMultiKernel = defineKernel({
   name: 'optim:sgd_multi',
-  variants: { momentum: [false, true], k: SLOT_COUNTS },
-  bindings: slotBindings<{ momentum: boolean; k: number }>(['param', 'grad', 'buf'], (name, v) => name !== 'buf' || v.momentum),
+  variants: { momentum: [false, true], k: SLOT_COUNTS, skip: [false, true] },
+  bindings: { ...slotBindings<{ momentum: boolean; k: number; skip: boolean }>(['param', 'grad', 'buf'], (name, v) => name !== 'buf' || v.momentum), found_inf: FOUND_INF },
   params: {
     wg_start: ['u32', MAX_SLOTS], n: ['u32', MAX_SLOTS], p_off: ['u32', MAX_SLOTS], g_off: ['u32', MAX_SLOTS], first: ['u32', MAX_SLOTS],
     lr: 'f32', weight_decay: 'f32', momentum: 'f32', one_minus_dampening: 'f32',
@@ -156,6 +176,7 @@ const sgdMultiKernel = defineKernel({
   code: (v) => `
 ${WGSL_LINEAR_WORKGROUP}
 ${slotPrologue(v.k)}
+${v.momentum && v.skip ? skipMultiSgd(v.k) : SKIP(v)}
 ${slotSwitch(v.k, (j) => `
       let w = param${j}[p_p_off(s) + i];
       var d = grad${j}[p_g_off(s) + i];
@@ -181,10 +202,10 @@ export interface SgdSlot {
 
 /** SGD over many parameters in few dispatches, bit-identical to launchSgd on each (the scalars
  *  other than `first`, which is per slot, are the group's). */
-export function launchSgdMulti(slots: SgdSlot[], s: Omit<SgdScalars, 'first'>): void {
+export function launchSgdMulti(slots: SgdSlot[], s: Omit<SgdScalars, 'first'>, foundInf: GPUBuffer | null = null): void {
   const withMomentum = s.momentum !== 0;
   for (const sl of slots) if (withMomentum && !sl.momentumBuffer) throw new Error('launchSgdMulti: momentum needs a momentum buffer per slot');
-  const k = slotsPerDispatch(withMomentum ? 3 : 2);
+  const k = slotsPerDispatch(withMomentum ? 3 : 2, foundInf ? 1 : 0);
   const chunks = chunkSlots(slots, k, (sl) => ({ read: [sl.grad.buffer], rw: withMomentum ? [sl.param.buffer, sl.momentumBuffer!] : [sl.param.buffer] }));
   for (const chunk of chunks) {
     const { starts, total } = wgStarts(chunk);
@@ -194,8 +215,9 @@ export function launchSgdMulti(slots: SgdSlot[], s: Omit<SgdScalars, 'first'>): 
       buffers[`grad${j}`] = sl.grad.buffer;
       if (withMomentum) buffers[`buf${j}`] = sl.momentumBuffer!;
     });
+    if (foundInf) buffers.found_inf = foundInf;
     sgdMultiKernel.dispatch(
-      { momentum: withMomentum, k: chunk.length },
+      { momentum: withMomentum, k: chunk.length, skip: !!foundInf },
       buffers as never,
       {
         wg_start: starts, n: chunk.map((sl) => sl.n), p_off: chunk.map((sl) => sl.param.offset), g_off: chunk.map((sl) => sl.grad.offset),
@@ -210,8 +232,11 @@ export function launchSgdMulti(slots: SgdSlot[], s: Omit<SgdScalars, 'first'>): 
 
 const adamwMultiKernel = defineKernel({
   name: 'optim:adamw_multi',
-  variants: { amsgrad: [false, true], k: SLOT_COUNTS },
-  bindings: slotBindings<{ amsgrad: boolean; k: number }>(['param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], (name, v) => name !== 'max_exp_avg_sq' || v.amsgrad),
+  variants: { amsgrad: [false, true], k: SLOT_COUNTS, skip: [false, true] },
+  bindings: {
+    ...slotBindings<{ amsgrad: boolean; k: number; skip: boolean }>(['param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'], (name, v) => name !== 'max_exp_avg_sq' || v.amsgrad),
+    found_inf: FOUND_INF,
+  },
   params: {
     wg_start: ['u32', MAX_SLOTS], n: ['u32', MAX_SLOTS], p_off: ['u32', MAX_SLOTS], g_off: ['u32', MAX_SLOTS],
     neg_step_size: ['f32', MAX_SLOTS], bias_correction2_sqrt: ['f32', MAX_SLOTS],
@@ -220,6 +245,7 @@ const adamwMultiKernel = defineKernel({
   code: (v) => `
 ${WGSL_LINEAR_WORKGROUP}
 ${slotPrologue(v.k)}
+${SKIP(v)}
 ${slotSwitch(v.k, (j) => `
       var g = grad${j}[p_g_off(s) + i];
       if (p.maximize != 0u) { g = -g; }
@@ -248,9 +274,9 @@ export interface AdamWSlot {
 
 /** AdamW over many parameters in few dispatches, bit-identical to launchAdamW on each (the step,
  *  hence the bias corrections, is per slot; everything else is the group's). */
-export function launchAdamWMulti(slots: AdamWSlot[], amsgrad: boolean, s: Omit<AdamWScalars, 'step'>): void {
+export function launchAdamWMulti(slots: AdamWSlot[], amsgrad: boolean, s: Omit<AdamWScalars, 'step'>, foundInf: GPUBuffer | null = null): void {
   for (const sl of slots) if (amsgrad && !sl.maxExpAvgSq) throw new Error('launchAdamWMulti: amsgrad needs max_exp_avg_sq per slot');
-  const k = slotsPerDispatch(amsgrad ? 5 : 4);
+  const k = slotsPerDispatch(amsgrad ? 5 : 4, foundInf ? 1 : 0);
   const chunks = chunkSlots(slots, k, (sl) => ({
     read: [sl.grad.buffer],
     rw: [sl.param.buffer, sl.expAvg, sl.expAvgSq, ...(amsgrad ? [sl.maxExpAvgSq!] : [])],
@@ -265,11 +291,12 @@ export function launchAdamWMulti(slots: AdamWSlot[], amsgrad: boolean, s: Omit<A
       buffers[`exp_avg_sq${j}`] = sl.expAvgSq;
       if (amsgrad) buffers[`max_exp_avg_sq${j}`] = sl.maxExpAvgSq!;
     });
+    if (foundInf) buffers.found_inf = foundInf;
     // Host-side float64 scalars, exactly as launchAdamW computes them.
     const stepSizes = chunk.map((sl) => -(s.lr / (1 - s.beta1 ** sl.step)));
     const bc2 = chunk.map((sl) => Math.sqrt(1 - s.beta2 ** sl.step));
     adamwMultiKernel.dispatch(
-      { amsgrad, k: chunk.length },
+      { amsgrad, k: chunk.length, skip: !!foundInf },
       buffers as never,
       {
         wg_start: starts, n: chunk.map((sl) => sl.n), p_off: chunk.map((sl) => sl.param.offset), g_off: chunk.map((sl) => sl.grad.offset),

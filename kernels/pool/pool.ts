@@ -9,6 +9,7 @@
 //   nearest:  integer scale factors, y[oh, ow] = x[oh / sh, ow / sw].
 //   bilinear: align_corners = false: src = max(ratio·(dst + 0.5) − 0.5, 0), PyTorch's formula.
 import { defineKernel, rt, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
+import { storageType, withF16Storage } from '../f16-storage';
 import { itemsPerBinding, overBindingLimit, windowRange } from '../large';
 
 const WG = 64;
@@ -241,33 +242,34 @@ const BODIES = {
 export type PoolKernel = keyof typeof BODIES;
 type PlainKernel = Exclude<PoolKernel, 'max_fwd' | 'max_bwd'>;
 
-const code = (name: PoolKernel) => `${WGSL_LINEAR_WORKGROUP}\n${WINDOW_RANGE}\n${ENTRY}${BODIES[name].body}\n}`;
-const F32_READ = { type: 'f32', access: 'read' } as const;
-const F32_RW = { type: 'f32', access: 'rw' } as const;
+// f16 storage (variant h): x, y, gy, gx are f16 arrays, the window arithmetic stays f32.
+const code = (name: PoolKernel, h = false) => withF16Storage(`${WGSL_LINEAR_WORKGROUP}\n${WINDOW_RANGE}\n${ENTRY}${BODIES[name].body}\n}`, h, ['x', 'gy'], ['y', 'gx']);
+const F32_READ = { type: (v: { h: boolean }) => storageType(v.h), access: 'read' } as const;
+const F32_RW = { type: (v: { h: boolean }) => storageType(v.h), access: 'rw' } as const;
 
 const maxForward = defineKernel({
   name: 'pool.max_fwd',
   bindings: { x: F32_READ, y: F32_RW, arg: { type: 'i32', access: 'rw' } },
   params: PARAMS,
-  code: () => code('max_fwd'),
+  code: ({ h }: { h: boolean }) => code('max_fwd', h),
 });
 const maxBackward = defineKernel({
   name: 'pool.max_bwd',
   bindings: { gy: F32_READ, arg: { type: 'i32', access: 'read' }, gx: F32_RW },
   params: PARAMS,
-  code: () => code('max_bwd'),
+  code: ({ h }: { h: boolean }) => code('max_bwd', h),
 });
 const plainForward = defineKernel({
   name: 'pool.fwd',
   bindings: { x: F32_READ, y: F32_RW },
   params: PARAMS,
-  code: ({ op }: { op: PlainKernel }) => code(op),
+  code: ({ op, h }: { op: PlainKernel; h: boolean }) => code(op, h),
 });
 const plainBackward = defineKernel({
   name: 'pool.bwd',
   bindings: { gy: F32_READ, gx: F32_RW },
   params: PARAMS,
-  code: ({ op }: { op: PlainKernel }) => code(op),
+  code: ({ op, h }: { op: PlainKernel; h: boolean }) => code(op, h),
 });
 
 /**
@@ -276,28 +278,29 @@ const plainBackward = defineKernel({
  * `inOff`/`outOff` are element offsets of the first read and the written operand (the argmax
  * buffer, when present, is always dense from 0).
  */
-export function launchPool(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff = 0): void {
+export function launchPool(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff = 0, h = false): void {
   const forward = name.endsWith('_fwd');
   const count = g.planes * (forward ? g.OH * g.OW : g.H * g.W);
   if (count === 0) return;
-  if (overBindingLimit(...buffers)) return launchPoolSplit(name, g, buffers, inOff, outOff, argOff);
+  if (overBindingLimit(...buffers)) return launchPoolSplit(name, g, buffers, inOff, outOff, argOff, h);
   const p = params(g, count, inOff, outOff, argOff);
   const groups = Math.ceil(count / WG);
   const [a, b, c] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer?];
-  if (name === 'max_fwd') maxForward.dispatch({}, { x: a, y: b, arg: c! }, p, groups);
-  else if (name === 'max_bwd') maxBackward.dispatch({}, { gy: a, arg: b, gx: c! }, p, groups);
-  else if (forward) plainForward.dispatch({ op: name }, { x: a, y: b }, p, groups);
-  else plainBackward.dispatch({ op: name }, { gy: a, gx: b }, p, groups);
+  if (name === 'max_fwd') maxForward.dispatch({ h }, { x: a, y: b, arg: c! }, p, groups);
+  else if (name === 'max_bwd') maxBackward.dispatch({ h }, { gy: a, arg: b, gx: c! }, p, groups);
+  else if (forward) plainForward.dispatch({ op: name, h }, { x: a, y: b }, p, groups);
+  else plainBackward.dispatch({ op: name, h }, { gy: a, gx: b }, p, groups);
 }
 
 /** launchPool over operands larger than one storage binding (kernels/large.ts): one launch per
  *  block of planes, every operand bound as a window over the block's planes. */
-function launchPoolSplit(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff: number): void {
+function launchPoolSplit(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[], inOff: number, outOff: number, argOff: number, h: boolean): void {
+  const eb = h ? 2 : 4;
   const forward = name.endsWith('_fwd');
   const inPlane = forward ? g.H * g.W : g.OH * g.OW;
   const outPlane = forward ? g.OH * g.OW : g.H * g.W;
   const argPlane = g.OH * g.OW;
-  const pb = Math.min(itemsPerBinding(inPlane * 4), itemsPerBinding(outPlane * 4));
+  const pb = Math.min(itemsPerBinding(inPlane * eb), itemsPerBinding(outPlane * eb));
   if (pb < 1) throw new Error(`pool ${name}: one plane ${g.H}x${g.W} -> ${g.OH}x${g.OW} is over the ${rt().bindingLimit}-byte storage binding limit`);
   // Which buffer is which: max_fwd x, y, arg; max_bwd gy, arg, gx; the others in, out.
   const roles: ('in' | 'out' | 'arg')[] = name === 'max_fwd' ? ['in', 'out', 'arg'] : name === 'max_bwd' ? ['in', 'arg', 'out'] : ['in', 'out'];
@@ -309,12 +312,12 @@ function launchPoolSplit(name: PoolKernel, g: PlaneGeometry, buffers: GPUBuffer[
     const bufs = buffers.map((b, j) => {
       const role = roles[j]!;
       const [off, per] = role === 'in' ? [inOff, inPlane] : role === 'out' ? [outOff, outPlane] : [argOff, argPlane];
-      const w = windowRange(b, off + p0 * per, k * per, 4);
+      const w = windowRange(b, off + p0 * per, k * per, role === 'arg' ? 4 : eb);
       if (role === 'in') ins = w.offset;
       else if (role === 'out') outs = w.offset;
       else args = w.offset;
       return w.buffer;
     });
-    launchPool(name, { ...g, planes: k }, bufs, ins, outs, args);
+    launchPool(name, { ...g, planes: k }, bufs, ins, outs, args, h);
   }
 }

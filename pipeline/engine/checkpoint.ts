@@ -20,6 +20,7 @@ import { loadCheckpoint } from '../../engine/checkpoint/load';
 import type { SGD } from '../../engine/optim/sgd';
 import type { AdamW } from '../../engine/optim/adamw';
 import { loadOptimizerStateDict, optimizerStateDict, optimizerStateFromParts, optimizerStateMeta } from '../../engine/optim/state';
+import type { GradScaler, GradScalerState } from '../../engine/optim/grad-scaler';
 import { InputError, UserError, WriteError } from '../../runtime/errors';
 import { removeStaleTemps } from '../../runtime/durable-write';
 
@@ -61,6 +62,8 @@ export interface SaveOptions {
   model: Module;
   optimizer: SGD | AdamW;
   state: TrainingState;
+  /** Mixed precision: the GradScaler, stored as "grad_scaler" (torch's state_dict) in the state file. */
+  gradScaler?: GradScaler | null;
 }
 
 /** The files saveCheckpoint writes (whose stale temporaries it may remove). */
@@ -84,6 +87,7 @@ export async function saveCheckpoint(o: SaveOptions): Promise<string> {
     format: FORMAT,
     optimizer: optimizerStateMeta(opt),
     training: JSON.stringify(o.state),
+    ...(o.gradScaler ? { grad_scaler: JSON.stringify(await o.gradScaler.stateDict()) } : {}),
   });
   await writeSafetensors(join(o.dir, weightsFile), weights, { format: FORMAT, iteration: String(o.state.iteration) });
   for (const f of [join(o.dir, `${o.name}.state.safetensors`), join(o.dir, weightsFile)]) {
@@ -109,9 +113,9 @@ export async function lastCheckpoint(dir: string): Promise<string | null> {
   return file;
 }
 
-/** Restore model weights (strict), optimizer state and the training state from a checkpoint
- *  written by saveCheckpoint. */
-export async function resumeFromCheckpoint(weightsFile: string, model: Module, optimizer: SGD | AdamW): Promise<TrainingState> {
+/** Restore model weights (strict), optimizer state, the GradScaler's state (when both the run and
+ *  the checkpoint have one) and the training state from a checkpoint written by saveCheckpoint. */
+export async function resumeFromCheckpoint(weightsFile: string, model: Module, optimizer: SGD | AdamW, gradScaler: GradScaler | null = null): Promise<TrainingState> {
   const stateFile = weightsFile.replace(/\.safetensors$/, '.state.safetensors');
   if (!existsSync(stateFile)) throw new InputError(weightsFile, undefined, `has no optimizer state file ${stateFile}; cannot resume (use MODEL.WEIGHTS to fine-tune from weights alone)`);
   const weights = await readSafetensors(weightsFile);
@@ -121,6 +125,7 @@ export async function resumeFromCheckpoint(weightsFile: string, model: Module, o
   }
   model.loadStateDict(weights.tensors, { strict: true });
   loadOptimizerStateDict(optimizer, optimizerStateFromParts(st.metadata.optimizer, st.tensors));
+  if (gradScaler && st.metadata.grad_scaler) gradScaler.loadStateDict(JSON.parse(st.metadata.grad_scaler) as GradScalerState);
   const state = JSON.parse(st.metadata.training) as TrainingState;
   if (!Number.isInteger(state.iteration) || !Number.isInteger(state.seed)) throw new InputError(stateFile, '__metadata__.training', 'needs integer iteration and seed');
   return state;

@@ -6,7 +6,9 @@
 // gradients are all-reduced on the host (each replica's gradients read back in one transfer,
 // summed in f32 in replica order 0, 1, ..., N-1, so the result does not depend on timing, and
 // written back to every replica), and every replica clips and steps with the same gradients and
-// the same lr, so the replicas stay identical. Replica 0 is the trainer's model: checkpoints,
+// the same lr, so the replicas stay identical. With mixed precision each replica has its own
+// GradScaler (as DDP processes do): they start from replica 0's state and see the same summed
+// gradients, so they find the same inf/NaN and keep the same scale. Replica 0 is the trainer's model: checkpoints,
 // evaluation and resume use it, and `broadcast` copies its weights and optimizer state to the
 // others. The replicas run one after the other on the host; their devices work concurrently only
 // as far as the host records one while another's queue drains (readbacks inside a model's forward,
@@ -26,6 +28,7 @@ import type { TrainableModel } from './model';
 import { buildGradientClipper, buildOptimizer } from './solver';
 import { modelStateToHost } from './checkpoint';
 import { lossesAndBackward, microBatches } from './trainer-step';
+import { GradScaler } from '../../engine/optim/grad-scaler';
 
 const perDeviceWhat = (cfg: CfgNode, n: number) => `the ${cfg.SOLVER.IMS_PER_BATCH / n} images per device (SOLVER.IMS_PER_BATCH ${cfg.SOLVER.IMS_PER_BATCH} / --num-gpus ${n})`;
 
@@ -34,6 +37,8 @@ export interface Replica {
   model: TrainableModel;
   optimizer: SGD;
   params: Tensor[];
+  /** Mixed precision: this replica's GradScaler (replica 0's is the trainer's), else null. */
+  scaler: GradScaler | null;
 }
 
 export class DataParallel {
@@ -51,7 +56,7 @@ export class DataParallel {
    * 1..N-1 are built by `build` on the other devices, with their own optimizers. Call `broadcast`
    * before the first step (and after loading weights or optimizer state into replica 0).
    */
-  static create(cfg: CfgNode, devices: readonly Runtime[], model: TrainableModel, optimizer: SGD, build: () => TrainableModel): DataParallel {
+  static create(cfg: CfgNode, devices: readonly Runtime[], model: TrainableModel, optimizer: SGD, build: () => TrainableModel, scaler: GradScaler | null = null): DataParallel {
     const n = devices.length;
     if (n < 1) throw new Error('DataParallel: no devices');
     if (cfg.SOLVER.IMS_PER_BATCH % n !== 0) {
@@ -59,14 +64,14 @@ export class DataParallel {
     }
     microBatches(cfg.SOLVER.IMS_PER_BATCH / n, cfg.SOLVER.MICRO_BATCH_SIZE, perDeviceWhat(cfg, n)); // validates the split per device
     const paramsOf = (o: SGD) => o.paramGroups.flatMap((g) => g.params);
-    const replicas: Replica[] = [{ device: devices[0]!, model, optimizer, params: paramsOf(optimizer) }];
+    const replicas: Replica[] = [{ device: devices[0]!, model, optimizer, params: paramsOf(optimizer), scaler }];
     for (const device of devices.slice(1)) {
       replicas.push(
         withDevice(device, () => {
           const m = build();
           m.train();
           const { optimizer: o } = buildOptimizer(cfg, m);
-          return { device, model: m, optimizer: o, params: paramsOf(o) };
+          return { device, model: m, optimizer: o, params: paramsOf(o), scaler: scaler ? new GradScaler() : null };
         }),
       );
     }
@@ -85,10 +90,12 @@ export class DataParallel {
     const first = this.replicas[0]!;
     const weights = await modelStateToHost(first.model);
     const state = await optimizerStateDict(first.optimizer);
+    const scalerState = first.scaler ? await withDevice(first.device, () => first.scaler!.stateDict()) : null;
     for (const r of this.replicas.slice(1)) {
       withDevice(r.device, () => {
         r.model.loadStateDict(weights, { strict: true });
         loadOptimizerStateDict(r.optimizer, state);
+        if (scalerState) r.scaler?.loadStateDict(scalerState);
       });
     }
   }
@@ -117,7 +124,7 @@ export class DataParallel {
           for (const [s, e] of parts) {
             const a = i * shard + s;
             const b = i * shard + e;
-            const part = await lossesAndBackward(r.model, batch.inputs.slice(a, b), batch.gts.slice(a, b), (b - a) / B, checkNames);
+            const part = await lossesAndBackward(r.model, batch.inputs.slice(a, b), batch.gts.slice(a, b), (b - a) / B, checkNames, r.scaler);
             acc = acc ? noGrad(() => add(acc!, part)) : part;
           }
           return acc!;
@@ -130,8 +137,15 @@ export class DataParallel {
     for (let i = 0; i < n; i++) {
       const r = this.replicas[i]!;
       withDevice(r.device, () => {
-        this.clippers[i]?.(r.params);
-        r.optimizer.step();
+        if (r.scaler) {
+          r.scaler.unscale(r.optimizer);
+          this.clippers[i]?.(r.params);
+          r.scaler.step(r.optimizer);
+          r.scaler.update();
+        } else {
+          this.clippers[i]?.(r.params);
+          r.optimizer.step();
+        }
       });
     }
     const total = new Float32Array(rows[0]!.length);
@@ -183,6 +197,7 @@ export class DataParallel {
     for (const r of this.replicas.slice(1)) {
       withDevice(r.device, () => {
         r.optimizer.dispose();
+        r.scaler?.dispose();
         r.model.dispose();
       });
     }

@@ -1,7 +1,9 @@
 // One training step's pieces shared by the trainer (trainer.ts) and data parallelism
 // (data-parallel.ts): the micro-batch split of SOLVER.MICRO_BATCH_SIZE and the weighted forward and
-// backward of one micro-batch.
+// backward of one micro-batch (under autocast, with the loss scaled, when mixed precision is on).
 import { backward, noGrad } from '../../engine/autograd';
+import { autocast } from '../../engine/amp/autocast';
+import type { GradScaler } from '../../engine/optim/grad-scaler';
 import { scopeAsync, type Tensor } from '../../engine/tensor';
 import { add, mulScalar } from '../../engine/ops/elementwise';
 import { cat } from '../../engine/ops/join';
@@ -47,9 +49,12 @@ export async function lossesAndBackward(
   gts: TrainBatch['gts'],
   weight: number,
   checkNames: (sortedNames: string[]) => void,
+  scaler: GradScaler | null = null,
 ): Promise<Tensor> {
   return scopeAsync(async () => {
-    const losses = await model.losses(inputs, gts);
+    // Mixed precision (SOLVER.AMP.ENABLED): the forward under autocast (the losses come out f32),
+    // the backward of the scaled total outside it, as torch.
+    const losses = scaler ? await autocast(() => model.losses(inputs, gts)) : await model.losses(inputs, gts);
     const names = Object.keys(losses).sort();
     if (names.length === 0) throw new Error('model.losses returned no losses');
     checkNames(names);
@@ -57,7 +62,7 @@ export async function lossesAndBackward(
     for (const n of names.slice(1)) total = add(total, losses[n]!);
     if (total.numel !== 1) throw new Error(`loss '${names[0]}' has shape [${losses[names[0]!]!.shape}]; losses must be scalars`);
     if (weight !== 1) total = mulScalar(total, weight);
-    backward(total);
+    backward(scaler ? scaler.scale(total) : total);
     return noGrad(() => {
       const each = names.map((n) => reshape(losses[n]!.detach(), [1]));
       return cat([...(weight !== 1 ? each.map((t) => mulScalar(t, weight)) : each), reshape(total.detach(), [1])]);

@@ -1,7 +1,10 @@
 // The training loop of Detectron2's DefaultTrainer (SimpleTrainer.run_step + the default hooks)
 // for any model with CenterMask's `losses` entry point:
 //   per iteration: batch (seeded, resumable) -> losses -> total -> backward -> clip -> SGD step ->
-//   lr schedule step, all inside scopeAsync so live memory stays flat; with SOLVER.MICRO_BATCH_SIZE
+//   lr schedule step, all inside scopeAsync so live memory stays flat; with SOLVER.AMP.ENABLED the
+//   forward runs under autocast and the loss is scaled by a GradScaler (unscaled before clipping;
+//   a step with inf/NaN gradients is skipped on the GPU), f32 with a warning where the adapter has
+//   no f16 (amp.ts); with SOLVER.MICRO_BATCH_SIZE
 //   the batch is split into micro-batches whose weighted gradients add up (gradient accumulation);
 //   after the first iterations the peak GPU memory is logged, and a step that does not fit the
 //   device fails with a UserError naming its largest tensor and what to change (memory.ts);
@@ -33,6 +36,7 @@ import { formatDuration, median, MetricsWriter, trimMetricsAfter } from './metri
 import { lossesAndBackward, microBatches } from './trainer-step';
 import { DataParallel } from './data-parallel';
 import { explainMemoryError, memoryReport, type MemorySnapshot } from './memory';
+import { gradScalerOf } from './amp';
 
 export { lossesAndBackward, microBatches };
 
@@ -120,6 +124,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { optimizer } = buildOptimizer(cfg, model);
   const params = optimizer.paramGroups.flatMap((g) => g.params);
   const clipper = buildGradientClipper(cfg);
+  const scaler = gradScalerOf(cfg, log);
+  if (scaler) log('mixed precision (SOLVER.AMP.ENABLED): f16 activations under autocast, GradScaler initial scale 65536');
 
   let startIter = 0;
   let seed = cfg.SEED >= 0 ? cfg.SEED : Math.floor(Math.random() * 2 ** 31);
@@ -127,7 +133,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   if (stale.length) log(`removed ${stale.length} temporary file${stale.length === 1 ? '' : 's'} of an interrupted checkpoint write: ${stale.join(', ')}`);
   const last = o.resume ? await lastCheckpoint(outputDir) : null;
   if (last) {
-    const st = await resumeFromCheckpoint(last, model, optimizer);
+    const st = await resumeFromCheckpoint(last, model, optimizer, scaler);
     startIter = st.iteration + 1;
     seed = st.seed;
     log(`resumed from ${last}: continuing at iteration ${startIter} of ${maxIter}`);
@@ -146,7 +152,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   if (o.devices && o.devices.length > 1) {
     if (!o.buildReplica) throw new Error('train: several devices need buildReplica');
     if (o.devices[0] !== rt()) throw new Error('train: the model must live on the first device');
-    dp = DataParallel.create(cfg, o.devices, model, optimizer, o.buildReplica);
+    dp = DataParallel.create(cfg, o.devices, model, optimizer, o.buildReplica, scaler);
     await dp.broadcast();
     log(`data parallel: ${dp.size} devices, ${cfg.SOLVER.IMS_PER_BATCH / dp.size} images each per iteration`);
   }
@@ -238,7 +244,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   const save = async (iteration: number, name: string) => {
     await flushMetrics(); // never checkpoint weights that a NaN loss has already corrupted unnoticed
-    const file = await saveCheckpoint({ dir: outputDir, name, model, optimizer, state: { iteration, seed, schedulerIter: scheduler.lastIter } });
+    const file = await saveCheckpoint({ dir: outputDir, name, model, optimizer, gradScaler: scaler, state: { iteration, seed, schedulerIter: scheduler.lastIter } });
     if (!bar) log(`saved ${file}`);
     return file;
   };
@@ -256,11 +262,20 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       optimizer.zeroGrad();
       let acc: Tensor | null = null;
       for (const [s, e] of parts) {
-        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, checkNames(iter));
+        const part = await lossesAndBackward(model, batch.inputs.slice(s, e), batch.gts.slice(s, e), (e - s) / batch.inputs.length, checkNames(iter), scaler);
         acc = acc ? noGrad(() => add(acc!, part)) : part;
       }
-      clipper?.(params);
-      optimizer.step();
+      if (scaler) {
+        // torch's order: unscale, clip the unscaled gradients, step (skipped on the GPU when they
+        // hold inf/NaN), update the scale.
+        scaler.unscale(optimizer);
+        clipper?.(params);
+        scaler.step(optimizer);
+        scaler.update();
+      } else {
+        clipper?.(params);
+        optimizer.step();
+      }
       return acc!;
     });
 
@@ -314,6 +329,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     for (const r of pending) r.row.dispose();
     dp?.dispose();
     optimizer.dispose();
+    scaler?.dispose();
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;

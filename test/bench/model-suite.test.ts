@@ -3,10 +3,10 @@
 // on lavapipe; the default quick size, 256x256, takes minutes and is not run here). Only the rows'
 // shape and fields are checked: benchmarks are never timed tests.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../../engine';
+import { init, rt } from '../../engine';
 import { FULL, QUICK, optionsFromEnv, runModelBench } from '../../bench/suites/model';
 
-const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER'];
+const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER', 'BENCH_MODEL_MODULES', 'BENCH_MODEL_AMP'];
 
 describe('model suite options', () => {
   const saved = Object.fromEntries(KNOBS.map((k) => [k, process.env[k]]));
@@ -31,6 +31,10 @@ describe('model suite options', () => {
     Object.assign(process.env, { BENCH_MODEL_CONFIGS: 'V39', BENCH_MODEL_SIZE: '96', BENCH_MODEL_BATCH: '3', BENCH_MODEL_ROIS: '7', BENCH_MODEL_CELLS: '5', BENCH_MODEL_STEP: '0', BENCH_MODEL_INFER: '0' });
     const o = optionsFromEnv('quick', undefined);
     expect([o.models, o.size, o.batch, o.roisPerImage, o.cellsPerImage, o.step, o.inference]).toEqual([['V39'], 96, 3, 7, 5, false, false]);
+    expect([o.modules, o.amp]).toEqual([true, false]);
+    Object.assign(process.env, { BENCH_MODEL_MODULES: '0', BENCH_MODEL_AMP: '1' });
+    const a = optionsFromEnv('quick', undefined);
+    expect([a.modules, a.amp]).toEqual([false, true]);
   });
 
   it('rejects bad knobs with a clear message', () => {
@@ -74,5 +78,15 @@ describe('model suite rows (tiny configuration)', () => {
     const byCase = new Map(rows.map((r) => [r.case, r.ms]));
     const sumOf = (prefix: string) => modules.reduce((a, m) => a + byCase.get(`V19slim 64x64 b1 ${prefix} ${m}`)!, 0);
     expect(byCase.get('V19slim 64x64 b1 fwd+bwd total of modules (2 ROIs/img)')).toBeCloseTo(sumOf('fwd') + sumOf('bwd'), 6);
+  }, 120_000);
+
+  it('with amp and without modules: the f32 and the AMP training step, with their memory fields', async () => {
+    const rows = await runModelBench({ models: ['V19slim'], size: 64, batch: 1, roisPerImage: 2, cellsPerImage: 2, step: true, inference: false, modules: false, amp: true, repeats: 1, warmup: 0 });
+    expect(rows.map((r) => r.case)).toEqual([
+      'V19slim 64x64 b1 train step end to end (losses+backward+SGD, 2 cells/img)',
+      // Only where the adapter has shader-f16 (lavapipe has).
+      ...(rt().gpu.features.f16 ? ['V19slim 64x64 b1 train step end to end, AMP (autocast+GradScaler: losses+backward+SGD, 2 cells/img)'] : []),
+    ]);
+    for (const r of rows) for (const f of ['peak_mb', 'above_start_mb', 'forward_mb']) expect(r[f] as number, `${r.case} ${f}`).toBeGreaterThan(0);
   }, 120_000);
 });

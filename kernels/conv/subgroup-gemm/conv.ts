@@ -59,9 +59,9 @@ export function convForwardSubgroupGemm(
   const og = g.O / g.groups;
   const khw = g.KH * g.KW;
   const taps = forwardTaps(g);
-  const a = packWeightRows(w, wOff, g.groups, og, paddedRows(og), cg, taps, cg * khw, khw, og * cg * khw);
+  const a = packWeightRows(w, wOff, g.groups, og, paddedRows(og), cg, taps, cg * khw, khw, og * cg * khw, 4, !!g.f16);
   gatherGemm(g.N, g.groups, og, a, taps,
-    { src: x, srcOff: xOff, csrc: g.C, cgs: cg, Hs: g.H, Ws: g.W, stepH: g.strideH, stepW: g.strideW },
+    { src: x, srcOff: xOff, csrc: g.C, cgs: cg, Hs: g.H, Ws: g.W, stepH: g.strideH, stepW: g.strideW, h: !!g.f16 },
     { out: y, outOff: yOff, ctot: g.O, GH: g.OH, GW: g.OW, phase: null, bias, relu });
   rt().pool.release(a.a);
 }
@@ -85,11 +85,11 @@ export function convDgradSubgroupGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: num
           taps.push({ oy: th / g.strideH, ox: tw / g.strideW, index: kh * g.KW + kw });
         }
       }
-      const a = packWeightRows(w, wOff, g.groups, cg, paddedRows(cg), og, taps, khw, cg * khw, og * cg * khw);
+      const a = packWeightRows(w, wOff, g.groups, cg, paddedRows(cg), og, taps, khw, cg * khw, og * cg * khw, 4, !!g.f16);
       const GH = Math.ceil((g.H - rh) / g.strideH);
       const GW = Math.ceil((g.W - rw) / g.strideW);
       gatherGemm(g.N, g.groups, cg, a, taps,
-        { src: dy, srcOff: dyOff, csrc: g.O, cgs: og, Hs: g.OH, Ws: g.OW, stepH: 1, stepW: 1 },
+        { src: dy, srcOff: dyOff, csrc: g.O, cgs: og, Hs: g.OH, Ws: g.OW, stepH: 1, stepW: 1, h: !!g.f16 },
         {
           out: dx, outOff: dxOff, ctot: g.C, GH, GW, bias: null, relu: false,
           phase: stride1 ? null : { Hf: g.H, Wf: g.W, sH: g.strideH, sW: g.strideW, oH: rh, oW: rw },
@@ -105,8 +105,8 @@ export function convWgradSubgroupGemm(g: ConvGeometry, dy: GPUBuffer, dyOff: num
   const og = g.O / g.groups;
   const ohw = g.OH * g.OW;
   const ns = g.N * ohw;
-  const dyA = packDyRows(dy, dyOff, g.groups, og, paddedRows(og), g.O, ohw, ns);
+  const dyA = packDyRows(dy, dyOff, g.groups, og, paddedRows(og), g.O, ohw, ns, !!g.f16);
   wgradGemm(g.groups, og, dyA, ns, forwardTaps(g),
-    { x, xOff, C: g.C, cg: g.C / g.groups, H: g.H, W: g.W, OH: g.OH, OW: g.OW, sh: g.strideH, sw: g.strideW }, dw, dwOff);
+    { x, xOff, C: g.C, cg: g.C / g.groups, H: g.H, W: g.W, OH: g.OH, OW: g.OW, sh: g.strideH, sw: g.strideW, h: !!g.f16 }, dw, dwOff);
   rt().pool.release(dyA.a);
 }

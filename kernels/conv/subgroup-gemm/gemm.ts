@@ -58,6 +58,12 @@ function tapWords(taps: Tap[], what: 'offsets' | 'index'): number[] {
   });
   return w;
 }
+/** f16 storage (ConvGeometry.f16): the gathered and packed operands are read as f16 and widened
+ *  into the f32 panels and packs, so the GEMM itself is unchanged; forward and dgrad store f16. */
+interface Storage {
+  h: boolean;
+}
+const srcType = (v: Storage) => (v.h ? 'f16' : 'f32');
 const TAP_FN = `fn tap_off(t: i32) -> vec2i { let v = q.taps[t >> 1]; return select(v.xy, v.zw, (t & 1) == 1); }`;
 
 // ---- im2col into panels: Bp[g][panel][k][32] ---------------------------------------------------
@@ -78,7 +84,7 @@ const blockRows = (rows: number, otherWgs: number) => Math.max(1, Math.ceil(rows
 const im2colKernel = defineKernel({
   name: 'conv.subgroup-gemm.im2col',
   uniformVar: 'q',
-  bindings: { src: read('f32'), Bp: rw('vec4f') },
+  bindings: { src: { type: srcType, access: 'read' }, Bp: rw('vec4f') },
   params: {
     NC: 'i32', GW: 'i32', GHW: 'i32', K: 'i32',
     K4: 'i32', T: 'i32', panels: 'i32', panel0: 'i32',
@@ -86,7 +92,7 @@ const im2colKernel = defineKernel({
     csrc: 'i32', cgs: 'i32', src_off: 'i32', kb: 'i32',
     taps: ['i32', Math.ceil(MAX_TAPS / 2) * 4],
   },
-  code: () => /* wgsl */ `
+  code: (_: Storage) => /* wgsl */ `
 ${TAP_FN}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -114,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         let ih = ya${j} + d.x;
         let iw = xb${j} + d.y;
         let ok = valid${j} && ih >= 0 && ih < q.Hs && iw >= 0 && iw < q.Ws;
-        v.${X[j]} = select(0.0, src[select(0, base${j} + cb + ih * q.Ws + iw, ok)], ok);
+        v.${X[j]} = select(0.0, f32(src[select(0, base${j} + cb + ih * q.Ws + iw, ok)]), ok);
       }`).join('\n      ')}
     }
     Bp[o] = v;
@@ -130,7 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 const im2colTKernel = defineKernel({
   name: 'conv.subgroup-gemm.im2colT',
   uniformVar: 'q',
-  bindings: { src: read('f32'), Bp: rw('vec4f') },
+  bindings: { src: { type: srcType, access: 'read' }, Bp: rw('vec4f') },
   params: {
     KK: 'i32', T: 'i32', R4: 'i32', s0: 'i32',
     NS: 'i32', OH: 'i32', OW: 'i32', sh: 'i32',
@@ -138,7 +144,7 @@ const im2colTKernel = defineKernel({
     cg: 'i32', src_off: 'i32', panels: 'i32', kb: 'i32',
     taps: ['i32', Math.ceil(MAX_TAPS / 2) * 4],
   },
-  code: () => /* wgsl */ `
+  code: (_: Storage) => /* wgsl */ `
 ${TAP_FN}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -169,7 +175,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         let ih = ihb + d${j}.x;
         let iw = iwb + d${j}.y;
         let ok = okc${j} && ih >= 0 && ih < q.Hs && iw >= 0 && iw < q.Ws;
-        v.${X[j]} = select(0.0, src[select(0, cb${j} + nb + ih * q.Ws + iw, ok)], ok);
+        v.${X[j]} = select(0.0, f32(src[select(0, cb${j} + nb + ih * q.Ws + iw, ok)]), ok);
       }`).join('\n      ')}
     }
     Bp[o] = v;
@@ -192,13 +198,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 const packWKernel = defineKernel({
   name: 'conv.subgroup-gemm.packw',
   uniformVar: 'q',
-  bindings: { w: read('f32'), A: rw('f32') },
+  bindings: { w: { type: srcType, access: 'read' }, A: rw('f32') },
   params: {
     Mpad: 'i32', K4: 'i32', K: 'i32', Mg: 'i32',
     sm: 'i32', sc: 'i32', gstride: 'i32', w_off: 'i32',
     idx: ['i32', Math.ceil(MAX_TAPS / 4) * 4],
   },
-  code: ({ T, table }: { T: number; table: boolean }) => /* wgsl */ `
+  code: ({ T, table }: { T: number; table: boolean; h: boolean }) => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m = i32(wid.y);
@@ -213,7 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let t = kk - c * ${T};
     let tap = ${table ? 'q.idx[t >> 2][t & 3]' : 't'};
     let s = rs + c * q.sc + tap;
-    A[row + k] = select(0.0, w[select(0, s, ok)], ok);
+    A[row + k] = select(0.0, f32(w[select(0, s, ok)]), ok);
   }
 }`,
 });
@@ -223,9 +229,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 const packDyKernel = defineKernel({
   name: 'conv.subgroup-gemm.packdy',
   uniformVar: 'q',
-  bindings: { dy: read('f32'), A: rw('f32') },
+  bindings: { dy: { type: srcType, access: 'read' }, A: rw('f32') },
   params: { Mpad: 'i32', NS4: 'i32', NS: 'i32', Og: 'i32', O: 'i32', OHW: 'i32', dy_off: 'i32', N: 'i32' },
-  code: () => /* wgsl */ `
+  code: (_: Storage) => /* wgsl */ `
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m = i32(wid.y);
@@ -237,7 +243,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   // The last image also zeroes the padding columns NS..NS4.
   if (n == q.N - 1 && i32(lid) < q.NS4 - q.NS) { A[row + q.NS + i32(lid)] = 0.0; }
   for (var pix = i32(lid); pix < q.OHW; pix += 64) {
-    A[row + n * q.OHW + pix] = select(0.0, dy[select(0, src + pix, ok)], ok);
+    A[row + n * q.OHW + pix] = select(0.0, f32(dy[select(0, src + pix, ok)]), ok);
   }
 }`,
 });
@@ -251,6 +257,8 @@ interface GemmSpec {
   store: StoreMode;
   bias: boolean;
   relu: boolean;
+  /** f16 output (forward and dgrad stores; wgrad always stores f32). */
+  h: boolean;
 }
 
 /** C tile (rows m0.., 32 panel columns) = A[g][m][ka..ka+K4) · Bp[g][panel][0..K4)[32]. Every lane
@@ -262,7 +270,7 @@ const gemmKernel = defineKernel({
     A: read('vec4f'),
     B: read('vec4f'),
     bias: { ...read('f32'), when: (v) => v.bias },
-    C: { type: (v) => (v.store === 'fwd4' ? 'vec4f' : 'f32'), access: 'rw' },
+    C: { type: (v) => (v.store === 'fwd4' ? (v.h ? 'vec4h' : 'vec4f') : v.h && v.store !== 'wgrad' ? 'f16' : 'f32'), access: 'rw' },
   },
   params: {
     Mg: 'i32', Mpad: 'i32', K4: 'i32', lda4: 'i32',
@@ -304,7 +312,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
   const epi = (v: string, m: string) => {
     let e = s.bias ? `${v} + bias[q.b_off + g * q.Mg + ${m}]` : v;
     if (s.relu) e = `max(${e}, ${s.store === 'fwd4' ? 'vec4f(0.0)' : '0.0'})`;
-    return e;
+    return s.h ? `${s.store === 'fwd4' ? 'vec4h' : 'f16'}(${e})` : e;
   };
   if (s.store === 'fwd4') {
     // GHW % 4 == 0 and out_off % 4 == 0: the lane's 4 columns are one aligned vec4 of one image.
@@ -369,7 +377,7 @@ const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 export const MAX_BINDING = 128 * 1024 * 1024;
 
 /** Pack weight rows into a pooled A [groups][Mpad][K4] (caller releases). */
-export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number, kAlign = 4): { a: GPUBuffer; K: number; K4: number } {
+export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: number, mpad: number, cInner: number, taps: Tap[], sm: number, sc: number, gstride: number, kAlign = 4, h = false): { a: GPUBuffer; K: number; K4: number } {
   const T = taps.length;
   const K = cInner * T;
   // Row length: K rounded up to kAlign (a multiple of 4: whole vec4 loads).
@@ -381,12 +389,12 @@ export function packWeightRows(w: GPUBuffer, wOff: number, groups: number, mg: n
   const idx = new Array<number>(Math.ceil(MAX_TAPS / 4) * 4).fill(0);
   taps.forEach((t, i) => (idx[i] = t.index));
   const params = { Mpad: mpad, K4, K: Math.max(K, 1), Mg: mg, sm, sc, gstride, w_off: wOff, idx };
-  packWKernel.dispatch({ T: Math.max(T, 1), table: !natural }, { w, A: a }, params, [1, mpad, groups]);
+  packWKernel.dispatch({ T: Math.max(T, 1), table: !natural, h }, { w, A: a }, params, [1, mpad, groups]);
   return { a, K, K4 };
 }
 
 /** Pack dy rows for wgrad into a pooled A [groups][Mpad][NS4] (caller releases). */
-export function packDyRows(dy: GPUBuffer, dyOff: number, groups: number, og: number, mpad: number, O: number, ohw: number, ns: number): { a: GPUBuffer; NS4: number } {
+export function packDyRows(dy: GPUBuffer, dyOff: number, groups: number, og: number, mpad: number, O: number, ohw: number, ns: number, h = false): { a: GPUBuffer; NS4: number } {
   const NS4 = ceilDiv(ns, 4) * 4;
   const total = groups * mpad * NS4;
   if (total * 4 > MAX_BINDING) throw new Error(`conv subgroup-gemm wgrad: packed dy would take ${total * 4} bytes (over 128 MiB)`);
@@ -394,7 +402,7 @@ export function packDyRows(dy: GPUBuffer, dyOff: number, groups: number, og: num
   const N = ns / ohw;
   if (groups * N > 65535) throw new Error(`conv subgroup-gemm wgrad: ${groups} groups × ${N} images exceed 65,535 workgroups (use packed-gemm)`);
   const params = { Mpad: mpad, NS4, NS: ns, Og: og, O, OHW: ohw, dy_off: dyOff, N };
-  packDyKernel.dispatch({}, { dy, A: a }, params, [1, mpad, groups * N]);
+  packDyKernel.dispatch({ h }, { dy, A: a }, params, [1, mpad, groups * N]);
   return { a, NS4 };
 }
 
@@ -422,6 +430,8 @@ export interface GatherSource {
   Ws: number;
   stepH: number;
   stepW: number;
+  /** f16 source, and f16 destination (ColumnStore.out). */
+  h?: boolean;
 }
 
 /**
@@ -440,7 +450,8 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
   const dense = st.phase === null;
   const vecStore = dense && (st.GH * st.GW) % 4 === 0 && st.outOff % 4 === 0;
   const mode: StoreMode = dense ? (vecStore ? 'fwd4' : 'fwd') : 'phase';
-  const gv: GemmSpec = { rows: R, store: mode, bias: !!st.bias, relu: st.relu };
+  const h = !!srcDesc.h;
+  const gv: GemmSpec = { rows: R, store: mode, bias: !!st.bias, relu: st.relu, h };
   const ph = st.phase ?? { Hf: 0, Wf: 0, sH: 0, sW: 0, oH: 0, oW: 0 };
   const tw = tapWords(taps, 'offsets');
   const bufs = { A: a.a, B: ws, bias: st.bias?.buffer, C: st.out };
@@ -453,7 +464,7 @@ export function gatherGemm(N: number, groups: number, mg: number, a: { a: GPUBuf
         stepH: srcDesc.stepH, stepW: srcDesc.stepW, Hs: srcDesc.Hs, Ws: srcDesc.Ws, csrc: srcDesc.csrc, cgs: srcDesc.cgs, src_off: srcDesc.srcOff, kb,
         taps: tw,
       };
-      im2colKernel.dispatch({}, { src: srcDesc.src, Bp: ws }, ip, [ceilDiv(a.K4, kb), panels, groups]);
+      im2colKernel.dispatch({ h }, { src: srcDesc.src, Bp: ws }, ip, [ceilDiv(a.K4, kb), panels, groups]);
     }
     const k4 = a.K > 0 ? a.K4 : 0;
     const gp = {
@@ -478,6 +489,8 @@ export interface WgradSource {
   OW: number;
   sh: number;
   sw: number;
+  /** f16 x (dw stays f32). */
+  h?: boolean;
 }
 
 /**
@@ -496,7 +509,7 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
   const chunkRows = Math.min(rowsPerChunk, ceilDiv(dyA.NS4, KB) * KB);
   if (chunkRows * rowBytes > MAX_BINDING) throw new Error(`conv subgroup-gemm wgrad: a chunk needs ${chunkRows * rowBytes} bytes (over 128 MiB)`);
   const ws = rt().pool.acquire(chunkRows * rowBytes, GPUBufferUsage.STORAGE, 'conv.subgroup-gemm.panelsT');
-  const gv: GemmSpec = { rows: R, store: 'wgrad', bias: false, relu: false };
+  const gv: GemmSpec = { rows: R, store: 'wgrad', bias: false, relu: false, h: false };
   const tw = tapWords(taps, 'offsets');
   // Few output tiles (small Og·Cg·KH·KW, e.g. the 3-channel stem): split each chunk's reduction
   // into S slices written to S partial outputs (summed at the end in a fixed order), so that
@@ -514,7 +527,7 @@ export function wgradGemm(groups: number, og: number, dyA: { a: GPUBuffer; NS4: 
       sw: s.sw, Hs: s.H, Ws: s.W, csrc: s.C, cg: s.cg, src_off: s.xOff, panels, kb: rb,
       taps: tw,
     };
-    im2colTKernel.dispatch({}, { src: s.x, Bp: ws }, ip, [ceilDiv(R4, rb), panels, groups]);
+    im2colTKernel.dispatch({ h: !!s.h }, { src: s.x, Bp: ws }, ip, [ceilDiv(R4, rb), panels, groups]);
     const kS = Math.ceil(R4 / S / 4) * 4;
     const gp = {
       Mg: og, Mpad: mpad, K4: R4, lda4: dyA.NS4 / 4, ka4: s0 / 4, panels, panel0: 0, NC: KK,

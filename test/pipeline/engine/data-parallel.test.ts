@@ -114,6 +114,18 @@ describe('data parallelism (--num-gpus)', () => {
     expectClose(await modelStateToHost(one.model), await modelStateToHost(two.model));
   });
 
+  it('with SOLVER.AMP.ENABLED (a GradScaler per replica): 2 devices x 1 image equal 1 device x 2 images', async () => {
+    if (!rt().gpu.features.f16) return;
+    const amp = ['SOLVER.IMS_PER_BATCH', '2', 'SOLVER.AMP.ENABLED', 'True'];
+    const one = await run('one-amp', 1, amp);
+    const two = await run('two-amp', 2, amp);
+    expect(two.logs.some((l) => l.startsWith('mixed precision (SOLVER.AMP.ENABLED)'))).toBe(true);
+    expectClose(await modelStateToHost(one.model), await modelStateToHost(two.model));
+    const r = await modelStateToHost(two.replicas[0]!);
+    for (const [k, t] of await modelStateToHost(two.model)) expect(Buffer.from(r.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
+    expect(rt()).toBe(devs[0]);
+  });
+
   it('IMS_PER_BATCH must be divisible by the device count, and the images per device by MICRO_BATCH_SIZE', async () => {
     await expect(run('odd', 2, ['SOLVER.IMS_PER_BATCH', '3'])).rejects.toThrow(UserError);
     await expect(run('odd2', 2, ['SOLVER.IMS_PER_BATCH', '3'])).rejects.toThrow(/divisible by the number of devices \(--num-gpus 2\)/);
