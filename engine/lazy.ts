@@ -193,12 +193,20 @@ export function elementwise(name: string, expr: string, inputs: readonly Tensor[
   return out;
 }
 
-/** Compile and dispatch a pending expression (and the still-needed intermediates of its shape). */
+/** Compile and dispatch a pending expression, with as extra outputs (bindings permitting) the
+ *  still-needed intermediates of its shape and the other pending expressions of its shape that read
+ *  the same storages (e.g. w * dy and w * dy * x̂ of a norm backward: siblings, one kernel). */
 function compute(pe: PendingExpr): void {
   const root = pe.node;
-  const room = Math.min(MAX_EXTRA_OUTS, maxBindings() - 1 - root.leaves.length);
   const extras: PendingExpr[] = [];
-  const letter = new Map(root.leaves.map((l, j) => [l.key, LETTERS[j]!]));
+  const leaves: Leaf[] = [];
+  const letter = new Map<string, string>();
+  const addLeaves = (ls: readonly Leaf[]) => {
+    for (const l of ls) if (!letter.has(l.key)) letter.set(l.key, LETTERS[leaves.push(l) - 1]!);
+  };
+  addLeaves(root.leaves);
+  const hasRoom = (newLeaves: number) =>
+    extras.length < MAX_EXTRA_OUTS && leaves.length + newLeaves <= maxLeaves() && leaves.length + newLeaves + extras.length + 2 <= maxBindings();
   const names = new Map<Node, string>();
   const lines: string[] = [];
   const usedFns = new Map<string, string>();
@@ -218,12 +226,23 @@ function compute(pe: PendingExpr): void {
     usedFns.set(e.fn.name, e.fn.text);
     lines.push(`  let ${v} = ${e.fn.name}(${[...args, ...sc, 'i'].join(', ')});`);
     const p = e === root ? null : pendingOf(e.owner);
-    if (p && p.node === e && extras.length < room && sameShape(e.shape, root.shape)) extras.push(p);
+    if (p && p.node === e && !extras.includes(p) && hasRoom(0) && sameShape(e.shape, root.shape)) extras.push(p);
     return v;
   };
   const result = visit(root);
+  for (const l of root.leaves) {
+    for (const r of l.storage.readers ?? []) {
+      const q = pendingOf(r);
+      if (!q || q === pe || extras.includes(q) || !sameShape(q.node.shape, root.shape)) continue;
+      const fresh = q.node.leaves.filter((x) => !letter.has(x.key)).length;
+      if (!hasRoom(fresh)) continue;
+      addLeaves(q.node.leaves);
+      visit(q.node);
+      if (!extras.includes(q) && hasRoom(0)) extras.push(q);
+    }
+  }
   const outs = [pe, ...extras];
-  const params = [...root.leaves.map((l, j) => `${LETTERS[j]}: ${WGSL_COMPUTE[l.view.dtype]}`), 'i: u32'].join(', ');
+  const params = [...leaves.map((l, j) => `${LETTERS[j]}: ${WGSL_COMPUTE[l.view.dtype]}`), 'i: u32'].join(', ');
   let ret: string;
   let retType: string;
   let struct = '';
@@ -236,13 +255,13 @@ function compute(pe: PendingExpr): void {
     retType = 'FusedOut';
   }
   const helpers = [ELEMENTWISE_HELPERS, ...usedFns.values(), struct, `fn fused(${params}) -> ${retType} {\n${lines.join('\n')}\n  return ${ret};\n}`].join('\n');
-  const call = `fused(${[...root.leaves.map((_, j) => LETTERS[j]), 'i'].join(', ')})`;
+  const call = `fused(${[...leaves.map((_, j) => LETTERS[j]), 'i'].join(', ')})`;
   const strides = contiguousStrides(root.shape);
   const viewOf = (o: PendingExpr): View => ({ buffer: o.storage.raw, dtype: o.node.dtype, shape: root.shape, strides, offset: 0 });
   for (const o of outs) o.storage.pending = null;
   const launch = () =>
     launchMap({
-      name: 'fused', expr: call, helpers, inputs: root.leaves.map((l) => l.view), out: viewOf(pe), extraOuts: extras.map(viewOf), extraScalars: sx,
+      name: 'fused', expr: call, helpers, inputs: leaves.map((l) => l.view), out: viewOf(pe), extraOuts: extras.map(viewOf), extraScalars: sx,
     });
   // On the storage's own device (withDevice also submits, so only when it is not the current one).
   if (pe.storage.runtime === rt()) launch();

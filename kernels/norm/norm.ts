@@ -50,6 +50,16 @@ function imageBlocks(batch: number, imageElems: number, big: GPUBuffer[], fn: (n
 const F32_READ = { type: 'f32', access: 'read' } as const;
 const F32_RW = { type: 'f32', access: 'rw' } as const;
 
+// Norm + ReLU (GroupNorm then ReLU in the FCOS towers, the mask head and VoVNet with GN): the
+// apply kernel clamps in place of a separate relu kernel, and the backward kernels read the
+// forward's output `y` and take g only where y > 0 (relu's gradient; y > 0 iff its input was), in
+// place of a relu-backward kernel. NaN passes through as relu does.
+interface ReluVariant {
+  relu: boolean;
+}
+const RELU_Y = { type: 'f32', access: 'read', when: (v: ReluVariant) => v.relu } as const;
+const WGSL_ISNAN = 'fn isnan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
+
 const TREE_REDUCE = (arr: string) => /* wgsl */ `
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
@@ -186,7 +196,8 @@ const applyKernel = defineKernel({
   name: 'norm.apply',
   bindings: { x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, b: F32_READ, y: F32_RW },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: (v: ReluVariant) => /* wgsl */ `
+${WGSL_ISNAN}
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -196,7 +207,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let nc = i / p.hw;
   let c = nc % p.channels;
   let s = stat_index(nc / p.channels, c);
-  y[p.off + i] = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
+  let v = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
+  y[p.off + i] = ${v.relu ? 'select(max(v, 0.0), v, isnan_(v))' : 'v'};
 }`,
 });
 
@@ -212,10 +224,11 @@ export function launchNormApply(
   hw: number,
   groups: number,
   bn: boolean,
+  relu = false,
 ): void {
   imageBlocks(batch, channels * hw, [x, y], (n0, nb, [xw, yw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 0, off, n0);
-    applyKernel.dispatch({}, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
+    applyKernel.dispatch({ relu }, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
   });
 }
 
@@ -223,9 +236,9 @@ export function launchNormApply(
 
 const partialsKernel = defineKernel({
   name: 'norm.grad_partials',
-  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW },
+  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW, y: RELU_Y },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: (v: ReluVariant) => /* wgsl */ `
 var<workgroup> sh1: array<f32, ${WG}>;
 var<workgroup> sh2: array<f32, ${WG}>;
 ${WGSL_STAT_INDEX}
@@ -240,7 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var a1 = 0.0;
   var a2 = 0.0;
   for (var j = lid; j < p.hw; j += ${WG}u) {
-    let gv = g[p.off + nc * p.hw + j];
+    let gv = ${v.relu ? 'select(0.0, g[p.off + nc * p.hw + j], y[p.off + nc * p.hw + j] > 0.0)' : 'g[p.off + nc * p.hw + j]'};
     a1 += gv;
     a2 += gv * (x[p.off + nc * p.hw + j] - mu) * r;
   }
@@ -267,9 +280,11 @@ export function launchNormGradPartials(
   hw: number,
   groups: number,
   bn: boolean,
+  reluY?: GPUBuffer,
 ): void {
-  imageBlocks(batch, channels * hw, [g, x], (n0, nb, [gw, xw], off) => {
-    partialsKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, p1, p2 }, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
+  imageBlocks(batch, channels * hw, reluY ? [g, x, reluY] : [g, x], (n0, nb, [gw, xw, yw], off) => {
+    const buffers = { g: gw!, x: xw!, mean, rstd, p1, p2, ...(yw ? { y: yw } : {}) };
+    partialsKernel.dispatch({ relu: !!reluY }, buffers, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
   });
 }
 
@@ -277,9 +292,9 @@ export function launchNormGradPartials(
 
 const gradInputKernel = defineKernel({
   name: 'norm.grad_input',
-  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: F32_RW },
+  bindings: { g: F32_READ, x: F32_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: F32_RW, y: RELU_Y },
   params: NCHW_PARAMS,
-  code: () => /* wgsl */ `
+  code: (v: ReluVariant) => /* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -291,7 +306,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = stat_index(nc / p.channels, c);
   let r = rstd[s];
   let xhat = (x[p.off + i] - mean[s]) * r;
-  dx[p.off + i] = r * (w[c] * g[p.off + i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
+  let gv = ${v.relu ? 'select(0.0, g[p.off + i], y[p.off + i] > 0.0)' : 'g[p.off + i]'};
+  dx[p.off + i] = r * (w[c] * gv - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
 }`,
 });
 
@@ -310,10 +326,12 @@ export function launchNormGradInput(
   groups: number,
   bn: boolean,
   rowCount: number,
+  reluY?: GPUBuffer,
 ): void {
-  imageBlocks(batch, channels * hw, [g, x, dx], (n0, nb, [gw, xw, dxw], off) => {
+  imageBlocks(batch, channels * hw, reluY ? [g, x, dx, reluY] : [g, x, dx], (n0, nb, [gw, xw, dxw, yw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 1 / rowCount, off, n0);
-    gradInputKernel.dispatch({}, { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw! }, p, Math.ceil((nb * channels * hw) / WG));
+    const buffers = { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw!, ...(yw ? { y: yw } : {}) };
+    gradInputKernel.dispatch({ relu: !!reluY }, buffers, p, Math.ceil((nb * channels * hw) / WG));
   });
 }
 
