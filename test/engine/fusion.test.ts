@@ -116,6 +116,41 @@ describe('fused chains: every binary op', () => {
   });
 });
 
+describe('model epilogues through fusion', () => {
+  it('the eSE gate x * hardsigmoid(s) (s per image and channel): one dispatch forward, one elementwise kernel backward, vs float64', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [n, c, h, w] = [2, 5, 3, 7];
+    const x = randHost(rng, [n, c, h, w]);
+    const sv = randHost(rng, [n, c, 1, 1], -4, 4);
+    const xt = upload(x, 'transposed', { requiresGrad: true });
+    const st = upload(sv, 'contiguous', { requiresGrad: true });
+    const hs = (v: number) => Math.min(Math.max(v / 6 + 0.5, 0), 1);
+    const dhs = (v: number) => (v > -3 && v < 3 ? 1 / 6 : 0);
+    const gate = (i: number) => sv.data[Math.floor(i / (h * w))]!;
+    const { result: y, dispatches } = await dispatchesOf(() => {
+      const y = cg.mul(xt, cg.hardsigmoid(st));
+      void y.buffer;
+      return y;
+    });
+    expect(dispatches).toBe(1);
+    expectClose(await download(y), x.data.map((v, i) => v * hs(gate(i))), { what: `eSE forward (seed ${seed})` });
+    const g = randHost(rng, [n, c, h, w]);
+    const gt = upload(g);
+    void gt.buffer;
+    const back = await dispatchesOf(() => {
+      cg.backward(y, gt);
+      void xt.grad!.buffer;
+      void st.grad!.buffer;
+    });
+    // dx and the full-size product for ds in one kernel, then ds's reduction over H, W.
+    expect(back.dispatches).toBeLessThanOrEqual(3);
+    expectClose(await download(xt.grad!), x.data.map((_, i) => g.data[i]! * hs(gate(i))), { what: `eSE dx (seed ${seed})` });
+    const ds = sumToShapeHost(mapHost([x, g], (xv, gv) => xv * gv), [n, c, 1, 1]).data.map((v, k) => v * dhs(sv.data[k]!));
+    expectClose(await download(st.grad!), ds, { what: `eSE ds (seed ${seed})`, atol: 1e-5 });
+  });
+});
+
 describe('fusion mechanics', () => {
   it('a chain of N ops is one dispatch; the same chain unfused is N; the values agree', async () => {
     const rng = new Rng(testSeed());
