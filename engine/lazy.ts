@@ -149,7 +149,14 @@ function mergeLeaves(args: readonly Expr[]): Leaf[] {
   return [...seen.values()];
 }
 
-const maxBindings = () => rt().device.limits.maxStorageBuffersPerShaderStage;
+// Read once per device: `device.limits` builds a new object on every access in Dawn's bindings.
+const bindingCaps = new WeakMap<GPUDevice, number>();
+function maxBindings(): number {
+  const d = rt().device;
+  let n = bindingCaps.get(d);
+  if (n === undefined) bindingCaps.set(d, (n = d.limits.maxStorageBuffersPerShaderStage));
+  return n;
+}
 const maxLeaves = () => Math.min(8, maxBindings() - 1);
 
 /**
