@@ -19,6 +19,7 @@ export {
   contiguousCopy,
 } from './tensor';
 export { backward, noGrad, isGradEnabled, record, type GradNode } from './autograd';
+export { setFusion, isFusionEnabled } from './lazy';
 export * from './ops/elementwise';
 export * from './ops/view';
 export * from './ops/reduce';

@@ -17,23 +17,47 @@ export interface GradNode {
   backward: ((grad: Tensor) => readonly (Tensor | null | undefined)[]) | null;
 }
 
+/** Work that will fill a storage's buffer when first needed: a fused elementwise expression
+ *  (engine/lazy.ts). `drop()` forgets it when the storage is freed unread. */
+export interface PendingWork {
+  realize(): void;
+  drop(): void;
+}
+
 export class Storage {
   refs = 0;
   released = false;
+  /** Not computed yet: the buffer's contents are this expression's (engine/lazy.ts). */
+  pending: PendingWork | null = null;
+  /** Storages whose pending expressions read this one. They are computed before anything else
+   *  touches this buffer, so an in-place write can never change what they read. */
+  readers: Set<Storage> | null = null;
   constructor(
-    readonly buffer: GPUBuffer,
+    /** The buffer without realizing anything: only for the fusion layer, which orders its own
+     *  reads; everything else uses `buffer`. */
+    readonly raw: GPUBuffer,
     readonly bytes: number,
     /** The runtime (device) whose pool the buffer came from: it goes back there, and is read
      *  back there, whichever device is current (runtime.ts `withDevice`). */
     readonly runtime: Runtime = rt(),
   ) {}
+  /** The buffer, after computing this storage's pending expression and every pending expression
+   *  that reads it: every kernel launch, readback, copy and in-place update goes through here. */
+  get buffer(): GPUBuffer {
+    this.pending?.realize();
+    if (this.readers) for (const r of [...this.readers]) r.pending?.realize();
+    return this.raw;
+  }
   retain(): void {
     this.refs++;
   }
   releaseRef(): void {
     if (--this.refs === 0 && !this.released) {
       this.released = true;
-      this.runtime.pool.release(this.buffer);
+      const p = this.pending;
+      this.pending = null;
+      p?.drop();
+      this.runtime.pool.release(this.raw);
       liveStorages--;
     }
   }
@@ -87,8 +111,12 @@ export class Tensor implements View {
   }
 
   get buffer(): GPUBuffer {
-    if (this.disposed) throw new Error(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} [${this.shape}] was used after dispose()`);
+    this.checkAlive();
     return this.storage.buffer;
+  }
+  /** Throws if disposed (without computing a pending expression, as `buffer` would). */
+  checkAlive(): void {
+    if (this.disposed) throw new Error(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} [${this.shape}] was used after dispose()`);
   }
   get numel(): number {
     return numelOf(this.shape);
@@ -130,7 +158,7 @@ export class Tensor implements View {
 
   /** Internal: a new view on the same storage, no autograd (autograd wraps this in ops/view). */
   viewAs(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
-    void this.buffer; // throws if disposed
+    this.checkAlive();
     return new Tensor({ storage: this.storage, shape, strides, offset, dtype: this.dtype });
   }
 

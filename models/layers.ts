@@ -109,9 +109,9 @@ export class FrozenBatchNorm2d extends Module {
   }
 }
 
-/** relu(norm(x)), fused into the norm's kernel where the norm has a fused variant (FrozenBN). */
+/** relu(norm(x)), fused into the norm's kernels where the norm has a fused variant (FrozenBN, GN). */
 export function normRelu(norm: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
-  return norm instanceof FrozenBatchNorm2d ? norm.forwardRelu(x) : relu(norm.forward(x));
+  return norm instanceof FrozenBatchNorm2d || norm instanceof GroupNorm ? norm.forwardRelu(x) : relu(norm.forward(x));
 }
 
 /**
@@ -178,6 +178,10 @@ export class GroupNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.eps });
+  }
+  /** relu(forward(x)) with the ReLU inside the norm's kernels, forward and backward. */
+  forwardRelu(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.eps, relu: true });
   }
 }
 

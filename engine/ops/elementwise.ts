@@ -1,9 +1,11 @@
 // Elementwise ops generated from the table in kernels/elementwise/table.ts: forward and backward
-// are both instances of the generic strided map kernel. Binary ops broadcast like PyTorch and
-// un-broadcast their gradients with sumToShape.
+// are both instances of the generic strided map kernel, built lazily through engine/lazy.ts so that
+// chains fuse into one kernel. Binary ops broadcast like PyTorch and un-broadcast their gradients
+// with sumToShape.
 import { installAutogradOps, record } from '../autograd';
 import { type DType, isFloat, WGSL_COMPUTE } from '../../runtime/dtype';
-import { contiguousCopy, empty, full, type Tensor } from '../tensor';
+import { contiguousCopy, type Tensor } from '../tensor';
+import { elementwise } from '../lazy';
 import { type View } from '../../runtime/shape';
 import { launchMap } from '../../kernels/elementwise/map';
 import { BINARY_OPS, type BinaryOp, ELEMENTWISE_HELPERS, UNARY_OPS, type UnaryOp } from '../../kernels/elementwise/table';
@@ -34,9 +36,13 @@ export function promote(a: DType, b: DType): DType {
 /** Run `expr` (WGSL over the inputs x, y, z, w, v, u in `computeType`, the scalars s0, s1 and the
  *  linear output index i: u32) elementwise; no autograd. */
 export function mapRaw(name: string, expr: string, inputs: Tensor[], outShape: readonly number[], outType: DType, computeType: DType, scalars: number[] = []): Tensor {
-  const out = empty(outShape, outType);
-  mapInto(name, expr, inputs, out, computeType, scalars);
-  return out;
+  return elementwise(name, expr, inputs, outShape, outType, inputs.map(() => computeType), scalars);
+}
+
+/** A constant tensor, built like any elementwise op (so it fuses into the op that reads it). */
+function lazyFull(shape: readonly number[], value: number, dtype: DType = 'f32'): Tensor {
+  const expr = dtype === 'bool' ? 'select(0u, 1u, s0 != 0.0)' : isFloat(dtype) ? 's0' : dtype === 'i32' ? 'i32(s0)' : 'u32(s0)';
+  return elementwise('fill', expr, [], shape, dtype, [], [value]);
 }
 
 const PARAMS = ['x', 'y', 'z', 'w', 'v', 'u'];
@@ -152,8 +158,8 @@ type Operand = Tensor | number;
 /** A 0-d tensor for a number operand: integer-typed only when `like` is and `v` is an integer
  *  (so `add(intTensor, 0.5)` promotes to f32 instead of truncating 0.5, as in PyTorch). */
 function scalarTensor(v: number, like: Tensor | undefined): Tensor {
-  if (!like || isFloat(like.dtype) || !Number.isInteger(v)) return full([], v, 'f32');
-  return full([], v, like.dtype === 'bool' ? 'i32' : like.dtype);
+  if (!like || isFloat(like.dtype) || !Number.isInteger(v)) return lazyFull([], v, 'f32');
+  return lazyFull([], v, like.dtype === 'bool' ? 'i32' : like.dtype);
 }
 const binary = (name: BinaryName) => (a: Operand, b: Operand): Tensor => {
   if (typeof a === 'number' && typeof b === 'number') throw new Error(`${name}: at least one operand must be a tensor`);
@@ -191,16 +197,14 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   // Two number branches are integer-typed only when both are integers (torch.where(c, 1, 0)).
   const bothNumbers = typeof x === 'number' && typeof y === 'number';
   const intPair = bothNumbers && Number.isInteger(x) && Number.isInteger(y);
-  const tx = typeof x === 'number' ? (bothNumbers ? full([], x, intPair ? 'i32' : 'f32') : scalarTensor(x, y as Tensor)) : x;
-  const ty = typeof y === 'number' ? (bothNumbers ? full([], y, intPair ? 'i32' : 'f32') : scalarTensor(y, tx)) : y;
+  const tx = typeof x === 'number' ? (bothNumbers ? lazyFull([], x, intPair ? 'i32' : 'f32') : scalarTensor(x, y as Tensor)) : x;
+  const ty = typeof y === 'number' ? (bothNumbers ? lazyFull([], y, intPair ? 'i32' : 'f32') : scalarTensor(y, tx)) : y;
   const ct = promote(tx.dtype, ty.dtype);
   const shape = broadcastShapes(cond.shape, broadcastShapes(tx.shape, ty.shape));
   const c = WGSL_COMPUTE[cond.dtype];
-  const out = empty(shape, ct);
-  const t = WGSL_COMPUTE[ct];
-  launchMap({ name: 'where', expr: `select(${t}(c), ${t}(b), a != ${c}(0))`, inputs: [cond, tx, ty], out });
+  const out = elementwise('where', `select(z, y, x != ${c}(0))`, [cond, tx, ty], shape, ct, [cond.dtype, ct, ct]);
   return record(out, 'where', [tx, ty], (g) => {
-    const zero = full([], 0);
+    const zero = lazyFull([], 0);
     const gx = tx.requiresGrad ? sumToShape(where(cond, g, zero), tx.shape) : null;
     const gy = ty.requiresGrad ? sumToShape(where(cond, zero, g), ty.shape) : null;
     zero.dispose();
@@ -211,9 +215,8 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
 /** Convert to another dtype (float -> int truncates toward zero). Gradient flows float->float. */
 export function cast(t: Tensor, dtype: DType): Tensor {
   if (t.dtype === dtype) return t;
-  const out = empty(t.shape, dtype);
-  const expr = dtype === 'bool' ? `select(0u, 1u, a != ${WGSL_COMPUTE[t.dtype]}(0))` : 'a';
-  launchMap({ name: 'cast', expr, inputs: [t], out });
+  const expr = dtype === 'bool' ? `select(0u, 1u, x != ${WGSL_COMPUTE[t.dtype]}(0))` : 'x';
+  const out = elementwise('cast', expr, [t], t.shape, dtype, [t.dtype]);
   if (isFloat(dtype) && isFloat(t.dtype)) record(out, 'cast', [t], (g) => [cast(g, t.dtype)]);
   return out;
 }
@@ -227,6 +230,6 @@ export function toF32(t: Tensor): Tensor {
 installAutogradOps({
   add: (a, b) => add(a, b),
   copy: (a) => contiguousCopy(a),
-  onesLike: (a) => full(a.shape, 1, a.dtype),
+  onesLike: (a) => lazyFull(a.shape, 1, a.dtype),
   cast: (a, dtype) => cast(a, dtype),
 });

@@ -121,13 +121,15 @@ function normBackward(
   needX: boolean,
   needW: boolean,
   needB: boolean,
+  /** The forward's output when it was norm + ReLU: g counts only where it is > 0. */
+  reluY?: Tensor,
 ): [Tensor | null, Tensor | null, Tensor | null] {
   const { batch, channels, hw, groups, bn } = geo;
   const gc = denseFromZero(g);
   const p1 = empty([batch, channels]);
   const p2 = empty([batch, channels]);
   const h = xc.dtype === 'f16';
-  launchNormGradPartials(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, p1.buffer, p2.buffer, batch, channels, hw, groups, bn, h);
+  launchNormGradPartials(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, p1.buffer, p2.buffer, batch, channels, hw, groups, bn, h, reluY?.buffer);
   const db = sum(p1, 0); // [C]
   const dw = sum(p2, 0); // [C]
   let dx: Tensor | null = null;
@@ -150,7 +152,7 @@ function normBackward(
         wb.dispose();
       }
       const rowCount = bn ? batch * hw : (channels / groups) * hw;
-      launchNormGradInput(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, w.buffer, sumA.buffer, sumB.buffer, dx.buffer, batch, channels, hw, groups, bn, rowCount, h);
+      launchNormGradInput(gc.buffer, xc.buffer, mean.buffer, rstd.buffer, w.buffer, sumA.buffer, sumB.buffer, dx.buffer, batch, channels, hw, groups, bn, rowCount, h, reluY?.buffer);
       sumA.dispose();
       sumB.dispose();
     } else {
@@ -170,12 +172,12 @@ function normBackward(
   return [dx, outW, outB];
 }
 
-function applyNorm(xc: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, geo: NormGeometry): Tensor {
+function applyNorm(xc: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, geo: NormGeometry, relu = false): Tensor {
   const { batch, channels, hw, groups, bn } = geo;
   const w = weight ?? full([channels], 1);
   const b = bias ?? full([channels], 0);
   const y = empty(xc.shape, xc.dtype);
-  launchNormApply(xc.buffer, mean.buffer, rstd.buffer, w.buffer, b.buffer, y.buffer, batch, channels, hw, groups, bn, xc.dtype === 'f16');
+  launchNormApply(xc.buffer, mean.buffer, rstd.buffer, w.buffer, b.buffer, y.buffer, batch, channels, hw, groups, bn, xc.dtype === 'f16', relu);
   if (!weight) w.dispose();
   if (!bias) b.dispose();
   return y;
@@ -251,6 +253,9 @@ export interface GroupNormOptions {
   weight?: Tensor;
   bias?: Tensor;
   eps?: number;
+  /** relu(groupNorm(x)) with the ReLU inside the norm's kernels, forward and backward (the same
+   *  values as groupNorm then relu; NaN passes through as relu does). */
+  relu?: boolean;
 }
 
 /** GroupNorm (PyTorch semantics, biased variance, eps 1e-5): statistics per (image, group). */
@@ -272,10 +277,12 @@ export function groupNorm(x: Tensor, numGroups = 32, opts: GroupNormOptions = {}
   const variance = empty([batch, numGroups]);
   launchNormStats(xc.buffer, 0, mean.buffer, rstd.buffer, variance.buffer, rows, 1, inner, inner, eps, xc.dtype === 'f16');
   variance.dispose();
-  const y = applyNorm(xc, mean, rstd, opts.weight, opts.bias, geo);
+  const relu = !!opts.relu;
+  const y = applyNorm(xc, mean, rstd, opts.weight, opts.bias, geo, relu);
   const inputs = [x, ...(opts.weight ? [opts.weight] : []), ...(opts.bias ? [opts.bias] : [])];
-  return record(y, 'groupNorm', inputs, (g) => {
-    const [dx, dw, db] = normBackward(g, xc, mean, rstd, opts.weight, geo, true, x.requiresGrad, !!opts.weight?.requiresGrad, !!opts.bias?.requiresGrad);
+  return record(y, relu ? 'groupNormRelu' : 'groupNorm', inputs, (g) => {
+    const needs = [x.requiresGrad, !!opts.weight?.requiresGrad, !!opts.bias?.requiresGrad] as const;
+    const [dx, dw, db] = normBackward(g, xc, mean, rstd, opts.weight, geo, true, ...needs, relu ? y : undefined);
     return [dx, ...(opts.weight ? [dw] : []), ...(opts.bias ? [db] : [])];
   });
 }

@@ -25,7 +25,15 @@ export interface MapSpec {
   helpers?: string;
   /** Name for labels and the cache key (the expression is in the key too). */
   name: string;
+  /** Further outputs (at most 3) laid out exactly as `out` (shape, strides, offset): the expression
+   *  then returns a struct with fields o0 (for `out`), o1, o2, o3 (engine/lazy.ts uses this to
+   *  store the intermediates of a fused chain that are still needed). */
+  extraOuts?: View[];
+  /** More f32 uniforms, read in the helpers as `p.sx[k / 4][k % 4]` (value changes compile nothing). */
+  extraScalars?: number[];
 }
+
+export const MAX_EXTRA_OUTS = 3;
 
 const LETTERS = 'abcdefgh';
 
@@ -100,17 +108,23 @@ interface MapVariant {
   outType: DType;
   rank: number;
   vec: string | false;
+  /** The extra outputs' dtypes, comma-separated ('' for none). */
+  outs: string;
+  /** How many extra scalars (p.sx). */
+  nsx: number;
 }
 
 interface DecodedVariant {
   inputs: { dtype: DType }[];
   out: { dtype: DType };
+  extra: DType[];
   vec: VecPlan | null;
 }
 
 function decodeVariant(v: MapVariant): DecodedVariant {
   const inputs = v.inTypes === '' ? [] : v.inTypes.split(',').map((t) => ({ dtype: t as DType }));
-  return { inputs, out: { dtype: v.outType }, vec: v.vec === false ? null : { broadcast: [...v.vec].map((c) => c === '1') } };
+  const extra = v.outs === '' ? [] : (v.outs.split(',') as DType[]);
+  return { inputs, out: { dtype: v.outType }, extra, vec: v.vec === false ? null : { broadcast: [...v.vec].map((c) => c === '1') } };
 }
 
 const elem = (t: string, v: boolean) => (v ? `vec4<${t}>` : t);
@@ -127,11 +141,21 @@ function input(j: number) {
   } as const;
 }
 
+/** Storage binding of extra output k (1-based: out1, out2, out3). */
+function extraOut(k: number) {
+  return {
+    type: (v: MapVariant) => elem(WGSL_STORAGE[decodeVariant(v).extra[k - 1]!], v.vec !== false),
+    access: 'rw',
+    when: (v: MapVariant) => decodeVariant(v).extra.length >= k,
+  } as const;
+}
+
 const mapKernel = defineKernel({
   name: 'map',
   bindings: {
     in0: input(0), in1: input(1), in2: input(2), in3: input(3), in4: input(4), in5: input(5), in6: input(6), in7: input(7),
     out: { type: (v) => elem(WGSL_STORAGE[v.outType], v.vec !== false), access: 'rw' },
+    out1: extraOut(1), out2: extraOut(2), out3: extraOut(3),
   },
   params: (v: MapVariant) => {
     const k = decodeVariant(v).inputs.length;
@@ -144,6 +168,7 @@ const mapKernel = defineKernel({
       in_off: ['u32', 4 * Math.max(1, Math.ceil(k / 4))],
       // Input j's strides at [8j, 8j + 8).
       in_st: ['u32', 4 * Math.max(1, 2 * k)],
+      ...(v.nsx > 0 ? { sx: ['f32', 4 * Math.ceil(v.nsx / 4)] } : {}),
     } as const;
   },
   code: (v: MapVariant) => buildCode(v),
@@ -161,6 +186,13 @@ function buildCode(variant: MapVariant): string {
   const el = (arr: string, d: number) => `${arr}[${d >> 2}][${d & 3}]`;
   const inSt = (j: number, d: number) => `p.in_st[${2 * j + (d >> 2)}][${d & 3}]`;
   const last = rank - 1;
+  // Stores of the expression's value(s): one output, or the fields o0.. of its struct.
+  const outs = [out.dtype, ...decodeVariant(variant).extra];
+  const outName = (k: number) => (k === 0 ? 'out' : `out${k}`);
+  const store = (dst: (k: number) => string) =>
+    outs.length === 1
+      ? `${dst(0)} = ${WGSL_STORAGE[out.dtype]}(${spec.expr});`
+      : `let m_f = ${spec.expr}; ${outs.map((t, k) => `${dst(k)} = ${WGSL_STORAGE[t]}(m_f.o${k});`).join(' ')}`;
   lines.push(`@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m_t = linear_workgroup(wid, nwg) * ${WG}u + lid;
@@ -192,12 +224,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     inputs.forEach((_, j) => {
       if (!vec.broadcast[j]) lines.push(`    let m_w${j} = in${j}[m_v${j}];`);
     });
-    lines.push(`    var m_r: vec4<${WGSL_STORAGE[out.dtype]}>;`);
+    outs.forEach((t, k) => lines.push(`    var m_r${k}: vec4<${WGSL_STORAGE[t]}>;`));
     for (let e = 0; e < 4; e++) {
       const ls = inputs.map((v, j) => (vec.broadcast[j] ? '' : `let ${LETTERS[j]} = ${WGSL_COMPUTE[v.dtype]}(m_w${j}[${e}]); `)).join('');
-      lines.push(`    { ${ls}let i = m_row * p.inner + m_c + ${e}u; m_r[${e}] = ${WGSL_STORAGE[out.dtype]}(${spec.expr}); }`);
+      lines.push(`    { ${ls}let i = m_row * p.inner + m_c + ${e}u; ${store((k) => `m_r${k}[${e}]`)} }`);
     }
-    lines.push('    out[m_ov] = m_r;\n    m_ov++;');
+    outs.forEach((_, k) => lines.push(`    ${outName(k)}[m_ov] = m_r${k};`));
+    lines.push('    m_ov++;');
     inputs.forEach((_, j) => {
       if (!vec.broadcast[j]) lines.push(`    m_v${j}++;`);
     });
@@ -210,7 +243,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var i = m_row * p.inner + m_c0;
   for (var m_c = m_c0; m_c < m_end; m_c++) {`);
   inputs.forEach((v, j) => lines.push(`    let ${LETTERS[j]} = ${WGSL_COMPUTE[v.dtype]}(in${j}[m_x${j}]);`));
-  lines.push(`    out[m_o] = ${WGSL_STORAGE[out.dtype]}(${spec.expr});`);
+  lines.push(`    ${store((k) => `${outName(k)}[m_o]`)}`);
   lines.push(`    m_o += m_so;`);
   inputs.forEach((_, j) => lines.push(`    m_x${j} += m_sx${j};`));
   lines.push('    i++;\n  }\n}');
@@ -262,13 +295,21 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   const shape = out.shape;
   if (shape.length > MAX_RANK) throw new Error(`${spec.name}: rank ${shape.length} > ${MAX_RANK}`);
   if (inputs.length > 8) throw new Error(`${spec.name}: at most 8 inputs`);
+  const extra = spec.extraOuts ?? [];
+  if (extra.length > MAX_EXTRA_OUTS) throw new Error(`${spec.name}: at most ${MAX_EXTRA_OUTS} extra outputs`);
+  for (const e of extra) {
+    if (e.offset !== out.offset || e.strides.join() !== out.strides.join() || e.shape.join() !== shape.join()) throw new Error(`${spec.name}: extra outputs must be laid out as the output`);
+  }
   if (out.strides.length !== shape.length) throw new Error(`${spec.name}: output strides [${out.strides}] do not match shape [${shape}]`);
   const numel = numelOf(shape);
   if (numel === 0) return;
-  if (overBindingLimit(out.buffer) || inputs.some((v) => overBindingLimit(v.buffer))) return launchMapChunked(spec, seed);
+  if (overBindingLimit(out.buffer) || inputs.some((v) => overBindingLimit(v.buffer))) {
+    if (extra.length) throw new Error(`${spec.name}: extra outputs over one storage binding are not supported`);
+    return launchMapChunked(spec, seed);
+  }
   const c = collapseDims(shape, [out.strides, ...inputs.map((v) => broadcastStrides(v, shape))]);
   const rank = c.shape.length;
-  const vec = vec4Enabled ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
+  const vec = vec4Enabled && !extra.some((e) => e.dtype === 'f16') ? vecPlan([out, ...inputs], c.shape, c.strides) : null;
   const variant: MapVariant = {
     name: spec.name,
     expr: spec.expr,
@@ -277,6 +318,8 @@ export function launchMap(spec: MapSpec, seed = 0): void {
     outType: out.dtype,
     rank,
     vec: vec ? vec.broadcast.map(Number).join('') : false,
+    outs: extra.map((v) => v.dtype).join(','),
+    nsx: spec.extraScalars?.length ?? 0,
   };
   const inner = c.shape[rank - 1]!;
   const rpr = Math.ceil(inner / RUN);
@@ -285,6 +328,7 @@ export function launchMap(spec: MapSpec, seed = 0): void {
   const inSt: number[] = [];
   for (const s of c.strides.slice(1)) for (let d = 0; d < 8; d++) inSt.push(s[d] ?? 0);
   const buffers: Record<string, GPUBuffer> = { out: out.buffer };
+  extra.forEach((v, k) => (buffers[`out${k + 1}`] = v.buffer));
   inputs.forEach((v, j) => (buffers[`in${j}`] = v.buffer));
   mapKernel.dispatch(
     variant,
@@ -297,6 +341,7 @@ export function launchMap(spec: MapSpec, seed = 0): void {
       out_st: c.strides[0]!,
       in_off: inputs.map((v) => v.offset),
       in_st: inSt,
+      ...(variant.nsx > 0 ? { sx: spec.extraScalars! } : {}),
     },
     Math.ceil(runs / WG),
   );

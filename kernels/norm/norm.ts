@@ -56,6 +56,16 @@ type Storage = { h: boolean };
 const ACT_READ = { type: (v: Storage) => storageType(v.h), access: 'read' } as const;
 const ACT_RW = { type: (v: Storage) => storageType(v.h), access: 'rw' } as const;
 
+// Norm + ReLU (GroupNorm then ReLU in the FCOS towers, the mask head and VoVNet with GN): the
+// apply kernel clamps in place of a separate relu kernel, and the backward kernels read the
+// forward's output `y` and take g only where y > 0 (relu's gradient; y > 0 iff its input was), in
+// place of a relu-backward kernel. NaN passes through as relu does.
+interface ReluVariant {
+  relu: boolean;
+}
+const RELU_Y = { type: (v: Storage) => storageType(v.h), access: 'read', when: (v: ReluVariant) => v.relu } as const;
+const WGSL_ISNAN = 'fn isnan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
+
 const TREE_REDUCE = (arr: string) => /* wgsl */ `
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
@@ -194,7 +204,8 @@ const applyKernel = defineKernel({
   name: 'norm.apply',
   bindings: { x: ACT_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, b: F32_READ, y: ACT_RW },
   params: NCHW_PARAMS,
-  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
+  code: ({ h, relu }: Storage & ReluVariant) => withF16Storage(/* wgsl */ `
+${WGSL_ISNAN}
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -204,7 +215,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let nc = i / p.hw;
   let c = nc % p.channels;
   let s = stat_index(nc / p.channels, c);
-  y[p.off + i] = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
+  let v = (x[p.off + i] - mean[s]) * rstd[s] * w[c] + b[c];
+  y[p.off + i] = ${relu ? 'select(max(v, 0.0), v, isnan_(v))' : 'v'};
 }`, h, ['x'], ['y']),
 });
 
@@ -221,10 +233,11 @@ export function launchNormApply(
   groups: number,
   bn: boolean,
   h = false,
+  relu = false,
 ): void {
   imageBlocks(batch, channels * hw, [x, y], (n0, nb, [xw, yw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 0, off, n0);
-    applyKernel.dispatch({ h }, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
+    applyKernel.dispatch({ h, relu }, { x: xw!, mean, rstd, w, b, y: yw! }, p, Math.ceil((nb * channels * hw) / WG));
   }, h ? 2 : 4);
 }
 
@@ -232,9 +245,9 @@ export function launchNormApply(
 
 const partialsKernel = defineKernel({
   name: 'norm.grad_partials',
-  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW },
+  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, p1: F32_RW, p2: F32_RW, y: RELU_Y },
   params: NCHW_PARAMS,
-  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
+  code: ({ h, relu }: Storage & ReluVariant) => withF16Storage(/* wgsl */ `
 var<workgroup> sh1: array<f32, ${WG}>;
 var<workgroup> sh2: array<f32, ${WG}>;
 ${WGSL_STAT_INDEX}
@@ -249,7 +262,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var a1 = 0.0;
   var a2 = 0.0;
   for (var j = lid; j < p.hw; j += ${WG}u) {
-    let gv = g[p.off + nc * p.hw + j];
+    let gv = ${relu ? 'select(0.0, g[p.off + nc * p.hw + j], y[p.off + nc * p.hw + j] > 0.0)' : 'g[p.off + nc * p.hw + j]'};
     a1 += gv;
     a2 += gv * (x[p.off + nc * p.hw + j] - mu) * r;
   }
@@ -261,7 +274,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
   if (lid == 0u) { p1[p.n0 * p.channels + nc] = sh1[0]; p2[p.n0 * p.channels + nc] = sh2[0]; }
-}`, h, ['g', 'x'], []),
+}`, h, ['g', 'x', 'y'], []),
 });
 
 export function launchNormGradPartials(
@@ -277,9 +290,11 @@ export function launchNormGradPartials(
   groups: number,
   bn: boolean,
   h = false,
+  reluY?: GPUBuffer,
 ): void {
-  imageBlocks(batch, channels * hw, [g, x], (n0, nb, [gw, xw], off) => {
-    partialsKernel.dispatch({ h }, { g: gw!, x: xw!, mean, rstd, p1, p2 }, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
+  imageBlocks(batch, channels * hw, reluY ? [g, x, reluY] : [g, x], (n0, nb, [gw, xw, yw], off) => {
+    const buffers = { g: gw!, x: xw!, mean, rstd, p1, p2, ...(yw ? { y: yw } : {}) };
+    partialsKernel.dispatch({ h, relu: !!reluY }, buffers, nchwParams(nb, channels, hw, groups, bn, 0, off, n0), nb * channels);
   }, h ? 2 : 4);
 }
 
@@ -287,9 +302,9 @@ export function launchNormGradPartials(
 
 const gradInputKernel = defineKernel({
   name: 'norm.grad_input',
-  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: ACT_RW },
+  bindings: { g: ACT_READ, x: ACT_READ, mean: F32_READ, rstd: F32_READ, w: F32_READ, sum_a: F32_READ, sum_b: F32_READ, dx: ACT_RW, y: RELU_Y },
   params: NCHW_PARAMS,
-  code: ({ h }: Storage) => withF16Storage(/* wgsl */ `
+  code: ({ h, relu }: Storage & ReluVariant) => withF16Storage(/* wgsl */ `
 ${WGSL_STAT_INDEX}
 ${WGSL_LINEAR_WORKGROUP}
 @compute @workgroup_size(${WG})
@@ -301,8 +316,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = stat_index(nc / p.channels, c);
   let r = rstd[s];
   let xhat = (x[p.off + i] - mean[s]) * r;
-  dx[p.off + i] = r * (w[c] * g[p.off + i] - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
-}`, h, ['g', 'x'], ['dx']),
+  let gv = ${relu ? 'select(0.0, g[p.off + i], y[p.off + i] > 0.0)' : 'g[p.off + i]'};
+  dx[p.off + i] = r * (w[c] * gv - sum_a[s] * p.inv_m - xhat * sum_b[s] * p.inv_m);
+}`, h, ['g', 'x', 'y'], ['dx']),
 });
 
 export function launchNormGradInput(
@@ -321,10 +337,12 @@ export function launchNormGradInput(
   bn: boolean,
   rowCount: number,
   h = false,
+  reluY?: GPUBuffer,
 ): void {
-  imageBlocks(batch, channels * hw, [g, x, dx], (n0, nb, [gw, xw, dxw], off) => {
+  imageBlocks(batch, channels * hw, reluY ? [g, x, dx, reluY] : [g, x, dx], (n0, nb, [gw, xw, dxw, yw], off) => {
     const p = nchwParams(nb, channels, hw, groups, bn, 1 / rowCount, off, n0);
-    gradInputKernel.dispatch({ h }, { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw! }, p, Math.ceil((nb * channels * hw) / WG));
+    const buffers = { g: gw!, x: xw!, mean, rstd, w, sum_a: sumA, sum_b: sumB, dx: dxw!, ...(yw ? { y: yw } : {}) };
+    gradInputKernel.dispatch({ h, relu: !!reluY }, buffers, p, Math.ceil((nb * channels * hw) / WG));
   }, h ? 2 : 4);
 }
 

@@ -71,7 +71,7 @@ export class FCOSHead extends Module {
   }
 
   private tower(layers: TowerLayer[], x: Tensor): Tensor {
-    for (const { conv, norm } of layers) x = norm ? relu(norm.forward(conv.forward(x))) : conv.forward(x, 'relu');
+    for (const { conv, norm } of layers) x = norm ? norm.forwardRelu(conv.forward(x)) : conv.forward(x, 'relu');
     return x;
   }
 

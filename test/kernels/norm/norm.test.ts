@@ -3,7 +3,7 @@
 // reference gradients are checked by finite differences.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, relu, rt, type Tensor } from '../../../engine';
+import { backward, batchNorm2d, fromArray, frozenBatchNorm2d, groupNorm, init, relu, rt, setFusion, type Tensor } from '../../../engine';
 import { expectClose, numericGrad, Rng, testSeed } from '../../util';
 import { nhwcToNchw, refNorm, refNormBackward } from '../../../kernels/norm/reference';
 import { permutedInput } from './inputs';
@@ -73,6 +73,51 @@ describe('groupNorm', () => {
       expectClose(await B.grad!.data(), rdb!, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
     });
   }
+
+  it('{ relu: true }: relu(groupNorm(x)) vs float64 forward and backward, one dispatch fewer each way than groupNorm then relu', async () => {
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const shape = [2, 6, 5, 7] as const;
+    const groups = 3;
+    const [n, c, h, w] = shape;
+    const hw = h * w;
+    const numel = n * c * hw;
+    const x = rng.uniformArray(numel, -3, 2);
+    const gOut = rng.uniformArray(numel, -1, 1);
+    const wt = rng.uniformArray(c, -1.5, 1.5); // negative weights too: the mask is on the output
+    const bs = rng.uniformArray(c, -1, 1);
+    const statOf = (i: number, k: number) => i * groups + Math.floor(k / (c / groups));
+    const ref = refNorm(x, [n, c, hw], n * groups, statOf, wt, bs, 1e-5);
+    const refY = ref.y.map((v) => Math.max(v, 0));
+    const gMasked = gOut.map((v, i) => (ref.y[i]! > 0 ? v : 0));
+    const [rdx, rdw, rdb] = refNormBackward(x, gMasked, [n, c, hw], n * groups, statOf, wt, 1e-5);
+    const what = `groupNorm+relu (seed ${seed})`;
+    const run = async (fused: boolean) => {
+      // Unfused: norm, relu, relu backward, norm backward (automatic fusion cannot merge a relu
+      // into the norm's own kernels).
+      const { leaf, view } = permutedInput(x, [...shape]);
+      const W = param(wt);
+      const B = param(bs);
+      const g = fromArray(Float32Array.from(gOut), [...shape]);
+      void view.buffer;
+      const d0 = rt().stats().dispatches;
+      const y = fused ? groupNorm(view, groups, { weight: W, bias: B, relu: true }) : relu(groupNorm(view, groups, { weight: W, bias: B }));
+      void y.buffer;
+      const d1 = rt().stats().dispatches;
+      backward(y, g);
+      void leaf.grad!.buffer;
+      const d2 = rt().stats().dispatches;
+      return { y: await y.data(), dx: nhwcToNchw(await leaf.grad!.data(), [...shape]), dw: await W.grad!.data(), db: await B.grad!.data(), forward: d1 - d0, back: d2 - d1 };
+    };
+    const fused = await run(true);
+    const unfused = await run(false);
+    expectClose(fused.y, refY, { atol: 2e-5, rtol: 1e-4, what: `${what} forward` });
+    expectClose(fused.dx, rdx!, { atol: 5e-5, rtol: 1e-3, what: `${what} dx` });
+    expectClose(fused.dw, rdw!, { atol: 1e-4, rtol: 1e-4, what: `${what} dweight` });
+    expectClose(fused.db, rdb!, { atol: 1e-4, rtol: 1e-4, what: `${what} dbias` });
+    expect(fused.forward).toBe(unfused.forward - 1);
+    expect(fused.back).toBe(unfused.back - 1);
+  });
 
   it('rejects channels not divisible by groups', () => {
     const x = fromArray(new Float32Array(2 * 6 * 4), [2, 6, 2, 2]);
@@ -180,15 +225,20 @@ describe('frozenBatchNorm2d', () => {
     // Negative weights too: the scale's sign must not matter.
     const p = { weight: t(rng.uniformArray(c, -1.5, 1.5)), bias: t(rng.uniformArray(c, -1, 1)), runningMean: t(rng.uniformArray(c, -1, 1)), runningVar: t(rng.uniformArray(c, 0.1, 2)) };
     const run = async (fused: boolean) => {
+      // The unfused chain with automatic fusion off (it would fuse the relu in too).
+      setFusion(fused);
       const x = fromArray(xs, shape);
       x.requiresGrad = true;
       const dispatches = () => rt().stats().dispatches;
       const d0 = dispatches();
       const y = fused ? frozenBatchNorm2d(x, p, { relu: true }) : relu(frozenBatchNorm2d(x, p));
+      void y.buffer;
       const forward = dispatches() - d0;
       const d1 = dispatches();
       backward(y, gOut);
+      void x.grad!.buffer;
       const back = dispatches() - d1;
+      setFusion(true);
       return { y: await y.data(), dx: await x.grad!.data(), forward, back };
     };
     const unfused = await run(false);
