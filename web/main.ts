@@ -5,7 +5,7 @@ import { CELL_TYPES } from '../pipeline/data/cell-types';
 import { synthImages, type SynthImage } from '../pipeline/data/synth/dataset';
 import type { CocoResult } from '../pipeline/data/coco/types';
 import {
-  decodeImage, fetchBytes, fetchConfig, initWebGpu, modelFromBytes, segmentGray, submissionRows, weightsToSafetensors,
+  checkWebGpu, decodeImage, fetchBytes, fetchConfig, initWebGpu, modelFromBytes, segmentGray, submissionRows, weightsToSafetensors,
   type AdapterInfo, type GrayImage, type LoadedModel, type SegmentResult,
 } from './lib/core';
 import { finetune as finetuneModel, synthTrainingSet } from './lib/finetune';
@@ -136,6 +136,7 @@ async function segment(blob: Blob, o: { tta?: boolean } = {}): Promise<{ instanc
   return exclusive(async () => {
     try {
       await ready;
+      await checkWebGpu();
       showError(null);
       $<HTMLInputElement>('tta').checked = !!o.tta; // the page shows what ran, whoever called
       status(`decoding ${name}…`);
@@ -186,6 +187,7 @@ async function finetune(iters: number, o: { images?: number; seed?: number; size
   return exclusive(async () => {
     try {
       await ready;
+      await checkWebGpu();
       showError(null);
       if (!Number.isInteger(iters) || iters < 1) throw new Error(`iterations must be a positive integer, got ${iters}`);
       status('making synthetic training images…');
@@ -219,6 +221,7 @@ async function finetune(iters: number, o: { images?: number; seed?: number; size
 async function benchmark(): Promise<{ adapter: string; rows: BenchRow[] }> {
   return exclusive(async () => {
     await ready;
+    await checkWebGpu();
     status('benchmark running…');
     const rows = await runBenchmark();
     const body = $('bench').querySelector('tbody')!;
@@ -331,6 +334,7 @@ $<HTMLInputElement>('weights-file').addEventListener('change', (e) => {
     exclusive(async () => {
       try {
         await ready;
+        await checkWebGpu();
         showError(null);
         await loadWeights(new Uint8Array(await f.arrayBuffer()), f.name);
         status(`loaded ${f.name}`);

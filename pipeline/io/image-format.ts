@@ -39,6 +39,38 @@ export function imageFormatOf(head: Uint8Array): ImageFormat | null {
   return null;
 }
 
+/**
+ * Width and height as a PNG (IHDR) or JPEG (first SOFn marker) header declares them, read without
+ * decoding; null for other formats or a header cut short. Lets a reader refuse a huge image before
+ * a decoder allocates it.
+ */
+export function declaredImageSize(head: Uint8Array): { width: number; height: number } | null {
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (imageFormatOf(head) === 'png') {
+    return head.length >= 24 ? { width: dv.getUint32(16), height: dv.getUint32(20) } : null;
+  }
+  if (head.length < 4 || head[0] !== 0xff || head[1] !== 0xd8) return null;
+  // JPEG: walk the marker segments (FFxx + 16-bit length) to the first start-of-frame.
+  let p = 2;
+  while (p + 4 <= head.length) {
+    if (head[p] !== 0xff) return null;
+    const marker = head[p + 1]!;
+    if (marker === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isSof) return p + 9 <= head.length ? { width: dv.getUint16(p + 7), height: dv.getUint16(p + 5) } : null;
+    if (marker === 0xd9 || marker === 0xda) return null; // end of image / scan data before a frame header
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      p += 2; // markers without a length
+      continue;
+    }
+    p += 2 + dv.getUint16(p + 2);
+  }
+  return null;
+}
+
 export function checkSize(file: string, img: GrayImage, expected?: { width: number; height: number }): GrayImage {
   if (expected && (img.width !== expected.width || img.height !== expected.height)) {
     throw new InputError(file, undefined, `image is ${img.width}x${img.height} (WxH), expected ${expected.width}x${expected.height} as given in the annotations`);

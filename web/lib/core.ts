@@ -11,6 +11,8 @@ import { parseCheckpoint } from '../../engine/checkpoint/load';
 import { serializeSafetensors } from '../../engine/checkpoint/safetensors';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { runsToRle } from '../../structures/rle';
+import { declaredImageSize } from '../../pipeline/io/image-format';
+import { checkImageSize } from '../../pipeline/io/limits';
 import { buildTrainableModel, type TrainableModel } from '../../pipeline/engine/model';
 import { predictGray, predictorOptionsFromConfig } from '../../pipeline/engine/predictor';
 import { modelStateToHost } from '../../pipeline/engine/checkpoint';
@@ -71,6 +73,18 @@ export function initWebGpu(): Promise<AdapterInfo> {
 export type Progress = (done: number, total: number | undefined, what: string) => void;
 
 /** The bytes of a URL, reporting progress as they arrive. */
+/** Before a GPU job: a lost device (the GPU process died, a driver reset) or a pending WebGPU error
+ *  is thrown here, with what to do, instead of surfacing as a failed dispatch halfway through. */
+export async function checkWebGpu(): Promise<void> {
+  const gpu = await getGpu();
+  try {
+    gpu.throwIfFailed();
+  } catch (err) {
+    const msg = (err as Error).message;
+    throw new WebGpuProblem(/device lost/i.test(msg) ? `${msg}; reload the page to start WebGPU again` : msg);
+  }
+}
+
 export async function fetchBytes(url: string, onProgress?: Progress): Promise<Uint8Array> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
@@ -148,6 +162,11 @@ export interface GrayImage {
 /** A PNG/JPEG/... blob as 8-bit gray, as the CLI reads PNGs (gray stays exact; RGB -> ITU-R 601
  *  luma). Decoded by the browser without colour management. */
 export async function decodeImage(blob: Blob, name = 'image'): Promise<GrayImage> {
+  // The size a PNG/JPEG header declares is checked against the CLI's limits before the browser
+  // decodes (and allocates) anything; other formats are checked once decoded, before the pixels
+  // are copied out.
+  const declared = declaredImageSize(new Uint8Array(await blob.slice(0, 64 * 1024).arrayBuffer()));
+  if (declared) checkImageSize(name, 'header', declared.width, declared.height);
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
@@ -156,6 +175,12 @@ export async function decodeImage(blob: Blob, name = 'image'): Promise<GrayImage
   }
   const { width, height } = bmp;
   if (width === 0 || height === 0) throw new Error(`${name}: the image is empty`);
+  try {
+    checkImageSize(name, undefined, width, height);
+  } catch (err) {
+    bmp.close();
+    throw err;
+  }
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d', { colorSpace: 'srgb', willReadFrequently: true })!;
   ctx.drawImage(bmp, 0, 0);
