@@ -245,6 +245,18 @@ function begin(target: string, opts: DurableOptions): { s: Step; fd: number } {
   return { s, fd };
 }
 
+/** Every byte of `data` into the open temporary file (each write's count checked), its size checked,
+ *  fsynced, and the caller's verification run on it. */
+function writeChecked(s: Step, fd: number, data: string | Uint8Array | readonly (string | Uint8Array)[], opts: DurableOptions): void {
+  const chunks = chunksOf(data);
+  const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+  let pos = 0;
+  for (const c of chunks) pos = s.do('writing', () => writeAllSync(s.fs, fd, c, pos, total));
+  s.do('checking the written size', () => checkSize(s.fs, fd, total));
+  s.do('flushing it to disk (fsync)', () => s.fs.fsyncSync(fd));
+  runVerify(s, opts.verify);
+}
+
 /** After the bytes are written, checked and fsynced: close, rename over the target, fsync the directory. */
 function finish(s: Step, fd: number): void {
   const { fs } = s;
@@ -262,13 +274,7 @@ export function writeFileDurable(target: string, data: string | Uint8Array | rea
   const { s, fd } = begin(target, opts);
   let open = true;
   try {
-    const chunks = chunksOf(data);
-    const total = chunks.reduce((a, c) => a + c.byteLength, 0);
-    let pos = 0;
-    for (const c of chunks) pos = s.do('writing', () => writeAllSync(s.fs, fd, c, pos, total));
-    s.do('checking the written size', () => checkSize(s.fs, fd, total));
-    s.do('flushing it to disk (fsync)', () => s.fs.fsyncSync(fd));
-    runVerify(s, opts.verify);
+    writeChecked(s, fd, data, opts);
     open = false;
     finish(s, fd);
   } catch (err) {
@@ -292,13 +298,7 @@ export function writeFilesDurable(files: readonly { path: string; data: string |
       let open = true;
       staged.push({ s, fd });
       try {
-        const chunks = chunksOf(f.data);
-        const total = chunks.reduce((a, c) => a + c.byteLength, 0);
-        let pos = 0;
-        for (const c of chunks) pos = s.do('writing', () => writeAllSync(s.fs, fd, c, pos, total));
-        s.do('checking the written size', () => checkSize(s.fs, fd, total));
-        s.do('flushing it to disk (fsync)', () => s.fs.fsyncSync(fd));
-        runVerify(s, opts.verify);
+        writeChecked(s, fd, f.data, opts);
         open = false;
         s.do('closing it', () => s.fs.closeSync(fd));
       } catch (err) {

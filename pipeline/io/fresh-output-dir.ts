@@ -10,17 +10,9 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { asWriteError } from '../../runtime/durable-write';
 import { UserError } from '../../runtime/errors';
+import { isProcessAlive } from './process-alive';
 
 const ASIDE_RE = /^\.(.+)\.previous\.(\d+)$/;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Puts back the previous folder of a killed run (the partial new one is deleted). Returns whether one was. */
 export function restoreInterruptedOutputDir(out: string): boolean {
@@ -29,7 +21,7 @@ export function restoreInterruptedOutputDir(out: string): boolean {
   if (!existsSync(parent)) return false;
   for (const name of readdirSync(parent)) {
     const m = ASIDE_RE.exec(name);
-    if (!m || m[1] !== basename(abs) || Number(m[2]) === process.pid || isAlive(Number(m[2]))) continue;
+    if (!m || m[1] !== basename(abs) || Number(m[2]) === process.pid || isProcessAlive(Number(m[2]))) continue;
     try {
       rmSync(abs, { recursive: true, force: true });
       renameSync(join(parent, name), abs);

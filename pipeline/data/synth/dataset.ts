@@ -13,6 +13,7 @@ import { encodePngGray } from '../../io/png';
 import { TYPE_STATS, randomShape, rasterizeShape, shapeRadius } from './cell-shapes';
 import { renderImage, type Neurite, type RenderCell } from './render';
 import { asWriteError } from '../../../runtime/durable-write';
+import { isProcessAlive } from '../../io/process-alive';
 
 export interface SynthOptions {
   seed: number;
@@ -150,16 +151,6 @@ export interface SynthSummary {
   test: string[];
 }
 
-/** Whether process `pid` is running (EPERM: it is, under another user). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the temp folders `.<base>.<pid>.tmp` that killed runs left beside the output (those of
  * processes no longer running). Returns the names removed.
@@ -175,7 +166,7 @@ export function removeStaleSynthTemps(parent: string, base: string): string[] {
   for (const name of names) {
     if (!name.startsWith(`.${base}.`) || !name.endsWith('.tmp')) continue;
     const pid = name.slice(base.length + 2, -4);
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || isProcessAlive(Number(pid))) continue;
     rmSync(join(parent, name), { recursive: true, force: true });
     removed.push(name);
   }
