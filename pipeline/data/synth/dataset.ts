@@ -14,6 +14,7 @@ import { TYPE_STATS, randomShape, rasterizeShape, shapeRadius } from './cell-sha
 import { renderImage, type Neurite, type RenderCell } from './render';
 import { asWriteError } from '../../../runtime/durable-write';
 import { isProcessAlive } from '../../io/process-alive';
+import { restoreInterruptedOutputDir } from '../../io/fresh-output-dir';
 
 export interface SynthOptions {
   seed: number;
@@ -174,6 +175,28 @@ export function removeStaleSynthTemps(parent: string, base: string): string[] {
 }
 
 /**
+ * Puts the finished folder `tmp` in place of `outDir`: an existing `outDir` is first renamed aside
+ * (`.<name>.previous.<pid>`, the name `restoreInterruptedOutputDir` puts back if this process is
+ * killed in between) and deleted only once the new folder is in place, so at every moment one
+ * complete dataset exists under the name or beside it.
+ */
+function replaceDir(tmp: string, outDir: string): void {
+  if (!existsSync(outDir)) {
+    renameSync(tmp, outDir);
+    return;
+  }
+  const aside = join(dirname(outDir), `.${basename(outDir)}.previous.${process.pid}`);
+  renameSync(outDir, aside);
+  try {
+    renameSync(tmp, outDir);
+  } catch (err) {
+    renameSync(aside, outDir);
+    throw err;
+  }
+  rmSync(aside, { recursive: true, force: true });
+}
+
+/**
  * Writes the dataset into a temp folder beside `outDir` and renames it into place, so a failed
  * run leaves nothing half-written. An existing `outDir` is replaced only with `force`.
  */
@@ -184,6 +207,7 @@ export function writeSynthDataset(outDir: string, opts: SynthOptions, force = fa
   if (!Number.isInteger(opts.width) || !Number.isInteger(opts.height) || opts.width < 32 || opts.height < 32) {
     throw new UserError('synth: width and height must be integers >= 32');
   }
+  restoreInterruptedOutputDir(outDir); // a run killed between replaceDir's renames
   if (existsSync(outDir) && !force) throw new UserError(`synth: ${outDir} already exists (use --force to replace it)`);
   mkdirSync(dirname(outDir), { recursive: true });
   removeStaleSynthTemps(dirname(outDir), basename(outDir));
@@ -211,8 +235,7 @@ export function writeSynthDataset(outDir: string, opts: SynthOptions, force = fa
       onImage?.(++done, total);
     }
     writeFileSync(join(tmp, 'sample_submission.csv'), sample);
-    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
-    renameSync(tmp, outDir);
+    replaceDir(tmp, outDir);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw asWriteError(err, outDir); // a full disk etc.: one line naming the output, not a stack

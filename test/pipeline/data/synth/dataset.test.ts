@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readTrainCsvAll } from '../../../../pipeline/data/train-csv';
@@ -60,6 +60,23 @@ describe('synthetic dataset', () => {
     expect(existsSync(stale)).toBe(false);
     expect(existsSync(live)).toBe(true);
     expect(existsSync(join(tmp.dir, 'k', 'train.csv'))).toBe(true);
+  });
+
+  it('with force, replaces the folder with no moment without a complete dataset, and puts back one a killed run had moved aside', () => {
+    const r = join(tmp.dir, 'r');
+    writeSynthDataset(r, { ...opts, trainImages: 1, testImages: 0 });
+    const before = readFileSync(join(r, 'train.csv'), 'utf8');
+    writeSynthDataset(r, { ...opts, seed: 9, trainImages: 1, testImages: 0 }, true);
+    expect(readFileSync(join(r, 'train.csv'), 'utf8')).not.toBe(before);
+    expect(readdirSync(tmp.dir).filter((f) => f.startsWith('.r.'))).toEqual([]);
+    // Killed between the two renames: the previous dataset sits aside under a dead pid and the
+    // name is free. The next run puts it back first, so without force it is refused as existing.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const aside = join(tmp.dir, `.r.previous.${dead}`);
+    renameSync(r, aside);
+    expect(() => writeSynthDataset(r, { ...opts, trainImages: 1, testImages: 0 })).toThrow(/already exists/);
+    expect(existsSync(aside)).toBe(false);
+    expect(readFileSync(join(r, 'train.csv'), 'utf8')).not.toBe(before);
   });
 
   it('follows the per-type shape tendencies of the real data (astro largest and least solid, cort roundest)', async () => {
