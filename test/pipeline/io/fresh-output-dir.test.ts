@@ -65,6 +65,27 @@ describe('withFreshOutputDir', () => {
     expect(restoreInterruptedOutputDir(out)).toBe(false);
   });
 
+  it('with no previous folder: a failure or a killed run leaves nothing, and a success leaves no marker', async () => {
+    const parent = join(tmp.dir, `case${n++}`);
+    const out = join(parent, 'output');
+    await expect(withFreshOutputDir(out, async () => {
+      writeFileSync(join(out, 'half.csv'), 'half');
+      throw new Error('failed');
+    })).rejects.toThrow('failed');
+    expect(readdirSync(parent)).toEqual([]);
+    // what a run with pid 2^22 + 1 (not alive) leaves when killed while making the folder
+    mkdirSync(out);
+    writeFileSync(join(out, 'submission.csv'), 'partial');
+    writeFileSync(join(parent, `.output.absent.${2 ** 22 + 1}`), '');
+    expect(restoreInterruptedOutputDir(out)).toBe(true);
+    expect(readdirSync(parent)).toEqual([]);
+    await withFreshOutputDir(out, async () => {
+      expect(readdirSync(parent).sort()).toEqual([`.output.absent.${process.pid}`, 'output']);
+      writeFileSync(join(out, 'submission.csv'), 'new');
+    });
+    expect(readdirSync(parent)).toEqual(['output']);
+  });
+
   it('refuses an output folder that contains the current directory', async () => {
     await expect(withFreshOutputDir(process.cwd(), async () => {})).rejects.toThrow(/contains the current directory/);
     expect(existsSync(process.cwd())).toBe(true);
