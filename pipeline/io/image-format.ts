@@ -18,6 +18,7 @@ const extname = (name: string): string => {
   return dot > 0 ? base.slice(dot) : '';
 };
 import { checkImageSize } from './limits';
+import { rgbaToGray } from './gray';
 
 /** File name extensions listed as images in folders (case-insensitive). */
 export const IMAGE_EXTENSIONS = ['.png', '.tif', '.tiff'] as const;
@@ -119,13 +120,6 @@ export function decodeTiffGray(bytes: Uint8Array, file = '<tiff>'): GrayImage {
   if (samples === 1 && !(bits === 1 || bits === 2 || bits === 4 || bits === 8 || bits === 16) && photometric !== 3) {
     throw new InputError(file, undefined, `TIFF with ${bits}-bit samples is not supported (8- or 16-bit gray, or RGB)`);
   }
-  const rgba = UTIF.toRGBA8(ifd);
-  for (let i = 0, p = 0; i < n; i++, p += 4) {
-    const r = rgba[p]!;
-    const g = rgba[p + 1]!;
-    const b = rgba[p + 2]!;
-    data[i] = r === g && g === b ? r : Math.round(0.299 * r + 0.587 * g + 0.114 * b);
-  }
-  return { width, height, data };
+  return { width, height, data: rgbaToGray(UTIF.toRGBA8(ifd), n) };
 }
 

@@ -5,6 +5,7 @@ import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { InputError } from '../../runtime/errors';
 import { writeFileAtomic } from './atomic';
+import { rgbaToGray } from './gray';
 import { checkImageSize, checkInputFile } from './limits';
 
 export interface GrayImage {
@@ -33,14 +34,7 @@ export function readPngGray(file: string, expected?: { width: number; height: nu
     );
   }
   // pngjs always decodes to RGBA 8-bit.
-  const rgba = png.data;
-  const data = new Uint8Array(width * height);
-  for (let i = 0, p = 0; i < data.length; i++, p += 4) {
-    const r = rgba[p]!;
-    const g = rgba[p + 1]!;
-    const b = rgba[p + 2]!;
-    data[i] = r === g && g === b ? r : Math.round(0.299 * r + 0.587 * g + 0.114 * b);
-  }
+  const data = rgbaToGray(png.data, width * height);
   return { width, height, data };
 }
 

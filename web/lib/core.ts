@@ -12,6 +12,7 @@ import { serializeSafetensors } from '../../engine/checkpoint/safetensors';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { runsToRle } from '../../structures/rle';
 import { declaredImageSize } from '../../pipeline/io/image-format';
+import { rgbaToGray } from '../../pipeline/io/gray';
 import { checkImageSize } from '../../pipeline/io/limits';
 import { buildTrainableModel, type TrainableModel } from '../../pipeline/engine/model';
 import { predictGray, predictorOptionsFromConfig } from '../../pipeline/engine/predictor';
@@ -185,14 +186,7 @@ export async function decodeImage(blob: Blob, name = 'image'): Promise<GrayImage
   const ctx = canvas.getContext('2d', { colorSpace: 'srgb', willReadFrequently: true })!;
   ctx.drawImage(bmp, 0, 0);
   bmp.close();
-  const rgba = ctx.getImageData(0, 0, width, height).data;
-  const data = new Uint8Array(width * height);
-  for (let i = 0, p = 0; i < data.length; i++, p += 4) {
-    const r = rgba[p]!;
-    const g = rgba[p + 1]!;
-    const b = rgba[p + 2]!;
-    data[i] = r === g && g === b ? r : Math.round(0.299 * r + 0.587 * g + 0.114 * b);
-  }
+  const data = rgbaToGray(ctx.getImageData(0, 0, width, height).data, width * height);
   return { width, height, data };
 }
 
