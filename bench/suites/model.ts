@@ -28,7 +28,8 @@
 //
 // BENCH_MODEL=scale (standalone: --scale) runs instead one training step per SCALE_CASES entry:
 // lite V-39 at LIVECell's sizes (704x520 batch 2, 800x800 batch 1), whose activations exceed one
-// storage binding (see kernels/README.md, "Large tensors"); --repeats N steps, no warm-up.
+// storage binding (see kernels/README.md, "Large tensors"), in f32 and under AMP (BENCH_SCALE_PRECISION);
+// --repeats N steps, no warm-up.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
@@ -465,16 +466,25 @@ export interface ScaleCase {
   width: number;
   height: number;
   batch: number;
-  /** 'f32', or 'amp' (mixed precision: SOLVER.AMP.ENABLED) once the kernels have an f16 path. */
+  /** 'f32', or 'amp' (mixed precision: SOLVER.AMP.ENABLED; autocast + GradScaler). */
   precision: 'f32' | 'amp';
 }
 
-/** LIVECell's 704x520 at batch 2 and 800x800 at batch 1. An AMP row is the same case with
- *  precision 'amp'. */
+/** LIVECell's 704x520 at batch 2 and 800x800 at batch 1, each in f32 and under AMP (the AMP
+ *  rows are skipped on adapters without shader-f16). BENCH_SCALE_PRECISION=f32 or amp keeps one. */
 export const SCALE_CASES: ScaleCase[] = [
   { model: 'V39', width: 704, height: 520, batch: 2, precision: 'f32' },
+  { model: 'V39', width: 704, height: 520, batch: 2, precision: 'amp' },
   { model: 'V39', width: 800, height: 800, batch: 1, precision: 'f32' },
+  { model: 'V39', width: 800, height: 800, batch: 1, precision: 'amp' },
 ];
+
+/** SCALE_CASES filtered by BENCH_SCALE_PRECISION (f32, amp or both: the default). */
+export function scaleCasesFromEnv(): ScaleCase[] {
+  const v = process.env.BENCH_SCALE_PRECISION ?? 'both';
+  if (v !== 'f32' && v !== 'amp' && v !== 'both') throw new Error(`BENCH_SCALE_PRECISION must be f32, amp or both, got '${v}'`);
+  return SCALE_CASES.filter((c) => v === 'both' || c.precision === v);
+}
 
 /** `repeats` training steps (no warm-up: one step takes minutes on lavapipe) per case: the median
  *  wall time and the peak live GPU memory. */
@@ -482,6 +492,10 @@ export async function runScaleBench(cases: ScaleCase[], repeats: number, log: (m
   await init();
   const rows: BenchRow[] = [];
   for (const c of cases) {
+    if (c.precision === 'amp' && !autocastAvailable()) {
+      log(`${c.model} ${c.width}x${c.height} b${c.batch} amp: this adapter has no shader-f16; no AMP row`);
+      continue;
+    }
     const spec = MODELS.find((m) => m.name === c.model)!;
     const cfg = loadConfig(spec.config, ['MODEL.FCOS.NUM_CLASSES', '3', 'MODEL.ROI_HEADS.NUM_CLASSES', '3', 'SOLVER.AMP.ENABLED', String(c.precision === 'amp')]);
     const model = new CenterMask(cfg);
@@ -493,14 +507,16 @@ export async function runScaleBench(cases: ScaleCase[], repeats: number, log: (m
       { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
     );
     const where = `${c.width}x${c.height} b${c.batch} ${c.precision}`;
+    const scaler = c.precision === 'amp' ? new GradScaler() : null;
     const st: Samples = {};
     for (let i = 0; i < repeats; i++) {
-      await trainStep(model, opt, scene, st);
+      await trainStep(model, opt, scene, st, scaler);
       log(`${c.model} ${where} train step ${i + 1}/${repeats}: ${(st.step!.at(-1)!.ms / 1e3).toFixed(1)} s, peak ${mb(st.step!.at(-1)!.peakBytes)} MB`);
     }
     const r = summarize(st.step!);
-    rows.push({ suite: 'model', case: `${c.model} ${where} train step end to end (losses+backward+SGD, ${o.cellsPerImage} cells/img, no warm-up)`, ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb });
+    rows.push({ suite: 'model', case: `${c.model} ${where} train step end to end (losses+backward+SGD, ${o.cellsPerImage} cells/img, no warm-up)`, ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, forward_mb: r.forward_mb });
     // Free this case's weights and momentum so that the next case's peak is its own.
+    scaler?.dispose();
     opt.dispose();
     model.dispose();
   }
@@ -556,7 +572,7 @@ export async function runModelBench(o: ModelBenchOptions, log: (m: string) => vo
 }
 
 export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
-  process.env.BENCH_MODEL === 'scale' ? runScaleBench(SCALE_CASES, ctx.repeats ?? 1, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
+  process.env.BENCH_MODEL === 'scale' ? runScaleBench(scaleCasesFromEnv(), ctx.repeats ?? 1, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
 
 // Standalone: npx tsx bench/suites/model.ts [--quick|--full|--scale] [--configs V19slim,V39] [--repeats N]
 // [--out PATH | --no-save] [--json FILE]: one result record as `npm run bench` saves it (by default
@@ -585,7 +601,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const started = new Date();
     const startLoad = (await import('node:os')).loadavg()[0]!;
     const log = (m: string) => console.error(`[model] ${m}`);
-    const rows = mode === 'scale' ? await runScaleBench(SCALE_CASES, repeats ?? 1, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
+    const rows = mode === 'scale' ? await runScaleBench(scaleCasesFromEnv(), repeats ?? 1, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
     for (const r of rows) console.log(JSON.stringify(r));
     if (save) console.error(`[model] saved ${rows.length} rows to ${saveRecord(makeRecord('model', 'bench/suites/model.ts', commandLine('npx tsx bench/suites/model.ts', argv), started, startLoad, rows), out)}`);
     if (json) (await import('node:fs')).writeFileSync(json, JSON.stringify(rows, null, 2) + '\n');

@@ -4,7 +4,8 @@
 // shape and fields are checked: benchmarks are never timed tests.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { init, rt } from '../../engine';
-import { FULL, QUICK, optionsFromEnv, runModelBench } from '../../bench/suites/model';
+import { FULL, QUICK, optionsFromEnv, runModelBench, scaleCasesFromEnv } from '../../bench/suites/model';
+import { variantsFromEnv, warmupFromEnv } from '../../bench/suites/train';
 
 const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER', 'BENCH_MODEL_MODULES', 'BENCH_MODEL_AMP'];
 
@@ -89,4 +90,38 @@ describe('model suite rows (tiny configuration)', () => {
     ]);
     for (const r of rows) for (const f of ['peak_mb', 'above_start_mb', 'forward_mb']) expect(r[f] as number, `${r.case} ${f}`).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('scale and train suite options', () => {
+  const KEYS = ['BENCH_SCALE_PRECISION', 'BENCH_TRAIN', 'BENCH_TRAIN_WARMUP'];
+  const saved = Object.fromEntries(KEYS.map((k) => [k, process.env[k]]));
+  afterEach(() => {
+    for (const k of KEYS) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+
+  it('runs each scale case in f32 and under AMP unless BENCH_SCALE_PRECISION keeps one', () => {
+    delete process.env.BENCH_SCALE_PRECISION;
+    const all = scaleCasesFromEnv();
+    expect(all.map((c) => `${c.width}x${c.height}b${c.batch}:${c.precision}`)).toEqual(['704x520b2:f32', '704x520b2:amp', '800x800b1:f32', '800x800b1:amp']);
+    process.env.BENCH_SCALE_PRECISION = 'amp';
+    expect(scaleCasesFromEnv().every((c) => c.precision === 'amp')).toBe(true);
+    process.env.BENCH_SCALE_PRECISION = 'f16';
+    expect(() => scaleCasesFromEnv()).toThrow(/BENCH_SCALE_PRECISION must be f32, amp or both, got 'f16'/);
+  });
+
+  it('picks the train variants and warm-up from the environment', () => {
+    delete process.env.BENCH_TRAIN;
+    delete process.env.BENCH_TRAIN_WARMUP;
+    expect(variantsFromEnv()).toEqual(['base', 'accum', 'dp2', 'amp']);
+    expect(warmupFromEnv()).toBe(2);
+    process.env.BENCH_TRAIN = 'accum, dp2';
+    expect(variantsFromEnv()).toEqual(['accum', 'dp2']);
+    process.env.BENCH_TRAIN = 'base,fast';
+    expect(() => variantsFromEnv()).toThrow(/unknown variant 'fast'/);
+    process.env.BENCH_TRAIN_WARMUP = '0';
+    expect(() => warmupFromEnv()).toThrow(/BENCH_TRAIN_WARMUP must be a positive integer/);
+  });
 });
