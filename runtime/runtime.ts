@@ -75,6 +75,8 @@ export interface RuntimeStats extends PoolStats {
   submits: number;
   pipelines: number;
   readbacks: number;
+  /** Milliseconds spent waiting for the device in read() and sync() (host time = wall - this). */
+  waitMs: number;
 }
 
 const UNIFORM_ARENA_BYTES = 64 * 1024;
@@ -95,7 +97,7 @@ export class Runtime {
   private arenaUsed = 0;
   private readonly uniformAlign: number;
   private compileError: GpuError | undefined;
-  private counters = { dispatches: 0, bindGroups: 0, submits: 0, readbacks: 0 };
+  private counters = { dispatches: 0, bindGroups: 0, submits: 0, readbacks: 0, waitMs: 0 };
   /** Callbacks run right after the next submit (deferred frees). */
   private afterSubmit: (() => void)[] = [];
   private bufferIds = new WeakMap<GPUBuffer, number>();
@@ -536,7 +538,9 @@ export class Runtime {
     this.throwCompileError();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, len);
-      if (this.profiler) this.profiler.waitMs += performance.now() - tw;
+      const waited = performance.now() - tw;
+      this.counters.waitMs += waited;
+      if (this.profiler) this.profiler.waitMs += waited;
     } catch (err) {
       this.gpu.throwIfFailed();
       throw err;
@@ -551,9 +555,11 @@ export class Runtime {
   /** Wait until all submitted work finished (benchmarks and tests only). */
   async sync(): Promise<void> {
     this.flush();
+    const tw = performance.now();
     await this.queued;
     this.throwCompileError();
     await this.device.queue.onSubmittedWorkDone();
+    this.counters.waitMs += performance.now() - tw;
     this.gpu.throwIfFailed();
   }
 
