@@ -25,10 +25,18 @@ export interface CompiledKernel {
   ready?: Promise<boolean>;
   failed?: GpuError;
   layout: GPUBindGroupLayout;
-  /** Bind groups already made for this kernel, keyed by the ids of their buffers (and the uniform
-   *  binding's size). */
-  groups: Map<string, GPUBindGroup>;
+  /** Bind groups already made for this kernel: a trie over the ids of their buffers, then (with a
+   *  uniform block) the arena's id and the block's size. Number keys, so a lookup builds no string. */
+  groups: GroupTrie;
 }
+
+type GroupTrie = Map<number, GroupTrie | GPUBindGroup>;
+
+/** Each buffer's id for the bind-group trie, kept on the buffer object itself: a property read is
+ *  several times cheaper than a WeakMap lookup on Dawn's buffer objects, and this runs for every
+ *  binding of every dispatch. */
+const BUFFER_ID = Symbol('cellgpu.bufferId');
+type Identified = GPUBuffer & { [BUFFER_ID]?: number };
 
 /** Cached bind groups over all kernels; past this the cache starts over (stale entries, e.g. of
  *  destroyed buffers, are then dropped). */
@@ -36,7 +44,6 @@ const MAX_CACHED_BIND_GROUPS = 8192;
 
 export class KernelCache {
   private kernels = new Map<string, CompiledKernel>();
-  private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   private cachedGroups = 0;
   /** Bind groups created so far. */
@@ -93,10 +100,18 @@ export class KernelCache {
   /** The bind group of these buffers (and uniform arena) for kernel `k`, made once and cached.
    *  Every binding is checked against `limit` (the storage binding limit) when it is made. */
   bindGroup(def: KernelDef, k: CompiledKernel, buffers: GPUBuffer[], u: UniformSlot | undefined, limit: number): GPUBindGroup {
-    let key = '';
-    for (const b of buffers) key += `${this.bufferId(b)},`;
-    if (u) key += `u${this.bufferId(u.buffer)}:${u.size}`;
-    let group = k.groups.get(key);
+    // The key: each buffer's id, then the arena's id and the block's size (a fixed depth per
+    // kernel). Walk the trie down to the map that holds the last part.
+    const total = buffers.length + (u ? 2 : 0);
+    let slot = k.groups;
+    for (let i = 0; i < total - 1; i++) {
+      const part = this.keyPart(buffers, u, i);
+      let next = slot.get(part) as GroupTrie | undefined;
+      if (!next) slot.set(part, (next = new Map()));
+      slot = next;
+    }
+    const last = total === 0 ? 0 : this.keyPart(buffers, u, total - 1);
+    let group = slot.get(last) as GPUBindGroup | undefined;
     if (group) return group;
     const entries: GPUBindGroupEntry[] = buffers.map((b, i) => {
       const w = this.windows.get(b);
@@ -109,14 +124,18 @@ export class KernelCache {
     group = this.device.createBindGroup({ label: def.key, layout: k.layout, entries });
     this.bindGroupsCreated++;
     if (++this.cachedGroups > MAX_CACHED_BIND_GROUPS) this.dropBindGroups();
-    k.groups.set(key, group);
+    slot.set(last, group);
     return group;
   }
 
+  private keyPart(buffers: GPUBuffer[], u: UniformSlot | undefined, i: number): number {
+    if (i < buffers.length) return this.bufferId(buffers[i]!);
+    return i === buffers.length ? this.bufferId(u!.buffer) : u!.size;
+  }
+
   private bufferId(b: GPUBuffer): number {
-    let id = this.bufferIds.get(b);
-    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
-    return id;
+    const o = b as Identified;
+    return o[BUFFER_ID] ?? (o[BUFFER_ID] = this.nextBufferId++);
   }
 
   /** Forget every cached bind group (they hold references to their buffers). */

@@ -56,6 +56,9 @@ export class Runtime {
   /** Callbacks run right after the next submit (deferred frees). */
   private afterSubmit: (() => void)[] = [];
   private dynamicOffset = [0];
+  /** The pipeline last set and the pass it was set on. */
+  private lastPass: GPUComputePassEncoder | undefined;
+  private lastPipeline: GPUComputePipeline | undefined;
   /** Set while a profile() region runs. */
   private profiler: DispatchProfiler | undefined;
   private bindingLimitOverride: number | undefined;
@@ -172,7 +175,12 @@ export class Runtime {
 
   private encodeDispatch(pass: GPUComputePassEncoder, k: CompiledKernel, bindGroup: GPUBindGroup, u: { offset: number } | undefined, x: number, y: number, z: number): void {
     if (!k.pipeline) throw k.failed ?? new Error('cellgpu: a kernel was encoded before it compiled');
-    pass.setPipeline(k.pipeline);
+    // Consecutive dispatches of one kernel (chunked launches, optimizer groups) set it once.
+    if (pass !== this.lastPass || k.pipeline !== this.lastPipeline) {
+      pass.setPipeline(k.pipeline);
+      this.lastPass = pass;
+      this.lastPipeline = k.pipeline;
+    }
     if (u) {
       this.dynamicOffset[0] = u.offset;
       pass.setBindGroup(0, bindGroup, this.dynamicOffset);

@@ -75,16 +75,19 @@ async function opRows(repeats: number, log: (m: string) => void): Promise<BenchR
   const cases = opCases();
   const us: number[][] = cases.map(() => []);
   const dispatches: number[] = cases.map(() => 0);
+  const groups: number[] = cases.map(() => 0);
   for (let round = -2; round < repeats; round++) {
     // Two untimed rounds: compile the kernels and let the JIT settle.
     for (let c = 0; c < cases.length; c++) {
       const k = cases[c]!;
       k.setup?.();
-      const d0 = rt().stats().dispatches;
+      const s0 = rt().stats();
       const t0 = performance.now();
       for (let i = 0; i < OPS_PER_ROUND; i++) k.once();
       const ms = performance.now() - t0;
-      dispatches[c] = (rt().stats().dispatches - d0) / OPS_PER_ROUND;
+      const s1 = rt().stats();
+      dispatches[c] = (s1.dispatches - s0.dispatches) / OPS_PER_ROUND;
+      groups[c] = (s1.bindGroups - s0.bindGroups) / OPS_PER_ROUND;
       k.teardown?.();
       await rt().sync();
       if (round >= 0) us[c]!.push((1000 * ms) / OPS_PER_ROUND);
@@ -98,9 +101,10 @@ async function opRows(repeats: number, log: (m: string) => void): Promise<BenchR
       us_per_op: round1(Math.min(...us[c]!)),
       median_us_per_op: round1(median(us[c]!)),
       dispatches_per_op: dispatches[c],
+      bind_groups_per_op: groups[c],
       samples: us[c]!.length,
     };
-    log(`${k.name}: ${row.us_per_op} µs/op (median ${row.median_us_per_op}), ${row.dispatches_per_op} dispatches/op`);
+    log(`${k.name}: ${row.us_per_op} µs/op (median ${row.median_us_per_op}), ${row.dispatches_per_op} dispatches/op, ${row.bind_groups_per_op} bind groups created/op`);
     return row;
   });
 }
