@@ -45,7 +45,8 @@ export class Storage {
    *  that reads it: every kernel launch, readback, copy and in-place update goes through here. */
   get buffer(): GPUBuffer {
     this.pending?.realize();
-    if (this.readers) for (const r of [...this.readers]) r.pending?.realize();
+    // A copy: realizing a reader removes it from the set. Most reads find the set empty.
+    if (this.readers?.size) for (const r of [...this.readers]) r.pending?.realize();
     return this.raw;
   }
   retain(): void {
