@@ -71,6 +71,8 @@ interface FnDef {
   text: string;
   /** ELEMENTWISE_HELPERS plus this function, for the unfused launch. */
   helpers: string;
+  /** The expression uses the linear output index `i`. */
+  indexDep: boolean;
 }
 
 const PARAMS = ['x', 'y', 'z', 'w', 'v', 'u'];
@@ -85,7 +87,7 @@ function fnFor(name: string, expr: string, argTypes: readonly DType[], outType: 
     const outT = WGSL_COMPUTE[outType];
     const params = [...argTypes.map((t, j) => `${PARAMS[j]}: ${WGSL_COMPUTE[t]}`), 's0: f32', 's1: f32', 'i: u32'];
     const text = `fn ${fname}(${params.join(', ')}) -> ${outT} { return ${outT}(${expr}); }`;
-    fns.set(key, (f = { name: fname, text, helpers: `${ELEMENTWISE_HELPERS}\n${text}` }));
+    fns.set(key, (f = { name: fname, text, helpers: `${ELEMENTWISE_HELPERS}\n${text}`, indexDep: /\bi\b/.test(expr) }));
   }
   return f;
 }
@@ -190,7 +192,7 @@ export function elementwise(name: string, expr: string, inputs: readonly Tensor[
   }
   const node: Node = {
     kind: 'op', fn, args, argTypes: [...argTypes], scalars: [...scalars], shape: out.shape, dtype: outType, owner: out.storage, leaves, size,
-    indexDep: /\bi\b/.test(expr) || args.some((a) => a.kind === 'op' && a.indexDep),
+    indexDep: fn.indexDep || args.some((a) => a.kind === 'op' && a.indexDep),
   };
   for (const l of leaves) {
     l.storage.retain();
@@ -199,6 +201,12 @@ export function elementwise(name: string, expr: string, inputs: readonly Tensor[
   out.storage.pending = new PendingExpr(out.storage, node);
   return out;
 }
+
+/** The full helper text of a fused kernel by its body (the op functions it calls are named
+ *  uniquely by fnFor, so the body determines them). The same string object is passed on every
+ *  launch: building the kilobytes of helpers and hashing a fresh copy for the variant lookup was
+ *  most of a fused launch's host time. */
+const fusedHelpers = new Map<string, string>();
 
 /** Compile and dispatch a pending expression, with as extra outputs (bindings permitting) the
  *  still-needed intermediates of its shape and the other pending expressions of its shape that read
@@ -261,7 +269,9 @@ function compute(pe: PendingExpr): void {
     ret = `FusedOut(${outs.map((o) => names.get(o.node)!).join(', ')})`;
     retType = 'FusedOut';
   }
-  const helpers = [ELEMENTWISE_HELPERS, ...usedFns.values(), struct, `fn fused(${params}) -> ${retType} {\n${lines.join('\n')}\n  return ${ret};\n}`].join('\n');
+  const body = `${struct}\nfn fused(${params}) -> ${retType} {\n${lines.join('\n')}\n  return ${ret};\n}`;
+  let helpers = fusedHelpers.get(body);
+  if (helpers === undefined) fusedHelpers.set(body, (helpers = [ELEMENTWISE_HELPERS, ...usedFns.values(), body].join('\n')));
   const call = `fused(${[...leaves.map((_, j) => LETTERS[j]), 'i'].join(', ')})`;
   const strides = contiguousStrides(root.shape);
   const viewOf = (o: PendingExpr): View => ({ buffer: o.storage.raw, dtype: o.node.dtype, shape: root.shape, strides, offset: 0 });

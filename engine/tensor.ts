@@ -45,7 +45,8 @@ export class Storage {
    *  that reads it: every kernel launch, readback, copy and in-place update goes through here. */
   get buffer(): GPUBuffer {
     this.pending?.realize();
-    if (this.readers) for (const r of [...this.readers]) r.pending?.realize();
+    // A copy: realizing a reader removes it from the set. Most reads find the set empty.
+    if (this.readers?.size) for (const r of [...this.readers]) r.pending?.realize();
     return this.raw;
   }
   retain(): void {
@@ -217,12 +218,12 @@ export function empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
   const bytes = Math.max(4, numelOf(shape) * DTYPE_BYTES[dtype]);
   // Tensors larger than one storage binding are fine: the launchers split their work into
   // binding-sized windows (kernels/large.ts). One buffer is the limit.
-  const maxBuffer = rt().gpu.limits.maxBufferSize;
+  const r = rt();
+  const maxBuffer = r.gpu.limits.maxBufferSize;
   if (bytes > maxBuffer) {
     throw new Error(`tensor [${shape}] ${dtype} needs ${bytes} bytes, over this device's ${maxBuffer}-byte buffer size limit (maxBufferSize)`);
   }
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const buffer = rt().pool.acquire(bytes, usage, `tensor[${shape}]${dtype}`);
+  const buffer = r.pool.acquire(bytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, () => `tensor[${shape}]${dtype}`);
   liveStorages++;
   return new Tensor({ storage: new Storage(buffer, bytes), shape, dtype });
 }

@@ -46,11 +46,18 @@ export class BufferPool {
   private nextId = 1;
   private stats: PoolStats = { liveBytes: 0, peakBytes: 0, liveBuffers: 0, pooledBytes: 0, allocatedBytes: 0, created: 0, reused: 0 };
 
-  constructor(private device: GPUDevice) {}
+  /** device.limits builds a new object per access in Dawn's bindings: read once. */
+  private readonly maxBufferSize: number;
 
-  acquire(bytes: number, usage: number, label: string): GPUBuffer {
+  constructor(private device: GPUDevice) {
+    this.maxBufferSize = device.limits.maxBufferSize;
+  }
+
+  /** A buffer of at least `bytes`; `label` may be a function, called only when a buffer is made
+   *  (tensor labels are built from the shape, which a reused buffer does not need). */
+  acquire(bytes: number, usage: number, label: string | (() => string)): GPUBuffer {
     // A size class may round past maxBufferSize (near 4 GiB): such a buffer gets its exact size.
-    const max = this.device.limits.maxBufferSize;
+    const max = this.maxBufferSize;
     const size = Math.min(sizeClass(bytes), Math.max(max - (max % 16), Math.ceil(bytes / 4) * 4));
     const key = `${size}:${usage}`;
     const list = this.free.get(key);
@@ -59,7 +66,7 @@ export class BufferPool {
       this.stats.reused++;
       this.stats.pooledBytes -= size;
     } else {
-      buf = this.device.createBuffer({ label, size, usage });
+      buf = this.device.createBuffer({ label: typeof label === 'string' ? label : label(), size, usage });
       this.sizes.set(buf, size);
       this.ids.set(buf, this.nextId++);
       this.stats.created++;
@@ -67,7 +74,7 @@ export class BufferPool {
     }
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
-    if (size > this.largest.bytes && usage & GPUBufferUsage.STORAGE) this.largest = { bytes: size, label };
+    if (size > this.largest.bytes && usage & GPUBufferUsage.STORAGE) this.largest = { bytes: size, label: typeof label === 'string' ? label : label() };
     if (this.stats.liveBytes > this.stats.peakBytes) this.stats.peakBytes = this.stats.liveBytes;
     return buf;
   }

@@ -16,14 +16,14 @@ import { CenterMask } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
 import { makeScene, MODELS, type ModelBenchOptions, type ModelSpec } from './model';
 
-interface StepSize {
+export interface StepSize {
   name: 'tiny' | 'full';
   size: number;
   batch: number;
   cellsPerImage: number;
 }
 
-const SIZES: Record<StepSize['name'], StepSize> = {
+export const SIZES: Record<StepSize['name'], StepSize> = {
   tiny: { name: 'tiny', size: 128, batch: 1, cellsPerImage: 6 },
   full: { name: 'full', size: 512, batch: 2, cellsPerImage: 40 },
 };
@@ -35,7 +35,9 @@ function sizesFromEnv(): StepSize[] {
   return [SIZES[v]];
 }
 
-async function benchStep(spec: ModelSpec, sz: StepSize, repeats: number, log: (m: string) => void): Promise<BenchRow> {
+/** One training step of `spec` at size `sz` (model, scene and optimizer made once): losses,
+ *  backward, SGD step, zeroGrad. Also used by the `host` suite. */
+export function buildStep(spec: ModelSpec, sz: StepSize): () => Promise<void> {
   const cfg = loadConfig(spec.config, ['MODEL.FCOS.NUM_CLASSES', '3', 'MODEL.ROI_HEADS.NUM_CLASSES', '3']);
   const model = new CenterMask(cfg);
   model.train();
@@ -45,13 +47,17 @@ async function benchStep(spec: ModelSpec, sz: StepSize, repeats: number, log: (m
     model.parameters().filter((p) => p.requiresGrad),
     { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
   );
-  const step = () =>
+  return () =>
     scopeAsync(async () => {
       const losses = await model.losses(scene.inputs, scene.gts);
       backward(Object.values(losses).reduce((a, b) => add(a, b)));
       opt.step();
       model.zeroGrad();
     });
+}
+
+async function benchStep(spec: ModelSpec, sz: StepSize, repeats: number, log: (m: string) => void): Promise<BenchRow> {
+  const step = buildStep(spec, sz);
   await step();
   await rt().sync();
   const wall: number[] = [];

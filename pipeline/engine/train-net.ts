@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { init, openDevices } from '../../runtime/runtime';
+import { init } from '../../runtime/runtime';
+import { openDevices } from '../../runtime/devices';
 import { getGpu } from '../../runtime/device';
 import { UserError } from '../../runtime/errors';
 import type { CfgNode } from '../../models/config/config';

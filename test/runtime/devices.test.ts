@@ -2,7 +2,8 @@
 // withDevice switches the current runtime for sync and async sections, and a tensor stays on the
 // device that allocated it (its buffer returns to that device's pool; data() reads from there).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, openDevices, rt, withDevice, type Runtime } from '../../runtime/runtime';
+import { init, rt, withDevice, type Runtime } from '../../runtime/runtime';
+import { openDevices } from '../../runtime/devices';
 import { adapterSlug, listDawnAdapters, parseDawnAdapterList } from '../../runtime/device';
 import { fromArray, scopeAsync } from '../../engine/tensor';
 import { add, mulScalar } from '../../engine/ops/elementwise';
