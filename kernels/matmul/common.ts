@@ -4,6 +4,7 @@
 import { type BufferArgs, type ParamArgs } from '../define-kernel';
 import { type Activation, MAX_BATCH_RANK, type Problem } from './problem';
 import { type View } from '../../runtime/shape';
+import { withF16Storage } from '../f16-storage';
 
 export const PARAMS = {
   M: 'u32', N: 'u32', K: 'u32', kChunk: 'u32',
@@ -36,23 +37,40 @@ export interface Epilogue {
   act: Activation;
 }
 
-/** What the main kernels' bindings depend on: vec4 element types (absent: f32) and the bias. */
-interface MainBindingVariant {
+/** What the main kernels' bindings depend on: vec4 element types (absent: f32), f16 storage and
+ *  the bias. */
+interface MainBindingVariant extends Storage {
   bias: boolean;
   aVec?: boolean;
   bVec?: boolean;
   cVec?: boolean;
 }
 export const vecType = (vec: boolean | undefined) => (vec ? 'vec4f' : 'f32');
-/** Bindings A, B, [bias], C of the main kernels (the subgroup kernel's B is always packed vec4
- *  panels). */
+/** Element type of an operand binding: f16 storage is read and written as scalars (the f16
+ *  variants never take the vec4 paths). */
+const elemType = (h: boolean | undefined, vec: boolean | undefined) => (h ? 'f16' : vecType(vec));
+/** Bindings A, B, [bias], C of the main kernels (the subgroup kernel's B is always packed vec4f
+ *  panels, widened from f16 by the pack kernel). The bias is f32 in every variant. */
 export const mainBindings = (packedB: boolean) =>
   ({
-    A: { type: (v: MainBindingVariant) => vecType(v.aVec), access: 'read' },
-    B: { type: (v: MainBindingVariant) => vecType(packedB || v.bVec), access: 'read' },
+    A: { type: (v: MainBindingVariant) => elemType(v.h, v.aVec), access: 'read' },
+    B: { type: (v: MainBindingVariant) => (packedB ? 'vec4f' : elemType(v.h, v.bVec)), access: 'read' },
     bias: { type: 'f32', access: 'read', when: (v: MainBindingVariant) => v.bias },
-    C: { type: (v: MainBindingVariant) => vecType(v.cVec), access: 'rw' },
+    C: { type: (v: MainBindingVariant) => elemType(v.hc, v.cVec), access: 'rw' },
   }) as const;
+
+/** f16 storage of a kernel variant: `h` A and B are f16 arrays, `hc` C is (never the split-K
+ *  workspace). Arithmetic and accumulation stay f32 (kernels/f16-storage.ts). */
+export interface Storage {
+  h?: boolean;
+  hc?: boolean;
+}
+
+/** A kernel body over f32 arrays rewritten for the variant's f16 storage: loads of `reads` (when
+ *  `h`) widened, stores to C (when `hc`) narrowed; unchanged for f32. */
+export function withStorage(code: string, s: Storage, reads: readonly string[] = ['A', 'B']): string {
+  return withF16Storage(withF16Storage(code, !!s.h, reads, []), !!s.hc, [], ['C']);
+}
 
 /** Helpers over the bindings and uniforms: batch offsets, scalar loads, the epilogue. */
 export function header(aType: string, bType: string, epi: Epilogue): string {
@@ -103,8 +121,11 @@ export interface MatmulLaunch {
   sAk: number;
   sBk: number;
   sBn: number;
-  /** C may be written as vec4 (N and the output offset multiples of 4). */
+  /** C may be written as vec4 (N and the output offset multiples of 4; f32 C only). */
   cVec: boolean;
+  /** f16 storage: A and B f16 (`h`), C f16 (`hc`, false while C is the split-K workspace). Vec4
+   *  loads and stores are for f32 arrays only. */
+  storage: Storage;
   split: boolean;
   /** Workgroups along z: batches × K splits. */
   z: number;

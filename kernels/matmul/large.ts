@@ -137,10 +137,11 @@ function solve(launch: LaunchMatmul, s: Sub, axes: Axis[], act: Activation, conf
     return;
   }
   // K blocks: partial products summed in block order into dense scratch sums (ping-pong: a
-  // dispatch may not read and write one buffer), then the epilogue writes the output.
+  // dispatch may not read and write one buffer), then the epilogue writes the output. The sums
+  // are f32 whatever the output's storage (an f16 output is rounded once, at the epilogue).
   const o = s.o;
-  const bytes = Math.max(numelOf(o.shape), 1) * DTYPE_BYTES[o.dtype];
-  const dense = (buffer: GPUBuffer): View => ({ buffer, dtype: o.dtype, shape: o.shape, strides: contiguousStrides(o.shape), offset: 0 });
+  const bytes = Math.max(numelOf(o.shape), 1) * 4;
+  const dense = (buffer: GPUBuffer): View => ({ buffer, dtype: 'f32', shape: o.shape, strides: contiguousStrides(o.shape), offset: 0 });
   const pool = rt().pool;
   let acc = dense(pool.acquire(bytes, USAGE(), 'matmul.split.k'));
   const part = dense(pool.acquire(bytes, USAGE(), 'matmul.split.k'));
