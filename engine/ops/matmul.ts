@@ -21,6 +21,8 @@ export type { MatmulConfig } from '../../kernels/matmul/chooser';
 export type { Activation } from '../../kernels/matmul/problem';
 
 interface RawOptions {
+  /** The output's dtype (default: the operands'); f32 from f16 operands keeps the f32 sums. */
+  outDtype?: 'f32' | 'f16';
   bias?: Tensor;
   act?: Activation;
   config?: MatmulConfig;
@@ -49,14 +51,15 @@ function matmulRaw(a: Tensor, b: Tensor, opts: RawOptions = {}): Tensor {
   const K = a.shape[a.ndim - 1]!;
   const N = b.shape[b.ndim - 1]!;
   if (b.shape[b.ndim - 2] !== K) throw new Error(`matmul: shapes [${a.shape}] and [${b.shape}] cannot be multiplied (${K} != ${b.shape[b.ndim - 2]})`);
-  const out = empty([...batchShapeOf(a, b), M, N], a.dtype);
+  const dtype = opts.outDtype ?? a.dtype;
+  const out = empty([...batchShapeOf(a, b), M, N], dtype);
   if (out.numel === 0) return out;
   if (K === 0) {
     // An empty sum: the epilogue of zero.
     out.dispose();
-    const z = full(out.shape, 0, a.dtype);
+    const z = full(out.shape, 0, dtype);
     if (!opts.bias && (opts.act ?? 'none') === 'none') return z;
-    const r = mapRaw('matmul_k0', opts.act === 'relu' ? 'max(x + y, 0.0)' : 'x + y', [z, opts.bias ?? full([], 0)], out.shape, a.dtype, 'f32');
+    const r = mapRaw('matmul_k0', opts.act === 'relu' ? 'max(x + y, 0.0)' : 'x + y', [z, opts.bias ?? full([], 0)], out.shape, dtype, 'f32');
     z.dispose();
     return r;
   }
@@ -185,7 +188,8 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation 
     if (w.requiresGrad) {
       const gzt = mT(gz);
       const xs = as2d();
-      gw = matmulRaw(gzt, xs); // [out, rows]·[rows, in]
+      // In f32 (as conv's dw): a sum over every row, which an f16 store could overflow.
+      gw = matmulRaw(gzt, xs, { outDtype: 'f32' }); // [out, rows]·[rows, in]
       gzt.dispose();
       if (xs !== x) xs.dispose();
     }
