@@ -113,6 +113,27 @@ describe('matmul kernels with f16 storage vs float64', () => {
     console.log(`f16 matmul: max |error| vs float64: kernel cases (K <= 33) ${worst.toExponential(2)}; split-K K = 1031 ${r.maxAbs.toExponential(2)} (max rel ${r.maxRel.toExponential(2)})`);
   });
 
+  it('operands over one storage binding (binding limit lowered): M, N and K blocks, f32 K sums, f16 output with bias + ReLU', async () => {
+    if (!f16) return;
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const [M, K, N] = [37, 301, 67];
+    const A = await f16Matrix(rng, [M, K], 'row');
+    const B = await f16Matrix(rng, [K, N], 'col');
+    const bias = Float64Array.from(rng.uniformArray(N, -1, 1), Math.fround);
+    const tb = cg.fromArray(Float32Array.from(bias), [N]);
+    rt().setBindingLimitForTests(4096);
+    let y: Tensor;
+    try {
+      y = cg.matmulWith(A.t, B.t, { kernel: 'register-tiled', rows: 4, wg: 16 }, { bias: tb, act: 'relu' });
+    } finally {
+      rt().setBindingLimitForTests(undefined);
+    }
+    expect(y.dtype).toBe('f16');
+    const r = expectClose(await y.data(), ref(A.v, [M, K], B.v, [K, N], bias, true), { atol: 2e-3, rtol: 1e-3, what: `large f16 (seed ${seed})` });
+    console.log(`f16 matmul over the binding limit: max |error| ${r.maxAbs.toExponential(2)}`);
+  });
+
   it('mixed f16 and f32 operands are refused by the kernels, promoted by the op outside autocast', async () => {
     if (!f16) return;
     const a = cg.cast(cg.fromArray(new Float32Array(6).fill(1), [2, 3]), 'f16');
