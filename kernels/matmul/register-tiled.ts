@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   return L.join('\n');
 }
 
-const kernel = defineKernel({ name: 'matmul.register_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => withStorage(code(v), v) });
+const kernel = defineKernel({ name: 'matmul.register_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => withStorage(code(v), v, ['A', 'B'], [...(v.aVec ? ['A'] : []), ...(v.bVec ? ['B'] : [])]) });
 
 export function dispatchRegisterTiled(l: MatmulLaunch, t: RegisterTiledTile): void {
   const { pr, a, b } = l;
@@ -109,14 +109,13 @@ export function dispatchRegisterTiled(l: MatmulLaunch, t: RegisterTiledTile): vo
   const batchA = pr.batchStridesA;
   const batchB = pr.batchStridesB;
   // vec4 loads need every address of the vector aligned: unit-stride direction long enough,
-  // leading dim, offsets and batch strides multiples of 4; f16 operands load scalars.
+  // leading dim, offsets and batch strides multiples of 4 (f16 operands: vec4h loads, widened).
   const aVec =
-    !l.storage.h &&
-    (pr.la.layout === 'row'
+    pr.la.layout === 'row'
       ? aligned4(a.offset, l.sAm, ...batchA)
-      : R % 4 === 0 && M % 4 === 0 && aligned4(a.offset, l.sAk, ...batchA));
+      : R % 4 === 0 && M % 4 === 0 && aligned4(a.offset, l.sAk, ...batchA);
   const bVec =
-    !l.storage.h && (pr.lb.layout === 'row' ? N % 4 === 0 && aligned4(b.offset, l.sBk, ...batchB) : aligned4(b.offset, l.sBn, ...batchB));
+    pr.lb.layout === 'row' ? N % 4 === 0 && aligned4(b.offset, l.sBk, ...batchB) : aligned4(b.offset, l.sBn, ...batchB);
   const [rows, cols] = registerTiledOutputs(t);
   const gx = Math.ceil(M / rows);
   const gy = Math.ceil(N / cols);

@@ -1,5 +1,5 @@
-// f16 storage in the matmul kernels: f16 A and B (odd shapes, row- and column-major views read in
-// place, an offset view, broadcast batches), an f16 C accumulated in f32, with and without split-K
+// f16 storage in the matmul kernels: f16 A and B (odd and vec4-aligned shapes, row- and
+// column-major views read in place, an offset view, broadcast batches), an f16 C accumulated in f32, with and without split-K
 // and the bias + ReLU epilogue, for every kernel; then matmul/linear backward on f16 operands
 // (dA = g·Bᵀ and dB = Aᵀ·g through the transposed views). References are float64 on the
 // f16-rounded inputs; the tolerance is f16's rounding of the output (2^-11 relative) plus the
@@ -73,6 +73,7 @@ const SHAPES: [number[], number[], number, number, number][] = [
   [[], [], 5, 7, 3],
   [[], [], 37, 29, 45],
   [[3], [1], 19, 33, 12],
+  [[], [], 12, 20, 16], // vec4-aligned: register-tiled's vec4h loads (except the offset row-major A)
 ];
 
 /** Largest |error| of an f16 result seen, reported in the summary test. */
