@@ -124,12 +124,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
 }
 
 // B is read only by the pack kernel: the main kernel's packed panels are f32 whatever B's storage.
-const kernel = defineKernel({ name: 'matmul.subgroup', bindings: mainBindings(true), params: PARAMS, code: (v: Spec) => withStorage(code(v), v, ['A']) });
+const kernel = defineKernel({ name: 'matmul.subgroup', bindings: mainBindings(true), params: PARAMS, code: (v: Spec) => withStorage(code(v), v, ['A'], v.aVec ? ['A'] : []) });
 const packKernel = defineKernel({
   name: 'matmul.subgroup_pack',
-  bindings: { B: { type: (v) => (v.h ? 'f16' : vecType(v.bVec)), access: 'read' }, Bp: { type: 'vec4f', access: 'rw' } },
+  bindings: { B: { type: (v) => (v.h ? (v.bVec ? 'vec4h' : 'f16') : vecType(v.bVec)), access: 'read' }, Bp: { type: 'vec4f', access: 'rw' } },
   params: PARAMS,
-  code: (v: { bVec: boolean; h: boolean }) => withStorage(packCode(v.bVec), { h: v.h }, ['B']),
+  code: (v: { bVec: boolean; h: boolean }) => withStorage(packCode(v.bVec), { h: v.h }, ['B'], v.bVec ? ['B'] : []),
 });
 
 /** Packs B into a pooled workspace, runs the kernel on it and returns the workspace to the pool. */
@@ -142,11 +142,11 @@ export function dispatchSubgroup(l: MatmulLaunch, t: SubgroupTile): void {
   if (packedBytes > MAX_PACKED_BYTES) throw new Error(`matmul subgroup kernel: packed B would take ${packedBytes} bytes (over 128 MiB); use register-tiled`);
   const packed = rt().pool.acquire(packedBytes, GPUBufferUsage.STORAGE, 'matmul.subgroup.packedB');
   const h = !!l.storage.h;
-  const bVec = !h && pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, l.sBk, ...pr.batchStridesB);
+  const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, l.sBk, ...pr.batchStridesB);
   const K4 = Math.ceil(K / 4) * 4;
   if (K4 / PACK_K > 65535) throw new Error(`matmul subgroup kernel: K = ${K} needs over 65,535 pack workgroups; use register-tiled`);
   packKernel.dispatch({ bVec, h }, { B: b.buffer, Bp: packed }, l.params, [Math.ceil(K4 / PACK_K), Math.ceil(N / PANEL_COLS), nBatch]);
-  const aVec = !h && pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, l.sAm, ...pr.batchStridesA);
+  const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, l.sAm, ...pr.batchStridesA);
   const [rows, cols] = subgroupOutputs(t);
   const gx = Math.ceil(M / rows);
   const gy = Math.ceil(N / cols);
