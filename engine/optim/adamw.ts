@@ -95,23 +95,28 @@ export class AdamW extends Optimizer<AdamWOptions, AdamWState> {
       this.deviceSteps = zeros([n], 'u32').keep();
     }
     if (!this.foundInf && !this.noInf) this.noInf = zeros([1], 'u32').keep();
-    for (const p of params) {
-      if (this.onDevice.has(p)) continue;
-      launchSetSteps(this.deviceSteps.buffer, this.index(p), 1, this.state.get(p)!.step);
-      this.onDevice.add(p);
-    }
-    return { foundInf: this.foundInf ?? this.noInf!.buffer, steps: this.deviceSteps.buffer };
+    const moving = params.filter((p) => !this.onDevice.has(p));
+    const steps = this.deviceSteps.buffer;
+    for (const [start, n, value] of this.runs(moving, (p) => this.state.get(p)!.step)) launchSetSteps(steps, start, n, value);
+    for (const p of moving) this.onDevice.add(p);
+    return { foundInf: this.foundInf ?? this.noInf!.buffer, steps };
   }
 
-  /** Advance the device counts of `params` (runs of consecutive indices, one dispatch each). */
+  /** Advance the device counts of `params` (one dispatch per run of consecutive indices). */
   private advanceDevice(dev: DeviceSteps, params: readonly Tensor[]): void {
-    const idx = params.map((p) => this.index(p)).sort((a, b) => a - b);
-    for (let i = 0; i < idx.length; ) {
-      let j = i + 1;
-      while (j < idx.length && idx[j] === idx[j - 1]! + 1) j++;
-      launchAdvanceSteps(dev, idx[i]!, j - i);
-      i = j;
+    for (const [start, n] of this.runs(params, () => 0)) launchAdvanceSteps(dev, start, n);
+  }
+
+  /** `params` as runs [first index, length, value] of consecutive indices with equal `valueOf`. */
+  private runs(params: readonly Tensor[], valueOf: (p: Tensor) => number): [number, number, number][] {
+    const items = params.map((p) => [this.index(p), valueOf(p)] as const).sort((a, b) => a[0] - b[0]);
+    const out: [number, number, number][] = [];
+    for (const [i, v] of items) {
+      const last = out[out.length - 1];
+      if (last && last[0] + last[1] === i && last[2] === v) last[1]++;
+      else out.push([i, 1, v]);
     }
+    return out;
   }
 
   private scalars(g: ParamGroup<AdamWOptions>) {
