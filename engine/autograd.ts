@@ -133,12 +133,15 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         const inGrads = scope(() => run(g));
         // A gradient has its tensor's dtype (as in PyTorch): a backward that computes in f32 for
         // an f16 input (or the reverse, under autocast) is cast here, and its f32 result freed.
+        // Except an f32 gradient of an f16 cast of an f32 tensor (autocast's weight copies): it
+        // goes on in f32 to the cast, whose backward wants f32 anyway, so a weight gradient the
+        // kernel accumulated in f32 (conv, linear) is neither rounded to f16 nor overflows there.
         const cast = new Map<Tensor, Tensor>();
         for (let i = 0; i < node.inputs.length; i++) {
           let gi = inGrads[i];
           const x = node.inputs[i]!;
           if (!gi || !x.requiresGrad) continue;
-          if (gi.dtype !== x.dtype) {
+          if (gi.dtype !== x.dtype && !(gi.dtype === 'f32' && isCastFromF32(x))) {
             const prevCast = cast.get(gi);
             const c = prevCast?.dtype === x.dtype ? prevCast : castImpl!(gi, x.dtype);
             cast.set(gi, c);
@@ -202,4 +205,9 @@ function topoOrder(root: Tensor): Tensor[] {
     }
   }
   return order.reverse();
+}
+
+/** An f16 tensor made by casting an f32 one (its gradient may stay f32). */
+function isCastFromF32(t: Tensor): boolean {
+  return t.dtype === 'f16' && t.gradFn?.name === 'cast' && t.gradFn.inputs[0]?.dtype === 'f32';
 }

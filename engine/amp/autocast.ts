@@ -1,9 +1,9 @@
 // Autocast (torch.autocast for this engine): inside `autocast(fn)` the ops of the f16 list
-// (conv2d, conv_transpose2d) cast their float input and weight to f16 and produce f16; everything
-// else runs in the dtype it is given, and the ops that compute in f32 only (losses, softmax,
-// GroupNorm and BatchNorm statistics, pooling, interpolation, ROIAlign, matmul/linear: torch's f32
-// list plus the ops without f16 kernels here) take f16 inputs through a differentiable cast to
-// f32. Mixed f16/f32 binary ops promote to f32. A leaf's f16 copy (a parameter's) is made once per
+// (conv2d, conv_transpose2d, matmul, linear) cast their float operands and weight to f16 and
+// produce f16 (biases stay f32: the kernels add them in f32); everything else runs in the dtype it
+// is given, and the ops that compute in f32 only (losses, softmax, GroupNorm and BatchNorm
+// statistics, pooling, interpolation, ROIAlign: torch's f32 list plus the ops without f16 kernels
+// here) take f16 inputs through a differentiable cast to f32. Mixed f16/f32 binary ops promote to f32. A leaf's f16 copy (a parameter's) is made once per
 // scope and reused, as torch caches weight casts; gradients flow back through the casts, so f32
 // master weights receive f32 gradients.
 import { rt } from '../../runtime/runtime';

@@ -2,6 +2,11 @@
 // the fused linear layer y = act(x·wᵀ + b), forward and backward side by side. Transposed
 // operands (views whose last two dims are column-major) go to the kernel as they are: the
 // backward's g·Bᵀ and Aᵀ·g are strided views, never copies. Kernels: kernels/matmul/.
+// dtypes: both operands f32, or both f16 (f16 storage, f32 accumulation; under autocast both are
+// cast to f16, as torch's autocast does for matmul/linear), giving an output of their dtype; f16
+// with f32 outside autocast multiplies in f32. The bias is f32 and the gradients take their
+// operand's dtype.
+import { autocastF16 } from '../amp/autocast';
 import { record } from '../autograd';
 import { contiguousCopy, empty, full, type Tensor } from '../tensor';
 import { contiguousStrides } from '../../runtime/shape';
@@ -16,6 +21,8 @@ export type { MatmulConfig } from '../../kernels/matmul/chooser';
 export type { Activation } from '../../kernels/matmul/problem';
 
 interface RawOptions {
+  /** The output's dtype (default: the operands'); f32 from f16 operands keeps the f32 sums. */
+  outDtype?: 'f32' | 'f16';
   bias?: Tensor;
   act?: Activation;
   config?: MatmulConfig;
@@ -38,19 +45,21 @@ function batchShapeOf(a: Tensor, b: Tensor): number[] {
 /** act(a·b + bias) for operands with >= 2 dims, no autograd. Operands whose matrices are neither
  *  row- nor column-major are copied to contiguous first; everything else is read in place. */
 function matmulRaw(a: Tensor, b: Tensor, opts: RawOptions = {}): Tensor {
-  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: f32 tensors expected, got ${a.dtype} and ${b.dtype}`);
+  if ((a.dtype !== 'f32' && a.dtype !== 'f16') || a.dtype !== b.dtype) throw new Error(`matmul: operands must be both f32 or both f16, got ${a.dtype} and ${b.dtype}`);
+  if (opts.bias && opts.bias.dtype !== 'f32') throw new Error(`matmul: bias must be f32, got ${opts.bias.dtype}`);
   const M = a.shape[a.ndim - 2]!;
   const K = a.shape[a.ndim - 1]!;
   const N = b.shape[b.ndim - 1]!;
   if (b.shape[b.ndim - 2] !== K) throw new Error(`matmul: shapes [${a.shape}] and [${b.shape}] cannot be multiplied (${K} != ${b.shape[b.ndim - 2]})`);
-  const out = empty([...batchShapeOf(a, b), M, N]);
+  const dtype = opts.outDtype ?? a.dtype;
+  const out = empty([...batchShapeOf(a, b), M, N], dtype);
   if (out.numel === 0) return out;
   if (K === 0) {
     // An empty sum: the epilogue of zero.
     out.dispose();
-    const z = full(out.shape, 0);
+    const z = full(out.shape, 0, dtype);
     if (!opts.bias && (opts.act ?? 'none') === 'none') return z;
-    const r = mapRaw('matmul_k0', opts.act === 'relu' ? 'max(x + y, 0.0)' : 'x + y', [z, opts.bias ?? full([], 0)], out.shape, 'f32', 'f32');
+    const r = mapRaw('matmul_k0', opts.act === 'relu' ? 'max(x + y, 0.0)' : 'x + y', [z, opts.bias ?? full([], 0)], out.shape, dtype, 'f32');
     z.dispose();
     return r;
   }
@@ -121,9 +130,7 @@ function release(t: Tensor): void {
  * again); otherwise the last two dims multiply and the leading (batch) dims broadcast.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  // No f16 matmul kernel yet: f16 operands (autocast) multiply in f32.
-  a = toF32(a);
-  b = toF32(b);
+  [a, b] = operandsOf(a, b);
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: both operands need at least 1 dim, got [${a.shape}] and [${b.shape}] (use mul for scalars)`);
   if (a.ndim >= 2 && b.ndim >= 2) return matmulNd(a, b);
   const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
@@ -144,7 +151,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * [out] or none, act 'none' | 'relu'. One kernel for the forward (bias and ReLU in its epilogue).
  */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation = 'none'): Tensor {
-  x = toF32(x);
+  [x, w] = operandsOf(x, w);
+  if (b) b = toF32(b);
   if (w.ndim !== 2) throw new Error(`linear: weight must be [out, in], got [${w.shape}]`);
   if (x.ndim < 1) throw new Error('linear: input needs at least 1 dim');
   const [outF, inF] = w.shape as [number, number];
@@ -167,7 +175,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation 
     if (act === 'relu') {
       // ReLU backward: the gradient passes where the output is positive.
       const y = reshapeDense(out, [rows, outF]);
-      gz = mapRaw('relu_mask_bw', 'select(0.0, x, y > 0.0)', [g2, y], [rows, outF], 'f32', 'f32');
+      gz = mapRaw('relu_mask_bw', 'select(0.0, x, y > 0.0)', [g2, y], [rows, outF], g2.dtype, 'f32');
       y.dispose();
     }
     let gx: Tensor | null = null;
@@ -180,7 +188,8 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation 
     if (w.requiresGrad) {
       const gzt = mT(gz);
       const xs = as2d();
-      gw = matmulRaw(gzt, xs); // [out, rows]·[rows, in]
+      // In f32 (as conv's dw): a sum over every row, which an f16 store could overflow.
+      gw = matmulRaw(gzt, xs, { outDtype: 'f32' }); // [out, rows]·[rows, in]
       gzt.dispose();
       if (xs !== x) xs.dispose();
     }
@@ -189,6 +198,14 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null, act: Activation 
     if (g2 !== g) g2.dispose();
     return b ? [gx, gw, gb] : [gx, gw];
   });
+}
+
+/** The operands of a product: under autocast both cast to f16 (a parameter's cast cached for the
+ *  scope); otherwise f16 with f32 promotes to f32. */
+function operandsOf(a: Tensor, b: Tensor): [Tensor, Tensor] {
+  a = autocastF16(a);
+  b = autocastF16(b);
+  return a.dtype === b.dtype ? [a, b] : [toF32(a), toF32(b)];
 }
 
 /** A dense view of a contiguous tensor with another shape (copies when not contiguous). */

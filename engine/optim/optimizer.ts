@@ -62,7 +62,8 @@ export abstract class Optimizer<O extends BaseOptions, S> {
 
   /** Record one update of every parameter that has a gradient. Nothing is read back. With
    *  `foundInf` (a u32 flag buffer, engine/optim/grad-scaler.ts) the kernels skip the update on the
-   *  GPU where the flag is set; host-side step counts still advance. */
+   *  GPU where the flag is set (AdamW then keeps its step counts on the GPU, so a skipped step
+   *  does not count; SGD's host counts advance, which only its first-step flag reads). */
   step(opts: { foundInf?: GPUBuffer } = {}): void {
     this.foundInf = opts.foundInf ?? null;
     try {

@@ -3,6 +3,7 @@
 // group order), its step count and state tensors (SGD momentum_buffer; AdamW exp_avg, exp_avg_sq,
 // max_exp_avg_sq). Tensors are read back to host memory exactly (f32 bits), so a run resumed from
 // a saved state continues bit for bit. Saving reads back (await); call it between steps only.
+// AdamW's step counts kept on the device under a GradScaler are read back here too (syncSteps).
 import { fromArray, type Tensor } from '../tensor';
 import { hostTensor, type HostTensor } from '../checkpoint/host-tensor';
 import { AdamW, type AdamWState } from './adamw';
@@ -40,6 +41,7 @@ export async function optimizerStateDict(opt: AnyOpt): Promise<OptimizerStateDic
   const groups: OptimizerStateDict['groups'] = [];
   const steps: Record<string, number> = {};
   const tensors = new Map<string, HostTensor>();
+  if (opt instanceof AdamW) await opt.syncSteps();
   let index = 0;
   for (const g of opt.paramGroups) {
     const { params, ...options } = g as unknown as { params: Tensor[] } & Record<string, unknown>;

@@ -2,7 +2,8 @@
 // The first row whose adapter requirements and shape condition match a problem gives the kernel
 // and its tile; where the row sets `splitKBelow`, K is split when the problem has fewer output
 // tiles than that (see split-k.ts). To add a kernel, add its rows here in priority order and its
-// dispatch to launch.ts (see README.md).
+// dispatch to launch.ts (see README.md). f16 storage reads the same table: every kernel has f16
+// variants (common.ts `Storage`).
 import { hasSubgroups8, isSoftwareAdapter } from '../../runtime/adapter';
 import { type RegisterTiledTile, registerTiledOutputs } from './register-tiled';
 import { splitsFor } from './split-k';

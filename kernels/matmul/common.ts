@@ -4,6 +4,7 @@
 import { type BufferArgs, type ParamArgs } from '../define-kernel';
 import { type Activation, MAX_BATCH_RANK, type Problem } from './problem';
 import { type View } from '../../runtime/shape';
+import { withF16Storage } from '../f16-storage';
 
 export const PARAMS = {
   M: 'u32', N: 'u32', K: 'u32', kChunk: 'u32',
@@ -36,23 +37,68 @@ export interface Epilogue {
   act: Activation;
 }
 
-/** What the main kernels' bindings depend on: vec4 element types (absent: f32) and the bias. */
-interface MainBindingVariant {
+/** What the main kernels' bindings depend on: vec4 element types (absent: f32), f16 storage and
+ *  the bias. */
+interface MainBindingVariant extends Storage {
   bias: boolean;
   aVec?: boolean;
   bVec?: boolean;
   cVec?: boolean;
 }
 export const vecType = (vec: boolean | undefined) => (vec ? 'vec4f' : 'f32');
-/** Bindings A, B, [bias], C of the main kernels (the subgroup kernel's B is always packed vec4
- *  panels). */
+/** Element type of an operand binding: vec4 or scalar, f16 or f32. */
+const elemType = (h: boolean | undefined, vec: boolean | undefined) => (h ? (vec ? 'vec4h' : 'f16') : vecType(vec));
+/** Bindings A, B, [bias], C of the main kernels (the subgroup kernel's B is always packed vec4f
+ *  panels, widened from f16 by the pack kernel). The bias is f32 in every variant. */
 export const mainBindings = (packedB: boolean) =>
   ({
-    A: { type: (v: MainBindingVariant) => vecType(v.aVec), access: 'read' },
-    B: { type: (v: MainBindingVariant) => vecType(packedB || v.bVec), access: 'read' },
+    A: { type: (v: MainBindingVariant) => elemType(v.h, v.aVec), access: 'read' },
+    B: { type: (v: MainBindingVariant) => (packedB ? 'vec4f' : elemType(v.h, v.bVec)), access: 'read' },
     bias: { type: 'f32', access: 'read', when: (v: MainBindingVariant) => v.bias },
-    C: { type: (v: MainBindingVariant) => vecType(v.cVec), access: 'rw' },
+    C: { type: (v: MainBindingVariant) => elemType(v.hc, v.cVec), access: 'rw' },
   }) as const;
+
+/** f16 storage of a kernel variant: `h` A and B are f16 arrays, `hc` C is (never the split-K
+ *  workspace). Arithmetic and accumulation stay f32 (kernels/f16-storage.ts). */
+export interface Storage {
+  h?: boolean;
+  hc?: boolean;
+}
+
+/** A kernel body over f32 arrays rewritten for the variant's f16 storage: loads of `reads` (when
+ *  `h`) widened, stores to C (when `hc`) narrowed; unchanged for f32. `vecReads` are vec4h arrays
+ *  (register-tiled's vec4 loads): `X[q]` becomes `vec4f(X[q])` and `X[q][c]` `f32(X[q][c])`. */
+export function withStorage(code: string, s: Storage, reads: readonly string[] = ['A', 'B'], vecReads: readonly string[] = []): string {
+  let out = code;
+  if (s.h) for (const name of vecReads) out = widenVec4(out, name);
+  const scalar = reads.filter((r) => !vecReads.includes(r));
+  return withF16Storage(withF16Storage(out, !!s.h, scalar, []), !!s.hc, [], ['C']);
+}
+
+/** `name[q]` -> `vec4f(name[q])`, `name[q][c]` -> `f32(name[q][c])`. */
+function widenVec4(code: string, name: string): string {
+  const re = new RegExp(`\\b${name}\\[`, 'g');
+  let res = '';
+  let last = 0;
+  for (let m = re.exec(code); m; m = re.exec(code)) {
+    let end = closingBracket(code, m.index + name.length);
+    const component = code[end + 1] === '[';
+    if (component) end = closingBracket(code, end + 1);
+    res += `${code.slice(last, m.index)}${component ? 'f32' : 'vec4f'}(${code.slice(m.index, end + 1)})`;
+    last = end + 1;
+    re.lastIndex = end + 1;
+  }
+  return res + code.slice(last);
+}
+
+function closingBracket(code: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < code.length; i++) {
+    if (code[i] === '[') depth++;
+    else if (code[i] === ']' && --depth === 0) return i;
+  }
+  throw new Error(`matmul f16 storage: unbalanced brackets after offset ${open}`);
+}
 
 /** Helpers over the bindings and uniforms: batch offsets, scalar loads, the epilogue. */
 export function header(aType: string, bType: string, epi: Epilogue): string {
@@ -103,8 +149,11 @@ export interface MatmulLaunch {
   sAk: number;
   sBk: number;
   sBn: number;
-  /** C may be written as vec4 (N and the output offset multiples of 4). */
+  /** C may be written as vec4 (N and the output offset multiples of 4; f32 C only). */
   cVec: boolean;
+  /** f16 storage: A and B f16 (`h`), C f16 (`hc`, false while C is the split-K workspace). An
+   *  f16 C is stored as scalars (`cVec` false). */
+  storage: Storage;
   split: boolean;
   /** Workgroups along z: batches × K splits. */
   z: number;

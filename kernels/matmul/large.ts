@@ -77,10 +77,13 @@ export function launchMatmulSplit(launch: LaunchMatmul, args: MatmulArgs, config
 }
 
 const operands = (s: Sub): (View | null)[] => [s.a, s.b, s.o, s.bias];
+/** Bytes per element of operand j as windows are sized: the output at 4 whatever its storage, so
+ *  that a K split's f32 sums of an f16 output block fit a binding too. */
+const elemBytes = (v: View, j: number) => (j === 2 ? 4 : DTYPE_BYTES[v.dtype]);
 
 function fitsAll(s: Sub): boolean {
   const limit = bindingLimit();
-  return operands(s).every((v) => !v || windowBytesBound(v.shape, v.strides, DTYPE_BYTES[v.dtype]) <= limit);
+  return operands(s).every((v, j) => !v || windowBytesBound(v.shape, v.strides, elemBytes(v, j)) <= limit);
 }
 
 /** `s` restricted to [start, start + len) along `axis`. */
@@ -102,8 +105,8 @@ function spanOf(s: Sub, axis: Axis): number {
   operands(s).forEach((v, j) => {
     const d = axis.dims[j]!;
     if (!v || d < 0 || axis.n <= 1) return;
-    if (windowBytesBound(v.shape, v.strides, DTYPE_BYTES[v.dtype]) <= limit) return;
-    span = Math.max(span, (axis.n - 1) * Math.abs(v.strides[d]!) * DTYPE_BYTES[v.dtype]);
+    if (windowBytesBound(v.shape, v.strides, elemBytes(v, j)) <= limit) return;
+    span = Math.max(span, (axis.n - 1) * Math.abs(v.strides[d]!) * elemBytes(v, j));
   });
   // Prefer independent axes over K (whose blocks need summing) when they shrink as much.
   return axis.reduce ? span / 2 : span;
@@ -137,10 +140,11 @@ function solve(launch: LaunchMatmul, s: Sub, axes: Axis[], act: Activation, conf
     return;
   }
   // K blocks: partial products summed in block order into dense scratch sums (ping-pong: a
-  // dispatch may not read and write one buffer), then the epilogue writes the output.
+  // dispatch may not read and write one buffer), then the epilogue writes the output. The sums
+  // are f32 whatever the output's storage (an f16 output is rounded once, at the epilogue).
   const o = s.o;
-  const bytes = Math.max(numelOf(o.shape), 1) * DTYPE_BYTES[o.dtype];
-  const dense = (buffer: GPUBuffer): View => ({ buffer, dtype: o.dtype, shape: o.shape, strides: contiguousStrides(o.shape), offset: 0 });
+  const bytes = Math.max(numelOf(o.shape), 1) * 4;
+  const dense = (buffer: GPUBuffer): View => ({ buffer, dtype: 'f32', shape: o.shape, strides: contiguousStrides(o.shape), offset: 0 });
   const pool = rt().pool;
   let acc = dense(pool.acquire(bytes, USAGE(), 'matmul.split.k'));
   const part = dense(pool.acquire(bytes, USAGE(), 'matmul.split.k'));

@@ -1,5 +1,5 @@
-// The matmul launcher: C[b] = epilogue(A[b] · B[b]) for batched, broadcast, strided f32 operands
-// (problem.ts), with the kernel and tile the chooser picks (chooser.ts) or a given config. Kernels,
+// The matmul launcher: C[b] = epilogue(A[b] · B[b]) for batched, broadcast, strided operands
+// (problem.ts; f32, or f16 storage with f32 accumulation), with the kernel and tile the chooser picks (chooser.ts) or a given config. Kernels,
 // from the readable reference to the fast ones (each tested against the float64 reference and the
 // naive kernel in test/kernels/matmul/):
 //   naive            naive.ts: one output per invocation, any strides (the reference).
@@ -38,6 +38,8 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
   const pr = analyse(a, b);
   const { M, N, K, nBatch } = pr;
   if (numelOf(out.shape) !== nBatch * M * N) throw new Error(`matmul: output has ${numelOf(out.shape)} elements, expected ${nBatch}·${M}·${N}`);
+  if (out.dtype !== 'f32' && out.dtype !== 'f16') throw new Error(`matmul: output must be f32 or f16, got ${out.dtype}`);
+  if (args.bias && args.bias.dtype !== 'f32') throw new Error(`matmul: bias must be f32, got ${args.bias.dtype}`);
   if (args.bias && (args.bias.shape.length !== 1 || args.bias.shape[0] !== N || args.bias.strides[0] !== 1)) {
     throw new Error(`matmul: bias must be a contiguous [${N}] vector, got shape [${args.bias.shape}]`);
   }
@@ -65,7 +67,10 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
   const work = split ? rt().pool.acquire(z * M * N * 4, GPUBufferUsage.STORAGE, 'matmul.splitk') : undefined;
   const cBuf = work ?? out.buffer;
   const offC = work ? 0 : out.offset;
-  const cVec = N % 4 === 0 && offC % 4 === 0;
+  // f16 storage: A and B both f16 (problem.ts checks), C f16 or f32, the bias f32.
+  const h = a.dtype === 'f16';
+  const hc = !work && out.dtype === 'f16';
+  const cVec = !hc && N % 4 === 0 && offC % 4 === 0;
   const params = {
     M, N, K, kChunk,
     offA: a.offset, sAm, sAk, offB: b.offset,
@@ -75,12 +80,12 @@ export function launchMatmul(args: MatmulArgs, config?: MatmulConfig): MatmulCon
   };
   const mainEpi: Epilogue = split ? { bias: false, act: 'none' } : epi;
   const buffers = { A: a.buffer, B: b.buffer, bias: mainEpi.bias ? args.bias!.buffer : undefined, C: cBuf };
-  dispatch({ pr, a, b, params, buffers, epi: mainEpi, sAm, sAk, sBk, sBn, cVec, split, z }, cfg);
+  dispatch({ pr, a, b, params, buffers, epi: mainEpi, sAm, sAk, sBk, sBn, cVec, storage: { h, hc }, split, z }, cfg);
 
   if (work) {
     const total = nBatch * M * N;
     dispatchSplitReduce(
-      epi,
+      { ...epi, hc: out.dtype === 'f16' },
       { W: work, bias: epi.bias ? args.bias!.buffer : undefined, C: out.buffer },
       { total, mn: M * N, n: N, splits, offC: out.offset, offBias: args.bias?.offset ?? 0 },
     );

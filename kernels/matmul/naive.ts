@@ -2,7 +2,7 @@
 // batch broadcast. Every other matmul kernel is tested against it; the chooser takes it only for
 // empty problems.
 import { defineKernel } from '../define-kernel';
-import { type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS } from './common';
+import { type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, type Storage, withStorage } from './common';
 
 function code(epi: Epilogue): string {
   return `${header('f32', 'f32', epi)}
@@ -21,10 +21,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }`;
 }
 
-const kernel = defineKernel({ name: 'matmul.naive', bindings: mainBindings(false), params: PARAMS, code: (v: Epilogue) => code(v) });
+const kernel = defineKernel({ name: 'matmul.naive', bindings: mainBindings(false), params: PARAMS, code: (v: Epilogue & Storage) => withStorage(code(v), v) });
 
 /** Never split (the launcher passes K whole). */
 export function dispatchNaive(l: MatmulLaunch): void {
   const { M, N, nBatch } = l.pr;
-  kernel.dispatch(l.epi, l.buffers, l.params, [Math.ceil(N / 8), Math.ceil(M / 8), nBatch]);
+  kernel.dispatch({ ...l.epi, ...l.storage }, l.buffers, l.params, [Math.ceil(N / 8), Math.ceil(M / 8), nBatch]);
 }

@@ -1,4 +1,5 @@
-// The matmul problem: C[b] = epilogue(A[b] · B[b]) for batched, broadcast, strided f32 operands.
+// The matmul problem: C[b] = epilogue(A[b] · B[b]) for batched, broadcast, strided operands, both
+// f32 or both f16 (f16 storage).
 //
 // Operands are views: A is [...batchA, M, K], B is [...batchB, K, N]; batch dims broadcast to the
 // output's batch shape (stride 0 where an operand is broadcast). Inside the last two dims a view
@@ -57,7 +58,7 @@ export interface Problem {
 /** Broadcast batch dims, merge the mergeable ones, and check shapes. */
 export function analyse(a: View, b: View): Problem {
   if (a.shape.length < 2 || b.shape.length < 2) throw new Error(`matmul kernel: operands need >= 2 dims, got [${a.shape}] and [${b.shape}]`);
-  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: f32 operands expected, got ${a.dtype} and ${b.dtype}`);
+  if ((a.dtype !== 'f32' && a.dtype !== 'f16') || a.dtype !== b.dtype) throw new Error(`matmul: operands must be both f32 or both f16, got ${a.dtype} and ${b.dtype}`);
   const M = a.shape[a.shape.length - 2]!;
   const K = a.shape[a.shape.length - 1]!;
   const Kb = b.shape[b.shape.length - 2]!;

@@ -5,7 +5,7 @@
 // memory costs as much as a global load, so the only lever is FLOPs per load. The chooser takes it
 // on software adapters where the subgroup kernel does not apply.
 import { defineKernel } from '../define-kernel';
-import { aligned4, type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, storeBlock, X } from './common';
+import { aligned4, type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, type Storage, storeBlock, withStorage, X } from './common';
 import { type Layout } from './problem';
 
 export interface RegisterTiledTile {
@@ -16,7 +16,7 @@ export interface RegisterTiledTile {
 /** Rows and columns of C one workgroup computes. */
 export const registerTiledOutputs = (t: RegisterTiledTile): [number, number] => [t.rows, 4 * t.wg];
 
-interface Spec extends Epilogue {
+interface Spec extends Epilogue, Storage {
   rows: number;
   wg: number;
   la: Layout;
@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   return L.join('\n');
 }
 
-const kernel = defineKernel({ name: 'matmul.register_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => code(v) });
+const kernel = defineKernel({ name: 'matmul.register_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => withStorage(code(v), v, ['A', 'B'], [...(v.aVec ? ['A'] : []), ...(v.bVec ? ['B'] : [])]) });
 
 export function dispatchRegisterTiled(l: MatmulLaunch, t: RegisterTiledTile): void {
   const { pr, a, b } = l;
@@ -109,7 +109,7 @@ export function dispatchRegisterTiled(l: MatmulLaunch, t: RegisterTiledTile): vo
   const batchA = pr.batchStridesA;
   const batchB = pr.batchStridesB;
   // vec4 loads need every address of the vector aligned: unit-stride direction long enough,
-  // leading dim, offsets and batch strides multiples of 4.
+  // leading dim, offsets and batch strides multiples of 4 (f16 operands: vec4h loads, widened).
   const aVec =
     pr.la.layout === 'row'
       ? aligned4(a.offset, l.sAm, ...batchA)
@@ -120,5 +120,5 @@ export function dispatchRegisterTiled(l: MatmulLaunch, t: RegisterTiledTile): vo
   const gx = Math.ceil(M / rows);
   const gy = Math.ceil(N / cols);
   if (gx > 65535 || gy > 65535) throw new Error(`matmul: ${M}×${N} output needs ${gx}×${gy} workgroups, over 65,535 per dimension`);
-  kernel.dispatch({ rows: R, wg: t.wg, la: pr.la.layout, lb: pr.lb.layout, aVec, bVec, cVec: l.cVec, split: l.split, ...l.epi }, l.buffers, l.params, [gx, gy, l.z]);
+  kernel.dispatch({ rows: R, wg: t.wg, la: pr.la.layout, lb: pr.lb.layout, aVec, bVec, cVec: l.cVec, split: l.split, ...l.epi, ...l.storage }, l.buffers, l.params, [gx, gy, l.z]);
 }

@@ -1,9 +1,11 @@
 // Split-K: for tall-K problems with few output tiles, any tiled kernel runs with K cut into
 // `splits` chunks, each workgroup writing its raw partial sums to a workspace
 // [nBatch·splits, M, N]; a reduce kernel then sums the chunks in a fixed order and applies the
-// epilogue (bias, ReLU).
+// epilogue (bias, ReLU). The workspace is f32 whatever the output's storage; an f16 output is
+// rounded once, by the reduce kernel's store.
 import { defineKernel, WGSL_LINEAR_WORKGROUP } from '../define-kernel';
 import { type Epilogue } from './common';
+import { withF16Storage } from '../f16-storage';
 
 /** Split K when there are fewer output tiles than `wantTiles` and K is long (each chunk ≥ 256). */
 export function splitsFor(tiles: number, K: number, wantTiles: number): number {
@@ -42,15 +44,15 @@ const reduceKernel = defineKernel({
   bindings: {
     W: { type: 'f32', access: 'read' },
     bias: { type: 'f32', access: 'read', when: (v) => v.bias },
-    C: { type: 'f32', access: 'rw' },
+    C: { type: (v) => (v.hc ? 'f16' : 'f32'), access: 'rw' },
   },
   params: { total: 'u32', mn: 'u32', n: 'u32', splits: 'u32', offC: 'u32', offBias: 'u32' },
-  code: (v: Epilogue) => reduceCode(v),
+  code: (v: Epilogue & { hc: boolean }) => withF16Storage(reduceCode(v), v.hc, [], ['C']),
 });
 
-/** C[offC + i] = epilogue(Σ_s W[b, s, e]) for the `total` = nBatch·M·N outputs. */
+/** C[offC + i] = epilogue(Σ_s W[b, s, e]) for the `total` = nBatch·M·N outputs (C f16 when `hc`). */
 export function dispatchSplitReduce(
-  epi: Epilogue,
+  epi: Epilogue & { hc: boolean },
   buffers: { W: GPUBuffer; bias?: GPUBuffer; C: GPUBuffer },
   p: { total: number; mn: number; n: number; splits: number; offC: number; offBias: number },
 ): void {

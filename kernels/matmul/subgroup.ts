@@ -9,7 +9,7 @@
 // scalarized loads. The chooser takes it on software adapters with 8-wide subgroups when M > 16
 // and the packed B fits in 128 MiB.
 import { defineKernel, rt } from '../define-kernel';
-import { aligned4, type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, UNIFORMS, vecType, X } from './common';
+import { aligned4, type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, type Storage, UNIFORMS, vecType, withStorage, X } from './common';
 import { hasSubgroups8 } from '../../runtime/adapter';
 
 export interface SubgroupTile {
@@ -62,7 +62,7 @@ ${load}
 }`;
 }
 
-interface Spec extends Epilogue {
+interface Spec extends Epilogue, Storage {
   rows: number;
   /** A row-major, 16-byte aligned rows and K % 4 == 0: one vec4 load per row and 4 k. */
   aVec: boolean;
@@ -123,12 +123,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
   return L.join('\n');
 }
 
-const kernel = defineKernel({ name: 'matmul.subgroup', bindings: mainBindings(true), params: PARAMS, code: (v: Spec) => code(v) });
+// B is read only by the pack kernel: the main kernel's packed panels are f32 whatever B's storage.
+const kernel = defineKernel({ name: 'matmul.subgroup', bindings: mainBindings(true), params: PARAMS, code: (v: Spec) => withStorage(code(v), v, ['A'], v.aVec ? ['A'] : []) });
 const packKernel = defineKernel({
   name: 'matmul.subgroup_pack',
-  bindings: { B: { type: (v) => vecType(v.bVec), access: 'read' }, Bp: { type: 'vec4f', access: 'rw' } },
+  bindings: { B: { type: (v) => (v.h ? (v.bVec ? 'vec4h' : 'f16') : vecType(v.bVec)), access: 'read' }, Bp: { type: 'vec4f', access: 'rw' } },
   params: PARAMS,
-  code: (v: { bVec: boolean }) => packCode(v.bVec),
+  code: (v: { bVec: boolean; h: boolean }) => withStorage(packCode(v.bVec), { h: v.h }, ['B'], v.bVec ? ['B'] : []),
 });
 
 /** Packs B into a pooled workspace, runs the kernel on it and returns the workspace to the pool. */
@@ -140,15 +141,16 @@ export function dispatchSubgroup(l: MatmulLaunch, t: SubgroupTile): void {
   const packedBytes = packedPanelBytes(N, K, nBatch);
   if (packedBytes > MAX_PACKED_BYTES) throw new Error(`matmul subgroup kernel: packed B would take ${packedBytes} bytes (over 128 MiB); use register-tiled`);
   const packed = rt().pool.acquire(packedBytes, GPUBufferUsage.STORAGE, 'matmul.subgroup.packedB');
+  const h = !!l.storage.h;
   const bVec = pr.lb.layout === 'row' && N % 4 === 0 && aligned4(b.offset, l.sBk, ...pr.batchStridesB);
   const K4 = Math.ceil(K / 4) * 4;
   if (K4 / PACK_K > 65535) throw new Error(`matmul subgroup kernel: K = ${K} needs over 65,535 pack workgroups; use register-tiled`);
-  packKernel.dispatch({ bVec }, { B: b.buffer, Bp: packed }, l.params, [Math.ceil(K4 / PACK_K), Math.ceil(N / PANEL_COLS), nBatch]);
+  packKernel.dispatch({ bVec, h }, { B: b.buffer, Bp: packed }, l.params, [Math.ceil(K4 / PACK_K), Math.ceil(N / PANEL_COLS), nBatch]);
   const aVec = pr.la.layout === 'row' && K % 4 === 0 && aligned4(a.offset, l.sAm, ...pr.batchStridesA);
   const [rows, cols] = subgroupOutputs(t);
   const gx = Math.ceil(M / rows);
   const gy = Math.ceil(N / cols);
   if (gx > 65535 || gy > 65535) throw new Error(`matmul: ${M}×${N} output needs ${gx}×${gy} workgroups, over 65,535 per dimension`);
-  kernel.dispatch({ rows: R, aVec, cVec: l.cVec, split: l.split, ...l.epi }, { ...l.buffers, B: packed }, l.params, [gx, gy, l.z]);
+  kernel.dispatch({ rows: R, aVec, cVec: l.cVec, split: l.split, ...l.epi, ...l.storage }, { ...l.buffers, B: packed }, l.params, [gx, gy, l.z]);
   rt().pool.release(packed);
 }

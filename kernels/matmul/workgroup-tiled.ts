@@ -4,7 +4,7 @@
 // memory between barriers. Tile loads map consecutive invocations to consecutive addresses for
 // either operand layout (coalescing). The chooser takes it on hardware GPUs.
 import { defineKernel } from '../define-kernel';
-import { type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, storeBlock, X } from './common';
+import { type Epilogue, header, mainBindings, type MatmulLaunch, PARAMS, type Storage, storeBlock, withStorage, X } from './common';
 import { type Layout } from './problem';
 
 export interface WorkgroupTiledTile {
@@ -14,7 +14,7 @@ export interface WorkgroupTiledTile {
 /** Rows and columns of C one workgroup computes. */
 export const workgroupTiledOutputs = (t: WorkgroupTiledTile): [number, number] => [t.tile, t.tile];
 
-interface Spec extends Epilogue {
+interface Spec extends Epilogue, Storage {
   tile: number;
   la: Layout;
   lb: Layout;
@@ -84,10 +84,10 @@ ${storeBlock(4, s.cVec, s.split, '  ')}
 }`;
 }
 
-const kernel = defineKernel({ name: 'matmul.workgroup_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => code(v) });
+const kernel = defineKernel({ name: 'matmul.workgroup_tiled', bindings: mainBindings(false), params: PARAMS, code: (v: Spec) => withStorage(code(v), v) });
 
 export function dispatchWorkgroupTiled(l: MatmulLaunch, t: WorkgroupTiledTile): void {
   const { M, N, la, lb } = l.pr;
   const [rows, cols] = workgroupTiledOutputs(t);
-  kernel.dispatch({ tile: t.tile, la: la.layout, lb: lb.layout, cVec: l.cVec, split: l.split, ...l.epi }, l.buffers, l.params, [Math.ceil(M / rows), Math.ceil(N / cols), l.z]);
+  kernel.dispatch({ tile: t.tile, la: la.layout, lb: lb.layout, cVec: l.cVec, split: l.split, ...l.epi, ...l.storage }, l.buffers, l.params, [Math.ceil(M / rows), Math.ceil(N / cols), l.z]);
 }
