@@ -3,6 +3,7 @@
 // engine/ops; these modules only own parameters and call them.
 import { conv2d, type Conv2dOptions } from '../engine/ops/conv';
 import { convTranspose2d } from '../engine/ops/conv-transpose';
+import { conv2dFrozenBatchNorm, isConvBnFoldEnabled } from '../engine/ops/conv-frozen-bn';
 import { batchNorm2d, frozenBatchNorm2d, groupNorm } from '../engine/ops/norm';
 import { mapRaw, relu } from '../engine/ops/elementwise';
 import { empty, full, type Tensor } from '../engine/tensor';
@@ -98,7 +99,8 @@ export class FrozenBatchNorm2d extends Module {
   forwardRelu(x: Tensor): Tensor {
     return frozenBatchNorm2d(x, this.foldParams(), { relu: true });
   }
-  private foldParams() {
+  /** The buffers as frozenBatchNorm2d and conv2dFrozenBatchNorm take them. */
+  foldParams() {
     return {
       weight: this.getBuffer('weight')!,
       bias: this.getBuffer('bias')!,
@@ -112,6 +114,19 @@ export class FrozenBatchNorm2d extends Module {
 /** relu(norm(x)), fused into the norm's kernels where the norm has a fused variant (FrozenBN, GN). */
 export function normRelu(norm: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
   return norm instanceof FrozenBatchNorm2d || norm instanceof GroupNorm ? norm.forwardRelu(x) : relu(norm.forward(x));
+}
+
+/**
+ * relu(norm(conv(x))) (without ReLU when `relu` is false). A FrozenBatchNorm2d is folded into the
+ * conv (conv2dFrozenBatchNorm: one conv with the scaled weight and shifted bias, the ReLU in its
+ * epilogue) unless setConvBnFold(false); other norms run after the conv as normRelu does.
+ */
+export function convNorm(conv: Conv2d, norm: { forward(x: Tensor): Tensor }, x: Tensor, relu = true): Tensor {
+  if (norm instanceof FrozenBatchNorm2d && isConvBnFoldEnabled()) {
+    return conv2dFrozenBatchNorm(x, conv.weight, conv.bias, norm.foldParams(), { ...conv.opts, relu });
+  }
+  const c = conv.forward(x);
+  return relu ? normRelu(norm, c) : norm.forward(c);
 }
 
 /**
