@@ -9,6 +9,8 @@ import { conv2dGradRef, conv2dRef, convOutShape, opt, type RefConv, type Shape4 
 import { type ConvAlgo } from '../../kernels/conv/chooser';
 import { Conv2d, convNorm, FrozenBatchNorm2d } from '../../models/layers';
 import { init } from '../../engine';
+import { autocast, autocastAvailable } from '../../engine/amp/autocast';
+import { f16ToF32, f32ToF16 } from '../../runtime/dtype';
 import { expectClose, numericGrad, Rng, testSeed } from '../util';
 import { permutedInput } from '../kernels/norm/inputs';
 
@@ -153,6 +155,41 @@ describe('conv2dFrozenBatchNorm vs float64 reference', () => {
       });
     }
   }
+
+  it('f16 storage under autocast (x, w, y and the gradient pass f16; bias, dw f32) at f16 accuracy', async () => {
+    if (!autocastAvailable()) return;
+    const seed = testSeed();
+    const rng = new Rng(seed);
+    const c = CASES[2]!;
+    const xh = f32(rng.uniformArray(n(c.xs)));
+    const wh = f32(rng.uniformArray(n(c.ws)));
+    const bn = randomBn(rng, c.ws[0]);
+    const ys = convOutShape(c.xs, c.ws, c.o);
+    const gh = f32(rng.uniformArray(n(ys)));
+    const x = leaf(xh, c.xs, true);
+    const w = leaf(wh, c.ws, true);
+    const bnT = { weight: leaf(bn.gamma, [c.ws[0]], false), bias: leaf(bn.beta, [c.ws[0]], false), runningMean: leaf(bn.mean, [c.ws[0]], false), runningVar: leaf(bn.rvar, [c.ws[0]], false) };
+    const y = autocast(() => conv2dFrozenBatchNorm(x, w, null, bnT, { stride: c.o.stride, padding: c.o.padding, relu: true }));
+    expect(y.dtype).toBe('f16');
+    backward(y, fromArray(Float32Array.from(gh), ys, 'f16'));
+    expect(w.grad!.dtype).toBe('f32');
+    const rx = xh.map((v) => f16ToF32(f32ToF16(v)));
+    const yRef = refForward(rx, c.xs, wh, c.ws, null, bn, c.o, true).y;
+    const ref = refGrads(rx, c.xs, wh, c.ws, null, bn, c.o, true, gh);
+    // Relative to the largest magnitude: f16 keeps 11 bits; a ReLU tie may flip.
+    const rel = (a: ArrayLike<number>, b: Float64Array) => {
+      let m = 0;
+      let e = 0;
+      for (let i = 0; i < b.length; i++) {
+        m = Math.max(m, Math.abs(b[i]!));
+        e = Math.max(e, Math.abs(a[i]! - b[i]!));
+      }
+      return e / m;
+    };
+    expect(rel(await y.data(), yRef), `y (seed ${seed})`).toBeLessThan(4e-3);
+    expect(rel(await x.grad!.data(), ref.gx), `grad x (seed ${seed})`).toBeLessThan(4e-3);
+    expect(rel(await w.grad!.data(), ref.gw), `grad w (seed ${seed})`).toBeLessThan(4e-3);
+  });
 
   it('rejects per-channel buffers of the wrong size in one line', () => {
     const x = fromArray(new Float32Array(2 * 9), [1, 2, 3, 3]);
