@@ -31,6 +31,17 @@ export function isConvBnFoldEnabled(): boolean {
   return foldEnabled;
 }
 
+/**
+ * Whether folding pays for this conv: the fold rewrites the weight (read w, write w': about twice
+ * the weight's size per forward) to save the norm's read and write of the output (twice the
+ * output's size), so it pays when the output (N·O·OH·OW) is larger than the weight (O·C/g·KH·KW),
+ * i.e. N·OH·OW > C/g·KH·KW: the early, large maps, not the deep layers of small maps.
+ */
+export function convBnFoldPays(xShape: readonly number[], wShape: readonly number[], opts: Omit<Conv2dOptions, 'activation' | 'algo'> = {}): boolean {
+  const g = convGeometry('convBnFoldPays', xShape, wShape, { stride: pair(opts.stride ?? 1), padding: pair(opts.padding ?? 0), dilation: pair(opts.dilation ?? 1), groups: opts.groups ?? 1 });
+  return g.N * g.OH * g.OW > (g.C / g.groups) * g.KH * g.KW;
+}
+
 export interface Conv2dFrozenBnOptions extends Omit<Conv2dOptions, 'activation'> {
   /** relu(frozenBN(conv(x))) with the ReLU in the conv's epilogue. */
   relu?: boolean;

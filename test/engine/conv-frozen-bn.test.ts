@@ -4,7 +4,7 @@
 // path (convNorm) with the fold on equal to it off (conv2d then frozenBatchNorm2d), outputs and
 // every gradient, with the dispatch counts of both.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, conv2dFrozenBatchNorm, fromArray, isConvBnFoldEnabled, narrow, rt, setConvBnFold, type Tensor } from '../../engine';
+import { backward, conv2dFrozenBatchNorm, convBnFoldPays, fromArray, isConvBnFoldEnabled, narrow, rt, setConvBnFold, type Tensor } from '../../engine';
 import { conv2dGradRef, conv2dRef, convOutShape, opt, type RefConv, type Shape4 } from '../../kernels/conv/reference';
 import { type ConvAlgo } from '../../kernels/conv/chooser';
 import { Conv2d, convNorm, FrozenBatchNorm2d } from '../../models/layers';
@@ -199,6 +199,15 @@ describe('conv2dFrozenBatchNorm vs float64 reference', () => {
   });
 });
 
+describe('convBnFoldPays', () => {
+  it('folds where the output is larger than the weight (N·OH·OW > C/g·KH·KW)', () => {
+    expect(convBnFoldPays([2, 128, 128, 128], [128, 128, 3, 3], { padding: 1 })).toBe(true); // 32768 > 1152
+    expect(convBnFoldPays([2, 224, 16, 16], [224, 224, 3, 3], { padding: 1 })).toBe(false); // 512 < 2016
+    expect(convBnFoldPays([1, 64, 8, 8], [64, 1, 3, 3], { padding: 1, groups: 64 })).toBe(true); // 64 > 9
+    expect(convBnFoldPays([1, 13, 10, 9], [21, 13, 3, 3], { padding: 1, stride: 2 })).toBe(false); // 25 < 117
+  });
+});
+
 describe('convNorm: the fold on equals conv2d then FrozenBatchNorm2d (+ ReLU)', () => {
   it('outputs and every gradient (x, conv weight) agree; the fold removes the norm pass', async () => {
     expect(isConvBnFoldEnabled()).toBe(true);
@@ -242,5 +251,27 @@ describe('convNorm: the fold on equals conv2d then FrozenBatchNorm2d (+ ReLU)', 
       expect(on.forward).toBe(off.forward + 1);
       expect(on.back).toBe(off.back);
     }
+  });
+
+  it('where the fold does not pay (a small map), convNorm runs conv then norm: the same values and dispatches', async () => {
+    const conv = new Conv2d(13, 21, 3, { padding: 1, bias: false, seed: 8 });
+    const norm = new FrozenBatchNorm2d(21);
+    const x = leaf(f32(new Rng(testSeed()).uniformArray(13 * 9)), [1, 13, 3, 3], false);
+    const run = async (fold: boolean) => {
+      setConvBnFold(fold);
+      try {
+        void x.buffer;
+        const d0 = rt().stats().dispatches;
+        const y = convNorm(conv, norm, x);
+        void y.buffer;
+        return { y: await y.data(), dispatches: rt().stats().dispatches - d0 };
+      } finally {
+        setConvBnFold(true);
+      }
+    };
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.dispatches).toBe(off.dispatches);
+    expect(Array.from(on.y)).toEqual(Array.from(off.y));
   });
 });
