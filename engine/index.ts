@@ -32,6 +32,7 @@ export * from './optim';
 export * from './ops/select-mask';
 export * from './ops/roi-align';
 export * from './ops/conv';
+export * from './ops/conv-frozen-bn';
 export * from './ops/conv-transpose';
 export * from './ops/losses';
 export * from './ops/softmax';

@@ -8,9 +8,12 @@
 // Sizes: BENCH_STEP=tiny (default: 128x128, batch 1, 6 cells; host-bound, shows per-op overhead),
 // full (512x512, batch 2, 40 cells: the size of the PyTorch CPU anchors) or both.
 // BENCH_MODEL_CONFIGS=V19slim,V39 picks models. `--repeats N` timed steps after one warm-up step.
+// BENCH_STEP_FOLD_AB=1: the conv + FrozenBN fold (setConvBnFold) on and off on the same model, the
+// steps interleaved (on, off, on, ...) so that load drifts hit both; one row per arm with the
+// median and the minimum of the N steps and the profiled step's dispatches.
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
 import { median } from '../harness';
-import { add, backward, formatProfile, init, rt, scopeAsync } from '../../engine';
+import { add, backward, formatProfile, init, rt, scopeAsync, setConvBnFold } from '../../engine';
 import { SGD } from '../../engine/optim';
 import { CenterMask } from '../../models/centermask';
 import { loadConfig } from '../../models/config/config';
@@ -56,34 +59,52 @@ export function buildStep(spec: ModelSpec, sz: StepSize): () => Promise<void> {
     });
 }
 
-async function benchStep(spec: ModelSpec, sz: StepSize, repeats: number, log: (m: string) => void): Promise<BenchRow> {
+async function benchStep(spec: ModelSpec, sz: StepSize, repeats: number, log: (m: string) => void): Promise<BenchRow[]> {
   const step = buildStep(spec, sz);
-  await step();
-  await rt().sync();
-  const wall: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await step();
-    await rt().sync();
-    wall.push(performance.now() - t0);
-  }
-  const { report } = await rt().profile(step);
   const where = `${sz.size}x${sz.size} b${sz.batch}`;
-  log(`${spec.name} ${where}\n${formatProfile(report, 10)}`);
-  return {
-    suite: 'step',
-    case: `${spec.name} ${where} train step`,
-    ms: median(wall),
-    dispatches: report.dispatches,
-    submits: report.submits,
-    readbacks: report.readbacks,
-    pipelines_compiled: report.pipelinesCompiled,
-    bind_groups_created: report.bindGroupsCreated,
-    host_ms: Math.round(report.hostMs * 10) / 10,
-    host_us_per_dispatch: Math.round((1000 * report.hostMs) / Math.max(1, report.dispatches) * 10) / 10,
-    ...(report.deviceMs === undefined ? {} : { device_ms: Math.round(report.deviceMs * 10) / 10 }),
-    top_kernels: report.kernels.slice(0, 5).map((k) => `${k.name} ${(k.deviceMs ?? k.dispatchMs).toFixed(1)}`).join('; '),
-  };
+  const arms = process.env.BENCH_STEP_FOLD_AB === '1' ? [true, false] : [undefined];
+  const wall = arms.map(() => [] as number[]);
+  try {
+    for (const fold of arms) {
+      if (fold !== undefined) setConvBnFold(fold);
+      await step();
+      await rt().sync();
+    }
+    for (let i = 0; i < repeats; i++) {
+      for (const [a, fold] of arms.entries()) {
+        if (fold !== undefined) setConvBnFold(fold);
+        const t0 = performance.now();
+        await step();
+        await rt().sync();
+        wall[a]!.push(performance.now() - t0);
+      }
+    }
+    const rows: BenchRow[] = [];
+    for (const [a, fold] of arms.entries()) {
+      if (fold !== undefined) setConvBnFold(fold);
+      const { report } = await rt().profile(step);
+      const arm = fold === undefined ? '' : ` (conv-bn fold ${fold ? 'on' : 'off'})`;
+      log(`${spec.name} ${where}${arm}\n${formatProfile(report, 10)}`);
+      rows.push({
+        suite: 'step',
+        case: `${spec.name} ${where} train step${arm}`,
+        ms: median(wall[a]!),
+        ...(fold === undefined ? {} : { ms_min: Math.round(Math.min(...wall[a]!) * 10) / 10, steps: wall[a]!.map((t) => Math.round(t)).join(' ') }),
+        dispatches: report.dispatches,
+        submits: report.submits,
+        readbacks: report.readbacks,
+        pipelines_compiled: report.pipelinesCompiled,
+        bind_groups_created: report.bindGroupsCreated,
+        host_ms: Math.round(report.hostMs * 10) / 10,
+        host_us_per_dispatch: Math.round((1000 * report.hostMs) / Math.max(1, report.dispatches) * 10) / 10,
+        ...(report.deviceMs === undefined ? {} : { device_ms: Math.round(report.deviceMs * 10) / 10 }),
+        top_kernels: report.kernels.slice(0, 5).map((k) => `${k.name} ${(k.deviceMs ?? k.dispatchMs).toFixed(1)}`).join('; '),
+      });
+    }
+    return rows;
+  } finally {
+    setConvBnFold(true);
+  }
 }
 
 export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> => {
@@ -94,7 +115,7 @@ export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
     for (const n of names) {
       const spec = MODELS.find((m) => m.name === n);
       if (!spec) throw new Error(`unknown model '${n}' (have: ${MODELS.map((m) => m.name).join(', ')})`);
-      rows.push(await benchStep(spec, sz, ctx.repeats ?? 2, ctx.log));
+      rows.push(...(await benchStep(spec, sz, ctx.repeats ?? 2, ctx.log)));
     }
   }
   return rows;

@@ -10,7 +10,7 @@ import { add, hardsigmoid, mul } from '../../engine/ops/elementwise';
 import { mean } from '../../engine/ops/reduce';
 import { maxPool2d } from '../../engine/ops/pool';
 import type { Tensor } from '../../engine/tensor';
-import { BatchNorm2d, Container, Conv2d, FrozenBatchNorm2d, GroupNorm, normRelu, SyncBatchNorm } from '../layers';
+import { BatchNorm2d, Container, Conv2d, convNorm, FrozenBatchNorm2d, GroupNorm, SyncBatchNorm } from '../layers';
 import { UserError } from '../../runtime/errors';
 
 /** MODEL.VOVNET.NORM values (Detectron2's get_norm names). */
@@ -54,7 +54,7 @@ export const VOVNET_SPECS: Record<string, VoVNetSpec> = {
   'V-99-eSE': { stem: [64, 64, 128], stageConvCh: [128, 160, 192, 224], stageOutCh: [256, 512, 768, 1024], layersPerBlock: 5, blocksPerStage: [1, 3, 9, 3], depthwise: false },
 };
 
-/** conv (no bias) -> norm -> ReLU, registered on `parent` as `${name}/conv`, `${name}/norm`. */
+/** conv (no bias) -> norm -> ReLU (a FrozenBN folded into the conv: convNorm), registered on `parent` as `${name}/conv`, `${name}/norm`. */
 class ConvNormReLU {
   readonly conv: Conv2d;
   readonly norm: NormLayer;
@@ -63,7 +63,7 @@ class ConvNormReLU {
     this.norm = parent.registerModule(`${name}/norm`, makeNorm(norm, cout, `${name}/norm`));
   }
   forward(x: Tensor): Tensor {
-    return normRelu(this.norm, this.conv.forward(x));
+    return convNorm(this.conv, this.norm, x);
   }
 }
 
@@ -78,7 +78,7 @@ class DWUnit {
     this.norm = parent.registerModule(`${name}/pw_norm`, makeNorm(norm, c, `${name}/pw_norm`));
   }
   forward(x: Tensor): Tensor {
-    return normRelu(this.norm, this.pw.forward(this.dw.forward(x)));
+    return convNorm(this.pw, this.norm, this.dw.forward(x));
   }
 }
 
