@@ -12,12 +12,11 @@
 import { autocastF16 } from '../amp/autocast';
 import { isGradEnabled, record } from '../autograd';
 import type { Tensor } from '../tensor';
-import { checkConvDtypes, type Conv2dOptions, conv2dBackwardRaw, conv2dForwardRaw } from './conv';
+import { checkConvDtypes, type Conv2dOptions, conv2dBackwardRaw, conv2dForwardRaw, conv2dGeometry } from './conv';
 import { mapRaw } from './elementwise';
 import type { FrozenBatchNormParams } from './norm';
 import { sum } from './reduce';
 import { reshape } from './view';
-import { convGeometry, pair } from '../../kernels/conv/geometry';
 
 let foldEnabled = typeof process === 'undefined' || process.env?.CELLGPU_CONV_BN_FOLD !== '0';
 
@@ -38,7 +37,7 @@ export function isConvBnFoldEnabled(): boolean {
  * i.e. N·OH·OW > C/g·KH·KW: the early, large maps, not the deep layers of small maps.
  */
 export function convBnFoldPays(xShape: readonly number[], wShape: readonly number[], opts: Omit<Conv2dOptions, 'activation' | 'algo'> = {}): boolean {
-  const g = convGeometry('convBnFoldPays', xShape, wShape, { stride: pair(opts.stride ?? 1), padding: pair(opts.padding ?? 0), dilation: pair(opts.dilation ?? 1), groups: opts.groups ?? 1 });
+  const g = conv2dGeometry('convBnFoldPays', xShape, wShape, opts);
   return g.N * g.OH * g.OW > (g.C / g.groups) * g.KH * g.KW;
 }
 
@@ -58,12 +57,7 @@ export function conv2dFrozenBatchNorm(x: Tensor, w: Tensor, b: Tensor | null | u
   // The weight in the conv's storage dtype: what dgrad reads (under autocast, the scope's cached cast).
   const wc = autocastF16(w);
   checkConvDtypes('conv2dFrozenBatchNorm', x, wc, b);
-  const geo = convGeometry('conv2dFrozenBatchNorm', x.shape, wc.shape, {
-    stride: pair(opts.stride ?? 1),
-    padding: pair(opts.padding ?? 0),
-    dilation: pair(opts.dilation ?? 1),
-    groups: opts.groups ?? 1,
-  });
+  const geo = conv2dGeometry('conv2dFrozenBatchNorm', x.shape, wc.shape, opts);
   const O = geo.O;
   if (b) checkPerChannel('conv bias', b, O);
   checkPerChannel('weight', bn.weight, O);

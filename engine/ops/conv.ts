@@ -93,17 +93,23 @@ export function conv2dBackwardRaw(geo: ConvGeometry, dy: Tensor, x: Tensor, w: T
   return [dx, dw];
 }
 
-/** PyTorch's F.conv2d (+ optional fused ReLU). x [N, C, H, W], w [O, C/groups, KH, KW], b [O]. */
-export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  x = autocastF16(x);
-  w = autocastF16(w);
-  checkConvDtypes('conv2d', x, w, b);
-  const geo = convGeometry('conv2d', x.shape, w.shape, {
+/** The geometry of a conv2d of input and weight shapes under `opts` (stride, padding, dilation,
+ *  groups), checked; `op` names the caller in errors. */
+export function conv2dGeometry(op: string, xShape: readonly number[], wShape: readonly number[], opts: Omit<Conv2dOptions, 'activation' | 'algo'>): ConvGeometry {
+  return convGeometry(op, xShape, wShape, {
     stride: pair(opts.stride ?? 1),
     padding: pair(opts.padding ?? 0),
     dilation: pair(opts.dilation ?? 1),
     groups: opts.groups ?? 1,
   });
+}
+
+/** PyTorch's F.conv2d (+ optional fused ReLU). x [N, C, H, W], w [O, C/groups, KH, KW], b [O]. */
+export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  x = autocastF16(x);
+  w = autocastF16(w);
+  checkConvDtypes('conv2d', x, w, b);
+  const geo = conv2dGeometry('conv2d', x.shape, w.shape, opts);
   if (b && (b.ndim !== 1 || b.shape[0] !== geo.O)) throw new Error(`conv2d: bias must be [${geo.O}], got [${b.shape}]`);
   if (opts.activation !== undefined && opts.activation !== 'relu') throw new Error(`conv2d: activation must be 'relu' or absent, got '${opts.activation}'`);
   const relu = opts.activation === 'relu';
