@@ -26,10 +26,8 @@
 // the anchor recorded in bench/results/pytorch-cpu-anchors.json, which exists for 512x512 batch 2
 // only, so only full-size rows carry it. ratio = peer_ms / ms (above 1: we are faster).
 //
-// BENCH_MODEL=scale (standalone: --scale) runs instead one training step per SCALE_CASES entry:
-// lite V-39 at LIVECell's sizes (704x520 batch 2, 800x800 batch 1), whose activations exceed one
-// storage binding (see kernels/README.md, "Large tensors"), in f32 and under AMP (BENCH_SCALE_PRECISION);
-// --repeats N steps, no warm-up.
+// BENCH_MODEL=scale (standalone: --scale) runs instead the LIVECell-size training steps of
+// model-scale.ts (also a suite of its own: `npm run bench -- model-scale`).
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
@@ -239,7 +237,7 @@ async function phase<T>(fn: (mark: () => void) => T | Promise<T>, into: PhaseSam
   return out;
 }
 
-type Samples = Record<string, PhaseSample[]>;
+export type Samples = Record<string, PhaseSample[]>;
 const push = (s: Samples, key: string): PhaseSample[] => (s[key] ??= []);
 
 /** One pass of the module chain: forward phases, then (with grad) backward phases in reverse. */
@@ -324,7 +322,7 @@ function concatF32(parts: Float32Array[]): Float32Array {
 }
 
 /** The whole training step as a user runs it: losses (incl. FCOS proposals + NMS + sampling), backward, SGD. */
-async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, scaler: GradScaler | null = null): Promise<void> {
+export async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, scaler: GradScaler | null = null): Promise<void> {
   await phase(
     (mark) =>
       scopeAsync(async () => {
@@ -347,9 +345,9 @@ async function trainStep(model: CenterMask, opt: SGD, scene: Scene, s: Samples, 
   );
 }
 
-const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
+export const mb = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
 
-function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number; forward_mb: number } {
+export function summarize(samples: PhaseSample[]): { ms: number; min: number; peak_mb: number; above_start_mb: number; forward_mb: number } {
   return {
     ms: median(samples.map((x) => x.ms)),
     min: Math.min(...samples.map((x) => x.ms)),
@@ -457,72 +455,6 @@ async function moduleRows(
   return rows;
 }
 
-// ---- model scale: one training step at LIVECell's image sizes ----------------------------------
-
-/** One model-scale case: a training step of a model at an image size whose activations are larger
- *  than one storage binding (128 MiB on lavapipe), so the ops' split paths run. */
-export interface ScaleCase {
-  model: ModelSpec['name'];
-  width: number;
-  height: number;
-  batch: number;
-  /** 'f32', or 'amp' (mixed precision: SOLVER.AMP.ENABLED; autocast + GradScaler). */
-  precision: 'f32' | 'amp';
-}
-
-/** LIVECell's 704x520 at batch 2 and 800x800 at batch 1, each in f32 and under AMP (the AMP
- *  rows are skipped on adapters without shader-f16). BENCH_SCALE_PRECISION=f32 or amp keeps one. */
-export const SCALE_CASES: ScaleCase[] = [
-  { model: 'V39', width: 704, height: 520, batch: 2, precision: 'f32' },
-  { model: 'V39', width: 704, height: 520, batch: 2, precision: 'amp' },
-  { model: 'V39', width: 800, height: 800, batch: 1, precision: 'f32' },
-  { model: 'V39', width: 800, height: 800, batch: 1, precision: 'amp' },
-];
-
-/** SCALE_CASES filtered by BENCH_SCALE_PRECISION (f32, amp or both: the default). */
-export function scaleCasesFromEnv(): ScaleCase[] {
-  const v = process.env.BENCH_SCALE_PRECISION ?? 'both';
-  if (v !== 'f32' && v !== 'amp' && v !== 'both') throw new Error(`BENCH_SCALE_PRECISION must be f32, amp or both, got '${v}'`);
-  return SCALE_CASES.filter((c) => v === 'both' || c.precision === v);
-}
-
-/** `repeats` training steps (no warm-up: one step takes minutes on lavapipe) per case: the median
- *  wall time and the peak live GPU memory. */
-export async function runScaleBench(cases: ScaleCase[], repeats: number, log: (m: string) => void = () => {}): Promise<BenchRow[]> {
-  await init();
-  const rows: BenchRow[] = [];
-  for (const c of cases) {
-    if (c.precision === 'amp' && !autocastAvailable()) {
-      log(`${c.model} ${c.width}x${c.height} b${c.batch} amp: this adapter has no shader-f16; no AMP row`);
-      continue;
-    }
-    const spec = MODELS.find((m) => m.name === c.model)!;
-    const cfg = loadConfig(spec.config, ['MODEL.FCOS.NUM_CLASSES', '3', 'MODEL.ROI_HEADS.NUM_CLASSES', '3', 'SOLVER.AMP.ENABLED', String(c.precision === 'amp')]);
-    const model = new CenterMask(cfg);
-    model.train();
-    const o: ModelBenchOptions = { ...FULL, models: [c.model], size: c.width, height: c.height, batch: c.batch, repeats, warmup: 0 };
-    const scene = makeScene(o, 7);
-    const opt = new SGD(
-      model.parameters().filter((p) => p.requiresGrad),
-      { lr: cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR, momentum: cfg.SOLVER.MOMENTUM, weightDecay: cfg.SOLVER.WEIGHT_DECAY },
-    );
-    const where = `${c.width}x${c.height} b${c.batch} ${c.precision}`;
-    const scaler = c.precision === 'amp' ? new GradScaler() : null;
-    const st: Samples = {};
-    for (let i = 0; i < repeats; i++) {
-      await trainStep(model, opt, scene, st, scaler);
-      log(`${c.model} ${where} train step ${i + 1}/${repeats}: ${(st.step!.at(-1)!.ms / 1e3).toFixed(1)} s, peak ${mb(st.step!.at(-1)!.peakBytes)} MB`);
-    }
-    const r = summarize(st.step!);
-    rows.push({ suite: 'model', case: `${c.model} ${where} train step end to end (losses+backward+SGD, ${o.cellsPerImage} cells/img, no warm-up)`, ms: r.ms, min_ms: r.min, peak_mb: r.peak_mb, forward_mb: r.forward_mb });
-    // Free this case's weights and momentum so that the next case's peak is its own.
-    scaler?.dispose();
-    opt.dispose();
-    model.dispose();
-  }
-  return rows;
-}
-
 // ---- options and entry points -----------------------------------------------------------------
 
 function envNumber(name: string): number | undefined {
@@ -571,8 +503,14 @@ export async function runModelBench(o: ModelBenchOptions, log: (m: string) => vo
   return rows;
 }
 
+/** BENCH_MODEL=scale: the LIVECell-size steps of model-scale.ts (imported on demand: it builds on this file). */
+async function runScale(repeats: number | undefined, log: (m: string) => void): Promise<BenchRow[]> {
+  const { runScaleBench, scaleCasesFromEnv } = await import('./model-scale');
+  return runScaleBench(scaleCasesFromEnv(), repeats ?? 1, log);
+}
+
 export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
-  process.env.BENCH_MODEL === 'scale' ? runScaleBench(scaleCasesFromEnv(), ctx.repeats ?? 1, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
+  process.env.BENCH_MODEL === 'scale' ? runScale(ctx.repeats, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
 
 // Standalone: npx tsx bench/suites/model.ts [--quick|--full|--scale] [--configs V19slim,V39] [--repeats N]
 // [--out PATH | --no-save] [--json FILE]: one result record as `npm run bench` saves it (by default
@@ -601,7 +539,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const started = new Date();
     const startLoad = (await import('node:os')).loadavg()[0]!;
     const log = (m: string) => console.error(`[model] ${m}`);
-    const rows = mode === 'scale' ? await runScaleBench(scaleCasesFromEnv(), repeats ?? 1, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
+    const rows = mode === 'scale' ? await runScale(repeats, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
     for (const r of rows) console.log(JSON.stringify(r));
     if (save) console.error(`[model] saved ${rows.length} rows to ${saveRecord(makeRecord('model', 'bench/suites/model.ts', commandLine('npx tsx bench/suites/model.ts', argv), started, startLoad, rows), out)}`);
     if (json) (await import('node:fs')).writeFileSync(json, JSON.stringify(rows, null, 2) + '\n');

@@ -4,7 +4,8 @@
 // shape and fields are checked: benchmarks are never timed tests.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { init, rt } from '../../engine';
-import { FULL, QUICK, optionsFromEnv, runModelBench, scaleCasesFromEnv } from '../../bench/suites/model';
+import { FULL, QUICK, optionsFromEnv, runModelBench } from '../../bench/suites/model';
+import { scaleCasesFromEnv } from '../../bench/suites/model-scale';
 import { variantsFromEnv, warmupFromEnv } from '../../bench/suites/train';
 
 const KNOBS = ['BENCH_MODEL', 'BENCH_MODEL_CONFIGS', 'BENCH_MODEL_SIZE', 'BENCH_MODEL_BATCH', 'BENCH_MODEL_ROIS', 'BENCH_MODEL_CELLS', 'BENCH_MODEL_STEP', 'BENCH_MODEL_INFER', 'BENCH_MODEL_MODULES', 'BENCH_MODEL_AMP'];
