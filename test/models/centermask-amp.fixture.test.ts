@@ -10,21 +10,15 @@
 //     and f16 rounding of the activations flips many more of those ties.
 // Without the loss scale the deepest gradients underflow in f16 (p7's bias was 0.16 off).
 // Skipped where the adapter has no shader-f16.
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, init, mulScalar, rt, type Tensor } from '../../engine';
 import { autocast } from '../../engine/amp/autocast';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
-import { CenterMask, type GtInstances, type LossDict } from '../../models/centermask';
+import { CenterMask, type LossDict } from '../../models/centermask';
 import { readFixtureWeights } from './fixture-weights';
-import { fixtureConfig, fixtureModels, fixtureRoot, readTensors, relToMaxAbs } from './fixture-util';
-
-interface GtJson {
-  instances: { class: number; polygons: number[][]; box_xyxy: number[] }[];
-}
+import { fixtureConfig, fixtureModels, fixtureRoot, readTrainingFixture, relToMaxAbs } from './fixture-util';
 
 const MODELS = fixtureModels({ files: ['weights.safetensors', 'train.safetensors', 'grads.safetensors'] });
-const SUMS = new Set(['loss.total', 'loss.fcos_total']);
 const LOSS_RTOL = 2e-3;
 const GRAD_TOL = 5e-2;
 const GRAD_TOL_STEM = 0.25;
@@ -48,20 +42,10 @@ for (const dir of MODELS) {
       model = new CenterMask(fixtureConfig(dir));
       const weights = await readFixtureWeights(`${root}/${dir}/weights.safetensors`);
       model.loadStateDict(weights, { strict: false });
-      const image = (await readTensors(`${root}/input.safetensors`)).get('image')!;
-      const [, h, w] = image.shape as [number, number, number];
-      const gt = JSON.parse(readFileSync(`${root}/gt.json`, 'utf8')) as GtJson;
-      const gts: GtInstances = {
-        boxes: Float32Array.from(gt.instances.flatMap((i) => i.box_xyxy)),
-        classes: Int32Array.from(gt.instances.map((i) => i.class)),
-        polygons: gt.instances.map((i) => i.polygons),
-      };
-      expectedLosses = await readTensors(`${root}/${dir}/train.safetensors`);
-      expectedGrads = await readTensors(`${root}/${dir}/grads.safetensors`);
-      stored = [...expectedLosses.keys()].filter((k) => k.startsWith('loss.') && !SUMS.has(k)).map((k) => k.slice('loss.'.length));
+      const fx = await readTrainingFixture(root, dir);
+      ({ expectedLosses, expectedGrads, stored } = fx);
       model.train();
-      const input = [{ image: image.data as Float32Array, height: h, width: w, origHeight: h, origWidth: w }];
-      losses = await autocast(() => model.losses(input, [gts]));
+      losses = await autocast(() => model.losses([fx.input], [fx.gts]));
       // Scaled by 2^16 as the GradScaler does (f16 gradients of the deep layers underflow without
       // it); the gradients are divided back before comparing.
       backward(mulScalar(stored.map((n) => losses[n as keyof LossDict]!).reduce((a, b) => add(a, b)), SCALE));

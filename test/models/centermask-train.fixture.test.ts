@@ -7,17 +7,12 @@
 // for the stem / stage2 gradients (ReLU and max-pool routing flips at near-ties), 1e-4 for
 // everything else except the two parameters behind one measured ReLU near-tie in the FCOS head (see
 // gradTolerance).
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, init, type Tensor } from '../../engine';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
-import { CenterMask, type GtInstances, type LossDict } from '../../models/centermask';
+import { CenterMask, type LossDict } from '../../models/centermask';
 import { readFixtureWeights } from './fixture-weights';
-import { fixtureConfig, fixtureDir, fixtureManifest, fixtureModels, fixtureRoot, readTensors, relToMaxAbs } from './fixture-util';
-
-interface GtJson {
-  instances: { class: number; polygons: number[][]; box_xyxy: number[] }[];
-}
+import { fixtureConfig, fixtureDir, fixtureManifest, fixtureModels, fixtureRoot, readTrainingFixture, relToMaxAbs } from './fixture-util';
 
 const MODELS = fixtureModels({ files: ['weights.safetensors', 'train.safetensors', 'grads.safetensors'] });
 
@@ -27,7 +22,6 @@ it('finds at least one model folder with weights, training outputs and gradients
 });
 
 /** Stored sums of other stored losses (not CenterMask outputs). */
-const SUMS = new Set(['loss.total', 'loss.fcos_total']);
 
 /** The fixture README's guidance: stem / stage2 gradients are rough functions of the weights
  *  (ReLU and max-pool routing flips at near-ties; its float32 port is ~4e-3 off there, measured
@@ -71,19 +65,10 @@ for (const dir of MODELS) {
       expect(r.unexpectedKeys).toEqual([]);
       expect(r.shapeMismatches).toEqual([]);
       expect(r.missingKeys.filter((k) => !k.startsWith('roi_heads.') || withRoi)).toEqual([]);
-      const image = (await readTensors(`${root}/input.safetensors`)).get('image')!;
-      const [, h, w] = image.shape as [number, number, number];
-      const gt = JSON.parse(readFileSync(`${root}/gt.json`, 'utf8')) as GtJson;
-      const gts: GtInstances = {
-        boxes: Float32Array.from(gt.instances.flatMap((i) => i.box_xyxy)),
-        classes: Int32Array.from(gt.instances.map((i) => i.class)),
-        polygons: gt.instances.map((i) => i.polygons),
-      };
-      expectedLosses = await readTensors(`${root}/${dir}/train.safetensors`);
-      expectedGrads = await readTensors(`${root}/${dir}/grads.safetensors`);
-      stored = [...expectedLosses.keys()].filter((k) => k.startsWith('loss.') && !SUMS.has(k)).map((k) => k.slice('loss.'.length));
+      const fx = await readTrainingFixture(root, dir);
+      ({ expectedLosses, expectedGrads, stored } = fx);
       model.train();
-      losses = await model.losses([{ image: image.data as Float32Array, height: h, width: w, origHeight: h, origWidth: w }], [gts]);
+      losses = await model.losses([fx.input], [fx.gts]);
       for (const n of stored) expect(losses[n as keyof LossDict], `stored loss ${n} is not a CenterMask loss`).toBeDefined();
       // The stored gradients are of the sum of the stored losses (loss.total or loss.fcos_total).
       backward(stored.map((n) => losses[n]!).reduce((a, b) => add(a, b)));

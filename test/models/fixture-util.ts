@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { HostTensor } from '../../engine/checkpoint/host-tensor';
 import { readSafetensors } from '../../engine/checkpoint/safetensors';
 import { type CfgNode, loadConfig } from '../../models/config/config';
+import type { GtInstances, ImageInput } from '../../models/centermask';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -106,4 +107,23 @@ export function paddedModelInput(image: HostTensor, divisibility: number, mean: 
     }
   }
   return { data, shape: [1, c, hp, wp] };
+}
+
+/** A model folder's training oracle: the fixture image as the model's input, its ground truth
+ *  (gt.json: boxes, classes, polygons), the stored losses and gradients, and the names of the
+ *  stored losses that are CenterMask losses (not the sums). */
+export async function readTrainingFixture(root: string, model: string): Promise<{ input: ImageInput; gts: GtInstances; expectedLosses: Map<string, HostTensor>; expectedGrads: Map<string, HostTensor>; stored: string[] }> {
+  const image = (await readTensors(`${root}/input.safetensors`)).get('image')!;
+  const [, h, w] = image.shape as [number, number, number];
+  const gt = JSON.parse(readFileSync(`${root}/gt.json`, 'utf8')) as { instances: { class: number; polygons: number[][]; box_xyxy: number[] }[] };
+  const gts: GtInstances = {
+    boxes: Float32Array.from(gt.instances.flatMap((i) => i.box_xyxy)),
+    classes: Int32Array.from(gt.instances.map((i) => i.class)),
+    polygons: gt.instances.map((i) => i.polygons),
+  };
+  const expectedLosses = await readTensors(`${root}/${model}/train.safetensors`);
+  const expectedGrads = await readTensors(`${root}/${model}/grads.safetensors`);
+  const sums = new Set(['loss.total', 'loss.fcos_total']);
+  const stored = [...expectedLosses.keys()].filter((k) => k.startsWith('loss.') && !sums.has(k)).map((k) => k.slice('loss.'.length));
+  return { input: { image: image.data as Float32Array, height: h, width: w, origHeight: h, origWidth: w }, gts, expectedLosses, expectedGrads, stored };
 }
