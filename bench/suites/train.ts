@@ -51,17 +51,14 @@ export function warmupFromEnv(): number {
   return n;
 }
 
-/** A synthetic training set (704x520, 8 images) as COCO json with RLE masks; returns its paths. */
-function makeDataset(dir: string): { json: string; root: string } {
-  const data = join(dir, 'data');
-  writeSynthDataset(data, { seed: 9137, trainImages: 8, testImages: 0, width: 704, height: 520 }, true);
-  return { json: join(dir, 'coco.json'), root: data };
-}
-
-async function writeCoco(data: { json: string; root: string }): Promise<void> {
-  const images = await readTrainCsvAll(join(data.root, 'train.csv'));
-  const { dataset } = buildCocoDataset(images, { segmentation: 'rle', imageDir: 'train' });
-  writeJsonAtomic(data.json, dataset, 0);
+/** A synthetic training set (704x520, 8 images) under `dir`, as COCO json with RLE masks. */
+async function makeDataset(dir: string): Promise<{ json: string; root: string }> {
+  const root = join(dir, 'data');
+  writeSynthDataset(root, { seed: 9137, trainImages: 8, testImages: 0, width: 704, height: 520 }, true);
+  const { dataset } = buildCocoDataset(await readTrainCsvAll(join(root, 'train.csv')), { segmentation: 'rle', imageDir: 'train' });
+  const json = join(dir, 'coco.json');
+  writeJsonAtomic(json, dataset, 0);
+  return { json, root };
 }
 
 /** The real CenterMask2's seconds per iteration on the default recipe (bench/results/pytorch-cpu-anchors.json). */
@@ -82,8 +79,7 @@ export const run: BenchSuite = async (ctx: BenchContext) => {
   const dir = mkdtempSync(join(tmpdir(), 'cellgpu-bench-train-'));
   const rows: BenchRow[] = [];
   try {
-    const data = makeDataset(dir);
-    await writeCoco(data);
+    const data = await makeDataset(dir);
     for (const v of variantsFromEnv()) {
       const spec = VARIANTS[v];
       if (v === 'amp' && !autocastAvailable()) {
