@@ -1,4 +1,4 @@
-// Benchmark suite `model-scale` (also `BENCH_MODEL=scale` in the model suite): one training step
+// Benchmark suite `model-scale` (`npm run bench -- model-scale`): one training step
 // per SCALE_CASES entry, lite V-39 at LIVECell's sizes (704x520 batch 2, 800x800 batch 1), whose
 // activations exceed one storage binding (see kernels/README.md, "Large tensors"), in f32 and under
 // AMP (BENCH_SCALE_PRECISION=f32|amp|both); --repeats N steps, no warm-up. Rows keep suite 'model',

@@ -26,8 +26,7 @@
 // the anchor recorded in bench/results/pytorch-cpu-anchors.json, which exists for 512x512 batch 2
 // only, so only full-size rows carry it. ratio = peer_ms / ms (above 1: we are faster).
 //
-// BENCH_MODEL=scale (standalone: --scale) runs instead the LIVECell-size training steps of
-// model-scale.ts (also a suite of its own: `npm run bench -- model-scale`).
+// The LIVECell-size training steps are the suite model-scale.ts (`npm run bench -- model-scale`).
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BenchContext, BenchRow, BenchSuite } from '../types';
@@ -474,7 +473,7 @@ function parseModels(list: string): ModelSpec['name'][] {
 /** Options from BENCH_MODEL* environment variables (and flags when run standalone). */
 export function optionsFromEnv(mode: 'quick' | 'full' | undefined, repeats: number | undefined, models?: string): ModelBenchOptions {
   const m = mode ?? (process.env.BENCH_MODEL as 'quick' | 'full' | undefined) ?? 'quick';
-  if (m !== 'quick' && m !== 'full') throw new Error(`BENCH_MODEL must be 'quick', 'full' or 'scale', got '${m}'`);
+  if (m !== 'quick' && m !== 'full') throw new Error(`BENCH_MODEL must be 'quick' or 'full' (the LIVECell-size steps are the suite model-scale: npm run bench -- model-scale), got '${m}'`);
   const base = m === 'full' ? FULL : QUICK;
   const o: ModelBenchOptions = {
     ...base,
@@ -503,21 +502,14 @@ export async function runModelBench(o: ModelBenchOptions, log: (m: string) => vo
   return rows;
 }
 
-/** BENCH_MODEL=scale: the LIVECell-size steps of model-scale.ts (imported on demand: it builds on this file). */
-async function runScale(repeats: number | undefined, log: (m: string) => void): Promise<BenchRow[]> {
-  const { runScaleBench, scaleCasesFromEnv } = await import('./model-scale');
-  return runScaleBench(scaleCasesFromEnv(), repeats ?? 1, log);
-}
+export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> => runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
 
-export const run: BenchSuite = async (ctx: BenchContext): Promise<BenchRow[]> =>
-  process.env.BENCH_MODEL === 'scale' ? runScale(ctx.repeats, ctx.log) : runModelBench(optionsFromEnv(undefined, ctx.repeats), ctx.log);
-
-// Standalone: npx tsx bench/suites/model.ts [--quick|--full|--scale] [--configs V19slim,V39] [--repeats N]
+// Standalone: npx tsx bench/suites/model.ts [--quick|--full] [--configs V19slim,V39] [--repeats N]
 // [--out PATH | --no-save] [--json FILE]: one result record as `npm run bench` saves it (by default
 // into bench/results/); --json FILE also writes the rows as a flat array.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
-  let mode: 'quick' | 'full' | 'scale' | undefined;
+  let mode: 'quick' | 'full' | undefined;
   let repeats: number | undefined;
   let models: string | undefined;
   let json: string | undefined;
@@ -525,13 +517,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   let save = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--quick' || a === '--full' || a === '--scale') mode = a.slice(2) as 'quick' | 'full' | 'scale';
+    if (a === '--quick' || a === '--full') mode = a.slice(2) as 'quick' | 'full';
     else if (a === '--repeats') repeats = Number(argv[++i]);
     else if (a === '--configs') models = argv[++i];
     else if (a === '--json') json = argv[++i];
     else if (a === '--out') out = argv[++i];
     else if (a === '--no-save') save = false;
-    else throw new Error(`unknown option ${a} (--quick | --full | --scale | --configs V19slim,V39 | --repeats N | --out PATH | --no-save | --json FILE)`);
+    else throw new Error(`unknown option ${a} (--quick | --full | --configs V19slim,V39 | --repeats N | --out PATH | --no-save | --json FILE)`);
   }
   const main = async () => {
     const { commandLine, makeRecord, saveRecord } = await import('../run');
@@ -539,7 +531,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const started = new Date();
     const startLoad = (await import('node:os')).loadavg()[0]!;
     const log = (m: string) => console.error(`[model] ${m}`);
-    const rows = mode === 'scale' ? await runScale(repeats, log) : await runModelBench(optionsFromEnv(mode, repeats, models), log);
+    const rows = await runModelBench(optionsFromEnv(mode, repeats, models), log);
     for (const r of rows) console.log(JSON.stringify(r));
     if (save) console.error(`[model] saved ${rows.length} rows to ${saveRecord(makeRecord('model', 'bench/suites/model.ts', commandLine('npx tsx bench/suites/model.ts', argv), started, startLoad, rows), out)}`);
     if (json) (await import('node:fs')).writeFileSync(json, JSON.stringify(rows, null, 2) + '\n');

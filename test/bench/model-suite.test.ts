@@ -41,7 +41,7 @@ describe('model suite options', () => {
 
   it('rejects bad knobs with a clear message', () => {
     process.env.BENCH_MODEL = 'huge';
-    expect(() => optionsFromEnv(undefined, undefined)).toThrow(/BENCH_MODEL must be 'quick', 'full' or 'scale'/);
+    expect(() => optionsFromEnv(undefined, undefined)).toThrow(/BENCH_MODEL must be 'quick' or 'full' \(the LIVECell-size steps are the suite model-scale/);
     delete process.env.BENCH_MODEL;
     expect(() => optionsFromEnv('quick', undefined, 'V57')).toThrow(/unknown model 'V57'.*V19slim, V39/);
     process.env.BENCH_MODEL_SIZE = '100';
